@@ -1,0 +1,74 @@
+"""Ember's exceptions, grouped by who is at fault.
+
+Every error Ember raises derives from :class:`EmberError`. Timeouts also derive from the built-in
+:class:`TimeoutError`, so ``except TimeoutError`` catches them as it catches ``asyncio.timeout``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class EmberError(Exception):
+    """Root of every error Ember raises."""
+
+
+class UsageError(EmberError):
+    """The API was misused: a bad argument, or a call from the wrong place."""
+
+
+class NoProc(EmberError):
+    """The target process does not exist, or exited before answering.
+
+    ``reason`` is the exit reason: ``"noproc"`` when the process was already gone,
+    otherwise the reason it exited with while the call was outstanding.
+    """
+
+    def __init__(self, pid: Any, reason: Any = "noproc") -> None:
+        super().__init__(f"no process {pid} (reason: {reason!r})")
+        self.pid = pid
+        self.reason = reason
+
+
+class NodeDown(NoProc):
+    """The node hosting the target process became unreachable (reason ``"noconnection"``)."""
+
+    def __init__(self, pid: Any, reason: Any = "noconnection") -> None:
+        super().__init__(pid, reason)
+
+
+class CallTimeout(EmberError, TimeoutError):
+    """A call got no reply within its timeout. The request may still be processed."""
+
+
+class MailboxFull(EmberError):
+    """A bounded mailbox with the ``reject`` policy refused a message."""
+
+    def __init__(self, pid: Any) -> None:
+        super().__init__(f"mailbox of {pid} is full")
+        self.pid = pid
+
+
+class NameTaken(EmberError):
+    """The name is already registered; ``owner`` is the pid that holds it."""
+
+    def __init__(self, name: Any, owner: Any) -> None:
+        super().__init__(f"name {name!r} is taken by {owner}")
+        self.name = name
+        self.owner = owner
+
+
+class UnknownName(EmberError):
+    """No process is registered under that name."""
+
+    def __init__(self, name: Any) -> None:
+        super().__init__(f"no process registered as {name!r}")
+        self.name = name
+
+
+class StartError(EmberError):
+    """An actor's ``started`` hook failed, so ``spawn`` could not start it; ``reason`` says why."""
+
+    def __init__(self, reason: Any) -> None:
+        super().__init__(f"actor failed to start: {reason!r}")
+        self.reason = reason

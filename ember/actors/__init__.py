@@ -1,0 +1,45 @@
+"""The actor kernel: processes, messages, links, monitors, names, timers and supervisors."""
+
+from ._actor import Actor as Actor
+from ._actor import ReplyHandle as ReplyHandle
+from ._api import call as call
+from ._api import cancel_timer as cancel_timer
+from ._api import cast as cast
+from ._api import current as current
+from ._api import demonitor as demonitor
+from ._api import exit as exit  # noqa: A004
+from ._api import link as link
+from ._api import monitor as monitor
+from ._api import register as register
+from ._api import run as run
+from ._api import self as self
+from ._api import send as send
+from ._api import send_after as send_after
+from ._api import spawn as spawn
+from ._api import spawn_link as spawn_link
+from ._api import spawn_monitor as spawn_monitor
+from ._api import trap_exits as trap_exits
+from ._api import unlink as unlink
+from ._api import unregister as unregister
+from ._api import whereis as whereis
+from ._node import Node as Node
+from ._node import NodeStats as NodeStats
+from ._node import ProcessInfo as ProcessInfo
+from ._node import Statistics as Statistics
+from ._node import TimerRef as TimerRef
+from ._pid import Pid as Pid
+from ._pid import Ref as Ref
+from ._signals import KILL as KILL
+from ._signals import KILLED as KILLED
+from ._signals import NOCONNECTION as NOCONNECTION
+from ._signals import NOPROC as NOPROC
+from ._signals import NORMAL as NORMAL
+from ._signals import RECEIVE_TIMEOUT as RECEIVE_TIMEOUT
+from ._signals import SHUTDOWN as SHUTDOWN
+from ._signals import Down as Down
+from ._signals import Exit as Exit
+from ._signals import ReceiveTimeout as ReceiveTimeout
+from ._supervisor import ChildInfo as ChildInfo
+from ._supervisor import ChildSpec as ChildSpec
+from ._supervisor import Supervisor as Supervisor
+from ._supervisor import child as child

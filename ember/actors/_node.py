@@ -1,0 +1,1181 @@
+"""The node: process table, scheduler, signals (links, monitors, exits), names and timers.
+
+Scheduling: runnable processes wait in one run queue. A small pool of worker tasks takes them in
+turn and runs a slice of each one's mailbox. A worker that is suspended inside an actor's
+``receive`` (awaiting I/O or a call) keeps that actor; the next enqueue wakes a parked worker or
+starts a new one, so a blocked actor never holds up the others. An idle process holds no task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import itertools
+import logging
+from collections import deque
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .._errors import CallTimeout, MailboxFull, NameTaken, NoProc, StartError, UnknownName, UsageError
+from ._actor import (
+    DEAD,
+    EXITING,
+    IDLE,
+    QUEUED,
+    RUNNING,
+    STARTING,
+    STATE_NAMES,
+    Actor,
+)
+from ._pid import Pid, Ref
+from ._signals import (
+    KILL,
+    KILLED,
+    NOPROC,
+    NORMAL,
+    RECEIVE_TIMEOUT,
+    SHUTDOWN,
+    Down,
+    Exit,
+    is_shutdown_reason,
+)
+
+log = logging.getLogger("ember.actors")
+
+A = TypeVar("A", bound=Actor)
+
+current_node: contextvars.ContextVar[Node] = contextvars.ContextVar("ember_node")
+current_process: contextvars.ContextVar[Actor | None] = contextvars.ContextVar(
+    "ember_process", default=None
+)
+
+SLICE = 256
+"""Messages one process handles before the worker moves on to the next runnable process."""
+YIELD_EVERY = 2048
+"""Messages a worker handles before it yields to the event loop, so I/O is never starved."""
+MAX_PARKED = 8
+"""Idle workers kept for reuse; more than this exit."""
+DEFAULT_CALL_TIMEOUT = 5.0
+EAGER_BUDGET = 64
+"""Calls to idle plain-``def`` receivers run eagerly in the caller; every this many, one goes
+through the scheduler instead, which lets the event loop run."""
+
+
+class _ExitNow(BaseException):
+    """Unwinds a process's own stack when it exits itself (``exit(self, ...)``)."""
+
+    def __init__(self, reason: Any) -> None:
+        self.reason = reason
+
+
+class LocalCall:
+    """A call in flight to a local process: the request envelope and its monitor entry."""
+
+    __slots__ = ("bucket", "fut", "msg", "proc")
+
+    def __init__(self, msg: Any, fut: asyncio.Future[Any], proc: Actor) -> None:
+        self.msg = msg
+        self.fut = fut
+        self.proc = proc
+        self.bucket: dict[Any, float] | None = None
+
+    def forget(self) -> None:
+        """Drop this call's monitor and deadline entries."""
+        mons = self.proc._monitors
+        if mons is not None:
+            mons.pop(self, None)
+        if self.bucket is not None:
+            self.bucket.pop(self, None)
+            self.bucket = None
+
+    def reply(self, value: Any) -> None:
+        mons = self.proc._monitors
+        if mons is not None:
+            mons.pop(self, None)
+        bucket = self.bucket
+        if bucket is not None:
+            del bucket[self]
+            self.bucket = None
+        fut = self.fut
+        if not fut.done():
+            fut.set_result(value)
+
+    def fail(self, exc: BaseException) -> None:
+        self.forget()
+        if not self.fut.done():
+            self.fut.set_exception(exc)
+
+    def down(self, pid: Pid, reason: Any) -> None:
+        if self.bucket is not None:
+            self.bucket.pop(self, None)
+            self.bucket = None
+        if not self.fut.done():
+            self.fut.set_exception(NoProc(pid, reason))
+
+    def expire(self, timeout: float) -> None:
+        self.bucket = None
+        self.forget()
+        if not self.fut.done():
+            self.fut.set_exception(
+                CallTimeout(f"call to {self.proc._pid} got no reply within {timeout} s")
+            )
+
+
+class Deadlines:
+    """Call deadlines grouped in buckets of ``resolution`` seconds, with one loop timer per
+    bucket rather than one per call: a call adds and removes a dict entry, nothing more.
+    Timeouts fire up to ``resolution`` late, never early."""
+
+    __slots__ = ("_buckets", "_loop", "_scale")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, resolution: float = 0.01) -> None:
+        self._loop = loop
+        self._scale = 1.0 / resolution
+        self._buckets: dict[int, dict[Any, float]] = {}
+
+    def add(self, call: LocalCall, timeout: float) -> dict[Any, float]:
+        key = int((self._loop.time() + timeout) * self._scale) + 1
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            bucket = self._buckets[key] = {}
+            self._loop.call_at(key / self._scale, self._fire, key)
+        bucket[call] = timeout
+        return bucket
+
+    def _fire(self, key: int) -> None:
+        bucket = self._buckets.pop(key, None)
+        if bucket:
+            for call, timeout in list(bucket.items()):
+                call.expire(timeout)
+
+
+class _ExitWaiter:
+    """A monitor entry that resolves a future with the exit reason (``Node.wait_exit``)."""
+
+    __slots__ = ("fut",)
+
+    def __init__(self, fut: asyncio.Future[Any]) -> None:
+        self.fut = fut
+
+    def down(self, pid: Pid, reason: Any) -> None:
+        if not self.fut.done():
+            self.fut.set_result(reason)
+
+
+class TimerRef:
+    """A timer started by ``send_after``; pass it to ``cancel_timer``."""
+
+    __slots__ = ("_handle", "when")
+
+    def __init__(self, handle: asyncio.TimerHandle, when: float) -> None:
+        self._handle = handle
+        self.when = when
+
+
+@dataclass(slots=True)
+class NodeStats:
+    """Counters of one node's local runtime (see ``Node.statistics``)."""
+
+    spawned: int = 0
+    exited: int = 0
+    crashed: int = 0
+    messages_processed: int = 0
+    dropped_dead: int = 0
+    """Messages to a process that no longer exists (or was exiting)."""
+    dropped_on_exit: int = 0
+    """Messages still in a mailbox when its process exited."""
+    mailbox_rejected: int = 0
+    mailbox_dropped: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """A snapshot of one process, for introspection."""
+
+    pid: Pid
+    status: str
+    behaviour: str
+    mailbox_len: int
+    links: tuple[Pid, ...]
+    monitored_by: int
+    monitoring: tuple[Pid, ...]
+    name: Any
+    trap_exits: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Statistics:
+    """Node-wide figures: process count and message counters."""
+
+    processes: int
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class Node:
+    """One Ember node: the processes that live on it and the scheduler that runs them.
+
+    Use it as ``async with Node("a") as node:``; leaving the block shuts every process down in
+    order. Many nodes may live in one event loop (tests, simulation).
+    """
+
+    def __init__(self, name: str = "nonode", *, creation: int = 1) -> None:
+        if not name or "@" in name or "." in name:
+            raise UsageError(f"bad node name {name!r}: non-empty, without '@' or '.'")
+        self.name = name
+        self.creation = creation
+        self._procs: dict[int, Actor] = {}
+        self._names: dict[Any, Actor] = {}
+        self._serial = itertools.count(1)
+        self._refs = itertools.count(1)
+        self._runq: deque[Actor] = deque()
+        self._parked: list[asyncio.Future[None]] = []
+        self._kicked = False
+        self._check_pending = False
+        self._stats = NodeStats()
+        self._starting: dict[Actor, asyncio.Future[None]] = {}
+        self._signals: deque[tuple[Actor, Pid | None, Any, bool]] = deque()
+        self._draining_signals = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._deadlines: Deadlines | None = None
+        self._tg: asyncio.TaskGroup | None = None
+        self._ctx: contextvars.Context | None = None
+        self._token: contextvars.Token[Node] | None = None
+        self._closing = False
+        self._root: Pid | None = None
+        self._eager = EAGER_BUDGET
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Node:
+        await self.start()
+        self._token = current_node.set(self)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.stop()
+        finally:
+            if self._token is not None:
+                current_node.reset(self._token)
+                self._token = None
+
+    async def start(self) -> None:
+        """Start the scheduler and the node's root supervisor."""
+        if self._loop is not None:
+            raise UsageError(f"node {self.name} already started")
+        self._loop = asyncio.get_running_loop()
+        self._deadlines = Deadlines(self._loop)
+        self._tg = asyncio.TaskGroup()
+        await self._tg.__aenter__()
+        ctx = contextvars.copy_context()
+        ctx.run(current_node.set, self)
+        ctx.run(current_process.set, None)
+        self._ctx = ctx
+        from ._supervisor import Supervisor
+
+        self._root = await self.spawn(Supervisor, strategy="one_for_one", name="ember_root")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Shut down: the root supervisor stops its tree in reverse start order, then every other
+        process gets ``shutdown`` and, after ``timeout`` seconds, ``kill``."""
+        if self._tg is None or self._closing:
+            return
+        if self._root is not None and self._root._proc is not None:
+            await self._stop_process(self._root, timeout)
+        # Supervision trees outside the root go one at a time, newest first, so each stops its
+        # children in order; then every remaining process gets shutdown at once.
+        from ._supervisor import Supervisor
+
+        for proc in reversed(list(self._procs.values())):
+            if isinstance(proc, Supervisor) and proc._state < EXITING:
+                await self._stop_process(proc._pid, timeout)
+        others = [p._pid for p in list(self._procs.values())]
+        for pid in others:
+            self.exit(pid, SHUTDOWN)
+        waits = [self.wait_exit(pid) for pid in others]
+        if waits:
+            try:
+                async with asyncio.timeout(timeout):
+                    await asyncio.gather(*waits)
+            except TimeoutError:
+                for p in list(self._procs.values()):
+                    self.exit(p._pid, KILL)
+        self._closing = True
+        for fut in self._parked:
+            if not fut.done():
+                fut.cancel()
+        self._parked.clear()
+        tg = self._tg
+        self._tg = None
+        await tg.__aexit__(None, None, None)
+
+    async def _stop_process(self, pid: Pid, timeout: float | None) -> Any:
+        """Send ``shutdown``, wait up to ``timeout`` (None: forever), then ``kill``."""
+        waiter = self.wait_exit(pid)
+        self.exit(pid, SHUTDOWN)
+        if timeout is None:
+            return await waiter
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(waiter)
+        except TimeoutError:
+            self.exit(pid, KILL)
+            return await waiter
+
+    # -- identifiers ----------------------------------------------------------------------------
+
+    def make_ref(self) -> Ref:
+        """A new reference, unique in the cluster."""
+        return Ref(self.name, next(self._refs), self.creation)
+
+    def _lookup(self, pid: Pid) -> Actor | None:
+        proc = pid._proc
+        if proc is not None:
+            return proc
+        if pid.node != self.name or pid.creation != self.creation:
+            return None
+        return self._procs.get(pid.serial)
+
+    def _resolve(self, dest: Any) -> Actor | None:
+        if dest.__class__ is Pid:
+            return self._lookup(dest)
+        return self._names.get(dest)
+
+    # -- spawning -------------------------------------------------------------------------------
+
+    def _create(self, cls: type[A], args: tuple[Any, ...], kwargs: dict[str, Any]) -> A:
+        if self._loop is None or self._closing:
+            raise UsageError(f"node {self.name} is not running")
+        if not (isinstance(cls, type) and issubclass(cls, Actor)):
+            raise UsageError(f"spawn needs an Actor subclass, got {cls!r}")
+        proc = cls.__new__(cls)
+        pid = Pid(self.name, next(self._serial), self.creation)
+        pid._proc = proc
+        proc._pid = pid
+        proc._node = self
+        proc._mbox = None
+        proc._state = STARTING
+        proc._links = None
+        proc._monitors = None
+        proc._watching = None
+        proc._trap = cls.trap_exits
+        proc._name = None
+        proc._worker = None
+        proc._exit = None
+        proc._itimer = None
+        proc._rtimeout = cls.receive_timeout
+        proc._call = None
+        proc.__init__(*args, **kwargs)  # type: ignore[misc]
+        self._procs[pid.serial] = proc
+        self._stats.spawned += 1
+        return proc
+
+    def _launch(self, proc: Actor, name: Any, link_to: Actor | None, monitor_by: Actor | None
+                ) -> tuple[asyncio.Future[None] | None, Ref | None]:
+        if name is not None:
+            self._register(name, proc)
+        if link_to is not None:
+            self._add_link(link_to, proc)
+        ref = self._add_monitor(monitor_by, proc) if monitor_by is not None else None
+        fut: asyncio.Future[None] | None = None
+        if proc._has_started:
+            assert self._loop is not None
+            fut = self._loop.create_future()
+            self._starting[proc] = fut
+            self._runq.append(proc)
+            if not self._kicked:
+                self._kick()
+        else:
+            proc._state = IDLE
+        return fut, ref
+
+    def spawn_nowait(self, cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any) -> Pid:
+        """Start a process without waiting for its ``started`` hook; returns its pid at once."""
+        proc = self._create(cls, args, kwargs)
+        fut, _ = self._launch(proc, name, None, None)
+        if fut is not None:
+            fut.add_done_callback(_consume)
+        return proc._pid
+
+    async def spawn(self, cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any) -> Pid:
+        """Start a process running ``cls(*args, **kwargs)`` and return its pid once its
+        ``started`` hook has run; raises :class:`StartError` if that hook fails."""
+        proc = self._create(cls, args, kwargs)
+        fut, _ = self._launch(proc, name, None, None)
+        if fut is not None:
+            await fut
+        return proc._pid
+
+    async def spawn_link(self, cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any
+                         ) -> Pid:
+        """Like ``spawn``, and link the new process to the calling process atomically."""
+        me = self._caller("spawn_link")
+        proc = self._create(cls, args, kwargs)
+        fut, _ = self._launch(proc, name, me, None)
+        if fut is not None:
+            await fut
+        return proc._pid
+
+    async def spawn_monitor(self, cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any
+                            ) -> tuple[Pid, Ref]:
+        """Like ``spawn``, and monitor the new process from the calling process atomically."""
+        me = self._caller("spawn_monitor")
+        proc = self._create(cls, args, kwargs)
+        fut, ref = self._launch(proc, name, None, me)
+        assert ref is not None
+        if fut is not None:
+            await fut
+        return proc._pid, ref
+
+    def _caller(self, what: str) -> Actor:
+        me = current_process.get()
+        if me is None or me._node is not self:
+            raise UsageError(f"{what} must be called from a process on node {self.name}")
+        return me
+
+    # -- messages -------------------------------------------------------------------------------
+
+    def send(self, dest: Any, msg: Any) -> None:
+        """Send ``msg`` to a pid or a registered name. Never blocks; a message to a dead pid is
+        dropped and counted. Raises :class:`UnknownName` for an unregistered name and
+        :class:`MailboxFull` for a full bounded mailbox with the ``reject`` policy."""
+        if dest.__class__ is Pid:
+            proc = self._lookup(dest)
+            if proc is None:
+                self._stats.dropped_dead += 1
+                return
+        else:
+            proc = self._names.get(dest)
+            if proc is None:
+                raise UnknownName(dest)
+        proc._deliver(msg)
+
+    def cast(self, dest: Any, msg: Any) -> None:
+        """Send ``msg``; like ``send`` but never raises for an unknown name (it is counted)."""
+        proc = self._resolve(dest)
+        if proc is None:
+            self._stats.dropped_dead += 1
+            return
+        try:
+            proc._deliver(msg)
+        except MailboxFull:
+            pass  # counted by the mailbox
+
+    def call(
+        self, dest: Any, msg: Any, timeout: float | None = DEFAULT_CALL_TIMEOUT
+    ) -> Coroutine[Any, Any, Any]:
+        """Send ``msg`` as a request and return what the target's ``receive`` returns.
+
+        Raises :class:`NoProc` if the target does not exist or exits before answering,
+        :class:`CallTimeout` after ``timeout`` seconds (None waits forever).
+        """
+        return call_process(self, dest, msg, timeout)
+
+    async def _call_eager(self, proc: Actor, msg: Any, timeout: float | None) -> Any:
+        proc._state = RUNNING
+        if proc._itimer is not None:
+            proc._itimer.cancel()
+            proc._itimer = None
+        eager = EagerCall()
+        proc._call = eager
+        token = current_process.set(proc)
+        try:
+            result = proc.receive(msg)
+        except BaseException as exc:
+            current_process.reset(token)
+            proc._call = None
+            reason = exc.reason if isinstance(exc, _ExitNow) else exc
+            self._exit_later(proc, reason)
+            if isinstance(exc, Exception | _ExitNow):
+                raise NoProc(proc._pid, reason) from exc
+            raise
+        current_process.reset(token)
+        self._stats.messages_processed += 1
+        deferred = proc._call is not eager
+        proc._call = None
+        if proc._exit is not None:
+            self._exit_later(proc, proc._exit)
+        elif proc._mbox:
+            self._schedule(proc)
+        else:
+            proc._state = IDLE
+            proc._mbox = None
+            if proc._rtimeout is not None:
+                self._arm_idle(proc)
+        if not deferred:
+            return result
+        if eager.done:
+            if eager.exc is not None:
+                raise eager.exc
+            return eager.value
+        if proc._state >= EXITING:
+            raise NoProc(proc._pid, proc._exit)
+        assert self._loop is not None
+        call = LocalCall(msg, self._loop.create_future(), proc)
+        eager.target = call
+        return await _await_deferred(self, call, timeout)
+
+    def _exit_later(self, proc: Actor, reason: Any) -> None:
+        """Hand a process that must exit to a worker, which runs terminate and finalizes it."""
+        proc._exit = reason
+        proc._state = EXITING
+        self._runq.append(proc)
+        if not self._kicked:
+            self._kick()
+
+    def send_after(self, delay: float, dest: Any, msg: Any) -> TimerRef:
+        """Send ``msg`` to ``dest`` after ``delay`` seconds (dropped if ``dest`` is gone by then)."""
+        assert self._loop is not None
+        handle = self._loop.call_later(delay, self.cast, dest, msg)
+        return TimerRef(handle, handle.when())
+
+    def cancel_timer(self, timer: TimerRef) -> float | None:
+        """Cancel a timer; returns the seconds it had left, or None if it already fired."""
+        assert self._loop is not None
+        if timer._handle.cancelled():
+            return None
+        left = timer.when - self._loop.time()
+        timer._handle.cancel()
+        return left if left > 0 else None
+
+    # -- scheduler ------------------------------------------------------------------------------
+
+    def _schedule(self, proc: Actor) -> None:
+        proc._state = QUEUED
+        self._runq.append(proc)
+        if not self._kicked:
+            self._kick()
+
+    def _kick(self) -> None:
+        self._kicked = True
+        if self._parked:
+            self._parked.pop().set_result(None)
+        elif self._tg is not None and not self._closing:
+            assert self._ctx is not None
+            self._tg.create_task(self._worker(), context=self._ctx.copy())
+
+    def _check(self) -> None:
+        # Runs once the running worker has yielded or blocked in an actor: if work is still
+        # queued then, someone must take it.
+        self._check_pending = False
+        if self._runq and not self._kicked:
+            self._kick()
+
+    async def _worker(self) -> None:
+        assert self._loop is not None
+        loop = self._loop
+        runq = self._runq
+        stats = self._stats
+        me = asyncio.current_task()
+        budget = YIELD_EVERY
+        self._kicked = False
+        while True:
+            if not runq:
+                if len(self._parked) >= MAX_PARKED or self._closing:
+                    return
+                fut = loop.create_future()
+                self._parked.append(fut)
+                try:
+                    await fut
+                except asyncio.CancelledError:
+                    return
+                self._kicked = False
+                budget = YIELD_EVERY
+                continue
+            proc = runq.popleft()
+            if runq and not self._check_pending:
+                self._check_pending = True
+                loop.call_soon(self._check)
+            state = proc._state
+            if state != QUEUED:
+                if state == STARTING:
+                    await self._start(proc)
+                elif state == EXITING:
+                    await self._exit_hook(proc, proc._exit)
+                continue
+            # Run a slice of the mailbox. This is the hot path: keep it inline.
+            proc._state = RUNNING
+            proc._worker = me
+            if proc._itimer is not None:
+                proc._itimer.cancel()
+                proc._itimer = None
+            current_process.set(proc)
+            mbox = proc._mbox
+            assert mbox is not None
+            recv = proc.receive
+            n = 0
+            try:
+                if proc._async_receive:
+                    while mbox and n < SLICE:
+                        msg = mbox.popleft()
+                        n += 1
+                        if msg.__class__ is LocalCall:
+                            proc._call = msg
+                            result = await recv(msg.msg)
+                            if proc._call is msg:
+                                proc._call = None
+                                msg.reply(result)
+                        else:
+                            await recv(msg)
+                        if proc._exit is not None:
+                            break
+                else:
+                    while mbox and n < SLICE:
+                        msg = mbox.popleft()
+                        n += 1
+                        if msg.__class__ is LocalCall:
+                            proc._call = msg
+                            result = recv(msg.msg)
+                            if proc._call is msg:
+                                proc._call = None
+                                msg.reply(result)
+                        else:
+                            recv(msg)
+                        if proc._exit is not None:
+                            break
+            except BaseException as exc:  # noqa: BLE001 - every way out of receive ends it
+                stats.messages_processed += n
+                await self._crashed(proc, exc)
+                continue
+            stats.messages_processed += n
+            proc._worker = None
+            if proc._exit is not None:
+                await self._exit_hook(proc, proc._exit)
+            elif mbox:
+                proc._state = QUEUED
+                runq.append(proc)
+            else:
+                proc._state = IDLE
+                proc._mbox = None
+                if proc._rtimeout is not None:
+                    self._arm_idle(proc)
+            budget -= n
+            if budget <= 0:
+                budget = YIELD_EVERY
+                await asyncio.sleep(0)
+
+    async def _start(self, proc: Actor) -> None:
+        proc._state = RUNNING
+        proc._worker = asyncio.current_task()
+        current_process.set(proc)
+        fut = self._starting.pop(proc, None)
+        try:
+            if proc._async_started:
+                await proc.started()
+            else:
+                proc.started()
+        except BaseException as exc:  # noqa: BLE001
+            reason = self._reason_of(proc, exc)
+            if fut is not None and not fut.done():
+                fut.set_exception(StartError(reason))
+            # The spawner hears of the failure from StartError, not also from a link signal.
+            self._unlink_all(proc)
+            current_process.set(None)
+            self._finalize(proc, reason)
+            if isinstance(exc, Exception):
+                self._log_crash(proc, reason)
+            elif not isinstance(exc, asyncio.CancelledError | _ExitNow):
+                raise
+            return
+        current_process.set(None)
+        proc._worker = None
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+        if proc._exit is not None:
+            await self._exit_hook(proc, proc._exit)
+        elif proc._mbox:
+            proc._state = QUEUED
+            self._runq.append(proc)
+        else:
+            proc._state = IDLE
+            proc._mbox = None
+            if proc._rtimeout is not None:
+                self._arm_idle(proc)
+
+    def _reason_of(self, proc: Actor, exc: BaseException) -> Any:
+        if isinstance(exc, _ExitNow):
+            return exc.reason
+        if isinstance(exc, asyncio.CancelledError) and proc._exit is not None:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            return proc._exit
+        return exc
+
+    async def _crashed(self, proc: Actor, exc: BaseException) -> None:
+        reason = self._reason_of(proc, exc)
+        proc._worker = None
+        if reason == KILLED:
+            self._finalize(proc, KILLED)
+        else:
+            await self._exit_hook(proc, reason)
+        if not isinstance(exc, Exception | asyncio.CancelledError | _ExitNow):
+            raise exc
+
+    async def _exit_hook(self, proc: Actor, reason: Any) -> None:
+        """Run ``terminate(reason)`` (unless killed), then finalize the process."""
+        if proc._has_terminate and reason != KILLED:
+            proc._state = EXITING
+            proc._exit = reason
+            proc._worker = asyncio.current_task()
+            current_process.set(proc)
+            try:
+                if proc._async_terminate:
+                    await proc.terminate(reason)
+                else:
+                    proc.terminate(reason)
+            except BaseException as exc:  # noqa: BLE001
+                if isinstance(exc, asyncio.CancelledError) and proc._exit == KILLED:
+                    reason = KILLED
+                    task = asyncio.current_task()
+                    if task is not None:
+                        task.uncancel()
+                elif isinstance(exc, _ExitNow):
+                    reason = exc.reason
+                elif isinstance(exc, Exception):
+                    log.error("terminate of %s failed", proc._pid, exc_info=exc)
+                else:
+                    self._finalize(proc, reason)
+                    raise
+            finally:
+                current_process.set(None)
+        self._finalize(proc, reason)
+        if not (is_shutdown_reason(reason) or reason == KILLED or isinstance(reason, str)):
+            self._log_crash(proc, reason)
+
+    def _log_crash(self, proc: Actor, reason: Any) -> None:
+        self._stats.crashed += 1
+        exc = reason if isinstance(reason, BaseException) else None
+        log.error(
+            "process %s (%s) exited: %r", proc._pid, type(proc).__qualname__, reason, exc_info=exc
+        )
+
+    def _arm_idle(self, proc: Actor) -> None:
+        assert self._loop is not None and proc._rtimeout is not None
+        proc._itimer = self._loop.call_later(proc._rtimeout, self._idle_fired, proc)
+
+    def _idle_fired(self, proc: Actor) -> None:
+        proc._itimer = None
+        if proc._state == IDLE:
+            proc._deliver(RECEIVE_TIMEOUT)
+
+    # -- exits, links, monitors -----------------------------------------------------------------
+
+    def exit(self, pid: Pid, reason: Any) -> None:
+        """Send an exit signal to ``pid`` (Erlang's ``exit/2``) from the calling process.
+
+        ``kill`` cannot be trapped and makes the target exit with ``killed``; ``normal`` is ignored
+        by a target that does not trap exits, unless the target is the caller itself.
+        """
+        me = current_process.get()
+        sender = me._pid if me is not None else None
+        target = self._lookup(pid)
+        if target is None:
+            return
+        if target is me:
+            assert me is not None
+            if reason == KILL:
+                raise _ExitNow(KILLED)
+            if not me._trap:
+                raise _ExitNow(reason)
+        self._enqueue_signal(target, sender, reason, False)
+
+    def _enqueue_signal(self, target: Actor, sender: Pid | None, reason: Any, link: bool) -> None:
+        self._signals.append((target, sender, reason, link))
+        if self._draining_signals:
+            return
+        self._draining_signals = True
+        try:
+            while self._signals:
+                self._apply_signal(*self._signals.popleft())
+        finally:
+            self._draining_signals = False
+
+    def _apply_signal(self, target: Actor, sender: Pid | None, reason: Any, link: bool) -> None:
+        if target._state == DEAD:
+            return
+        if link and sender is not None:
+            if target._links is None or sender not in target._links:
+                return  # unlinked meanwhile: the signal is void
+            target._links.discard(sender)
+        if reason == KILL and not link:
+            self._terminate(target, KILLED)
+        elif target._trap:
+            target._deliver(Exit(sender, reason))
+        elif reason == NORMAL and sender != target._pid:
+            return
+        else:
+            self._terminate(target, reason)
+
+    def _terminate(self, proc: Actor, reason: Any) -> None:
+        """Make ``proc`` exit with ``reason`` as soon as possible, from outside its receive."""
+        state = proc._state
+        if state == DEAD:
+            return
+        if state == RUNNING or (state == EXITING and proc._worker is not None):
+            if state == EXITING and reason != KILLED:
+                return
+            proc._exit = reason
+            worker = proc._worker
+            if worker is not None and worker is not asyncio.current_task():
+                worker.cancel()
+            elif worker is not None and self._loop is not None:
+                # The process is the caller itself, mid-receive: it stops after this message,
+                # or is cancelled at its next await.
+                self._loop.call_soon(self._cancel_if_running, proc, worker)
+            return
+        if state == EXITING:
+            if reason == KILLED:
+                self._finalize(proc, KILLED)
+            return
+        fut = self._starting.pop(proc, None)
+        if fut is not None:
+            if not fut.done():
+                fut.set_exception(StartError(reason))
+            self._finalize(proc, reason)
+            return
+        if proc._has_terminate and reason != KILLED:
+            proc._state = EXITING
+            proc._exit = reason
+            if state == IDLE:
+                self._runq.append(proc)
+                if not self._kicked:
+                    self._kick()
+            return
+        self._finalize(proc, reason)
+
+    def _cancel_if_running(self, proc: Actor, worker: asyncio.Task[None]) -> None:
+        if proc._worker is worker and proc._state == RUNNING:
+            worker.cancel()
+
+    def _finalize(self, proc: Actor, reason: Any) -> None:
+        if proc._state == DEAD:
+            return
+        proc._state = DEAD
+        proc._worker = None
+        pid = proc._pid
+        pid._proc = None
+        self._procs.pop(pid.serial, None)
+        self._stats.exited += 1
+        if proc._name is not None:
+            self._names.pop(proc._name, None)
+            proc._name = None
+        if proc._itimer is not None:
+            proc._itimer.cancel()
+            proc._itimer = None
+        mbox = proc._mbox
+        proc._mbox = None
+        pending = proc._call
+        proc._call = None
+        if pending is not None and pending.__class__ is LocalCall:
+            pending.down(pid, reason)
+        if mbox:
+            for m in mbox:
+                if m.__class__ is LocalCall:
+                    m.down(pid, reason)
+                else:
+                    self._stats.dropped_on_exit += 1
+        fut = self._starting.pop(proc, None)
+        if fut is not None and not fut.done():
+            fut.set_exception(StartError(reason))
+        watching = proc._watching
+        proc._watching = None
+        if watching:
+            for ref, target_pid in watching.items():
+                target = self._lookup(target_pid)
+                if target is not None and target._monitors is not None:
+                    target._monitors.pop(ref, None)
+        monitors = proc._monitors
+        proc._monitors = None
+        if monitors:
+            for ref, watcher in monitors.items():
+                if watcher.__class__ is Pid:
+                    self._down(watcher, ref, pid, reason)
+                else:
+                    watcher.down(pid, reason)
+        links = proc._links
+        proc._links = None
+        if links:
+            for other in links:
+                target = self._lookup(other)
+                if target is not None:
+                    self._enqueue_signal(target, pid, reason, True)
+
+    def _down(self, watcher: Pid, ref: Ref, pid: Pid, reason: Any) -> None:
+        proc = self._lookup(watcher)
+        if proc is None:
+            return
+        if proc._watching is not None:
+            proc._watching.pop(ref, None)
+        proc._deliver(Down(ref, pid, reason))
+
+    def _add_link(self, a: Actor, b: Actor) -> None:
+        if a._links is None:
+            a._links = set()
+        if b._links is None:
+            b._links = set()
+        a._links.add(b._pid)
+        b._links.add(a._pid)
+
+    def _unlink_all(self, proc: Actor) -> None:
+        links = proc._links
+        proc._links = None
+        for other in links or ():
+            target = self._lookup(other)
+            if target is not None and target._links is not None:
+                target._links.discard(proc._pid)
+
+    def _add_monitor(self, watcher: Actor, target: Actor) -> Ref:
+        ref = self.make_ref()
+        if target._monitors is None:
+            target._monitors = {}
+        target._monitors[ref] = watcher._pid
+        if watcher._watching is None:
+            watcher._watching = {}
+        watcher._watching[ref] = target._pid
+        return ref
+
+    def link(self, pid: Pid) -> None:
+        """Link the calling process to ``pid``: when either exits, the other gets an exit signal.
+
+        Linking to a process that does not exist raises :class:`NoProc` in the caller, or, if the
+        caller traps exits, delivers ``Exit(pid, "noproc")``.
+        """
+        me = self._caller("link")
+        target = self._lookup(pid)
+        if target is None or target._state >= EXITING:
+            if me._trap:
+                me._deliver(Exit(pid, NOPROC))
+                return
+            raise NoProc(pid)
+        if target is not me:
+            self._add_link(me, target)
+
+    def unlink(self, pid: Pid) -> None:
+        """Remove the link between the calling process and ``pid``, if any."""
+        me = self._caller("unlink")
+        if me._links is not None:
+            me._links.discard(pid)
+        target = self._lookup(pid)
+        if target is not None and target._links is not None:
+            target._links.discard(me._pid)
+
+    def monitor(self, pid: Pid) -> Ref:
+        """Monitor ``pid`` from the calling process; a :class:`Down` message arrives when it exits
+        (at once, with reason ``noproc``, if it does not exist). Monitors stack."""
+        me = self._caller("monitor")
+        target = self._lookup(pid)
+        if target is None or target._state >= EXITING:
+            ref = self.make_ref()
+            me._deliver(Down(ref, pid, NOPROC))
+            return ref
+        return self._add_monitor(me, target)
+
+    def demonitor(self, ref: Ref, flush: bool = False) -> bool:
+        """Remove a monitor; with ``flush``, also drop its Down message if already delivered.
+        Returns True if the monitor was still active."""
+        me = self._caller("demonitor")
+        active = False
+        if me._watching is not None:
+            target_pid = me._watching.pop(ref, None)
+            if target_pid is not None:
+                target = self._lookup(target_pid)
+                if target is not None and target._monitors is not None:
+                    active = target._monitors.pop(ref, None) is not None
+        if flush and me._mbox:
+            kept = [m for m in me._mbox if not (m.__class__ is Down and m.ref == ref)]
+            me._mbox.clear()
+            me._mbox.extend(kept)
+        return active
+
+    def wait_exit(self, pid: Pid) -> asyncio.Future[Any]:
+        """A future that resolves to ``pid``'s exit reason (``noproc`` if it does not exist).
+
+        Usable from outside any process, e.g. in tests and shutdown code.
+        """
+        assert self._loop is not None
+        fut: asyncio.Future[Any] = self._loop.create_future()
+        target = self._lookup(pid)
+        if target is None or target._state == DEAD:
+            fut.set_result(NOPROC)
+            return fut
+        if target._monitors is None:
+            target._monitors = {}
+        waiter = _ExitWaiter(fut)
+        target._monitors[waiter] = waiter
+        return fut
+
+    # -- names ----------------------------------------------------------------------------------
+
+    def _register(self, name: Any, proc: Actor) -> None:
+        holder = self._names.get(name)
+        if holder is not None:
+            raise NameTaken(name, holder._pid)
+        if proc._name is not None:
+            raise UsageError(f"{proc._pid} is already registered as {proc._name!r}")
+        self._names[name] = proc
+        proc._name = name
+
+    def register(self, name: Any, pid: Pid) -> None:
+        """Register a local process under ``name``; the name is freed when the process exits."""
+        if name is None or name.__class__ is Pid:
+            raise UsageError("a name must not be None or a pid")
+        proc = self._lookup(pid)
+        if proc is None or proc._state >= EXITING:
+            raise NoProc(pid)
+        self._register(name, proc)
+
+    def unregister(self, name: Any) -> None:
+        """Remove a name; raises :class:`UnknownName` if it is not registered."""
+        proc = self._names.pop(name, None)
+        if proc is None:
+            raise UnknownName(name)
+        proc._name = None
+
+    def whereis(self, name: Any) -> Pid | None:
+        """The pid registered under ``name`` on this node, or None."""
+        proc = self._names.get(name)
+        return proc._pid if proc is not None else None
+
+    def registered(self) -> list[Any]:
+        """All locally registered names."""
+        return list(self._names)
+
+    # -- introspection --------------------------------------------------------------------------
+
+    def processes(self) -> list[Pid]:
+        """Pids of every live process on this node, in spawn order."""
+        return [p._pid for p in self._procs.values()]
+
+    def process_info(self, pid: Pid) -> ProcessInfo | None:
+        """A snapshot of a local process, or None if it does not exist."""
+        proc = self._lookup(pid)
+        if proc is None:
+            return None
+        mons = proc._monitors or {}
+        return ProcessInfo(
+            pid=proc._pid,
+            status=STATE_NAMES[proc._state],
+            behaviour=f"{type(proc).__module__}.{type(proc).__qualname__}",
+            mailbox_len=len(proc._mbox or ()),
+            links=tuple(sorted(proc._links or ())),
+            monitored_by=sum(1 for w in mons.values() if w.__class__ is Pid),
+            monitoring=tuple((proc._watching or {}).values()),
+            name=proc._name,
+            trap_exits=proc._trap,
+        )
+
+    def statistics(self) -> Statistics:
+        """Process count and the node's message and lifecycle counters."""
+        s = self._stats
+        counters = {name: getattr(s, name) for name in s.__dataclass_fields__}
+        return Statistics(processes=len(self._procs), counters=counters)
+
+    @property
+    def root(self) -> Pid:
+        """The node's root supervisor (one_for_one); add children with ``start_child``."""
+        if self._root is None:
+            raise UsageError(f"node {self.name} is not running")
+        return self._root
+
+    async def start_child(self, spec: Any) -> Pid:
+        """Start a child (an ``ember.child(...)`` spec) under the node's root supervisor."""
+        from ._supervisor import Supervisor
+
+        return await Supervisor.start_child(self.root, spec)
+
+    def __repr__(self) -> str:
+        return f"<Node {self.name} processes={len(self._procs)}>"
+
+
+def _consume(fut: asyncio.Future[Any]) -> None:
+    if not fut.cancelled():
+        fut.exception()
+
+
+async def call_process(node: Node | None, dest: Any, msg: Any, timeout: float | None) -> Any:
+    """The one implementation behind ``ember.call`` and ``Node.call``."""
+    proc = dest._proc if dest.__class__ is Pid else None
+    if proc is None:
+        if node is None:
+            node = _node_here()
+        proc = node._resolve(dest)
+        if proc is None:
+            raise NoProc(dest)
+    state = proc._state
+    if state >= EXITING:
+        raise NoProc(dest)
+    node = proc._node
+    if state == IDLE and not proc._async_receive:
+        # A plain-def receive on an idle process runs right here: the caller waits for it
+        # anyway, and nothing else could run before it. Bounded, so the loop is not starved.
+        node._eager -= 1
+        if node._eager > 0:
+            return await node._call_eager(proc, msg, timeout)
+        node._eager = EAGER_BUDGET
+    if proc is current_process.get():
+        raise UsageError(f"{proc._pid} called itself: that would never return")
+    loop = node._loop
+    assert loop is not None
+    fut = loop.create_future()
+    call = LocalCall(msg, fut, proc)
+    # No monitor entry: until answered, the call sits in the mailbox or in ``proc._call``, and
+    # the process fails both when it exits (see ``_finalize``).
+    proc._deliver(call)
+    if timeout is not None:
+        call.bucket = node._deadlines.add(call, timeout)  # type: ignore[union-attr]
+    try:
+        return await fut
+    except BaseException:
+        call.forget()  # timed out, or the caller was cancelled
+        raise
+
+
+async def _await_deferred(node: Node, call: LocalCall, timeout: float | None) -> Any:
+    proc = call.proc
+    if proc._monitors is None:
+        proc._monitors = {}
+    proc._monitors[call] = call
+    if timeout is not None:
+        call.bucket = node._deadlines.add(call, timeout)  # type: ignore[union-attr]
+    try:
+        return await call.fut
+    except BaseException:
+        call.forget()
+        raise
+
+
+def _node_here() -> Node:
+    me = current_process.get()
+    if me is not None:
+        return me._node
+    node = current_node.get(None)
+    if node is None:
+        raise UsageError("no Ember node is running here: use `async with ember.Node(...)`")
+    return node
+
+
+class EagerCall:
+    """Stands in for a call run eagerly (see ``Node._call_eager``) until receive returns; if
+    receive defers its reply, it forwards to a real :class:`LocalCall`."""
+
+    __slots__ = ("done", "exc", "target", "value")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.value: Any = None
+        self.exc: BaseException | None = None
+        self.target: LocalCall | None = None
+
+    def reply(self, value: Any) -> None:
+        if self.target is not None:
+            self.target.reply(value)
+        elif not self.done:
+            self.done, self.value = True, value
+
+    def fail(self, exc: BaseException) -> None:
+        if self.target is not None:
+            self.target.fail(exc)
+        elif not self.done:
+            self.done, self.exc = True, exc
