@@ -1,0 +1,37 @@
+"""Pins the public surface, so nothing leaks into (or drops out of) it by accident."""
+
+import ember
+import ember.actors
+import ember.testing
+
+EXPECTED = {
+    "Actor", "CallTimeout", "ChildInfo", "ChildSpec", "Down", "EmberError", "Exit", "KILL",
+    "KILLED", "MailboxFull", "NOCONNECTION", "NOPROC", "NORMAL", "NameTaken", "Node", "NodeDown",
+    "NoProc", "Pid", "ProcessInfo", "RECEIVE_TIMEOUT", "ReceiveTimeout", "Ref", "ReplyHandle",
+    "SHUTDOWN", "StartError", "Statistics", "Supervisor", "TimerRef", "UnknownName", "UsageError",
+    "call", "cancel_timer", "cast", "child", "current", "demonitor", "exit", "link", "monitor",
+    "register", "run", "self", "send", "send_after", "spawn", "spawn_link", "spawn_monitor",
+    "trap_exits", "unlink", "unregister", "whereis",
+}
+
+
+def public(module):
+    return {n for n in vars(module) if not n.startswith("_")} - {
+        "actors", "testing", "annotations", "transport"
+    }
+
+
+def test_ember_namespace_is_pinned():
+    assert public(ember) == EXPECTED
+
+
+def test_errors_share_one_root_and_timeouts_are_timeouterrors():
+    for name in ("CallTimeout", "MailboxFull", "NameTaken", "NoProc", "NodeDown", "StartError",
+                 "UnknownName", "UsageError"):
+        assert issubclass(getattr(ember, name), ember.EmberError)
+    assert issubclass(ember.CallTimeout, TimeoutError)
+    assert issubclass(ember.NodeDown, ember.NoProc)
+
+
+def test_testing_namespace():
+    assert public(ember.testing) == {"VirtualTimeDeadlock", "VirtualTimeLoop", "run", "run_test"}

@@ -1,0 +1,60 @@
+"""The pytest plugin: async tests run on virtual time, and the node fixtures."""
+
+import asyncio
+import time
+
+import pytest
+
+import ember
+from ember.testing import VirtualTimeLoop
+
+
+class Echo(ember.Actor):
+    async def receive(self, msg):
+        return msg
+
+
+async def test_async_test_runs_on_virtual_time():
+    loop = asyncio.get_running_loop()
+    assert isinstance(loop, VirtualTimeLoop)
+    start, real = loop.time(), time.perf_counter()
+    await asyncio.sleep(3600)
+    assert loop.time() - start == pytest.approx(3600)
+    assert time.perf_counter() - real < 1.0
+
+
+async def test_node_fixture_is_running(node):
+    assert isinstance(node, ember.Node)
+    pid = await node.spawn(Echo)
+    assert await ember.call(pid, "hi") == "hi"
+
+
+async def test_make_node_gives_independent_nodes(make_node):
+    a = await make_node("a")
+    b = await make_node("b")
+    pa = await a.spawn(Echo)
+    pb = await b.spawn(Echo)
+    assert pa.node == "a" and pb.node == "b"
+    assert await a.call(pa, 1) == 1 and await b.call(pb, 2) == 2
+
+
+@pytest.mark.ember_realtime
+async def test_realtime_marker_uses_a_real_loop():
+    assert not isinstance(asyncio.get_running_loop(), VirtualTimeLoop)
+
+
+def test_nodes_are_stopped_after_the_test():
+    seen = []
+
+    class Recorder(ember.Actor):
+        def terminate(self, reason):
+            seen.append(reason)
+
+    async def body(node):
+        await node.spawn(Recorder)
+
+    from ember.testing import run_test
+    from ember.testing._plugin import _NodeRequest
+
+    run_test(body, {"node": _NodeRequest(factory=False)})
+    assert seen == ["shutdown"]
