@@ -1,8 +1,8 @@
 """Errors of the transport layer, grouped by who is at fault.
 
-:class:`ProtocolError` and :class:`AuthenticationError` blame the peer: what it sent broke the wire
-protocol or failed authentication, and the connection must be closed. :class:`UnsendableError` blames
-the local sender: the message cannot be encoded, and nothing was sent.
+:class:`ProtocolError` and :class:`AuthenticationError` blame the peer: what it sent broke the
+wire protocol or failed authentication, and the connection must be closed.
+:class:`UnsendableError` blames the local sender: the message cannot be encoded; nothing was sent.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class ProtocolError(EmberError):
 
 
 class AuthenticationError(ProtocolError):
-    """The peer failed authentication: ``kind`` is ``"auth"`` (bad cookie proof) or ``"cluster"``."""
+    """The peer failed authentication: ``kind`` is ``"auth"`` (bad proof) or ``"cluster"``."""
 
     def __init__(self, kind: str = "auth", detail: str = "") -> None:
         super().__init__(kind, detail)
