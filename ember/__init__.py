@@ -36,7 +36,7 @@ from .actors import cast as cast
 from .actors import child as child
 from .actors import current as current
 from .actors import demonitor as demonitor
-from .actors import exit as exit  # noqa: A004
+from .actors import exit as exit
 from .actors import link as link
 from .actors import monitor as monitor
 from .actors import register as register

@@ -84,8 +84,10 @@ async def main() -> None:
         print(f"  watcher got Down for {pid}: {reason!r}")
         # The supervisor got the exit signal before our request, so it answers after restarting.
         await ember.Supervisor.which_children(sup)
-        print(f"  restarted as {node.whereis('first')}, state is fresh: "
-              f"{await ember.call('first', 'get')}")
+        print(
+            f"  restarted as {node.whereis('first')}, state is fresh: "
+            f"{await ember.call('first', 'get')}"
+        )
 
         stats = node.statistics()
         print(f"{stats.processes} processes; counters {stats.counters}")

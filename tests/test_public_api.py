@@ -5,19 +5,66 @@ import ember.actors
 import ember.testing
 
 EXPECTED = {
-    "Actor", "CallTimeout", "ChildInfo", "ChildSpec", "Down", "EmberError", "Exit", "KILL",
-    "KILLED", "MailboxFull", "NOCONNECTION", "NOPROC", "NORMAL", "NameTaken", "Node", "NodeDown",
-    "NoProc", "Pid", "ProcessInfo", "RECEIVE_TIMEOUT", "ReceiveTimeout", "Ref", "ReplyHandle",
-    "SHUTDOWN", "StartError", "Statistics", "Supervisor", "TimerRef", "UnknownName", "UsageError",
-    "call", "cancel_timer", "cast", "child", "current", "demonitor", "exit", "link", "monitor",
-    "register", "run", "self", "send", "send_after", "spawn", "spawn_link", "spawn_monitor",
-    "trap_exits", "unlink", "unregister", "whereis",
+    "Actor",
+    "CallTimeout",
+    "ChildInfo",
+    "ChildSpec",
+    "Down",
+    "EmberError",
+    "Exit",
+    "KILL",
+    "KILLED",
+    "MailboxFull",
+    "NOCONNECTION",
+    "NOPROC",
+    "NORMAL",
+    "NameTaken",
+    "Node",
+    "NodeDown",
+    "NoProc",
+    "Pid",
+    "ProcessInfo",
+    "RECEIVE_TIMEOUT",
+    "ReceiveTimeout",
+    "Ref",
+    "ReplyHandle",
+    "SHUTDOWN",
+    "StartError",
+    "Statistics",
+    "Supervisor",
+    "TimerRef",
+    "UnknownName",
+    "UsageError",
+    "call",
+    "cancel_timer",
+    "cast",
+    "child",
+    "current",
+    "demonitor",
+    "exit",
+    "link",
+    "monitor",
+    "register",
+    "run",
+    "self",
+    "send",
+    "send_after",
+    "spawn",
+    "spawn_link",
+    "spawn_monitor",
+    "trap_exits",
+    "unlink",
+    "unregister",
+    "whereis",
 }
 
 
 def public(module):
     return {n for n in vars(module) if not n.startswith("_")} - {
-        "actors", "testing", "annotations", "transport"
+        "actors",
+        "testing",
+        "annotations",
+        "transport",
     }
 
 
@@ -26,8 +73,16 @@ def test_ember_namespace_is_pinned():
 
 
 def test_errors_share_one_root_and_timeouts_are_timeouterrors():
-    for name in ("CallTimeout", "MailboxFull", "NameTaken", "NoProc", "NodeDown", "StartError",
-                 "UnknownName", "UsageError"):
+    for name in (
+        "CallTimeout",
+        "MailboxFull",
+        "NameTaken",
+        "NoProc",
+        "NodeDown",
+        "StartError",
+        "UnknownName",
+        "UsageError",
+    ):
         assert issubclass(getattr(ember, name), ember.EmberError)
     assert issubclass(ember.CallTimeout, TimeoutError)
     assert issubclass(ember.NodeDown, ember.NoProc)

@@ -7,7 +7,7 @@ from ._api import cancel_timer as cancel_timer
 from ._api import cast as cast
 from ._api import current as current
 from ._api import demonitor as demonitor
-from ._api import exit as exit  # noqa: A004
+from ._api import exit as exit
 from ._api import link as link
 from ._api import monitor as monitor
 from ._api import register as register

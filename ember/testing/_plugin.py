@@ -67,8 +67,10 @@ def run_test(
         async with contextlib.AsyncExitStack() as stack:
             for key, value in list(kwargs.items()):
                 if isinstance(value, _NodeRequest):
-                    kwargs[key] = _factory(stack) if value.factory else (
-                        await stack.enter_async_context(Node("test"))
+                    kwargs[key] = (
+                        _factory(stack)
+                        if value.factory
+                        else (await stack.enter_async_context(Node("test")))
                     )
             await fn(**kwargs)
 

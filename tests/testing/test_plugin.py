@@ -6,7 +6,8 @@ import time
 import pytest
 
 import ember
-from ember.testing import VirtualTimeLoop
+from ember.testing import VirtualTimeLoop, run_test
+from ember.testing._plugin import _NodeRequest
 
 
 class Echo(ember.Actor):
@@ -52,9 +53,6 @@ def test_nodes_are_stopped_after_the_test():
 
     async def body(node):
         await node.spawn(Recorder)
-
-    from ember.testing import run_test
-    from ember.testing._plugin import _NodeRequest
 
     run_test(body, {"node": _NodeRequest(factory=False)})
     assert seen == ["shutdown"]
