@@ -1,21 +1,25 @@
 """Supervisors: OTP's supervision behaviour on Ember's kernel.
 
 A supervisor is an actor that traps exits, starts its children in order (each linked to it),
-restarts them by its strategy when they exit, and stops them in reverse order.
+restarts them by its strategy when they exit, and stops them in reverse order. See
+``docs/supervision.md`` for the rules and how they map to OTP's.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .._errors import StartError, UsageError
 from ._actor import Actor
-from ._node import current_node, current_process
+from ._node import call_process
 from ._pid import Pid
 from ._signals import KILL, SHUTDOWN, Exit, is_shutdown_reason
+
+log = logging.getLogger("ember.supervisor")
 
 Strategy = Literal["one_for_one", "one_for_all", "rest_for_one", "simple_one_for_one"]
 Restart = Literal["permanent", "transient", "temporary"]
@@ -47,7 +51,8 @@ class ChildSpec:
         if self.restart not in RESTARTS:
             raise UsageError(f"restart must be one of {RESTARTS}, got {self.restart!r}")
         sd = self.shutdown
-        if not (sd is None or sd == "brutal_kill" or (isinstance(sd, int | float) and sd >= 0)):
+        seconds = isinstance(sd, int | float) and not isinstance(sd, bool) and sd >= 0
+        if not (sd is None or sd == "brutal_kill" or seconds):
             raise UsageError(f"shutdown must be seconds >= 0, 'brutal_kill' or None, got {sd!r}")
         if not (isinstance(self.cls, type) and issubclass(self.cls, Actor)):
             raise UsageError(f"a child must be an Actor subclass, got {self.cls!r}")
@@ -56,7 +61,7 @@ class ChildSpec:
 def child(
     cls: type[Actor],
     *args: Any,
-    id: Any = None,  # noqa: A002 - OTP's name for it
+    id: Any = None,
     restart: Restart = "permanent",
     shutdown: Shutdown | Literal["default"] = "default",
     name: Any = None,
@@ -65,9 +70,9 @@ def child(
     """A child spec: start ``cls(*args, **kwargs)``. Supervisors default to ``shutdown=None``
     (wait for their whole tree), workers to 5 seconds."""
     if shutdown == "default":
-        shutdown = None if issubclass(cls, Supervisor) else 5.0
+        shutdown = None if isinstance(cls, type) and issubclass(cls, Supervisor) else 5.0
     return ChildSpec(
-        id=id if id is not None else cls.__qualname__,
+        id=id if id is not None else getattr(cls, "__qualname__", cls),
         cls=cls,
         args=args,
         kwargs=kwargs,
@@ -77,10 +82,12 @@ def child(
     )
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Child:
     spec: ChildSpec
     pid: Pid | None = None
+    restarting: bool = False
+    """A restart failed and is to be tried again (OTP's ``{restarting, Pid}``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +95,9 @@ class ChildInfo:
     """One row of :meth:`Supervisor.which_children`."""
 
     id: Any
+    """The spec's id; None for the children of a ``simple_one_for_one`` supervisor."""
     pid: Pid | None
+    """None when not running (stopped, or waiting for a restart to be tried again)."""
     kind: Literal["worker", "supervisor"]
     behaviour: type[Actor]
 
@@ -97,6 +106,11 @@ class ChildInfo:
 class _Request:
     op: str
     arg: Any = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _TryAgain:
+    child: _Child
 
 
 class Supervisor(Actor):
@@ -108,6 +122,10 @@ class Supervisor(Actor):
     one template spec and children added at run time with ``start_child(sup, *args)``.
     More than ``intensity`` restarts within ``period`` seconds shuts the supervisor and its whole
     tree down, and the supervisor exits with ``shutdown``.
+
+    An exit signal from its parent (the process that spawned it linked) or from outside any
+    process stops the supervisor, children first, with that reason; exits of other processes
+    that are not its children are ignored.
     """
 
     trap_exits = True
@@ -121,8 +139,10 @@ class Supervisor(Actor):
     ) -> None:
         if strategy not in STRATEGIES:
             raise UsageError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-        if intensity < 0 or period <= 0:
-            raise UsageError("intensity must be >= 0 and period > 0")
+        if not (isinstance(intensity, int) and intensity >= 0 and period > 0):
+            raise UsageError("intensity must be an int >= 0 and period > 0")
+        if not all(isinstance(c, ChildSpec) for c in children):
+            raise UsageError("children must be child specs: use ember.child(...)")
         ids = [c.id for c in children]
         if len(set(ids)) != len(ids):
             raise UsageError(f"child ids must be unique, got {ids}")
@@ -131,176 +151,184 @@ class Supervisor(Actor):
         self.strategy = strategy
         self.intensity = intensity
         self.period = period
-        self._template: ChildSpec | None = children[0] if strategy == "simple_one_for_one" else None
-        self._children: list[_Child] = (
-            [] if self._template is not None else [_Child(spec) for spec in children]
-        )
+        self._template = children[0] if strategy == "simple_one_for_one" else None
+        specs = children if self._template is None else ()
+        self._children: dict[_Child, None] = {_Child(s): None for s in specs}  # in start order
+        self._by_pid: dict[Pid, _Child] = {}
         self._restarts: deque[float] = deque()
+        self._parent: Pid | None = None
 
-    # -- client API (static: they take the supervisor's pid) -------------------------------------
+    # -- client API (static: they take the supervisor's pid or name) ------------------------------
 
     @staticmethod
     async def start_child(sup: Any, *args: Any) -> Pid:
         """Add and start a child: pass a :func:`child` spec, or for ``simple_one_for_one`` the
         extra start arguments (appended to the template's). Raises :class:`StartError` if the
-        child fails to start."""
-        result: Pid = await _sup_call(sup, _Request("start_child", args))
-        return result
+        child fails to start, :class:`UsageError` if its id is already taken."""
+        pid: Pid = await _call(sup, "start_child", args)
+        return pid
 
     @staticmethod
     async def terminate_child(sup: Any, id_or_pid: Any) -> None:
-        """Stop a child by id (it stays in the spec list) or, for simple_one_for_one, by pid."""
-        await _sup_call(sup, _Request("terminate_child", id_or_pid))
+        """Stop a child by id (its spec is kept unless temporary) or, for
+        ``simple_one_for_one``, by pid (the child is removed)."""
+        await _call(sup, "terminate_child", id_or_pid)
 
     @staticmethod
     async def restart_child(sup: Any, child_id: Any) -> Pid:
-        """Start again a child that was stopped with ``terminate_child``."""
-        result: Pid = await _sup_call(sup, _Request("restart_child", child_id))
-        return result
+        """Start again a child whose spec is kept but which is not running."""
+        pid: Pid = await _call(sup, "restart_child", child_id)
+        return pid
 
     @staticmethod
     async def delete_child(sup: Any, child_id: Any) -> None:
-        """Remove a stopped child's spec."""
-        await _sup_call(sup, _Request("delete_child", child_id))
+        """Remove the spec of a child that is not running."""
+        await _call(sup, "delete_child", child_id)
 
     @staticmethod
     async def which_children(sup: Any) -> list[ChildInfo]:
-        """Every child: id, pid (None when not running), kind and behaviour."""
-        result: list[ChildInfo] = await _sup_call(sup, _Request("which_children"))
-        return result
+        """Every child in start order: id, pid (None when not running), kind and behaviour."""
+        children: list[ChildInfo] = await _call(sup, "which_children")
+        return children
 
     @staticmethod
     async def count_children(sup: Any) -> dict[str, int]:
         """``specs``, ``active``, ``supervisors`` and ``workers`` counts, as OTP reports them."""
-        result: dict[str, int] = await _sup_call(sup, _Request("count_children"))
-        return result
+        counts: dict[str, int] = await _call(sup, "count_children")
+        return counts
 
     # -- the process ------------------------------------------------------------------------------
 
     async def started(self) -> None:
-        for i, ch in enumerate(self._children):
+        info = self.node.process_info(self.pid)
+        if info is not None and info.links:
+            self._parent = info.links[0]  # spawned linked: the only link so far is the parent
+        children = list(self._children)
+        for i, ch in enumerate(children):
             try:
-                ch.pid = await self._spawn(ch.spec)
-            except StartError:
-                await self._stop_children(self._children[:i])
-                raise
+                await self._start(ch)
+            except StartError as exc:
+                await self._stop(children[:i])
+                raise StartError(("failed_to_start_child", ch.spec.id, exc.reason)) from exc
 
     async def receive(self, msg: Any) -> Any:
         match msg:
             case Exit(pid, reason):
                 await self._on_exit(pid, reason)
-                return None
+            case _TryAgain(ch):
+                if ch.restarting and ch in self._children:
+                    await self._restart(ch)
             case _Request(op, arg):
                 try:
                     return await self._handle(op, arg)
                 except (UsageError, StartError) as exc:
-                    # A bad request fails the caller, not the supervisor.
-                    self.defer_reply().fail(exc)
-                    return None
+                    self.defer_reply().fail(exc)  # the caller's mistake, not the supervisor's
             case _:
-                return None
+                log.error("supervisor %s got an unexpected message: %r", self.pid, msg)
+        return None
 
     async def terminate(self, reason: Any) -> None:
-        await self._stop_children(self._children)
+        await self._stop(list(self._children))
 
-    # -- internals ----------------------------------------------------------------------------
-
-    async def _spawn(self, spec: ChildSpec) -> Pid:
-        return await self.node.spawn_link(spec.cls, *spec.args, name=spec.name, **spec.kwargs)
-
-    def _find_pid(self, pid: Pid | None) -> int | None:
-        for i, ch in enumerate(self._children):
-            if ch.pid == pid:
-                return i
-        return None
-
-    def _find_id(self, child_id: Any) -> int | None:
-        for i, ch in enumerate(self._children):
-            if ch.spec.id == child_id:
-                return i
-        return None
+    # -- exits and restarts -----------------------------------------------------------------------
 
     async def _on_exit(self, pid: Pid | None, reason: Any) -> None:
-        i = self._find_pid(pid) if pid is not None else None
-        if i is None:
-            if reason != "normal":
-                # An exit signal from outside the tree (our parent, or the node): stop with it.
+        ch = self._by_pid.pop(pid, None) if pid is not None else None
+        if ch is None:
+            if pid is None or pid == self._parent:
                 self.stop(reason)
-            return
-        ch = self._children[i]
+            return  # a stale exit of a child already stopped, or of an unrelated link
         ch.pid = None
         restart = ch.spec.restart
-        if restart == "temporary" or (restart == "transient" and is_shutdown_reason(reason)):
-            if restart == "temporary" or self._template is not None:
-                del self._children[i]
+        if restart == "permanent" or (restart == "transient" and not is_shutdown_reason(reason)):
+            await self._restart(ch)
+        elif restart == "temporary" or self._template is not None:
+            del self._children[ch]
+
+    async def _restart(self, ch: _Child) -> None:
+        ch.restarting = False
+        if not self._add_restart():
+            log.error("supervisor %s reached its restart intensity; shutting down", self.pid)
+            self.stop(SHUTDOWN)
             return
-        await self._restart(i)
-
-    async def _restart(self, i: int) -> None:
-        while True:
-            if not self._note_restart():
-                self.stop(SHUTDOWN)
-                return
+        group = [ch]
+        if self.strategy in ("one_for_all", "rest_for_one"):
+            group = list(self._children)
+            if self.strategy == "rest_for_one":
+                group = group[group.index(ch) :]
+        await self._stop(group)
+        for c in group:
+            if c.spec.restart == "temporary":
+                del self._children[c]  # never restarted, even when a sibling's exit stopped it
+        for c in group:
+            if c.spec.restart == "temporary":
+                continue
             try:
-                await self._restart_by_strategy(i)
-                return
+                await self._start(c)
             except StartError:
-                continue  # counted as another restart, as OTP retries
+                # Try again later, as another restart; meanwhile other messages are handled.
+                c.restarting = True
+                self.node.send(self.pid, _TryAgain(c))
+                return
 
-    def _note_restart(self) -> bool:
+    def _add_restart(self) -> bool:
         now = asyncio.get_running_loop().time()
         self._restarts.append(now)
-        while self._restarts and self._restarts[0] <= now - self.period:
+        while self._restarts[0] < now - self.period:
             self._restarts.popleft()
         return len(self._restarts) <= self.intensity
 
-    async def _restart_by_strategy(self, i: int) -> None:
-        if self.strategy in ("one_for_one", "simple_one_for_one"):
-            group = [self._children[i]]
-        elif self.strategy == "one_for_all":
-            group = list(self._children)
-        else:
-            group = self._children[i:]
-        await self._stop_children([c for c in group if c.pid is not None])
-        for c in group:
-            if c.spec.restart == "temporary" and c is not self._children[i]:
-                self._children.remove(c)
-        for c in group:
-            if c in self._children and c.pid is None:
-                c.pid = await self._spawn(c.spec)
+    # -- starting and stopping children -----------------------------------------------------------
 
-    async def _stop_children(self, children: list[_Child]) -> None:
-        for ch in reversed(children):
-            if ch.pid is not None:
-                await self._stop_child(ch)
-
-    async def _stop_child(self, ch: _Child) -> None:
-        pid = ch.pid
-        assert pid is not None
-        ch.pid = None
-        node = self.node
-        waiter = node.wait_exit(pid)
-        node.unlink(pid)
-        sd = ch.spec.shutdown
-        if sd == "brutal_kill":
-            node.exit(pid, KILL)
-            await waiter
-            return
-        node.exit(pid, SHUTDOWN)
-        if sd is None:
-            await waiter
-            return
-        assert isinstance(sd, int | float)
+    async def _start(self, c: _Child) -> Pid:
+        spec = c.spec
         try:
-            async with asyncio.timeout(sd):
-                await asyncio.shield(waiter)
-        except TimeoutError:
-            node.exit(pid, KILL)
-            await waiter
+            pid = await self.node.spawn_link(spec.cls, *spec.args, name=spec.name, **spec.kwargs)
+        except StartError:
+            raise
+        except Exception as exc:  # the constructor failed, or the name is taken
+            raise StartError(exc) from exc
+        c.pid = pid
+        c.restarting = False
+        self._by_pid[pid] = c
+        return pid
+
+    async def _stop(self, children: list[_Child]) -> None:
+        """Stop the running ones among ``children``: one by one in reverse order, or for
+        ``simple_one_for_one`` all at once, as OTP does."""
+        running = [c for c in children if c.pid is not None]
+        if self._template is not None:
+            await self._shutdown(running, self._template.shutdown)
+        else:
+            for c in reversed(running):
+                await self._shutdown([c], c.spec.shutdown)
+
+    async def _shutdown(self, children: list[_Child], policy: Shutdown) -> None:
+        node = self.node
+        pids: list[Pid] = []
+        for c in children:
+            assert c.pid is not None
+            pids.append(c.pid)
+            del self._by_pid[c.pid]
+            c.pid = None
+        done = asyncio.gather(*(node.wait_exit(pid) for pid in pids))
+        for pid in pids:
+            node.unlink(pid)  # its exit is ours to expect now, not a crash to restart
+            node.exit(pid, KILL if policy == "brutal_kill" else SHUTDOWN)
+        if isinstance(policy, int | float):
+            try:
+                async with asyncio.timeout(policy):
+                    await asyncio.shield(done)
+            except TimeoutError:
+                for pid in pids:
+                    node.exit(pid, KILL)
+        await done
+
+    # -- requests ---------------------------------------------------------------------------------
 
     async def _handle(self, op: str, arg: Any) -> Any:
         if op == "which_children":
-            return [_info(c) for c in self._children]
+            return [self._info(c) for c in self._children]
         if op == "count_children":
             sups = sum(1 for c in self._children if issubclass(c.spec.cls, Supervisor))
             return {
@@ -313,64 +341,66 @@ class Supervisor(Actor):
             return await self._start_child(arg)
         if op == "terminate_child":
             return await self._terminate_child(arg)
+        if self._template is not None:
+            raise UsageError(f"{op} is not supported by a simple_one_for_one supervisor")
+        ch = self._find(arg)
+        if ch.pid is not None:
+            raise UsageError(f"child {arg!r} is running")
+        if ch.restarting:
+            raise UsageError(f"child {arg!r} is restarting")
         if op == "restart_child":
-            i = self._find_id(arg)
-            if i is None:
-                raise UsageError(f"no child {arg!r}")
-            ch = self._children[i]
-            if ch.pid is not None:
-                raise UsageError(f"child {arg!r} is running")
-            ch.pid = await self._spawn(ch.spec)
-            return ch.pid
+            return await self._start(ch)
         if op == "delete_child":
-            i = self._find_id(arg)
-            if i is None:
-                raise UsageError(f"no child {arg!r}")
-            if self._children[i].pid is not None:
-                raise UsageError(f"child {arg!r} is running")
-            del self._children[i]
+            del self._children[ch]
             return None
         raise UsageError(f"unknown supervisor request {op!r}")
 
-    async def _start_child(self, arg: tuple[Any, ...]) -> Pid:
+    async def _start_child(self, args: tuple[Any, ...]) -> Pid:
         if self._template is not None:
-            t = self._template
-            spec = replace(t, args=t.args + tuple(arg))
+            spec = replace(self._template, args=self._template.args + args)
         else:
-            if len(arg) != 1 or not isinstance(arg[0], ChildSpec):
-                raise UsageError("start_child needs a child spec")
-            spec = arg[0]
-            if self._find_id(spec.id) is not None:
-                raise UsageError(f"a child with id {spec.id!r} already exists")
-        pid = await self._spawn(spec)
-        self._children.append(_Child(spec, pid))
+            if len(args) != 1 or not isinstance(args[0], ChildSpec):
+                raise UsageError("start_child needs one child spec: use ember.child(...)")
+            spec = args[0]
+            old = next((c for c in self._children if c.spec.id == spec.id), None)
+            if old is not None:
+                state = "already present" if old.pid is None else f"already started as {old.pid}"
+                raise UsageError(f"child {spec.id!r} is {state}")
+        ch = _Child(spec)
+        pid = await self._start(ch)
+        self._children[ch] = None
         return pid
 
-    async def _terminate_child(self, arg: Any) -> None:
+    async def _terminate_child(self, id_or_pid: Any) -> None:
         if self._template is not None:
-            i = self._find_pid(arg) if isinstance(arg, Pid) else None
-            if i is None:
-                raise UsageError(f"{arg!r} is not a child")
-            ch = self._children.pop(i)
+            if not isinstance(id_or_pid, Pid):
+                raise UsageError("a simple_one_for_one child is terminated by its pid")
+            ch = self._by_pid.get(id_or_pid)
+            if ch is None:
+                if self.node.process_info(id_or_pid) is not None:
+                    raise UsageError(f"{id_or_pid} is not a child of {self.pid}")
+                return  # already gone
         else:
-            i = self._find_id(arg)
-            if i is None:
-                raise UsageError(f"no child {arg!r}")
-            ch = self._children[i]
-        if ch.pid is not None:
-            await self._stop_child(ch)
-        if ch.spec.restart == "temporary" and ch in self._children:
-            self._children.remove(ch)
+            ch = self._find(id_or_pid)
+        ch.restarting = False
+        await self._stop([ch])
+        if ch.spec.restart == "temporary" or self._template is not None:
+            del self._children[ch]
+
+    def _find(self, child_id: Any) -> _Child:
+        for c in self._children:
+            if c.spec.id == child_id:
+                return c
+        raise UsageError(f"no child {child_id!r}")
+
+    def _info(self, c: _Child) -> ChildInfo:
+        kind: Literal["worker", "supervisor"] = (
+            "supervisor" if issubclass(c.spec.cls, Supervisor) else "worker"
+        )
+        child_id = None if self._template is not None else c.spec.id
+        return ChildInfo(id=child_id, pid=c.pid, kind=kind, behaviour=c.spec.cls)
 
 
-def _info(c: _Child) -> ChildInfo:
-    kind: Literal["worker", "supervisor"] = (
-        "supervisor" if issubclass(c.spec.cls, Supervisor) else "worker"
-    )
-    return ChildInfo(id=c.spec.id, pid=c.pid, kind=kind, behaviour=c.spec.cls)
-
-
-async def _sup_call(sup: Any, req: _Request) -> Any:
-    me = current_process.get()
-    node = me.node if me is not None else current_node.get()
-    return await node.call(sup, req, timeout=None)
+async def _call(sup: Any, op: str, arg: Any = None) -> Any:
+    # OTP's supervisor calls wait forever: a request may wait for children to stop.
+    return await call_process(None, sup, _Request(op, arg), None)
