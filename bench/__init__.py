@@ -1,0 +1,1 @@
+"""Ember's local benchmarks; run them with ``python -m bench`` (see ``docs/benchmarks.md``)."""
