@@ -124,11 +124,12 @@ class Actor:
         self._exit = reason
 
     def set_trap_exits(self, flag: bool) -> None:
-        """Turn exit signals from links into :class:`ember.Exit` messages (Erlang's ``trap_exit``)."""
+        """Turn exit signals into :class:`ember.Exit` messages (Erlang's ``trap_exit``)."""
         self._trap = flag
 
     def set_receive_timeout(self, seconds: float | None) -> None:
-        """Deliver :data:`ember.RECEIVE_TIMEOUT` after ``seconds`` without a message (None: never)."""
+        """Deliver :data:`ember.RECEIVE_TIMEOUT` after ``seconds`` without a message (None:
+        never). Takes effect the next time the process waits for a message."""
         self._rtimeout = seconds
 
     def defer_reply(self) -> ReplyHandle:
@@ -147,7 +148,8 @@ class Actor:
         return ReplyHandle(call)
 
     def send_after(self, delay: float, msg: Any) -> Any:
-        """Send ``msg`` to this process after ``delay`` seconds; returns a timer for ``cancel_timer``."""
+        """Send ``msg`` to this process after ``delay`` seconds; returns a timer for
+        ``cancel_timer``."""
         return self._node.send_after(delay, self._pid, msg)
 
     # -- runtime side -------------------------------------------------------------------------
@@ -167,6 +169,23 @@ class Actor:
             if self._state >= EXITING:
                 self._node._stats.dropped_dead += 1
                 return
+        mbox.append(msg)
+        if self._state == IDLE:
+            self._state = QUEUED
+            node = self._node
+            node._runq.append(self)
+            if not node._kicked:
+                node._kick()
+
+    def _deliver_signal(self, msg: Any) -> None:
+        """Deliver a message from the runtime itself (``Exit``, ``Down``, ``RECEIVE_TIMEOUT``):
+        no sender could be told ``MailboxFull``, so a bounded mailbox takes it anyway."""
+        if self._state >= EXITING:
+            self._node._stats.dropped_dead += 1
+            return
+        mbox = self._mbox
+        if mbox is None:
+            mbox = self._mbox = deque()
         mbox.append(msg)
         if self._state == IDLE:
             self._state = QUEUED

@@ -69,8 +69,9 @@ async def spawn_link(cls: type[Actor], *args: Any, name: Any = None, **kwargs: A
     return await current().spawn_link(cls, *args, name=name, **kwargs)
 
 
-async def spawn_monitor(cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any
-                        ) -> tuple[Pid, Ref]:
+async def spawn_monitor(
+    cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any
+) -> tuple[Pid, Ref]:
     """Start a process monitored by the calling process."""
     return await current().spawn_monitor(cls, *args, name=name, **kwargs)
 
@@ -95,7 +96,7 @@ def demonitor(ref: Ref, flush: bool = False) -> bool:
     return current().demonitor(ref, flush)
 
 
-def exit(pid: Pid, reason: Any) -> None:  # noqa: A001 - Erlang's name
+def exit(pid: Pid, reason: Any) -> None:
     """Send an exit signal to ``pid`` (see :meth:`Node.exit`)."""
     current().exit(pid, reason)
 

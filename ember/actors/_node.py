@@ -13,11 +13,19 @@ import contextvars
 import itertools
 import logging
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from .._errors import CallTimeout, MailboxFull, NameTaken, NoProc, StartError, UnknownName, UsageError
+from .._errors import (
+    CallTimeout,
+    MailboxFull,
+    NameTaken,
+    NoProc,
+    StartError,
+    UnknownName,
+    UsageError,
+)
 from ._actor import (
     DEAD,
     EXITING,
@@ -38,7 +46,6 @@ from ._signals import (
     SHUTDOWN,
     Down,
     Exit,
-    is_shutdown_reason,
 )
 
 log = logging.getLogger("ember.actors")
@@ -164,12 +171,13 @@ class _ExitWaiter:
 
 
 class TimerRef:
-    """A timer started by ``send_after``; pass it to ``cancel_timer``."""
+    """A timer started by ``send_after``; pass it to ``cancel_timer``. ``when`` is the loop
+    time it is due at."""
 
     __slots__ = ("_handle", "when")
 
-    def __init__(self, handle: asyncio.TimerHandle, when: float) -> None:
-        self._handle = handle
+    def __init__(self, when: float) -> None:
+        self._handle: asyncio.TimerHandle | None = None  # None once it fired or was cancelled
         self.when = when
 
 
@@ -234,6 +242,8 @@ class Node:
         self._check_pending = False
         self._stats = NodeStats()
         self._starting: dict[Actor, asyncio.Future[None]] = {}
+        self._spawn_links: dict[Actor, Pid] = {}
+        """Starting processes made by ``spawn_link`` -> their spawner (see ``_start_failed``)."""
         self._signals: deque[tuple[Actor, Pid | None, Any, bool]] = deque()
         self._draining_signals = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -244,6 +254,8 @@ class Node:
         self._closing = False
         self._root: Pid | None = None
         self._eager = EAGER_BUDGET
+        self._cancels: dict[asyncio.Task[Any], int] = {}
+        """Cancellations requested of each worker to end the process it runs (see ``_uncancel``)."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -276,7 +288,7 @@ class Node:
 
         self._root = await self.spawn(Supervisor, strategy="one_for_one", name="ember_root")
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - a grace period
         """Shut down: the root supervisor stops its tree in reverse start order, then every other
         process gets ``shutdown`` and, after ``timeout`` seconds, ``kill``."""
         if self._tg is None or self._closing:
@@ -284,11 +296,20 @@ class Node:
         if self._root is not None and self._root._proc is not None:
             await self._stop_process(self._root, timeout)
         # Supervision trees outside the root go one at a time, newest first, so each stops its
-        # children in order; then every remaining process gets shutdown at once.
+        # children in order; then every remaining process gets shutdown at once. A supervisor
+        # linked to an older one is a subtree: its parent stops it (stopping it first would
+        # only make the parent restart it).
         from ._supervisor import Supervisor
 
+        def top_level(proc: Actor) -> bool:
+            serial = proc._pid.serial
+            return not any(
+                pid.serial < serial and isinstance(self._lookup(pid), Supervisor)
+                for pid in proc._links or ()
+            )
+
         for proc in reversed(list(self._procs.values())):
-            if isinstance(proc, Supervisor) and proc._state < EXITING:
+            if isinstance(proc, Supervisor) and proc._state < EXITING and top_level(proc):
                 await self._stop_process(proc._pid, timeout)
         others = [p._pid for p in list(self._procs.values())]
         for pid in others:
@@ -310,7 +331,7 @@ class Node:
         self._tg = None
         await tg.__aexit__(None, None, None)
 
-    async def _stop_process(self, pid: Pid, timeout: float | None) -> Any:
+    async def _stop_process(self, pid: Pid, timeout: float | None) -> Any:  # noqa: ASYNC109
         """Send ``shutdown``, wait up to ``timeout`` (None: forever), then ``kill``."""
         waiter = self.wait_exit(pid)
         self.exit(pid, SHUTDOWN)
@@ -344,11 +365,13 @@ class Node:
 
     # -- spawning -------------------------------------------------------------------------------
 
-    def _create(self, cls: type[A], args: tuple[Any, ...], kwargs: dict[str, Any]) -> A:
+    def _create(self, cls: type[A], args: tuple[Any, ...], kwargs: dict[str, Any], name: Any) -> A:
         if self._loop is None or self._closing:
             raise UsageError(f"node {self.name} is not running")
         if not (isinstance(cls, type) and issubclass(cls, Actor)):
             raise UsageError(f"spawn needs an Actor subclass, got {cls!r}")
+        if name is not None:
+            self._check_name(name)  # before the process exists, so a taken name leaves none
         proc = cls.__new__(cls)
         pid = Pid(self.name, next(self._serial), self.creation)
         pid._proc = proc
@@ -371,8 +394,9 @@ class Node:
         self._stats.spawned += 1
         return proc
 
-    def _launch(self, proc: Actor, name: Any, link_to: Actor | None, monitor_by: Actor | None
-                ) -> tuple[asyncio.Future[None] | None, Ref | None]:
+    def _launch(
+        self, proc: Actor, name: Any, link_to: Actor | None, monitor_by: Actor | None
+    ) -> tuple[asyncio.Future[None] | None, Ref | None]:
         if name is not None:
             self._register(name, proc)
         if link_to is not None:
@@ -383,16 +407,22 @@ class Node:
             assert self._loop is not None
             fut = self._loop.create_future()
             self._starting[proc] = fut
+            if link_to is not None:
+                self._spawn_links[proc] = link_to._pid
             self._runq.append(proc)
             if not self._kicked:
                 self._kick()
+        elif proc._mbox:  # __init__ sent it a message
+            self._schedule(proc)
         else:
             proc._state = IDLE
+            if proc._rtimeout is not None:
+                self._arm_idle(proc)
         return fut, ref
 
     def spawn_nowait(self, cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any) -> Pid:
         """Start a process without waiting for its ``started`` hook; returns its pid at once."""
-        proc = self._create(cls, args, kwargs)
+        proc = self._create(cls, args, kwargs, name)
         fut, _ = self._launch(proc, name, None, None)
         if fut is not None:
             fut.add_done_callback(_consume)
@@ -401,27 +431,29 @@ class Node:
     async def spawn(self, cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any) -> Pid:
         """Start a process running ``cls(*args, **kwargs)`` and return its pid once its
         ``started`` hook has run; raises :class:`StartError` if that hook fails."""
-        proc = self._create(cls, args, kwargs)
+        proc = self._create(cls, args, kwargs, name)
         fut, _ = self._launch(proc, name, None, None)
         if fut is not None:
             await fut
         return proc._pid
 
-    async def spawn_link(self, cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any
-                         ) -> Pid:
+    async def spawn_link(
+        self, cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any
+    ) -> Pid:
         """Like ``spawn``, and link the new process to the calling process atomically."""
         me = self._caller("spawn_link")
-        proc = self._create(cls, args, kwargs)
+        proc = self._create(cls, args, kwargs, name)
         fut, _ = self._launch(proc, name, me, None)
         if fut is not None:
             await fut
         return proc._pid
 
-    async def spawn_monitor(self, cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any
-                            ) -> tuple[Pid, Ref]:
+    async def spawn_monitor(
+        self, cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any
+    ) -> tuple[Pid, Ref]:
         """Like ``spawn``, and monitor the new process from the calling process atomically."""
         me = self._caller("spawn_monitor")
-        proc = self._create(cls, args, kwargs)
+        proc = self._create(cls, args, kwargs, name)
         fut, ref = self._launch(proc, name, None, me)
         assert ref is not None
         if fut is not None:
@@ -472,7 +504,7 @@ class Node:
         """
         return call_process(self, dest, msg, timeout)
 
-    async def _call_eager(self, proc: Actor, msg: Any, timeout: float | None) -> Any:
+    async def _call_eager(self, proc: Actor, msg: Any, timeout: float | None) -> Any:  # noqa: ASYNC109
         proc._state = RUNNING
         if proc._itimer is not None:
             proc._itimer.cancel()
@@ -487,6 +519,8 @@ class Node:
             proc._call = None
             reason = exc.reason if isinstance(exc, _ExitNow) else exc
             self._exit_later(proc, reason)
+            if reason is exc:
+                self._log_crash(proc, exc)
             if isinstance(exc, Exception | _ExitNow):
                 raise NoProc(proc._pid, reason) from exc
             raise
@@ -525,19 +559,28 @@ class Node:
             self._kick()
 
     def send_after(self, delay: float, dest: Any, msg: Any) -> TimerRef:
-        """Send ``msg`` to ``dest`` after ``delay`` seconds (dropped if ``dest`` is gone by then)."""
+        """Send ``msg`` to ``dest`` after ``delay`` seconds (dropped if ``dest`` is gone by
+        then)."""
         assert self._loop is not None
-        handle = self._loop.call_later(delay, self.cast, dest, msg)
-        return TimerRef(handle, handle.when())
+        timer = TimerRef(self._loop.time() + delay)
+        timer._handle = self._loop.call_later(delay, self._timer_fired, timer, dest, msg)
+        timer.when = timer._handle.when()
+        return timer
+
+    def _timer_fired(self, timer: TimerRef, dest: Any, msg: Any) -> None:
+        timer._handle = None
+        self.cast(dest, msg)
 
     def cancel_timer(self, timer: TimerRef) -> float | None:
-        """Cancel a timer; returns the seconds it had left, or None if it already fired."""
+        """Cancel a timer; returns the seconds it had left (0.0 if it was due but had not fired:
+        the message is not sent either way), or None if it already fired or was cancelled."""
         assert self._loop is not None
-        if timer._handle.cancelled():
+        handle = timer._handle
+        if handle is None:
             return None
-        left = timer.when - self._loop.time()
-        timer._handle.cancel()
-        return left if left > 0 else None
+        timer._handle = None
+        handle.cancel()
+        return max(0.0, timer.when - self._loop.time())
 
     # -- scheduler ------------------------------------------------------------------------------
 
@@ -603,7 +646,7 @@ class Node:
             current_process.set(proc)
             mbox = proc._mbox
             assert mbox is not None
-            recv = proc.receive
+            recv: Callable[[Any], Any] = proc.receive  # a coroutine function or a plain one
             n = 0
             try:
                 if proc._async_receive:
@@ -634,7 +677,7 @@ class Node:
                             recv(msg)
                         if proc._exit is not None:
                             break
-            except BaseException as exc:  # noqa: BLE001 - every way out of receive ends it
+            except BaseException as exc:  # every way out of receive ends it
                 stats.messages_processed += n
                 await self._crashed(proc, exc)
                 continue
@@ -661,27 +704,27 @@ class Node:
         current_process.set(proc)
         fut = self._starting.pop(proc, None)
         try:
+            started: Callable[[], Any] = proc.started
             if proc._async_started:
-                await proc.started()
+                await started()
             else:
-                proc.started()
-        except BaseException as exc:  # noqa: BLE001
+                started()
+        except BaseException as exc:
             reason = self._reason_of(proc, exc)
-            if fut is not None and not fut.done():
-                fut.set_exception(StartError(reason))
-            # The spawner hears of the failure from StartError, not also from a link signal.
-            self._unlink_all(proc)
+            self._start_failed(proc, fut, reason)
             current_process.set(None)
             self._finalize(proc, reason)
-            if isinstance(exc, Exception):
-                self._log_crash(proc, reason)
-            elif not isinstance(exc, asyncio.CancelledError | _ExitNow):
+            if reason is exc:
+                self._log_crash(proc, exc)
+            if not isinstance(exc, Exception | asyncio.CancelledError | _ExitNow):
                 raise
             return
         current_process.set(None)
         proc._worker = None
         if fut is not None and not fut.done():
             fut.set_result(None)
+        if self._spawn_links:
+            self._spawn_links.pop(proc, None)
         if proc._exit is not None:
             await self._exit_hook(proc, proc._exit)
         elif proc._mbox:
@@ -697,9 +740,7 @@ class Node:
         if isinstance(exc, _ExitNow):
             return exc.reason
         if isinstance(exc, asyncio.CancelledError) and proc._exit is not None:
-            task = asyncio.current_task()
-            if task is not None:
-                task.uncancel()
+            self._uncancel()
             return proc._exit
         return exc
 
@@ -710,27 +751,29 @@ class Node:
             self._finalize(proc, KILLED)
         else:
             await self._exit_hook(proc, reason)
+        if reason is exc:  # its own code raised: not an exit signal, exit() or stop()
+            self._log_crash(proc, exc)
         if not isinstance(exc, Exception | asyncio.CancelledError | _ExitNow):
             raise exc
 
     async def _exit_hook(self, proc: Actor, reason: Any) -> None:
         """Run ``terminate(reason)`` (unless killed), then finalize the process."""
+        if self._cancels:
+            self._uncancel()  # its code swallowed the cancellation meant to end it
         if proc._has_terminate and reason != KILLED:
             proc._state = EXITING
             proc._exit = reason
             proc._worker = asyncio.current_task()
             current_process.set(proc)
             try:
+                terminate: Callable[[Any], Any] = proc.terminate
                 if proc._async_terminate:
-                    await proc.terminate(reason)
+                    await terminate(reason)
                 else:
-                    proc.terminate(reason)
-            except BaseException as exc:  # noqa: BLE001
+                    terminate(reason)
+            except BaseException as exc:
                 if isinstance(exc, asyncio.CancelledError) and proc._exit == KILLED:
                     reason = KILLED
-                    task = asyncio.current_task()
-                    if task is not None:
-                        task.uncancel()
                 elif isinstance(exc, _ExitNow):
                     reason = exc.reason
                 elif isinstance(exc, Exception):
@@ -740,15 +783,18 @@ class Node:
                     raise
             finally:
                 current_process.set(None)
+            if proc._exit == KILLED:
+                reason = KILLED  # killed during terminate, even if terminate swallowed it
+            if self._cancels:
+                self._uncancel()
         self._finalize(proc, reason)
-        if not (is_shutdown_reason(reason) or reason == KILLED or isinstance(reason, str)):
-            self._log_crash(proc, reason)
 
-    def _log_crash(self, proc: Actor, reason: Any) -> None:
+    def _log_crash(self, proc: Actor, exc: BaseException) -> None:
+        """Count and log a process whose own code raised ``exc`` (only that process: those that
+        exit because of its exit signal did not crash)."""
         self._stats.crashed += 1
-        exc = reason if isinstance(reason, BaseException) else None
         log.error(
-            "process %s (%s) exited: %r", proc._pid, type(proc).__qualname__, reason, exc_info=exc
+            "process %s (%s) crashed: %r", proc._pid, type(proc).__qualname__, exc, exc_info=exc
         )
 
     def _arm_idle(self, proc: Actor) -> None:
@@ -758,7 +804,7 @@ class Node:
     def _idle_fired(self, proc: Actor) -> None:
         proc._itimer = None
         if proc._state == IDLE:
-            proc._deliver(RECEIVE_TIMEOUT)
+            proc._deliver_signal(RECEIVE_TIMEOUT)
 
     # -- exits, links, monitors -----------------------------------------------------------------
 
@@ -773,15 +819,19 @@ class Node:
         target = self._lookup(pid)
         if target is None:
             return
-        if target is me:
-            assert me is not None
+        if target is me and _runs_here(target):
+            # The process exits itself: unwind its stack now. (A task the process started
+            # shares its identity but not its stack: for it, this is an ordinary signal.)
             if reason == KILL:
                 raise _ExitNow(KILLED)
-            if not me._trap:
+            if not target._trap:
                 raise _ExitNow(reason)
         self._enqueue_signal(target, sender, reason, False)
 
     def _enqueue_signal(self, target: Actor, sender: Pid | None, reason: Any, link: bool) -> None:
+        if target._node is not self:  # another node in this process: it keeps its own books
+            target._node._enqueue_signal(target, sender, reason, link)
+            return
         self._signals.append((target, sender, reason, link))
         if self._draining_signals:
             return
@@ -802,7 +852,7 @@ class Node:
         if reason == KILL and not link:
             self._terminate(target, KILLED)
         elif target._trap:
-            target._deliver(Exit(sender, reason))
+            target._deliver_signal(Exit(sender, reason))
         elif reason == NORMAL and sender != target._pid:
             return
         else:
@@ -816,10 +866,11 @@ class Node:
         if state == RUNNING or (state == EXITING and proc._worker is not None):
             if state == EXITING and reason != KILLED:
                 return
-            proc._exit = reason
+            if proc._exit is None or reason == KILLED:  # the first reason wins, but for kill
+                proc._exit = reason
             worker = proc._worker
             if worker is not None and worker is not asyncio.current_task():
-                worker.cancel()
+                self._cancel_worker(worker)
             elif worker is not None and self._loop is not None:
                 # The process is the caller itself, mid-receive: it stops after this message,
                 # or is cancelled at its next await.
@@ -831,8 +882,7 @@ class Node:
             return
         fut = self._starting.pop(proc, None)
         if fut is not None:
-            if not fut.done():
-                fut.set_exception(StartError(reason))
+            self._start_failed(proc, fut, reason)
             self._finalize(proc, reason)
             return
         if proc._has_terminate and reason != KILLED:
@@ -847,7 +897,21 @@ class Node:
 
     def _cancel_if_running(self, proc: Actor, worker: asyncio.Task[None]) -> None:
         if proc._worker is worker and proc._state == RUNNING:
-            worker.cancel()
+            self._cancel_worker(worker)
+
+    def _cancel_worker(self, worker: asyncio.Task[Any]) -> None:
+        """Cancel a worker suspended inside the process it runs, to end that process."""
+        self._cancels[worker] = self._cancels.get(worker, 0) + 1
+        worker.cancel()
+
+    def _uncancel(self) -> None:
+        """In a worker back from a process that was ended by cancellation, take back every
+        cancellation requested of it: they were meant for that process (however many signals
+        came, and even if its code swallowed them), not for whatever the worker runs next."""
+        task = asyncio.current_task()
+        if task is not None:
+            for _ in range(self._cancels.pop(task, 0)):
+                task.uncancel()
 
     def _finalize(self, proc: Actor, reason: Any) -> None:
         if proc._state == DEAD:
@@ -877,8 +941,8 @@ class Node:
                 else:
                     self._stats.dropped_on_exit += 1
         fut = self._starting.pop(proc, None)
-        if fut is not None and not fut.done():
-            fut.set_exception(StartError(reason))
+        if fut is not None:
+            self._start_failed(proc, fut, reason)
         watching = proc._watching
         proc._watching = None
         if watching:
@@ -908,7 +972,7 @@ class Node:
             return
         if proc._watching is not None:
             proc._watching.pop(ref, None)
-        proc._deliver(Down(ref, pid, reason))
+        proc._deliver_signal(Down(ref, pid, reason))
 
     def _add_link(self, a: Actor, b: Actor) -> None:
         if a._links is None:
@@ -918,13 +982,18 @@ class Node:
         a._links.add(b._pid)
         b._links.add(a._pid)
 
-    def _unlink_all(self, proc: Actor) -> None:
-        links = proc._links
-        proc._links = None
-        for other in links or ():
-            target = self._lookup(other)
-            if target is not None and target._links is not None:
-                target._links.discard(proc._pid)
+    def _start_failed(self, proc: Actor, fut: asyncio.Future[None] | None, reason: Any) -> None:
+        """Fail ``spawn``'s future. A ``spawn_link`` spawner hears of it from StartError, not
+        also from an exit signal, so that link goes first; links the process made itself stay
+        (its children still get its exit signal)."""
+        if fut is not None and not fut.done():
+            fut.set_exception(StartError(reason))
+        spawner = self._spawn_links.pop(proc, None)
+        if spawner is not None and proc._links is not None:
+            proc._links.discard(spawner)
+            other = self._lookup(spawner)
+            if other is not None and other._links is not None:
+                other._links.discard(proc._pid)
 
     def _add_monitor(self, watcher: Actor, target: Actor) -> Ref:
         ref = self.make_ref()
@@ -946,7 +1015,7 @@ class Node:
         target = self._lookup(pid)
         if target is None or target._state >= EXITING:
             if me._trap:
-                me._deliver(Exit(pid, NOPROC))
+                me._deliver_signal(Exit(pid, NOPROC))
                 return
             raise NoProc(pid)
         if target is not me:
@@ -968,7 +1037,7 @@ class Node:
         target = self._lookup(pid)
         if target is None or target._state >= EXITING:
             ref = self.make_ref()
-            me._deliver(Down(ref, pid, NOPROC))
+            me._deliver_signal(Down(ref, pid, NOPROC))
             return ref
         return self._add_monitor(me, target)
 
@@ -1004,14 +1073,25 @@ class Node:
             target._monitors = {}
         waiter = _ExitWaiter(fut)
         target._monitors[waiter] = waiter
+
+        def forget(_: asyncio.Future[Any]) -> None:  # e.g. cancelled by a timeout
+            if target._monitors is not None:
+                target._monitors.pop(waiter, None)
+
+        fut.add_done_callback(forget)
         return fut
 
     # -- names ----------------------------------------------------------------------------------
 
-    def _register(self, name: Any, proc: Actor) -> None:
+    def _check_name(self, name: Any) -> None:
+        if name is None or name.__class__ is Pid:
+            raise UsageError("a name must not be None or a pid")
         holder = self._names.get(name)
         if holder is not None:
             raise NameTaken(name, holder._pid)
+
+    def _register(self, name: Any, proc: Actor) -> None:
+        self._check_name(name)
         if proc._name is not None:
             raise UsageError(f"{proc._pid} is already registered as {proc._name!r}")
         self._names[name] = proc
@@ -1019,10 +1099,9 @@ class Node:
 
     def register(self, name: Any, pid: Pid) -> None:
         """Register a local process under ``name``; the name is freed when the process exits."""
-        if name is None or name.__class__ is Pid:
-            raise UsageError("a name must not be None or a pid")
+        self._check_name(name)
         proc = self._lookup(pid)
-        if proc is None or proc._state >= EXITING:
+        if proc is None or proc._state >= EXITING or proc._node is not self:
             raise NoProc(pid)
         self._register(name, proc)
 
@@ -1051,7 +1130,7 @@ class Node:
     def process_info(self, pid: Pid) -> ProcessInfo | None:
         """A snapshot of a local process, or None if it does not exist."""
         proc = self._lookup(pid)
-        if proc is None:
+        if proc is None or proc._node is not self:
             return None
         mons = proc._monitors or {}
         return ProcessInfo(
@@ -1094,7 +1173,8 @@ def _consume(fut: asyncio.Future[Any]) -> None:
         fut.exception()
 
 
-async def call_process(node: Node | None, dest: Any, msg: Any, timeout: float | None) -> Any:
+# Calls take their deadline as a ``timeout`` argument, as gen_server:call does (ASYNC109).
+async def call_process(node: Node | None, dest: Any, msg: Any, timeout: float | None) -> Any:  # noqa: ASYNC109
     """The one implementation behind ``ember.call`` and ``Node.call``."""
     proc = dest._proc if dest.__class__ is Pid else None
     if proc is None:
@@ -1114,7 +1194,8 @@ async def call_process(node: Node | None, dest: Any, msg: Any, timeout: float | 
         if node._eager > 0:
             return await node._call_eager(proc, msg, timeout)
         node._eager = EAGER_BUDGET
-    if proc is current_process.get():
+    worker = proc._worker
+    if worker is not None and worker is asyncio.current_task():
         raise UsageError(f"{proc._pid} called itself: that would never return")
     loop = node._loop
     assert loop is not None
@@ -1132,7 +1213,7 @@ async def call_process(node: Node | None, dest: Any, msg: Any, timeout: float | 
         raise
 
 
-async def _await_deferred(node: Node, call: LocalCall, timeout: float | None) -> Any:
+async def _await_deferred(node: Node, call: LocalCall, timeout: float | None) -> Any:  # noqa: ASYNC109
     proc = call.proc
     if proc._monitors is None:
         proc._monitors = {}
@@ -1144,6 +1225,15 @@ async def _await_deferred(node: Node, call: LocalCall, timeout: float | None) ->
     except BaseException:
         call.forget()
         raise
+
+
+def _runs_here(proc: Actor) -> bool:
+    """Whether the caller is ``proc``'s own code (its receive, started or terminate), as
+    opposed to a task that ``proc`` started, which inherits its identity but runs apart."""
+    worker = proc._worker
+    if worker is None:
+        return proc._state == RUNNING  # a plain-def receive run eagerly in its caller's task
+    return worker is asyncio.current_task()
 
 
 def _node_here() -> Node:

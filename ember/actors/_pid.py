@@ -35,22 +35,30 @@ class Pid:
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not Pid:
             return NotImplemented
-        o: Pid = other  # type: ignore[assignment]
+        o: Pid = other
         return self.serial == o.serial and self.node == o.node and self.creation == o.creation
 
     def __hash__(self) -> int:
         return hash((self.node, self.serial, self.creation))
 
     def __lt__(self, other: Pid) -> bool:
+        if other.__class__ is not Pid:
+            return NotImplemented
         return self._key() < other._key()
 
     def __le__(self, other: Pid) -> bool:
+        if other.__class__ is not Pid:
+            return NotImplemented
         return self._key() <= other._key()
 
     def __gt__(self, other: Pid) -> bool:
+        if other.__class__ is not Pid:
+            return NotImplemented
         return self._key() > other._key()
 
     def __ge__(self, other: Pid) -> bool:
+        if other.__class__ is not Pid:
+            return NotImplemented
         return self._key() >= other._key()
 
     def __repr__(self) -> str:
@@ -61,7 +69,10 @@ class Pid:
 
 
 class Ref:
-    """A reference unique across the cluster: used for monitors, calls and timers."""
+    """A reference unique across the cluster: used for monitors, calls and timers.
+
+    Refs are hashable and ordered like pids (by node, creation, serial).
+    """
 
     __slots__ = ("creation", "node", "serial")
 
@@ -70,10 +81,33 @@ class Ref:
         self.serial = serial
         self.creation = creation
 
+    def _key(self) -> tuple[str, int, int]:
+        return (self.node, self.creation, self.serial)
+
+    def __lt__(self, other: Ref) -> bool:
+        if other.__class__ is not Ref:
+            return NotImplemented
+        return self._key() < other._key()
+
+    def __le__(self, other: Ref) -> bool:
+        if other.__class__ is not Ref:
+            return NotImplemented
+        return self._key() <= other._key()
+
+    def __gt__(self, other: Ref) -> bool:
+        if other.__class__ is not Ref:
+            return NotImplemented
+        return self._key() > other._key()
+
+    def __ge__(self, other: Ref) -> bool:
+        if other.__class__ is not Ref:
+            return NotImplemented
+        return self._key() >= other._key()
+
     def __eq__(self, other: object) -> bool:
         if other.__class__ is not Ref:
             return NotImplemented
-        o: Ref = other  # type: ignore[assignment]
+        o: Ref = other
         return self.serial == o.serial and self.node == o.node and self.creation == o.creation
 
     def __hash__(self) -> int:

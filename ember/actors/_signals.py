@@ -1,4 +1,5 @@
-"""Exit reasons and the messages the runtime itself delivers: ``Exit``, ``Down``, ``ReceiveTimeout``."""
+"""Exit reasons, and the messages the runtime itself delivers: ``Exit``, ``Down`` and
+``ReceiveTimeout``."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ RECEIVE_TIMEOUT = ReceiveTimeout()
 
 def is_shutdown_reason(reason: Any) -> bool:
     """``normal``, ``shutdown`` or ``("shutdown", detail)``: the reasons a transient child is not
-    restarted for, and that are not logged as crashes."""
-    if reason == NORMAL or reason == SHUTDOWN:
+    restarted for."""
+    if reason in (NORMAL, SHUTDOWN):
         return True
     return isinstance(reason, tuple) and len(reason) == 2 and reason[0] == SHUTDOWN

@@ -811,11 +811,6 @@ class Blocks(ember.Actor):
         await asyncio.get_running_loop().create_future()
 
 
-@pytest.mark.xfail(
-    reason="kernel bug: Node._start unlinks every link of a process whose started hook fails, "
-    "including the children it linked itself, so they outlive it",
-    strict=True,
-)
 async def test_supervisor_killed_while_starting_takes_its_started_children_along() -> None:
     """Links work both ways: a supervisor that dies - here killed while its second child is
     still starting - sends its exit signal to the children it already started, which die too
