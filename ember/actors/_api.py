@@ -6,6 +6,7 @@ with ``async with Node(...)`` in this task.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -52,9 +53,7 @@ def cast(dest: Any, msg: Any) -> None:
     current().cast(dest, msg)
 
 
-def call(
-    dest: Any, msg: Any, timeout: float | None = DEFAULT_CALL_TIMEOUT
-) -> Coroutine[Any, Any, Any]:
+def call(dest: Any, msg: Any, timeout: float | None = DEFAULT_CALL_TIMEOUT) -> asyncio.Future[Any]:
     """Request/reply: returns what the target's ``receive`` returns (see :meth:`Node.call`)."""
     return call_process(None, dest, msg, timeout)
 

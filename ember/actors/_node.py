@@ -13,7 +13,7 @@ import contextvars
 import itertools
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -496,7 +496,7 @@ class Node:
 
     def call(
         self, dest: Any, msg: Any, timeout: float | None = DEFAULT_CALL_TIMEOUT
-    ) -> Coroutine[Any, Any, Any]:
+    ) -> asyncio.Future[Any]:
         """Send ``msg`` as a request and return what the target's ``receive`` returns.
 
         Raises :class:`NoProc` if the target does not exist or exits before answering,
@@ -504,7 +504,15 @@ class Node:
         """
         return call_process(self, dest, msg, timeout)
 
-    async def _call_eager(self, proc: Actor, msg: Any, timeout: float | None) -> Any:  # noqa: ASYNC109
+    def _failed(self, exc: BaseException) -> asyncio.Future[Any]:
+        assert self._loop is not None
+        fut = self._loop.create_future()
+        fut.set_exception(exc)
+        return fut
+
+    def _call_eager(self, proc: Actor, msg: Any, timeout: float | None) -> asyncio.Future[Any]:
+        assert self._loop is not None
+        fut = self._loop.create_future()
         proc._state = RUNNING
         if proc._itimer is not None:
             proc._itimer.cancel()
@@ -521,9 +529,12 @@ class Node:
             self._exit_later(proc, reason)
             if reason is exc:
                 self._log_crash(proc, exc)
-            if isinstance(exc, Exception | _ExitNow):
-                raise NoProc(proc._pid, reason) from exc
-            raise
+            if not isinstance(exc, Exception | _ExitNow):
+                raise
+            err = NoProc(proc._pid, reason)
+            err.__cause__ = exc
+            fut.set_exception(err)
+            return fut
         current_process.reset(token)
         self._stats.messages_processed += 1
         deferred = proc._call is not eager
@@ -538,17 +549,24 @@ class Node:
             if proc._rtimeout is not None:
                 self._arm_idle(proc)
         if not deferred:
-            return result
-        if eager.done:
+            fut.set_result(result)
+        elif eager.done:
             if eager.exc is not None:
-                raise eager.exc
-            return eager.value
-        if proc._state >= EXITING:
-            raise NoProc(proc._pid, proc._exit)
-        assert self._loop is not None
-        call = LocalCall(msg, self._loop.create_future(), proc)
-        eager.target = call
-        return await _await_deferred(self, call, timeout)
+                fut.set_exception(eager.exc)
+            else:
+                fut.set_result(eager.value)
+        elif proc._state >= EXITING:
+            fut.set_exception(NoProc(proc._pid, proc._exit))
+        else:
+            # receive deferred its reply: from now on it is an ordinary call in flight.
+            call = LocalCall(msg, fut, proc)
+            eager.target = call
+            if proc._monitors is None:
+                proc._monitors = {}
+            proc._monitors[call] = call
+            if timeout is not None:
+                call.bucket = self._deadlines.add(call, timeout)  # type: ignore[union-attr]
+        return fut
 
     def _exit_later(self, proc: Actor, reason: Any) -> None:
         """Hand a process that must exit to a worker, which runs terminate and finalizes it."""
@@ -1174,57 +1192,51 @@ def _consume(fut: asyncio.Future[Any]) -> None:
 
 
 # Calls take their deadline as a ``timeout`` argument, as gen_server:call does (ASYNC109).
-async def call_process(node: Node | None, dest: Any, msg: Any, timeout: float | None) -> Any:  # noqa: ASYNC109
-    """The one implementation behind ``ember.call`` and ``Node.call``."""
+def call_process(
+    node: Node | None, dest: Any, msg: Any, timeout: float | None
+) -> asyncio.Future[Any]:
+    """The one implementation behind ``ember.call`` and ``Node.call``.
+
+    Returns a future rather than being a coroutine: a call is on the hot path, and the future
+    is all the caller awaits. Errors are set on the future, so ``gather(call(a), call(b))``
+    behaves as with coroutines.
+    """
     proc = dest._proc if dest.__class__ is Pid else None
     if proc is None:
         if node is None:
             node = _node_here()
         proc = node._resolve(dest)
         if proc is None:
-            raise NoProc(dest)
+            return node._failed(NoProc(dest))
+    node = proc._node
     state = proc._state
     if state >= EXITING:
-        raise NoProc(dest)
-    node = proc._node
+        return node._failed(NoProc(dest))
     if state == IDLE and not proc._async_receive:
         # A plain-def receive on an idle process runs right here: the caller waits for it
         # anyway, and nothing else could run before it. Bounded, so the loop is not starved.
         node._eager -= 1
         if node._eager > 0:
-            return await node._call_eager(proc, msg, timeout)
+            return node._call_eager(proc, msg, timeout)
         node._eager = EAGER_BUDGET
     worker = proc._worker
     if worker is not None and worker is asyncio.current_task():
-        raise UsageError(f"{proc._pid} called itself: that would never return")
+        return node._failed(UsageError(f"{proc._pid} called itself: that would never return"))
     loop = node._loop
     assert loop is not None
     fut = loop.create_future()
     call = LocalCall(msg, fut, proc)
     # No monitor entry: until answered, the call sits in the mailbox or in ``proc._call``, and
-    # the process fails both when it exits (see ``_finalize``).
-    proc._deliver(call)
+    # the process fails both when it exits (see ``_finalize``). A caller that is cancelled
+    # cancels the future; the reply or the deadline then finds it done and cleans up.
+    try:
+        proc._deliver(call)
+    except MailboxFull as exc:
+        fut.set_exception(exc)
+        return fut
     if timeout is not None:
         call.bucket = node._deadlines.add(call, timeout)  # type: ignore[union-attr]
-    try:
-        return await fut
-    except BaseException:
-        call.forget()  # timed out, or the caller was cancelled
-        raise
-
-
-async def _await_deferred(node: Node, call: LocalCall, timeout: float | None) -> Any:  # noqa: ASYNC109
-    proc = call.proc
-    if proc._monitors is None:
-        proc._monitors = {}
-    proc._monitors[call] = call
-    if timeout is not None:
-        call.bucket = node._deadlines.add(call, timeout)  # type: ignore[union-attr]
-    try:
-        return await call.fut
-    except BaseException:
-        call.forget()
-        raise
+    return fut
 
 
 def _runs_here(proc: Actor) -> bool:

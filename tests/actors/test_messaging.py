@@ -350,7 +350,12 @@ class Helper(ember.Actor):
 
     async def receive(self, msg: Any) -> Any:
         if msg == "spawn helper":
-            return asyncio.ensure_future(ember.call(self.pid, "ping"))
+            pid = self.pid
+
+            async def ping() -> Any:
+                return await ember.call(pid, "ping")
+
+            return asyncio.ensure_future(ping())
         return "pong"
 
 
