@@ -9,6 +9,7 @@ from ._errors import NoProc as NoProc
 from ._errors import StartError as StartError
 from ._errors import UnknownName as UnknownName
 from ._errors import UsageError as UsageError
+from ._node import Node as Node
 from .actors import KILL as KILL
 from .actors import KILLED as KILLED
 from .actors import NOCONNECTION as NOCONNECTION
@@ -21,7 +22,6 @@ from .actors import ChildInfo as ChildInfo
 from .actors import ChildSpec as ChildSpec
 from .actors import Down as Down
 from .actors import Exit as Exit
-from .actors import Node as Node
 from .actors import Pid as Pid
 from .actors import ProcessInfo as ProcessInfo
 from .actors import ReceiveTimeout as ReceiveTimeout

@@ -58,9 +58,11 @@ def call(dest: Any, msg: Any, timeout: float | None = DEFAULT_CALL_TIMEOUT) -> a
     return call_process(None, dest, msg, timeout)
 
 
-async def spawn(cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any) -> Pid:
-    """Start a process on the current node (see :meth:`Node.spawn`)."""
-    return await current().spawn(cls, *args, name=name, **kwargs)
+async def spawn(
+    cls: type[Actor] | str, *args: Any, name: Any = None, on: str | None = None, **kwargs: Any
+) -> Pid:
+    """Start a process on the current node, or on node ``on`` (see :meth:`Node.spawn`)."""
+    return await current().spawn(cls, *args, name=name, on=on, **kwargs)
 
 
 async def spawn_link(cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any) -> Pid:

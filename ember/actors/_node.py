@@ -15,7 +15,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from .._errors import (
     CallTimeout,
@@ -37,9 +37,11 @@ from ._actor import (
     Actor,
 )
 from ._pid import Pid, Ref
+from ._remote import Remote
 from ._signals import (
     KILL,
     KILLED,
+    NOCONNECTION,
     NOPROC,
     NORMAL,
     RECEIVE_TIMEOUT,
@@ -254,12 +256,13 @@ class Node:
         self._closing = False
         self._root: Pid | None = None
         self._eager = EAGER_BUDGET
+        self._remote: Remote | None = None
         self._cancels: dict[asyncio.Task[Any], int] = {}
         """Cancellations requested of each worker to end the process it runs (see ``_uncancel``)."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
-    async def __aenter__(self) -> Node:
+    async def __aenter__(self) -> Self:
         await self.start()
         self._token = current_node.set(self)
         return self
@@ -289,8 +292,10 @@ class Node:
         self._root = await self.spawn(Supervisor, strategy="one_for_one", name="ember_root")
 
     async def stop(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - a grace period
-        """Shut down: the root supervisor stops its tree in reverse start order, then every other
-        process gets ``shutdown`` and, after ``timeout`` seconds, ``kill``."""
+        """Shut down: the root supervisor stops its tree in reverse start order, then the other
+        supervision trees newest first, then every remaining process is stopped with reason
+        ``shutdown`` (its ``terminate`` runs, trapping or not) and, after ``timeout`` seconds,
+        killed."""
         if self._tg is None or self._closing:
             return
         if self._root is not None and self._root._proc is not None:
@@ -311,10 +316,15 @@ class Node:
         for proc in reversed(list(self._procs.values())):
             if isinstance(proc, Supervisor) and proc._state < EXITING and top_level(proc):
                 await self._stop_process(proc._pid, timeout)
+        # The rest is not supervised: the node itself orders it to stop. As a supervisor's
+        # order would, that runs each terminate hook; unlike a link's exit signal it is not
+        # trapped, so a trapping process cannot hold the node up.
         others = [p._pid for p in list(self._procs.values())]
-        for pid in others:
-            self.exit(pid, SHUTDOWN)
         waits = [self.wait_exit(pid) for pid in others]
+        for pid in others:
+            other = self._lookup(pid)
+            if other is not None:
+                self._terminate(other, SHUTDOWN)
         if waits:
             try:
                 async with asyncio.timeout(timeout):
@@ -353,10 +363,19 @@ class Node:
     def _lookup(self, pid: Pid) -> Actor | None:
         proc = pid._proc
         if proc is not None:
-            return proc
+            # Another node sharing this event loop is still another node: its processes are
+            # reached through distribution, never directly.
+            return proc if proc._node is self or self._remote is None else None
         if pid.node != self.name or pid.creation != self.creation:
             return None
         return self._procs.get(pid.serial)
+
+    def _is_remote(self, dest: Any) -> bool:
+        return self._remote is not None and dest.__class__ is Pid and dest.node != self.name
+
+    def attach_remote(self, remote: Remote | None) -> None:
+        """Install (or remove) the distribution hooks used for pids on other nodes."""
+        self._remote = remote
 
     def _resolve(self, dest: Any) -> Actor | None:
         if dest.__class__ is Pid:
@@ -428,9 +447,28 @@ class Node:
             fut.add_done_callback(_consume)
         return proc._pid
 
-    async def spawn(self, cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any) -> Pid:
+    async def spawn(
+        self,
+        cls: type[Actor] | str,
+        *args: Any,
+        name: Any = None,
+        on: str | None = None,
+        **kwargs: Any,
+    ) -> Pid:
         """Start a process running ``cls(*args, **kwargs)`` and return its pid once its
-        ``started`` hook has run; raises :class:`StartError` if that hook fails."""
+        ``started`` hook has run; raises :class:`StartError` if that hook fails.
+
+        ``cls`` may be an importable reference ``"pkg.mod:Class"``; with ``on="b"`` the process
+        starts on node ``b``, which imports the reference (if its allow-list permits).
+        """
+        if on is not None and on != self.name:
+            if not isinstance(cls, str):
+                cls = f"{cls.__module__}:{cls.__qualname__}"
+            if self._remote is None:
+                raise UsageError(f"node {self.name} is not distributed: cannot spawn on {on!r}")
+            return await self._remote.spawn(on, cls, args, kwargs, name)
+        if isinstance(cls, str):
+            cls = resolve_actor(cls)
         proc = self._create(cls, args, kwargs, name)
         fut, _ = self._launch(proc, name, None, None)
         if fut is not None:
@@ -475,7 +513,11 @@ class Node:
         if dest.__class__ is Pid:
             proc = self._lookup(dest)
             if proc is None:
-                self._stats.dropped_dead += 1
+                if self._remote is not None and dest.node != self.name:
+                    me = current_process.get()
+                    self._remote.send(me._pid if me is not None else None, dest, msg)
+                else:
+                    self._stats.dropped_dead += 1
                 return
         else:
             proc = self._names.get(dest)
@@ -487,7 +529,11 @@ class Node:
         """Send ``msg``; like ``send`` but never raises for an unknown name (it is counted)."""
         proc = self._resolve(dest)
         if proc is None:
-            self._stats.dropped_dead += 1
+            if self._is_remote(dest):
+                me = current_process.get()
+                self._remote.send(me._pid if me is not None else None, dest, msg)  # type: ignore[union-attr]
+            else:
+                self._stats.dropped_dead += 1
             return
         try:
             proc._deliver(msg)
@@ -836,6 +882,8 @@ class Node:
         sender = me._pid if me is not None else None
         target = self._lookup(pid)
         if target is None:
+            if self._is_remote(pid):
+                self._remote.exit(sender, pid, reason, False)  # type: ignore[union-attr]
             return
         if target is me and _runs_here(target):
             # The process exits itself: unwind its stack now. (A task the process started
@@ -968,6 +1016,8 @@ class Node:
                 target = self._lookup(target_pid)
                 if target is not None and target._monitors is not None:
                     target._monitors.pop(ref, None)
+                elif self._is_remote(target_pid):
+                    self._remote.demonitor(ref, target_pid)  # type: ignore[union-attr]
         monitors = proc._monitors
         proc._monitors = None
         if monitors:
@@ -983,10 +1033,14 @@ class Node:
                 target = self._lookup(other)
                 if target is not None:
                     self._enqueue_signal(target, pid, reason, True)
+                elif self._is_remote(other):
+                    self._remote.exit(pid, other, reason, True)  # type: ignore[union-attr]
 
     def _down(self, watcher: Pid, ref: Ref, pid: Pid, reason: Any) -> None:
         proc = self._lookup(watcher)
         if proc is None:
+            if self._is_remote(watcher):
+                self._remote.down(watcher, ref, pid, reason)  # type: ignore[union-attr]
             return
         if proc._watching is not None:
             proc._watching.pop(ref, None)
@@ -1031,6 +1085,13 @@ class Node:
         """
         me = self._caller("link")
         target = self._lookup(pid)
+        if target is None and self._is_remote(pid):
+            if me._links is None:
+                me._links = set()
+            if pid not in me._links:
+                me._links.add(pid)
+                self._remote.link(me._pid, pid)  # type: ignore[union-attr]
+            return
         if target is None or target._state >= EXITING:
             if me._trap:
                 me._deliver_signal(Exit(pid, NOPROC))
@@ -1044,6 +1105,9 @@ class Node:
         me = self._caller("unlink")
         if me._links is not None:
             me._links.discard(pid)
+        if self._is_remote(pid):
+            self._remote.unlink(me._pid, pid)  # type: ignore[union-attr]
+            return
         target = self._lookup(pid)
         if target is not None and target._links is not None:
             target._links.discard(me._pid)
@@ -1053,6 +1117,13 @@ class Node:
         (at once, with reason ``noproc``, if it does not exist). Monitors stack."""
         me = self._caller("monitor")
         target = self._lookup(pid)
+        if target is None and self._is_remote(pid):
+            ref = self.make_ref()
+            if me._watching is None:
+                me._watching = {}
+            me._watching[ref] = pid
+            self._remote.monitor(me._pid, pid, ref)  # type: ignore[union-attr]
+            return ref
         if target is None or target._state >= EXITING:
             ref = self.make_ref()
             me._deliver_signal(Down(ref, pid, NOPROC))
@@ -1070,6 +1141,9 @@ class Node:
                 target = self._lookup(target_pid)
                 if target is not None and target._monitors is not None:
                     active = target._monitors.pop(ref, None) is not None
+                elif self._is_remote(target_pid):
+                    self._remote.demonitor(ref, target_pid)  # type: ignore[union-attr]
+                    active = True
         if flush and me._mbox:
             kept = [m for m in me._mbox if not (m.__class__ is Down and m.ref == ref)]
             me._mbox.clear()
@@ -1139,6 +1213,80 @@ class Node:
         """All locally registered names."""
         return list(self._names)
 
+    # -- inbound distribution (called by the transport layer) ------------------------------------
+
+    def remote_deliver(self, pid: Pid, msg: Any) -> None:
+        """A message from another node for local ``pid`` (dropped and counted if it is gone)."""
+        proc = self._lookup(pid)
+        if proc is None:
+            self._stats.dropped_dead += 1
+            return
+        try:
+            proc._deliver(msg)
+        except MailboxFull:
+            pass  # counted by the mailbox
+
+    def remote_link(self, local: Pid, remote: Pid) -> bool:
+        """``remote`` linked to ``local``; False if ``local`` does not exist (answer noproc)."""
+        proc = self._lookup(local)
+        if proc is None or proc._state >= EXITING:
+            return False
+        if proc._links is None:
+            proc._links = set()
+        proc._links.add(remote)
+        return True
+
+    def remote_unlink(self, local: Pid, remote: Pid) -> None:
+        """``remote`` removed its link to ``local``."""
+        proc = self._lookup(local)
+        if proc is not None and proc._links is not None:
+            proc._links.discard(remote)
+
+    def remote_exit(self, target: Pid, sender: Pid | None, reason: Any, link: bool) -> None:
+        """An exit signal from another node to local ``target``."""
+        proc = self._lookup(target)
+        if proc is not None:
+            self._enqueue_signal(proc, sender, reason, link)
+
+    def remote_monitor(self, target: Pid, watcher: Pid, ref: Ref) -> bool:
+        """Remote ``watcher`` monitors local ``target``; False if it does not exist."""
+        proc = self._lookup(target)
+        if proc is None or proc._state >= EXITING:
+            return False
+        if proc._monitors is None:
+            proc._monitors = {}
+        proc._monitors[ref] = watcher
+        return True
+
+    def remote_demonitor(self, target: Pid, ref: Ref) -> None:
+        """A remote watcher removed its monitor on local ``target``."""
+        proc = self._lookup(target)
+        if proc is not None and proc._monitors is not None:
+            proc._monitors.pop(ref, None)
+
+    def remote_down(self, watcher: Pid, ref: Ref, pid: Pid, reason: Any) -> None:
+        """A remote process that local ``watcher`` monitored has exited."""
+        self._down(watcher, ref, pid, reason)
+
+    def node_down(self, name: str) -> None:
+        """Node ``name`` became unreachable: links to its processes get ``noconnection`` exit
+        signals, monitors of them fire ``noconnection``, its monitors of ours are dropped."""
+        for proc in list(self._procs.values()):
+            if proc._state == DEAD:
+                continue
+            if proc._monitors:
+                for ref in [
+                    r for r, w in proc._monitors.items() if w.__class__ is Pid and w.node == name
+                ]:
+                    del proc._monitors[ref]
+            if proc._watching:
+                for ref, target in [(r, t) for r, t in proc._watching.items() if t.node == name]:
+                    del proc._watching[ref]
+                    proc._deliver_signal(Down(ref, target, NOCONNECTION))
+            if proc._links:
+                for other in [p for p in proc._links if p.node == name]:
+                    self._enqueue_signal(proc, other, NOCONNECTION, True)
+
     # -- introspection --------------------------------------------------------------------------
 
     def processes(self) -> list[Pid]:
@@ -1186,6 +1334,24 @@ class Node:
         return f"<Node {self.name} processes={len(self._procs)}>"
 
 
+def resolve_actor(target: str) -> type[Actor]:
+    """Import ``"pkg.mod:Class"`` and check that it names an Actor subclass."""
+    import importlib
+
+    module_name, sep, qualname = target.partition(":")
+    if not sep or not module_name or not qualname:
+        raise UsageError(f"an actor reference looks like 'pkg.mod:Class', got {target!r}")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError) as exc:
+        raise UsageError(f"cannot import {target!r}: {exc}") from exc
+    if not (isinstance(obj, type) and issubclass(obj, Actor)):
+        raise UsageError(f"{target!r} is not an Actor subclass")
+    return obj
+
+
 def _consume(fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled():
         fut.exception()
@@ -1202,11 +1368,15 @@ def call_process(
     behaves as with coroutines.
     """
     proc = dest._proc if dest.__class__ is Pid else None
+    if proc is not None and node is not None and proc._node is not node:
+        proc = node._lookup(dest)
     if proc is None:
         if node is None:
             node = _node_here()
         proc = node._resolve(dest)
         if proc is None:
+            if node._is_remote(dest):
+                return node._remote.call(dest, msg, timeout)  # type: ignore[union-attr]
             return node._failed(NoProc(dest))
     node = proc._node
     state = proc._state

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from ..actors import Node
+from .._node import Node
 from ._vtime import VirtualTimeLoop
 
 

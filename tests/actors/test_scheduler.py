@@ -259,12 +259,30 @@ class Recorded(ember.Actor):
 
 
 class StubbornTrapper(ember.Actor):
-    """Traps exits and ignores the Exit message the node's shutdown sends it."""
+    """Traps exits, and its terminate hook never returns."""
 
     trap_exits = True
 
     async def receive(self, msg: Any) -> Any:
         return None
+
+    async def terminate(self, reason: Any) -> None:
+        await asyncio.get_running_loop().create_future()
+
+
+class Trapper(ember.Actor):
+    """Traps exits and ignores Exit messages."""
+
+    trap_exits = True
+
+    def __init__(self, reasons: list[Any]) -> None:
+        self.reasons = reasons
+
+    async def receive(self, msg: Any) -> Any:
+        return None
+
+    def terminate(self, reason: Any) -> None:
+        self.reasons.append(reason)
 
 
 @pytest.mark.ember_realtime
@@ -288,6 +306,21 @@ async def test_orderly_node_shutdown() -> None:
         assert node.process_info(pid) is None
     with pytest.raises(ember.UsageError):
         await node.spawn(Idle)
+
+
+async def test_node_shutdown_is_not_trapped() -> None:
+    """The node orders unsupervised processes to stop: a trapping one is not asked, it is
+    stopped (its terminate hook runs with shutdown) without waiting for the grace time."""
+    reasons: list[Any] = []
+    async with ember.Node("a") as node:
+        trapper = await node.spawn(Trapper, reasons)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        exited = node.wait_exit(trapper)
+        await node.stop(timeout=3.0)
+        assert await exited == "shutdown"
+        assert reasons == ["shutdown"]
+        assert loop.time() - start < 1.0
 
 
 async def test_shutdown_kills_what_does_not_stop_in_time() -> None:

@@ -1,0 +1,153 @@
+"""``ember.Node``: the kernel node plus, when asked to listen or connect, the TCP transport."""
+
+from __future__ import annotations
+
+import os
+import ssl
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ._errors import UsageError
+from .actors import Node as KernelNode
+from .transport._config import TransportConfig
+from .transport._dist import Distribution
+from .transport._transport import Transport, parse_address
+
+
+def parse_node_address(spec: str) -> tuple[str, str, int]:
+    """``"b@127.0.0.1:7002"`` -> ``("b", "127.0.0.1", 7002)``."""
+    name, sep, address = spec.partition("@")
+    if not sep or not name:
+        raise UsageError(f"a node address looks like 'name@host:port', got {spec!r}")
+    host, port = parse_address(address)
+    return name, host, port
+
+
+def next_creation(data_dir: Path) -> int:
+    """Bump and return the incarnation counter kept in ``data_dir/creation``."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "creation"
+    try:
+        last = int(path.read_text().strip() or "0")
+    except (FileNotFoundError, ValueError):
+        last = 0
+    creation = last % (2**31 - 1) + 1
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{creation}\n")
+    os.replace(tmp, path)
+    return creation
+
+
+class Node(KernelNode):
+    """One Ember node. Without ``listen``/``connect`` it is a local node; with them it runs the
+    TCP transport, and pids, links, monitors and calls work across nodes.
+
+    ``cookie`` is the cluster's shared secret (never sent; both sides prove they know it).
+    ``connect`` lists ``"name@host:port"`` peers to connect to at start. ``creation`` numbers
+    this incarnation of the node name; by default it is a counter kept in ``data_dir`` (if
+    given) or derived from the clock, so pids of an earlier run never name new processes.
+    ``spawn_allow`` lists module prefixes other nodes may spawn from (``None``: any).
+    """
+
+    def __init__(
+        self,
+        name: str = "nonode",
+        *,
+        listen: str | None = None,
+        cookie: str | bytes | None = None,
+        cluster: str = "ember",
+        connect: Iterable[str] = (),
+        config: TransportConfig | None = None,
+        ssl_server: ssl.SSLContext | None = None,
+        ssl_client: ssl.SSLContext | None = None,
+        creation: int | None = None,
+        data_dir: str | os.PathLike[str] | None = None,
+        spawn_allow: tuple[str, ...] | None = None,
+    ) -> None:
+        self._connect = [parse_node_address(c) for c in connect]
+        self._listen = listen
+        self._networked = listen is not None or bool(self._connect)
+        if self._networked and not cookie:
+            raise UsageError("a distributed node needs a cookie")
+        if creation is None:
+            if data_dir is not None:
+                creation = next_creation(Path(data_dir))
+            elif self._networked:
+                creation = int(time.time() * 1000) % (2**31 - 1) + 1
+            else:
+                creation = 1
+        super().__init__(name, creation=creation)
+        self.cluster = cluster
+        self._cookie = cookie
+        self._config = config
+        self._ssl = (ssl_server, ssl_client)
+        self._spawn_allow = spawn_allow
+        self.transport: Transport | None = None
+        self.dist: Distribution | None = None
+
+    @property
+    def address(self) -> tuple[str, int] | None:
+        """The address the node listens on, once started (None if it does not listen)."""
+        return self.transport.address if self.transport is not None else None
+
+    async def start(self) -> None:
+        """Start the kernel, then the transport (if distributed) and the connections asked for."""
+        await super().start()
+        if not self._networked:
+            return
+        assert self._cookie is not None
+        dist: Distribution | None = None
+
+        def on_frames(peer: str, frames: Any) -> None:
+            assert dist is not None
+            dist.on_frames(peer, frames)
+
+        def on_up(peer: str, creation: int) -> None:
+            assert dist is not None
+            dist.on_node_up(peer, creation)
+
+        def on_down(peer: str, reason: str) -> None:
+            assert dist is not None
+            dist.on_node_down(peer, reason)
+
+        self.transport = Transport(
+            self.name,
+            self.cluster,
+            self._cookie,
+            self.creation,
+            self._config,
+            on_frames=on_frames,
+            on_node_up=on_up,
+            on_node_down=on_down,
+            ssl_server=self._ssl[0],
+            ssl_client=self._ssl[1],
+        )
+        dist = self.dist = Distribution(self, self.transport, spawn_allow=self._spawn_allow)
+        dist.attach()
+        await self.transport.start(self._listen)
+        for peer, host, port in self._connect:
+            await self.connect_node(f"{peer}@{host}:{port}")
+
+    async def connect_node(self, spec: str) -> None:
+        """Connect to ``"name@host:port"`` (returns once connected)."""
+        if self.transport is None:
+            raise UsageError(f"node {self.name} is not distributed")
+        peer, host, port = parse_node_address(spec)
+        self.transport.add_peer_address(peer, host, port)
+        await self.transport.connect(peer, host, port)
+
+    def connected_nodes(self) -> list[str]:
+        """Names of the nodes this node has an open connection to."""
+        return self.transport.connected_nodes() if self.transport is not None else []
+
+    async def stop(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - a grace period
+        """Stop every process (their exit signals still reach remote links), then the
+        transport."""
+        try:
+            await super().stop(timeout)
+        finally:
+            if self.transport is not None:
+                await self.transport.close()
+                self.attach_remote(None)

@@ -1,0 +1,57 @@
+"""What the kernel needs from distribution: the hooks it calls for pids on other nodes.
+
+The transport layer implements :class:`Remote` and installs it with ``Node.attach_remote``;
+the kernel never imports it. All methods are called from the node's event loop and must not
+block. Inbound traffic goes the other way through the ``Node.remote_*`` methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from ._pid import Pid, Ref
+
+
+class Remote(Protocol):
+    """Distribution hooks for pids whose node is not this one."""
+
+    def send(self, sender: Pid | None, pid: Pid, msg: Any) -> None:
+        """Deliver ``msg`` to a remote pid (at most once, ordered per sender/receiver pair)."""
+        ...
+
+    def call(self, pid: Pid, msg: Any, timeout: float | None) -> asyncio.Future[Any]:
+        """A call to a remote process; the future fails with ``NoProc``/``NodeDown``/
+        ``CallTimeout`` as a local call would."""
+        ...
+
+    def link(self, local: Pid, remote: Pid) -> None:
+        """Tell ``remote``'s node that ``local`` linked to it (it answers with an exit
+        ``noproc`` if ``remote`` is gone, ``noconnection`` if its node is unreachable)."""
+        ...
+
+    def unlink(self, local: Pid, remote: Pid) -> None:
+        """Tell ``remote``'s node the link is gone."""
+        ...
+
+    def exit(self, sender: Pid | None, target: Pid, reason: Any, link: bool) -> None:
+        """An exit signal to a remote process (``link``: it comes from a linked exit)."""
+        ...
+
+    def monitor(self, watcher: Pid, target: Pid, ref: Ref) -> None:
+        """``watcher`` monitors remote ``target``; a Down arrives through ``remote_down``."""
+        ...
+
+    def demonitor(self, ref: Ref, target: Pid) -> None:
+        """Remove a monitor on a remote process."""
+        ...
+
+    def down(self, watcher: Pid, ref: Ref, pid: Pid, reason: Any) -> None:
+        """A local process that a remote ``watcher`` monitored has exited."""
+        ...
+
+    async def spawn(
+        self, node: str, target: str, args: tuple[Any, ...], kwargs: dict[str, Any], name: Any
+    ) -> Pid:
+        """Spawn ``target`` (``"pkg.mod:Class"``) on ``node`` and return its pid."""
+        ...

@@ -1,0 +1,294 @@
+"""Distribution: the kernel's :class:`~ember.actors._remote.Remote` hooks over a transport.
+
+Every process-to-process operation between two nodes — messages, calls and replies, links,
+unlinks, exit signals, monitors and Downs — travels on the USER channel, so they stay in the
+order one process issued them, as Erlang's signal ordering requires. Each frame is one msgpack
+tuple whose first element is the operation code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from typing import Any
+
+from .._errors import CallTimeout, EmberError, MailboxFull, NodeDown, NoProc, UsageError
+from ..actors import NOCONNECTION, NOPROC, Node, Pid, Ref
+from ..actors._node import resolve_actor
+from ._codec import Codec
+from ._errors import ProtocolError
+from ._frame import Channel, Frame
+from ._interface import NodeTransport
+from ._queue import NoRoute
+
+log = logging.getLogger("ember.transport")
+
+SEND, CALL, REPLY, LINK, UNLINK, EXIT, MONITOR, DEMONITOR, DOWN, SPAWN = range(10)
+
+
+class RemoteError(EmberError):
+    """A remote node failed a request for a reason other than a missing process."""
+
+
+def wire_reason(reason: Any) -> Any:
+    """An exit reason that can cross the wire: exceptions travel as ``("exception", type,
+    message)``; anything else the codec cannot encode travels as its ``repr``."""
+    if isinstance(reason, BaseException):
+        t = type(reason)
+        return ("exception", f"{t.__module__}.{t.__qualname__}", str(reason))
+    return reason
+
+
+class _RemoteCall:
+    """A call in flight to another node: the caller's future and its deadline entry."""
+
+    __slots__ = ("bucket", "dist", "fut", "id", "pid")
+
+    def __init__(self, dist: Distribution, call_id: int, pid: Any, fut: asyncio.Future[Any]):
+        self.dist = dist
+        self.id = call_id
+        self.pid = pid
+        self.fut = fut
+        self.bucket: dict[Any, float] | None = None
+
+    def settle(self) -> asyncio.Future[Any] | None:
+        self.dist._pending.pop(self.id, None)
+        if self.bucket is not None:
+            self.bucket.pop(self, None)
+            self.bucket = None
+        return None if self.fut.done() else self.fut
+
+    def expire(self, timeout: float) -> None:
+        self.bucket = None
+        fut = self.settle()
+        if fut is not None:
+            fut.set_exception(CallTimeout(f"call to {self.pid} got no reply within {timeout} s"))
+
+
+class Distribution:
+    """Connects a kernel :class:`~ember.actors.Node` to a :class:`NodeTransport`.
+
+    Install with :meth:`attach`; feed the transport's callbacks to :meth:`on_frames`,
+    :meth:`on_node_up` and :meth:`on_node_down`. ``spawn_allow`` lists the module prefixes that
+    other nodes may spawn from (``None`` allows any importable actor).
+    """
+
+    def __init__(
+        self,
+        node: Node,
+        transport: NodeTransport,
+        codec: Codec | None = None,
+        spawn_allow: tuple[str, ...] | None = None,
+    ) -> None:
+        self.node = node
+        self.transport = transport
+        self.codec = codec if codec is not None else Codec()
+        self.spawn_allow = spawn_allow
+        self._pending: dict[int, _RemoteCall] = {}
+        self._ids = itertools.count(1)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.dropped = 0
+        self.protocol_errors = 0
+
+    def attach(self) -> None:
+        """Route the node's remote operations through this distribution."""
+        self.node.attach_remote(self)
+
+    # -- outbound (the kernel's Remote hooks) ---------------------------------------------------
+
+    def _send(self, peer: str, op: tuple[Any, ...]) -> bool:
+        payload = self.codec.encode(op)  # UnsendableError surfaces at the sender
+        try:
+            self.transport.send(peer, Channel.USER, payload)
+        except NoRoute:
+            self.dropped += 1
+            return False
+        return True
+
+    def send(self, sender: Pid | None, pid: Pid, msg: Any) -> None:
+        self._send(pid.node, (SEND, pid, msg))
+
+    def call(self, pid: Pid, msg: Any, timeout: float | None) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        call = _RemoteCall(self, next(self._ids), pid, fut)
+        self._pending[call.id] = call
+        try:
+            sent = self._send(pid.node, (CALL, call.id, pid, msg))
+        except BaseException:
+            call.settle()
+            raise
+        if not sent:
+            call.settle()
+            fut.set_exception(NodeDown(pid))
+            return fut
+        if timeout is not None:
+            deadlines = self.node._deadlines
+            assert deadlines is not None
+            call.bucket = deadlines.add(call, timeout)  # type: ignore[arg-type]
+        return fut
+
+    def link(self, local: Pid, remote: Pid) -> None:
+        if not self._reachable(remote.node, (LINK, local, remote)):
+            self._later(self.node.remote_exit, local, remote, NOCONNECTION, True)
+
+    def unlink(self, local: Pid, remote: Pid) -> None:
+        self._send(remote.node, (UNLINK, local, remote))
+
+    def exit(self, sender: Pid | None, target: Pid, reason: Any, link: bool) -> None:
+        self._send(target.node, (EXIT, sender, target, wire_reason(reason), link))
+
+    def monitor(self, watcher: Pid, target: Pid, ref: Ref) -> None:
+        if not self._reachable(target.node, (MONITOR, watcher, target, ref)):
+            self._later(self.node.remote_down, watcher, ref, target, NOCONNECTION)
+
+    def demonitor(self, ref: Ref, target: Pid) -> None:
+        self._send(target.node, (DEMONITOR, ref, target))
+
+    def down(self, watcher: Pid, ref: Ref, pid: Pid, reason: Any) -> None:
+        self._send(watcher.node, (DOWN, watcher, ref, pid, wire_reason(reason)))
+
+    async def spawn(
+        self, node: str, target: str, args: tuple[Any, ...], kwargs: dict[str, Any], name: Any
+    ) -> Pid:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Any] = loop.create_future()
+        call = _RemoteCall(self, next(self._ids), f"spawn@{node}", fut)
+        self._pending[call.id] = call
+        if not self._send(node, (SPAWN, call.id, target, list(args), kwargs, name)):
+            call.settle()
+            raise NodeDown(f"spawn@{node}")
+        pid: Pid = await fut
+        return pid
+
+    def _reachable(self, peer: str, op: tuple[Any, ...]) -> bool:
+        """Send ``op`` if ``peer`` is connected or being dialled; False if it has no route."""
+        return self._send(peer, op)
+
+    def _later(self, fn: Any, *args: Any) -> None:
+        asyncio.get_running_loop().call_soon(fn, *args)
+
+    # -- inbound --------------------------------------------------------------------------------
+
+    def on_frames(self, peer: str, frames: list[Frame]) -> None:
+        """Transport callback: apply a batch of frames from ``peer`` in order."""
+        node = self.node
+        for frame in frames:
+            if frame.channel != Channel.USER:
+                continue
+            try:
+                op = self.codec.decode(frame.payload)
+                self._apply(peer, node, op)
+            except ProtocolError as exc:
+                self.protocol_errors += 1
+                log.warning("bad frame from %s: %s", peer, exc)
+            except (TypeError, ValueError, IndexError) as exc:
+                self.protocol_errors += 1
+                log.warning("malformed operation from %s: %r", peer, exc)
+
+    def _apply(self, peer: str, node: Node, op: Any) -> None:
+        code = op[0]
+        if code == SEND:
+            node.remote_deliver(op[1], op[2])
+        elif code == CALL:
+            self._serve_call(peer, op[1], op[2], op[3])
+        elif code == REPLY:
+            self._settle_reply(op[1], op[2], op[3])
+        elif code == LINK:
+            if not node.remote_link(op[2], op[1]):
+                self._send(peer, (EXIT, op[2], op[1], NOPROC, True))
+        elif code == UNLINK:
+            node.remote_unlink(op[2], op[1])
+        elif code == EXIT:
+            node.remote_exit(op[2], op[1], op[3], op[4])
+        elif code == MONITOR:
+            if not node.remote_monitor(op[2], op[1], op[3]):
+                self._send(peer, (DOWN, op[1], op[3], op[2], NOPROC))
+        elif code == DEMONITOR:
+            node.remote_demonitor(op[2], op[1])
+        elif code == DOWN:
+            node.remote_down(op[1], op[2], op[3], op[4])
+        elif code == SPAWN:
+            self._serve_spawn(peer, op)
+        else:
+            raise ValueError(f"unknown operation {code!r}")
+
+    def _serve_call(self, peer: str, call_id: int, pid: Any, msg: Any) -> None:
+        fut = self.node.call(pid, msg, timeout=None)
+        fut.add_done_callback(lambda f: self._reply(peer, call_id, f))
+
+    def _reply(self, peer: str, call_id: int, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled():
+            result: tuple[Any, ...] = (REPLY, call_id, False, ("error", "cancelled"))
+        elif (exc := fut.exception()) is not None:
+            result = (REPLY, call_id, False, _wire_error(exc))
+        else:
+            result = (REPLY, call_id, True, fut.result())
+        try:
+            self._send(peer, result)
+        except EmberError as exc:  # the value could not be encoded: tell the caller
+            self._send(peer, (REPLY, call_id, False, ("error", str(exc))))
+
+    def _settle_reply(self, call_id: int, ok: bool, value: Any) -> None:
+        call = self._pending.get(call_id)
+        if call is None:
+            return  # timed out meanwhile
+        fut = call.settle()
+        if fut is None:
+            return
+        if ok:
+            fut.set_result(value)
+        else:
+            fut.set_exception(_local_error(call.pid, value))
+
+    def _serve_spawn(self, peer: str, op: Any) -> None:
+        _, call_id, target, args, kwargs, name = op
+
+        async def run() -> Pid:
+            allow = self.spawn_allow
+            if allow is not None and not any(target.startswith(p) for p in allow):
+                raise UsageError(f"spawning {target!r} is not allowed on {self.node.name}")
+            return await self.node.spawn(resolve_actor(target), *args, name=name, **kwargs)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(lambda f: self._reply(peer, call_id, f))
+
+    def on_node_up(self, peer: str, creation: int) -> None:
+        """Transport callback: a connection to ``peer`` opened."""
+        log.info("node %s up (creation %d)", peer, creation)
+
+    def on_node_down(self, peer: str, reason: str) -> None:
+        """Transport callback: ``peer`` is unreachable. Its calls fail with ``NodeDown`` and the
+        kernel fires ``noconnection`` for links and monitors."""
+        log.info("node %s down: %s", peer, reason)
+        for call in [c for c in self._pending.values() if _node_of(c.pid) == peer]:
+            fut = call.settle()
+            if fut is not None:
+                fut.set_exception(NodeDown(call.pid))
+        self.node.node_down(peer)
+
+
+def _node_of(pid: Any) -> str:
+    if isinstance(pid, Pid):
+        return pid.node
+    return str(pid).rpartition("@")[2]
+
+
+def _wire_error(exc: BaseException) -> tuple[Any, ...]:
+    if isinstance(exc, NoProc):
+        return ("noproc", wire_reason(exc.reason))
+    if isinstance(exc, MailboxFull):
+        return ("mailbox_full", None)
+    return ("error", f"{type(exc).__name__}: {exc}")
+
+
+def _local_error(pid: Any, value: Any) -> BaseException:
+    kind, detail = value
+    if kind == "noproc":
+        return NoProc(pid, detail)
+    if kind == "mailbox_full":
+        return MailboxFull(pid)
+    return RemoteError(f"{pid}: {detail}")

@@ -1,0 +1,299 @@
+"""The outbox: one peer's bounded per-channel queues of frames waiting to be written.
+
+An :class:`Outbox` belongs to a peer node, not to a connection, so frames queued before a
+connection is established (or while a simultaneous connect is being resolved) wait there and go
+out on whichever connection wins. While a connection (its *writer*) is attached, the first frame
+queued in a loop iteration schedules one flush with ``loop.call_soon``; the flush drains every
+channel, CONTROL first, into one list and hands it to the writer, which joins it into one write.
+
+Also here: the errors a send can raise at the sender, before anything is queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections import deque
+from typing import Protocol
+
+from .._errors import EmberError
+from ._config import ChannelPolicy, TransportConfig
+from ._frame import Channel
+from ._stats import TransportStats
+
+__all__ = ["FrameTooLarge", "NoRoute", "Outbox", "QueueFull", "Writer"]
+
+
+class QueueFull(EmberError):
+    """A channel queue with the ``reject`` policy is full: the frame was not sent.
+
+    The peer is not reading as fast as frames are sent to it (or no connection is up yet). Retry
+    later, or use ``send_wait``, which waits for room.
+    """
+
+    def __init__(self, peer: str, channel: Channel) -> None:
+        super().__init__(f"the {channel.name} queue to node {peer!r} is full")
+        self.peer = peer
+        self.channel = channel
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (self.__class__, (self.peer, self.channel))
+
+
+class FrameTooLarge(EmberError, ValueError):
+    """A payload does not fit in one frame of the configured ``max_frame_size``; not sent."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"a frame of {size} bytes exceeds max_frame_size {limit}")
+        self.size = size
+        self.limit = limit
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (self.__class__, (self.size, self.limit))
+
+
+class NoRoute(EmberError):
+    """There is no connection to the node, none being made, and no known address to dial."""
+
+    def __init__(self, peer: str) -> None:
+        super().__init__(f"no route to node {peer!r}: not connected and no known address")
+        self.peer = peer
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (self.__class__, (self.peer,))
+
+
+class Writer(Protocol):
+    """What an outbox drains into: a connection (or a simulated link)."""
+
+    @property
+    def paused(self) -> bool:
+        """True while the writer's buffer is over its high-water mark: do not write."""
+        ...
+
+    def write_frames(self, parts: list[bytes], frames: int, nbytes: int) -> None:
+        """Write ``frames`` frames: ``parts`` alternates headers and payloads, ``nbytes`` long."""
+        ...
+
+
+_HEADER = struct.Struct(">IB")
+# Headers of small frames, prebuilt: _HEADERS[channel][length]. Saves a struct.pack per send.
+_CACHED_LENGTHS = 512
+_HEADERS: tuple[tuple[bytes, ...], ...] = tuple(
+    tuple(_HEADER.pack(length, channel) for length in range(_CACHED_LENGTHS)) for channel in Channel
+)
+
+
+class _ChannelQueue:
+    """The queue of one channel: alternating header and payload bytes, with its counts."""
+
+    __slots__ = (
+        "channel",
+        "frames",
+        "headers",
+        "items",
+        "max_bytes",
+        "max_frames",
+        "name",
+        "nbytes",
+        "overflow",
+        "waiters",
+    )
+
+    def __init__(self, channel: Channel, policy: ChannelPolicy) -> None:
+        self.channel = channel
+        self.name = channel.name
+        self.headers = _HEADERS[channel]
+        self.items: deque[bytes] = deque()
+        self.frames = 0
+        self.nbytes = 0
+        self.max_frames = policy.max_frames
+        self.max_bytes = policy.max_bytes
+        self.overflow = policy.overflow
+        self.waiters: deque[asyncio.Future[None]] = deque()
+
+    def has_room(self, size: int) -> bool:
+        return self.frames < self.max_frames and self.nbytes + size <= self.max_bytes
+
+
+class Outbox:
+    """Bounded per-channel queues of frames to one peer, and the flush that drains them.
+
+    Not thread-safe; used from its transport's event loop. ``put`` never blocks and never
+    buffers beyond the channel's policy; ``put_wait`` waits for room on a ``reject`` channel.
+    """
+
+    __slots__ = (
+        "_closed",
+        "_loop",
+        "_max_frame_size",
+        "_order",
+        "_queues",
+        "_scheduled",
+        "_stats",
+        "_writer",
+        "peer",
+    )
+
+    def __init__(
+        self,
+        peer: str,
+        config: TransportConfig,
+        stats: TransportStats,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.peer = peer
+        self._loop = loop
+        self._stats = stats
+        self._max_frame_size = config.max_frame_size
+        # Indexed by channel number; drained in this order, so CONTROL goes out first.
+        self._queues = tuple(_ChannelQueue(ch, config.policy(ch)) for ch in Channel)
+        self._order = self._queues
+        self._writer: Writer | None = None
+        self._scheduled = False
+        self._closed: BaseException | None = None
+
+    @property
+    def pending(self) -> int:
+        """Frames queued, on all channels."""
+        return sum(q.frames for q in self._queues)
+
+    def queued(self, channel: Channel) -> int:
+        """Frames queued on ``channel``."""
+        return self._queues[channel].frames
+
+    @property
+    def writer(self) -> Writer | None:
+        """The connection this outbox drains into, if one is attached."""
+        return self._writer
+
+    def put(self, channel: Channel, payload: bytes) -> None:
+        """Queue ``payload`` on ``channel``; raise :class:`QueueFull` if a ``reject`` queue is full.
+
+        A ``drop_oldest`` queue drops old frames to make room, a ``drop_newest`` queue drops this
+        one; both are counted. ``payload`` must not be mutated afterwards.
+        """
+        q = self._queues[channel]
+        length = len(payload) + 1
+        if length > self._max_frame_size:
+            raise FrameTooLarge(length, self._max_frame_size)
+        size = length + 4
+        if (q.frames >= q.max_frames or q.nbytes + size > q.max_bytes) and not self._overflow(
+            q, size
+        ):
+            return
+        items = q.items
+        items.append(
+            q.headers[length] if length < _CACHED_LENGTHS else _HEADER.pack(length, channel)
+        )
+        items.append(payload)
+        q.frames += 1
+        q.nbytes += size
+        if not self._scheduled and self._writer is not None:
+            self._scheduled = True
+            self._loop.call_soon(self._flush)
+
+    async def put_wait(self, channel: Channel, payload: bytes) -> None:
+        """Queue ``payload``, waiting for room first if ``channel`` rejects when full."""
+        q = self._queues[channel]
+        size = len(payload) + 5
+        while self._closed is None and q.overflow == "reject" and not q.has_room(size):
+            if size - 4 > self._max_frame_size:
+                raise FrameTooLarge(size - 4, self._max_frame_size)
+            waiter = self._loop.create_future()
+            q.waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+                try:
+                    q.waiters.remove(waiter)
+                except ValueError:
+                    pass
+        if self._closed is not None:
+            raise self._closed
+        self.put(channel, payload)
+
+    def attach(self, writer: Writer) -> None:
+        """Start draining into ``writer`` (a connection that just became established)."""
+        self._writer = writer
+        self.schedule()
+
+    def detach(self) -> None:
+        """Stop draining: the connection is gone. Queued frames stay until :meth:`discard`."""
+        self._writer = None
+
+    def schedule(self) -> None:
+        """Flush soon if there is a writer and anything to write (after ``resume_writing``)."""
+        if not self._scheduled and self._writer is not None and self.pending:
+            self._scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def flush(self) -> None:
+        """Write what is queued now, without waiting for the scheduled flush (before a close)."""
+        self._flush()
+
+    def discard(self) -> int:
+        """Drop every queued frame; return how many. Wakes senders waiting for room."""
+        dropped = 0
+        for q in self._queues:
+            dropped += q.frames
+            q.items.clear()
+            q.frames = q.nbytes = 0
+            self._wake(q)
+        return dropped
+
+    def close(self, error: BaseException) -> int:
+        """Discard everything and make waiting and future ``put_wait`` calls raise ``error``."""
+        self._closed = error
+        self._writer = None
+        for q in self._queues:
+            while q.waiters:
+                waiter = q.waiters.popleft()
+                if not waiter.done():
+                    waiter.set_exception(error)
+        return self.discard()
+
+    def _overflow(self, q: _ChannelQueue, size: int) -> bool:
+        """Handle a full queue: True if the new frame may now be queued."""
+        if q.overflow == "reject":
+            self._stats.rejected[q.name] += 1
+            raise QueueFull(self.peer, q.channel)
+        if q.overflow == "drop_newest":
+            self._stats.dropped_newest[q.name] += 1
+            return False
+        items = q.items
+        dropped = 0
+        while q.frames and not q.has_room(size):
+            items.popleft()
+            q.nbytes -= len(items.popleft()) + 5
+            q.frames -= 1
+            dropped += 1
+        self._stats.dropped_oldest[q.name] += dropped
+        return True
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        writer = self._writer
+        if writer is None or writer.paused:
+            return
+        parts: list[bytes] = []
+        frames = nbytes = 0
+        for q in self._order:
+            if q.frames:
+                parts += q.items
+                q.items.clear()
+                frames += q.frames
+                nbytes += q.nbytes
+                q.frames = q.nbytes = 0
+                if q.waiters:
+                    self._wake(q)
+        if frames:
+            writer.write_frames(parts, frames, nbytes)
+
+    @staticmethod
+    def _wake(q: _ChannelQueue) -> None:
+        for waiter in q.waiters:
+            if not waiter.done():
+                waiter.set_result(None)

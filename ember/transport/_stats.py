@@ -1,0 +1,80 @@
+"""Counters of a transport: what it sent, received, dropped, refused, and why connections ended."""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from dataclasses import dataclass, field
+
+__all__ = ["TransportStats"]
+
+
+@dataclass(slots=True)
+class TransportStats:
+    """Counters of one transport (a :class:`~ember.transport.Transport` or a memory endpoint).
+
+    :meth:`~ember.transport.Transport.statistics` returns a copy, so a snapshot does not move.
+    Counters keyed by channel use the channel's name (``"USER"``); keyed by kind, the
+    :class:`~ember.transport.ProtocolError` kind (``"oversized"``, ``"auth"``, ...).
+    """
+
+    frames_sent: int = 0
+    """Frames handed to the OS (or, in memory, to the simulated network)."""
+    bytes_sent: int = 0
+    """Bytes handed to the OS, headers included."""
+    writes: int = 0
+    """``transport.write`` calls: ``frames_sent / writes`` is how well writes coalesce."""
+    frames_received: int = 0
+    """Frames decoded after the handshake, heartbeats included."""
+    bytes_received: int = 0
+    """Bytes received after the handshake."""
+    heartbeats_sent: int = 0
+    """Heartbeat frames written because a connection had been idle."""
+
+    rejected: Counter[str] = field(default_factory=Counter)
+    """Sends refused with :class:`~ember.transport.QueueFull`, by channel."""
+    dropped_oldest: Counter[str] = field(default_factory=Counter)
+    """Queued frames dropped to make room for newer ones (``drop_oldest``), by channel."""
+    dropped_newest: Counter[str] = field(default_factory=Counter)
+    """New frames dropped because their queue was full (``drop_newest``), by channel."""
+    dropped_disconnected: int = 0
+    """Queued frames discarded because their connection was lost (the peer was reported down)."""
+    dropped_unreachable: int = 0
+    """Queued frames discarded because their peer stayed unreachable for ``unreachable_timeout``."""
+    dropped_by_network: int = 0
+    """Frames the simulated network dropped (memory transport only: fault injection)."""
+    dropped_on_close: int = 0
+    """Queued frames discarded because the transport was closed."""
+
+    protocol_errors: Counter[str] = field(default_factory=Counter)
+    """Connections closed because the peer broke the protocol, by error kind (authentication
+    failures included, as ``"auth"`` and ``"cluster"``)."""
+    handshake_failures: int = 0
+    """Handshakes that failed for any reason (protocol error, timeout, connection lost)."""
+    handshake_timeouts: int = 0
+    """Connections closed because the handshake did not finish within ``handshake_timeout``."""
+    rate_limited: int = 0
+    """Inbound connections closed on arrival: their address failed too many handshakes."""
+    refused_busy: int = 0
+    """Inbound connections closed on arrival: too many handshakes were already in progress."""
+    refused_duplicate: int = 0
+    """Inbound connections refused because their node was already connected."""
+    simultaneous_connects: int = 0
+    """Connection pairs resolved by the simultaneous-connect rule (counted where the loser is
+    refused or abandoned)."""
+    heartbeat_timeouts: int = 0
+    """Connections aborted because the peer was silent for ``heartbeat_timeout``."""
+    connect_failures: int = 0
+    """Outbound attempts that failed before a handshake (refused, unreachable, timed out)."""
+    connections_accepted: int = 0
+    """Inbound connections that completed the handshake and carried traffic."""
+    connections_initiated: int = 0
+    """Outbound connections that completed the handshake and carried traffic."""
+    connections_lost: int = 0
+    """Established connections that ended for any reason other than a local close."""
+    callback_errors: int = 0
+    """Exceptions raised by ``on_frames``/``on_node_up``/``on_node_down`` (logged, swallowed)."""
+
+    def snapshot(self) -> TransportStats:
+        """A deep copy that later counting does not change."""
+        return copy.deepcopy(self)

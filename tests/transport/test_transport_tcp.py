@@ -1,0 +1,492 @@
+"""Tests of the TCP transport shell: two Transports in one loop over loopback, and raw sockets.
+
+Every wait is on an event (the recorder's, a future, EOF) bounded by ``asyncio.timeout``; the
+only plain sleeps are where the property under test is that nothing happens for a while.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import ssl
+import struct
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped]
+import pytest
+from transport_kit import CLUSTER, COOKIE, WAIT, RawPeer, Recorder
+
+from ember import UsageError
+from ember.transport._config import ChannelPolicy, TransportConfig
+from ember.transport._connection import HEARTBEAT
+from ember.transport._errors import AuthenticationError
+from ember.transport._frame import Channel, encode_frame
+from ember.transport._queue import FrameTooLarge, NoRoute, QueueFull
+from ember.transport._transport import Transport, parse_address
+
+pytestmark = pytest.mark.ember_realtime
+
+FAST = TransportConfig.local(heartbeat_interval=0.05, heartbeat_timeout=0.2, handshake_timeout=1.0)
+
+
+@contextlib.asynccontextmanager
+async def node(
+    name: str,
+    *,
+    config: TransportConfig = FAST,
+    cookie: str = COOKIE,
+    creation: int = 1,
+    listen: str | None = "127.0.0.1:0",
+    **kw: Any,
+) -> AsyncIterator[tuple[Transport, Recorder]]:
+    rec = Recorder()
+    transport = Transport(name, CLUSTER, cookie, creation, config, **rec.callbacks(), **kw)
+    await transport.start(listen)
+    try:
+        yield transport, rec
+    finally:
+        await transport.close()
+
+
+async def connect(a: Transport, b: Transport) -> None:
+    assert b.address is not None
+    async with asyncio.timeout(WAIT):
+        await a.connect(b.node_name, *b.address)
+
+
+async def test_handshake_and_frames_both_ways() -> None:
+    async with node("a", creation=11) as (a, ra), node("b", creation=22) as (b, rb):
+        await connect(a, b)
+        await rb.wait(lambda: ra.ups == [("b", 22)] and rb.ups == [("a", 11)])
+        assert a.connected_nodes() == ["b"] and b.connected_nodes() == ["a"]
+        a.send("b", Channel.USER, b"to b")
+        b.send("a", Channel.RAFT, b"to a")
+        b.send("a", Channel.CONTROL, b"\x90")  # kernel CONTROL traffic is delivered
+        await rb.wait(lambda: rb.payloads("a", Channel.USER) == [b"to b"])
+        await ra.wait(lambda: len(ra.frames["b"]) == 2)
+        assert ra.payloads("b", Channel.RAFT) == [b"to a"]
+        assert ra.payloads("b", Channel.CONTROL) == [b"\x90"]
+        stats = a.statistics()
+        assert stats.connections_initiated == 1 and stats.frames_sent == 1
+        assert b.statistics().connections_accepted == 1
+    # Closing (b first) reports the peer down on both sides, after its frames.
+    assert rb.downs == [("a", "closed")] and rb.events[-1] == ("down", "a")
+    assert ra.downs == [("b", "peer_closed")] and ra.events[-1] == ("down", "b")
+
+
+async def test_many_frames_keep_order_per_channel_and_coalesce() -> None:
+    n = 20_000
+    async with node("a") as (a, _ra), node("b") as (b, rb):
+        await connect(a, b)
+        for i in range(n):
+            channel = (Channel.USER, Channel.RAFT, Channel.PG)[i % 3]
+            try:
+                a.send("b", channel, i.to_bytes(4, "big"))
+            except QueueFull:
+                await a.send_wait("b", channel, i.to_bytes(4, "big"))
+            if i % 1000 == 999:
+                await asyncio.sleep(0)  # end of a burst: let the loop flush
+        await rb.wait(lambda: len(rb.frames["a"]) == n)
+        got = [int.from_bytes(f.payload, "big") for f in rb.frames["a"]]
+        for k, channel in enumerate((Channel.USER, Channel.RAFT, Channel.PG)):
+            seq = [int.from_bytes(p, "big") for p in rb.payloads("a", channel)]
+            assert seq == list(range(k, n, 3))
+        assert sorted(got) == list(range(n))
+        stats = a.statistics()
+        # Coalescing: far fewer writes than frames, and batched delivery on the other side.
+        assert stats.frames_sent == n
+        assert stats.writes <= n // 100, stats.writes
+        assert rb.batches <= n // 100, rb.batches
+
+
+async def test_wrong_cookie_is_refused_counted_and_never_up() -> None:
+    async with node("a") as (a, ra), node("b", cookie="another cookie") as (b, rb):
+        with pytest.raises(AuthenticationError) as info:
+            await connect(a, b)
+        assert info.value.kind == "auth"
+        # The initiator detects the bad proof first; the acceptor learns it from the REJECT.
+        sa, sb = a.statistics(), b.statistics()
+        assert sa.protocol_errors["auth"] == 1 and sa.handshake_failures == 1
+        await rb.wait(lambda: b.statistics().protocol_errors["auth"] == 1)
+        assert b.statistics().handshake_failures == 1
+        assert sb.connections_accepted == 0
+        assert ra.ups == rb.ups == [] and a.connected_nodes() == b.connected_nodes() == []
+
+
+async def test_wrong_cluster_is_refused() -> None:
+    rec = Recorder()
+    other = Transport("b", "other-cluster", COOKIE, 1, FAST, **rec.callbacks())
+    await other.start()
+    try:
+        async with node("a") as (a, ra):
+            assert other.address is not None
+            with pytest.raises(AuthenticationError) as info:
+                async with asyncio.timeout(WAIT):
+                    await a.connect("b", *other.address)
+            assert info.value.kind == "cluster"
+            assert ra.ups == rec.ups == []
+    finally:
+        await other.close()
+
+
+async def test_oversized_frame_after_handshake_closes_only_that_connection() -> None:
+    async with node("a") as (a, ra), node("b") as (b, rb):
+        await connect(b, a)
+        assert a.address is not None
+        raw = await RawPeer.open(a.address)
+        await raw.handshake("evil", "a")
+        status = await raw.next_frame()
+        assert msgpack.unpackb(status.payload) == {"type": "status", "status": "ok"}
+        await ra.wait(lambda: ("evil", 7) in ra.ups)
+        raw.writer.write(struct.pack(">IB", FAST.max_frame_size + 1, Channel.USER))
+        assert await raw.closed_by_peer()
+        await ra.wait(lambda: ("evil", "protocol_error:oversized") in ra.downs)
+        assert a.statistics().protocol_errors["oversized"] == 1
+        # The other connection carries on, both ways.
+        b.send("a", Channel.USER, b"still here")
+        a.send("b", Channel.USER, b"me too")
+        await ra.wait(lambda: ra.payloads("b", Channel.USER) == [b"still here"])
+        await rb.wait(lambda: rb.payloads("a", Channel.USER) == [b"me too"])
+        assert a.connected_nodes() == ["b"]
+
+
+async def test_oversized_handshake_frame_is_refused() -> None:
+    async with node("a") as (a, ra):
+        assert a.address is not None
+        raw = await RawPeer.open(a.address)
+        raw.writer.write(struct.pack(">IB", 1 << 20, Channel.CONTROL))
+        assert await raw.closed_by_peer()
+        await ra.wait(lambda: a.statistics().protocol_errors["oversized"] == 1)
+        assert a.statistics().handshake_failures == 1 and ra.ups == []
+
+
+async def test_garbage_bytes_close_that_connection_only() -> None:
+    async with node("a") as (a, ra), node("b") as (b, _rb):
+        await connect(b, a)
+        assert a.address is not None
+        # Garbage during the handshake: an unknown channel, then random bytes on a new socket.
+        for garbage in (b"\x00\x00\x00\x05\x63abcd", os.urandom(64)):
+            raw = await RawPeer.open(a.address)
+            raw.writer.write(garbage)
+            assert await raw.closed_by_peer()
+        # Garbage after a successful handshake: a frame on a channel that does not exist.
+        raw = await RawPeer.open(a.address)
+        await raw.handshake("evil", "a")
+        raw.writer.write(b"\x00\x00\x00\x02\xeeX")
+        assert await raw.closed_by_peer()
+        await ra.wait(lambda: ("evil", "protocol_error:unknown_channel") in ra.downs)
+        stats = a.statistics()
+        assert sum(stats.protocol_errors.values()) == 3, stats.protocol_errors
+        assert stats.handshake_failures == 2
+        b.send("a", Channel.USER, b"fine")
+        await ra.wait(lambda: ra.payloads("b", Channel.USER) == [b"fine"])
+
+
+async def test_heartbeat_timeout_detects_a_stalled_peer() -> None:
+    async with node("a") as (a, ra):
+        assert a.address is not None
+        raw = await RawPeer.open(a.address)
+        await raw.handshake("stalled", "a")
+        await ra.wait(lambda: ra.ups == [("stalled", 7)])
+        start = asyncio.get_running_loop().time()
+        # The raw peer now says nothing and reads nothing: a stopped process.
+        await ra.wait(lambda: ra.downs == [("stalled", "heartbeat_timeout")])
+        elapsed = asyncio.get_running_loop().time() - start
+        assert FAST.heartbeat_timeout <= elapsed < WAIT
+        assert a.statistics().heartbeat_timeouts == 1
+        assert await raw.closed_by_peer()
+
+
+async def test_heartbeats_keep_an_idle_connection_up() -> None:
+    async with node("a") as (a, ra), node("b") as (b, rb):
+        await connect(a, b)
+        # The property under test is that nothing happens: idle for 4 heartbeat timeouts.
+        await asyncio.sleep(4 * FAST.heartbeat_timeout)
+        assert ra.downs == rb.downs == []
+        assert a.statistics().heartbeats_sent >= 4 and b.statistics().heartbeats_sent >= 4
+        assert rb.frames["a"] == [] and ra.frames["b"] == []  # heartbeats are not delivered
+
+
+async def test_a_raw_peer_sees_heartbeats_and_status() -> None:
+    async with node("a") as (a, _ra):
+        assert a.address is not None
+        raw = await RawPeer.open(a.address)
+        await raw.handshake("watcher", "a")
+        await raw.next_frame()  # the status
+        raw.writer.write(HEARTBEAT)
+        frame = await raw.next_frame()
+        assert frame.channel is Channel.CONTROL and frame.payload == b""
+        raw.close()
+
+
+async def test_simultaneous_connect_resolves_to_one_connection_without_loss() -> None:
+    collisions = 0
+    for names in (("a", "b"), ("b", "a")) * 3:
+        async with node(names[0]) as (x, rx), node(names[1]) as (y, ry):
+            assert x.address is not None and y.address is not None
+            x.add_peer_address(y.node_name, *y.address)
+            y.add_peer_address(x.node_name, *x.address)
+            # Both sides queue frames before any connection exists, in the same iteration,
+            # so both dial at once.
+            for i in range(100):
+                x.send(y.node_name, Channel.USER, b"x%d" % i)
+                y.send(x.node_name, Channel.USER, b"y%d" % i)
+            await ry.wait(lambda: len(ry.frames[x.node_name]) == 100)
+            await rx.wait(lambda: len(rx.frames[y.node_name]) == 100)
+            assert ry.payloads(x.node_name, Channel.USER) == [b"x%d" % i for i in range(100)]
+            assert rx.payloads(y.node_name, Channel.USER) == [b"y%d" % i for i in range(100)]
+            sx, sy = x.statistics(), y.statistics()
+            assert sx.connections_initiated + sx.connections_accepted == 1
+            assert sy.connections_initiated + sy.connections_accepted == 1
+            # The surviving connection was initiated by the node whose name sorts first.
+            first = x if x.node_name < y.node_name else y
+            assert first.statistics().connections_initiated == 1
+            assert len(rx.ups) == len(ry.ups) == 1 and rx.downs == ry.downs == []
+            collisions += sx.simultaneous_connects + sy.simultaneous_connects
+    assert collisions > 0  # the race was really exercised
+
+
+async def test_a_second_connection_from_a_connected_name_is_refused() -> None:
+    async with node("a") as (a, ra), node("b") as (b, _rb):
+        await connect(b, a)
+        assert a.address is not None
+        raw = await RawPeer.open(a.address)
+        await raw.handshake("b", "a")
+        status = await raw.next_frame()
+        assert msgpack.unpackb(status.payload) == {"type": "status", "status": "alive"}
+        assert await raw.closed_by_peer()
+        assert a.statistics().refused_duplicate == 1
+        assert ra.ups == [("b", 1)] and a.connected_nodes() == ["b"]
+
+
+async def test_reconnect_after_the_peer_restarts() -> None:
+    async with node("a") as (a, ra):
+        rb1 = Recorder()
+        b1 = Transport("b", CLUSTER, COOKIE, 1, FAST, **rb1.callbacks())
+        _, port = await b1.start()  # type: ignore[misc]
+        await connect(a, b1)
+        a.send("b", Channel.USER, b"one")
+        await rb1.wait(lambda: rb1.payloads("a", Channel.USER) == [b"one"])
+        await b1.close()
+        await ra.wait(lambda: ra.downs == [("b", "peer_closed")])
+        # While b is down, sends queue and the dialer retries with backoff (connection refused).
+        a.send("b", Channel.USER, b"two")
+        a.send("b", Channel.USER, b"three")
+        rb2 = Recorder()
+        b2 = Transport("b", CLUSTER, COOKIE, 2, FAST, **rb2.callbacks())
+        await b2.start(f"127.0.0.1:{port}")
+        try:
+            await rb2.wait(lambda: rb2.payloads("a", Channel.USER) == [b"two", b"three"])
+            await ra.wait(lambda: ra.ups == [("b", 1), ("b", 2)])
+            assert ra.events[-1] == ("up", "b")
+        finally:
+            await b2.close()
+
+
+async def test_backpressure_queue_full_and_send_wait() -> None:
+    small = FAST.replace(
+        user_queue=ChannelPolicy(
+            max_frames=10, max_bytes=FAST.max_frame_size + 4, overflow="reject"
+        ),
+        control_queue=ChannelPolicy(
+            max_frames=3, max_bytes=FAST.max_frame_size + 4, overflow="drop_oldest"
+        ),
+        unreachable_timeout=WAIT,
+    )
+    async with node("a", config=small) as (a, _ra):
+        # b is not running yet: frames wait in a's outbox for b, bounded.
+        rb = Recorder()
+        b = Transport("b", CLUSTER, COOKIE, 1, FAST, **rb.callbacks())
+        await b.start()
+        assert b.address is not None
+        host, port = b.address
+        await b.close()
+        a.add_peer_address("b", host, port)
+        for i in range(10):
+            a.send("b", Channel.USER, b"%d" % i)
+        with pytest.raises(QueueFull) as info:
+            a.send("b", Channel.USER, b"10")
+        assert info.value.peer == "b" and info.value.channel is Channel.USER
+        for i in range(5):
+            a.send("b", Channel.CONTROL, b"\xa1%d" % i)  # drop_oldest: never raises
+        stats = a.statistics()
+        assert stats.rejected["USER"] == 1 and stats.dropped_oldest["CONTROL"] == 2
+        assert a.pending("b", Channel.USER) == 10 and a.pending("b", Channel.CONTROL) == 3
+        # send_wait waits for room: it comes once b is up and the outbox drains.
+        waiting = asyncio.ensure_future(a.send_wait("b", Channel.USER, b"10"))
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        b = Transport("b", CLUSTER, COOKIE, 2, FAST, **rb.callbacks())
+        await b.start(f"127.0.0.1:{port}")
+        try:
+            async with asyncio.timeout(WAIT):
+                await waiting
+            await rb.wait(lambda: len(rb.payloads("a", Channel.USER)) == 11)
+            assert rb.payloads("a", Channel.USER) == [b"%d" % i for i in range(11)]
+            assert rb.payloads("a", Channel.CONTROL) == [b"\xa1%d" % i for i in (2, 3, 4)]
+        finally:
+            await b.close()
+
+
+async def test_queue_full_when_the_peer_stops_reading() -> None:
+    config = FAST.replace(
+        user_queue=ChannelPolicy(max_frames=1000, max_bytes=64 << 20, overflow="reject"),
+        write_buffer_high=64 * 1024,
+        heartbeat_timeout=WAIT,
+    )
+    async with node("a", config=config) as (a, ra):
+        assert a.address is not None
+        raw = await RawPeer.open(a.address)
+        await raw.handshake("slow", "a")
+        await ra.wait(lambda: ra.ups == [("slow", 7)])
+        raw.writer.transport.pause_reading()  # type: ignore[attr-defined]
+        payload = b"x" * 1000
+        with pytest.raises(QueueFull):
+            async with asyncio.timeout(WAIT):
+                while True:
+                    a.send("slow", Channel.USER, payload)
+                    await asyncio.sleep(0)
+        stats = a.statistics()
+        assert stats.rejected["USER"] == 1
+        # Memory stays bounded: the queue limit plus about the write buffer and socket buffers.
+        assert a.pending("slow", Channel.USER) == 1000
+        raw.close()
+
+
+async def test_send_errors() -> None:
+    async with node("a") as (a, _ra):
+        with pytest.raises(NoRoute):
+            a.send("nobody", Channel.USER, b"x")
+        with pytest.raises(NoRoute):
+            await a.connect("nobody")
+        with pytest.raises(UsageError):
+            a.send("a", Channel.USER, b"x")
+        a.add_peer_address("b", "127.0.0.1", 9)
+        with pytest.raises(FrameTooLarge):
+            a.send("b", Channel.USER, bytes(FAST.max_frame_size))
+    with pytest.raises(UsageError):
+        a.send("b", Channel.USER, b"x")  # closed
+
+
+async def test_failed_handshakes_are_rate_limited_per_address() -> None:
+    config = FAST.replace(handshake_failure_limit=2)
+    async with node("a", config=config) as (a, _ra):
+        assert a.address is not None
+        for _ in range(2):
+            raw = await RawPeer.open(a.address)
+            raw.writer.write(b"\xff" * 16)
+            assert await raw.closed_by_peer()
+        raw = await RawPeer.open(a.address)  # a well-behaved client from the same address
+        raw.writer.write(b"")
+        assert await raw.closed_by_peer()
+        assert a.statistics().rate_limited == 1
+
+
+async def test_a_silent_stranger_is_cut_off_by_the_handshake_timeout() -> None:
+    config = FAST.replace(handshake_timeout=0.2)
+    async with node("a", config=config) as (a, _ra):
+        assert a.address is not None
+        raw = await RawPeer.open(a.address)
+        assert await raw.closed_by_peer()
+        stats = a.statistics()
+        assert stats.handshake_timeouts == 1 and stats.handshake_failures == 1
+
+
+async def test_frames_pipelined_before_the_status_are_a_protocol_error() -> None:
+    # An initiator must wait for the acceptor's verdict: our initiator never pipelines, and a
+    # peer that sends a non-status first frame back to an initiator is refused.
+    server_frames: list[bytes] = []
+
+    async def fake_acceptor(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        from ember.transport._handshake import Handshake, SendBytes
+
+        hs = Handshake(
+            "acceptor",
+            node_name="b",
+            cluster=CLUSTER,
+            cookie=COOKIE.encode(),
+            creation=3,
+            nonce_source=os.urandom,
+        )
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                return
+            for event in hs.receive_data(data):
+                if isinstance(event, SendBytes):
+                    writer.write(event.data)
+                else:
+                    writer.write(encode_frame(Channel.USER, b"too early"))
+                    server_frames.append(await reader.read(65536))
+                    return
+
+    server = await asyncio.start_server(fake_acceptor, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with node("a") as (a, ra):
+            with pytest.raises(Exception) as info:
+                await connect_raw(a, "b", port)
+            assert getattr(info.value, "kind", None) == "handshake"
+            assert a.statistics().protocol_errors["handshake"] == 1 and ra.ups == []
+    finally:
+        server.close()
+
+
+async def connect_raw(a: Transport, name: str, port: int) -> None:
+    async with asyncio.timeout(WAIT):
+        await a.connect(name, "127.0.0.1", port)
+
+
+def test_parse_address() -> None:
+    assert parse_address("127.0.0.1:0") == ("127.0.0.1", 0)
+    assert parse_address("[::1]:7001") == ("::1", 7001)
+    for bad in ("nohost", "h:", "h:99999", "h:x"):
+        with pytest.raises(UsageError):
+            parse_address(bad)
+
+
+# -- TLS ------------------------------------------------------------------------------------------
+
+
+def _make_certs(directory: Path) -> dict[str, Path]:
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
+
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=ca")
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("req", *ec, "-keyout", "node.key", "-out", "node.csr", "-subj", "/CN=node")
+    run(
+        "x509", "-req", "-in", "node.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+        "-CAcreateserial", "-out", "node.crt", "-days", "1", "-extfile", "san.ext",
+    )  # fmt: skip
+    return {name: directory / f"{name}" for name in ("ca.crt", "node.crt", "node.key")}
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+async def test_mutual_tls(tmp_path: Path) -> None:
+    certs = _make_certs(tmp_path)
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=certs["ca.crt"])
+    server.load_cert_chain(certs["node.crt"], certs["node.key"])
+    server.verify_mode = ssl.CERT_REQUIRED
+    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=certs["ca.crt"])
+    client.load_cert_chain(certs["node.crt"], certs["node.key"])
+    anonymous = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=certs["ca.crt"])
+    tls: dict[str, Any] = {"ssl_server": server, "ssl_client": client}
+    async with node("a", **tls) as (a, _ra), node("b", **tls) as (b, rb):
+        await connect(a, b)
+        a.send("b", Channel.USER, b"secret")
+        await rb.wait(lambda: rb.payloads("a", Channel.USER) == [b"secret"])
+        # A client without a certificate never gets in; it keeps failing at the TLS layer.
+        async with node("c", ssl_client=anonymous) as (c, rc):
+            assert b.address is not None
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.5):
+                    await c.connect("b", *b.address)
+            assert rc.ups == [] and c.statistics().connect_failures >= 1
+            assert rb.ups == [("a", 1)]
