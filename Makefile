@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench bench-slow clean
+.PHONY: demo demo-local test lint typecheck pytest bench bench-slow clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -13,7 +13,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python examples/demo.py
+	$(BIN)/python -m examples.cluster_demo
+
+demo-local: $(STAMP)
+	$(BIN)/python -m examples.demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check ember tests bench examples

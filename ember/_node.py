@@ -148,6 +148,8 @@ class Node(KernelNode):
         try:
             await super().stop(timeout)
         finally:
+            if self.dist is not None:
+                await self.dist.close()
             if self.transport is not None:
                 await self.transport.close()
                 self.attach_remote(None)

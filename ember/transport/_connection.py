@@ -195,6 +195,7 @@ class Connection(asyncio.Protocol):
         self._linger: asyncio.TimerHandle | None = None
         self._reason: str | None = None
         self._error: BaseException | None = None
+        self._closing = False  # close() or abort() was called; connection_lost is on its way
         # Heartbeat bookkeeping: flags set on the hot paths, read by the timer.
         self._heard = False
         self._wrote = False
@@ -226,6 +227,7 @@ class Connection(asyncio.Protocol):
         if self.role == "acceptor":
             if not self._owner.connection_accepting(self):
                 self._reason = "refused"
+                self._closing = True
                 transport.abort()
             return
         transport.write(self._handshake.initiate())
@@ -283,7 +285,8 @@ class Connection(asyncio.Protocol):
     def write_frames(self, parts: list[bytes], frames: int, nbytes: int) -> None:
         """Write a batch of frames (alternating headers and payloads) in one ``write``."""
         transport = self._transport
-        if transport is None or self.state is not _OPEN:
+        if transport is None or self.state is not _OPEN or self._closing:
+            self._stats.dropped_disconnected += frames  # the connection is going down
             return
         transport.write(b"".join(parts))
         self._wrote = True
@@ -299,6 +302,7 @@ class Connection(asyncio.Protocol):
         if self.state is _CLOSED or self._transport is None:
             return
         self._reason = self._reason or reason
+        self._closing = True
         self._transport.close()
         if self._linger is None:
             self._linger = self._loop.call_later(self._config.handshake_timeout, self.abort)
@@ -308,6 +312,7 @@ class Connection(asyncio.Protocol):
         if self.state is _CLOSED or self._transport is None:
             return
         self._reason = self._reason or reason
+        self._closing = True
         self._transport.abort()
 
     # -- internals ----------------------------------------------------------------------------
@@ -400,7 +405,7 @@ class Connection(asyncio.Protocol):
             self.ready.set_result(None)
 
     def _tick(self) -> None:
-        if self.state is not _OPEN:
+        if self.state is not _OPEN or self._closing:
             return
         loop = self._loop
         now = loop.time()

@@ -71,7 +71,10 @@ class Distribution:
 
     Install with :meth:`attach`; feed the transport's callbacks to :meth:`on_frames`,
     :meth:`on_node_up` and :meth:`on_node_down`. ``spawn_allow`` lists the module prefixes that
-    other nodes may spawn from (``None`` allows any importable actor).
+    other nodes may spawn from (``None`` allows any importable actor). A call, link, monitor
+    or spawn towards a node that is not connected first dials it for up to
+    ``connect_timeout`` seconds; if that fails the node counts as unreachable
+    (``noconnection``).
     """
 
     def __init__(
@@ -80,9 +83,11 @@ class Distribution:
         transport: NodeTransport,
         codec: Codec | None = None,
         spawn_allow: tuple[str, ...] | None = None,
+        connect_timeout: float = 2.0,
     ) -> None:
         self.node = node
         self.transport = transport
+        self.connect_timeout = connect_timeout
         self.codec = codec if codec is not None else Codec()
         self.spawn_allow = spawn_allow
         self._pending: dict[int, _RemoteCall] = {}
@@ -95,10 +100,23 @@ class Distribution:
         """Route the node's remote operations through this distribution."""
         self.node.attach_remote(self)
 
+    async def close(self) -> None:
+        """Stop pending dials and spawns; fail the calls still waiting for a reply."""
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for call in list(self._pending.values()):
+            fut = call.settle()
+            if fut is not None:
+                fut.set_exception(NodeDown(call.pid))
+
     # -- outbound (the kernel's Remote hooks) ---------------------------------------------------
 
     def _send(self, peer: str, op: tuple[Any, ...]) -> bool:
-        payload = self.codec.encode(op)  # UnsendableError surfaces at the sender
+        return self._send_payload(peer, self.codec.encode(op))  # unsendable: fails at the sender
+
+    def _send_payload(self, peer: str, payload: bytes) -> bool:
         try:
             self.transport.send(peer, Channel.USER, payload)
         except NoRoute:
@@ -114,15 +132,17 @@ class Distribution:
         fut: asyncio.Future[Any] = loop.create_future()
         call = _RemoteCall(self, next(self._ids), pid, fut)
         self._pending[call.id] = call
-        try:
-            sent = self._send(pid.node, (CALL, call.id, pid, msg))
-        except BaseException:
-            call.settle()
-            raise
-        if not sent:
-            call.settle()
-            fut.set_exception(NodeDown(pid))
-            return fut
+        payload = self.codec.encode((CALL, call.id, pid, msg))  # unsendable: fails right here
+
+        def go() -> None:
+            if not self._send_payload(pid.node, payload):
+                lost()
+
+        def lost() -> None:
+            if call.settle() is not None:
+                fut.set_exception(NodeDown(pid))
+
+        self._when_connected(pid.node, go, lost)
         if timeout is not None:
             deadlines = self.node._deadlines
             assert deadlines is not None
@@ -130,8 +150,11 @@ class Distribution:
         return fut
 
     def link(self, local: Pid, remote: Pid) -> None:
-        if not self._reachable(remote.node, (LINK, local, remote)):
-            self._later(self.node.remote_exit, local, remote, NOCONNECTION, True)
+        self._when_connected(
+            remote.node,
+            lambda: self._send(remote.node, (LINK, local, remote)),
+            lambda: self.node.remote_exit(local, remote, NOCONNECTION, True),
+        )
 
     def unlink(self, local: Pid, remote: Pid) -> None:
         self._send(remote.node, (UNLINK, local, remote))
@@ -140,8 +163,11 @@ class Distribution:
         self._send(target.node, (EXIT, sender, target, wire_reason(reason), link))
 
     def monitor(self, watcher: Pid, target: Pid, ref: Ref) -> None:
-        if not self._reachable(target.node, (MONITOR, watcher, target, ref)):
-            self._later(self.node.remote_down, watcher, ref, target, NOCONNECTION)
+        self._when_connected(
+            target.node,
+            lambda: self._send(target.node, (MONITOR, watcher, target, ref)),
+            lambda: self.node.remote_down(watcher, ref, target, NOCONNECTION),
+        )
 
     def demonitor(self, ref: Ref, target: Pid) -> None:
         self._send(target.node, (DEMONITOR, ref, target))
@@ -156,18 +182,39 @@ class Distribution:
         fut: asyncio.Future[Any] = loop.create_future()
         call = _RemoteCall(self, next(self._ids), f"spawn@{node}", fut)
         self._pending[call.id] = call
-        if not self._send(node, (SPAWN, call.id, target, list(args), kwargs, name)):
-            call.settle()
-            raise NodeDown(f"spawn@{node}")
+        payload = self.codec.encode((SPAWN, call.id, target, list(args), kwargs, name))
+
+        def lost() -> None:
+            if call.settle() is not None:
+                fut.set_exception(NodeDown(f"spawn@{node}"))
+
+        self._when_connected(
+            node, lambda: None if self._send_payload(node, payload) else lost(), lost
+        )
         pid: Pid = await fut
         return pid
 
-    def _reachable(self, peer: str, op: tuple[Any, ...]) -> bool:
-        """Send ``op`` if ``peer`` is connected or being dialled; False if it has no route."""
-        return self._send(peer, op)
+    def _when_connected(self, peer: str, ready: Any, unreachable: Any) -> None:
+        """Run ``ready()`` once ``peer`` is connected (now, if it is), or ``unreachable()`` if
+        it cannot be reached within ``connect_timeout``; both run from the loop, never
+        re-entrantly inside the caller."""
+        loop = asyncio.get_running_loop()
+        if self.transport.is_connected(peer):
+            ready()
+            return
 
-    def _later(self, fn: Any, *args: Any) -> None:
-        asyncio.get_running_loop().call_soon(fn, *args)
+        async def dial() -> None:
+            try:
+                async with asyncio.timeout(self.connect_timeout):
+                    await self.transport.connect(peer)
+            except (TimeoutError, EmberError, OSError):
+                unreachable()
+            else:
+                ready()
+
+        task = loop.create_task(dial())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- inbound --------------------------------------------------------------------------------
 

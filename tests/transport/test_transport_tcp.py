@@ -264,6 +264,40 @@ async def test_a_second_connection_from_a_connected_name_is_refused() -> None:
         assert ra.ups == [("b", 1)] and a.connected_nodes() == ["b"]
 
 
+async def test_a_restarted_peer_gets_in_once_its_stale_connection_times_out() -> None:
+    async with node("a") as (a, ra):
+        assert a.address is not None
+        stale = await RawPeer.open(a.address)
+        await stale.handshake("b", "a", creation=1)  # b's old incarnation, now stopped
+        await ra.wait(lambda: ra.ups == [("b", 1)])
+        async with node("b", creation=2) as (b, _rb):
+            # Refused ("alive") while a still believes in the stale connection; heartbeats end
+            # it and b's next attempt gets in.
+            await connect(b, a)
+            await ra.wait(lambda: ra.ups == [("b", 1), ("b", 2)])
+            assert ra.downs == [("b", "heartbeat_timeout")]
+            assert a.statistics().refused_duplicate >= 1
+        stale.close()
+
+
+async def test_a_raising_callback_is_counted_and_the_connection_survives() -> None:
+    async with node("a") as (a, _ra), node("b") as (b, rb):
+        original = rb.on_frames
+
+        def flaky(peer: str, frames: list[Any]) -> None:
+            original(peer, frames)
+            if frames[0].payload == b"boom":
+                raise RuntimeError("consumer bug")
+
+        b._on_frames = flaky
+        await connect(a, b)
+        a.send("b", Channel.USER, b"boom")
+        await rb.wait(lambda: rb.payloads("a", Channel.USER) == [b"boom"])
+        a.send("b", Channel.USER, b"after")
+        await rb.wait(lambda: rb.payloads("a", Channel.USER) == [b"boom", b"after"])
+        assert b.statistics().callback_errors == 1 and b.connected_nodes() == ["a"]
+
+
 async def test_reconnect_after_the_peer_restarts() -> None:
     async with node("a") as (a, ra):
         rb1 = Recorder()

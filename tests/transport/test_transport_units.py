@@ -224,3 +224,19 @@ async def test_outbox_put_wait_waits_for_room_and_close_fails_waiters() -> None:
     assert box.close(UsageError("closed")) == 1
     with pytest.raises(UsageError):
         await blocked
+
+
+def test_both_transports_have_the_node_transport_interface() -> None:
+    from ember.transport._interface import NodeTransport
+    from ember.transport._memory import MemoryTransport
+    from ember.transport._transport import Transport
+
+    wanted = {name for name in vars(NodeTransport) if not name.startswith("_")}
+    assert wanted >= {"send", "send_wait", "connect", "close", "connected_nodes", "start"}
+    for cls in (Transport, MemoryTransport):
+        for name in wanted:
+            ours, theirs = getattr(cls, name), getattr(NodeTransport, name)
+            if callable(theirs):
+                assert inspect.signature(ours) == inspect.signature(theirs), (cls, name)
+            else:
+                assert isinstance(ours, property), (cls, name)

@@ -1,0 +1,3 @@
+"""The ``ember`` command (also ``python -m ember``)."""
+
+from ._main import main as main

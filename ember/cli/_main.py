@@ -1,0 +1,32 @@
+"""Argument parsing and dispatch for the ``ember`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ._certscmd import add_certs_commands
+from ._cluster import add_cluster_commands
+from ._nodecmd import add_node_commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ember`` argument parser with its subcommands."""
+    parser = argparse.ArgumentParser(prog="ember", description="Ember, an actor runtime.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_node_commands(sub)
+    add_cluster_commands(sub)
+    add_certs_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``ember`` command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    status: int = args.run(args)
+    return status
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""``ember node start``: run one node until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from .._errors import EmberError
+from .._node import Node
+from ..actors import run
+from ._logs import setup_logging
+
+log = logging.getLogger("ember.cli")
+
+
+def add_node_commands(sub: Any) -> None:
+    node = sub.add_parser("node", help="run a node").add_subparsers(dest="node_cmd", required=True)
+    start = node.add_parser("start", help="start one node and run it until SIGTERM/SIGINT")
+    start.add_argument("--name", required=True, help="node name (unique in the cluster)")
+    start.add_argument("--listen", default="127.0.0.1:0", help="host:port (port 0: any free)")
+    start.add_argument("--cookie-file", required=True, type=Path, help="file with the cookie")
+    start.add_argument("--cluster", default="ember", help="cluster name (default: ember)")
+    start.add_argument(
+        "--connect",
+        action="append",
+        default=[],
+        metavar="NAME@HOST:PORT",
+        help="a node to connect to at start (repeatable, or comma-separated)",
+    )
+    start.add_argument("--connect-timeout", type=float, default=30.0)
+    start.add_argument("--tls-dir", type=Path, help="directory made by `ember certs init`")
+    start.add_argument("--data-dir", type=Path, help="node data directory (default .ember/NAME)")
+    start.add_argument(
+        "--spawn-allow",
+        action="append",
+        default=None,
+        metavar="PREFIX",
+        help="module prefix other nodes may spawn actors from (repeatable; default: any)",
+    )
+    start.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    start.set_defaults(run=cmd_node_start)
+
+
+def read_cookie(path: Path) -> str:
+    """The cookie in ``path`` (surrounding whitespace ignored); it must not be empty."""
+    try:
+        cookie = path.read_text().strip()
+    except OSError as exc:
+        raise SystemExit(f"ember: cannot read cookie file {path}: {exc}") from exc
+    if not cookie:
+        raise SystemExit(f"ember: cookie file {path} is empty")
+    return cookie
+
+
+def split_connect(values: list[str]) -> list[str]:
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+def cmd_node_start(args: argparse.Namespace) -> int:
+    setup_logging(args.name, args.log_level)
+    cookie = read_cookie(args.cookie_file)
+    try:
+        return run(lambda: serve(args, cookie))
+    except EmberError as exc:
+        log.error("node %s failed: %s", args.name, exc)
+        return 1
+
+
+async def serve(args: argparse.Namespace, cookie: str) -> int:
+    ssl_server = ssl_client = None
+    if args.tls_dir is not None:
+        from ..transport._tls import client_context, server_context
+
+        ssl_server = server_context(args.tls_dir, args.name)
+        ssl_client = client_context(args.tls_dir, args.name)
+    node = Node(
+        args.name,
+        listen=args.listen,
+        cookie=cookie,
+        cluster=args.cluster,
+        ssl_server=ssl_server,
+        ssl_client=ssl_client,
+        data_dir=args.data_dir if args.data_dir is not None else Path(".ember") / args.name,
+        spawn_allow=tuple(args.spawn_allow) if args.spawn_allow else None,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await node.start()
+    try:
+        for peer in split_connect(args.connect):
+            try:
+                async with asyncio.timeout(args.connect_timeout):
+                    await node.connect_node(peer)
+            except TimeoutError:
+                log.error("could not connect to %s within %s s", peer, args.connect_timeout)
+                return 1
+        host, port = node.address or ("", 0)
+        log.info("node %s listening on %s:%d (creation %d)", node.name, host, port, node.creation)
+        ready = {
+            "event": "ready",
+            "node": node.name,
+            "address": f"{host}:{port}",
+            "creation": node.creation,
+            "connected": node.connected_nodes(),
+        }
+        print(json.dumps(ready), flush=True)
+        await stop.wait()
+        log.info("node %s shutting down", node.name)
+    finally:
+        await node.stop()
+    log.info("node %s stopped", node.name)
+    sys.stdout.flush()
+    return 0
