@@ -22,6 +22,7 @@ from .actors import ChildInfo as ChildInfo
 from .actors import ChildSpec as ChildSpec
 from .actors import Down as Down
 from .actors import Exit as Exit
+from .actors import NodeEvent as NodeEvent
 from .actors import Pid as Pid
 from .actors import ProcessInfo as ProcessInfo
 from .actors import ReceiveTimeout as ReceiveTimeout
@@ -39,6 +40,7 @@ from .actors import demonitor as demonitor
 from .actors import exit as exit
 from .actors import link as link
 from .actors import monitor as monitor
+from .actors import monitor_node as monitor_node
 from .actors import register as register
 from .actors import run as run
 from .actors import self as self
@@ -47,9 +49,14 @@ from .actors import send_after as send_after
 from .actors import spawn as spawn
 from .actors import spawn_link as spawn_link
 from .actors import spawn_monitor as spawn_monitor
+from .actors import subscribe_nodes as subscribe_nodes
 from .actors import trap_exits as trap_exits
 from .actors import unlink as unlink
 from .actors import unregister as unregister
 from .actors import whereis as whereis
+from .transport import AuthenticationError as AuthenticationError
+from .transport import ProtocolError as ProtocolError
+from .transport import QueueFull as QueueFull
+from .transport import UnsendableError as UnsendableError
 
 __version__ = "0.1.0"

@@ -11,6 +11,8 @@ from typing import Any
 
 from ._errors import UsageError
 from .actors import Node as KernelNode
+from .actors import Pid
+from .transport._codec import Codec
 from .transport._config import TransportConfig
 from .transport._dist import Distribution
 from .transport._transport import Transport, parse_address
@@ -84,6 +86,7 @@ class Node(KernelNode):
         self._config = config
         self._ssl = (ssl_server, ssl_client)
         self._spawn_allow = spawn_allow
+        self._codec = Codec()
         self.transport: Transport | None = None
         self.dist: Distribution | None = None
 
@@ -124,7 +127,9 @@ class Node(KernelNode):
             ssl_server=self._ssl[0],
             ssl_client=self._ssl[1],
         )
-        dist = self.dist = Distribution(self, self.transport, spawn_allow=self._spawn_allow)
+        dist = self.dist = Distribution(
+            self, self.transport, codec=self._codec, spawn_allow=self._spawn_allow
+        )
         dist.attach()
         await self.transport.start(self._listen)
         for peer, host, port in self._connect:
@@ -137,6 +142,19 @@ class Node(KernelNode):
         peer, host, port = parse_node_address(spec)
         self.transport.add_peer_address(peer, host, port)
         await self.transport.connect(peer, host, port)
+
+    def register_type(self, cls: type[Any], code: int | None = None) -> None:
+        """Let instances of dataclass ``cls`` travel in messages to other nodes (every node
+        that receives them must register it too, with the same ``code`` if one is given)."""
+        self._codec.register(cls, code)
+
+    async def send_wait(self, dest: Any, msg: Any) -> None:
+        """Like ``send``, but when the queue to ``dest``'s node is full, wait for room instead
+        of raising :class:`ember.QueueFull`."""
+        if self.dist is not None and isinstance(dest, Pid) and dest.node != self.name:
+            await self.dist.send_wait(dest, msg)
+        else:
+            self.send(dest, msg)
 
     def connected_nodes(self) -> list[str]:
         """Names of the nodes this node has an open connection to."""

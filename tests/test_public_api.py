@@ -6,6 +6,11 @@ import ember.testing
 
 EXPECTED = {
     "Actor",
+    "AuthenticationError",
+    "NodeEvent",
+    "ProtocolError",
+    "QueueFull",
+    "UnsendableError",
     "CallTimeout",
     "ChildInfo",
     "ChildSpec",
@@ -44,6 +49,7 @@ EXPECTED = {
     "exit",
     "link",
     "monitor",
+    "monitor_node",
     "register",
     "run",
     "self",
@@ -52,6 +58,7 @@ EXPECTED = {
     "spawn",
     "spawn_link",
     "spawn_monitor",
+    "subscribe_nodes",
     "trap_exits",
     "unlink",
     "unregister",

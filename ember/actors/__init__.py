@@ -10,6 +10,7 @@ from ._api import demonitor as demonitor
 from ._api import exit as exit
 from ._api import link as link
 from ._api import monitor as monitor
+from ._api import monitor_node as monitor_node
 from ._api import register as register
 from ._api import run as run
 from ._api import self as self
@@ -18,6 +19,7 @@ from ._api import send_after as send_after
 from ._api import spawn as spawn
 from ._api import spawn_link as spawn_link
 from ._api import spawn_monitor as spawn_monitor
+from ._api import subscribe_nodes as subscribe_nodes
 from ._api import trap_exits as trap_exits
 from ._api import unlink as unlink
 from ._api import unregister as unregister
@@ -38,6 +40,7 @@ from ._signals import RECEIVE_TIMEOUT as RECEIVE_TIMEOUT
 from ._signals import SHUTDOWN as SHUTDOWN
 from ._signals import Down as Down
 from ._signals import Exit as Exit
+from ._signals import NodeEvent as NodeEvent
 from ._signals import ReceiveTimeout as ReceiveTimeout
 from ._supervisor import ChildInfo as ChildInfo
 from ._supervisor import ChildSpec as ChildSpec

@@ -102,6 +102,16 @@ def exit(pid: Pid, reason: Any) -> None:
     current().exit(pid, reason)
 
 
+def monitor_node(name: str) -> None:
+    """The calling process gets ``NodeEvent(name, up=False)`` when node ``name`` goes down."""
+    current().monitor_node(name)
+
+
+def subscribe_nodes(flag: bool = True) -> None:
+    """The calling process gets a ``NodeEvent`` for every node that connects or goes down."""
+    current().subscribe_nodes(flag)
+
+
 def trap_exits(flag: bool) -> None:
     """Set whether the calling process traps exit signals."""
     me = current_process.get()

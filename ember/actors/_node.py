@@ -48,6 +48,7 @@ from ._signals import (
     SHUTDOWN,
     Down,
     Exit,
+    NodeEvent,
 )
 
 log = logging.getLogger("ember.actors")
@@ -257,6 +258,8 @@ class Node:
         self._root: Pid | None = None
         self._eager = EAGER_BUDGET
         self._remote: Remote | None = None
+        self._node_watchers: dict[str, set[Pid]] = {}
+        self._node_subscribers: set[Pid] = set()
         self._cancels: dict[asyncio.Task[Any], int] = {}
         """Cancellations requested of each worker to end the process it runs (see ``_uncancel``)."""
 
@@ -1268,9 +1271,42 @@ class Node:
         """A remote process that local ``watcher`` monitored has exited."""
         self._down(watcher, ref, pid, reason)
 
+    def monitor_node(self, name: str) -> None:
+        """The calling process gets ``NodeEvent(name, up=False)`` once, when node ``name``
+        becomes unreachable (at once if it is not connected now)."""
+        me = self._caller("monitor_node")
+        if self._remote is None or not self._remote.is_connected(name):
+            me._deliver_signal(NodeEvent(name, False, NOCONNECTION))
+            return
+        self._node_watchers.setdefault(name, set()).add(me._pid)
+
+    def subscribe_nodes(self, flag: bool = True) -> None:
+        """The calling process gets a ``NodeEvent`` each time a node connects or goes down."""
+        me = self._caller("subscribe_nodes")
+        if flag:
+            self._node_subscribers.add(me._pid)
+        else:
+            self._node_subscribers.discard(me._pid)
+
+    def _node_event(self, event: NodeEvent) -> None:
+        # A process both monitoring the node and subscribed gets one event for each, as in
+        # Erlang a monitor_node and a monitor_nodes subscription each send their message.
+        watchers = self._node_watchers.pop(event.node, set()) if not event.up else set()
+        for pid in [*watchers, *self._node_subscribers]:
+            proc = self._lookup(pid)
+            if proc is None:
+                self._node_subscribers.discard(pid)
+            else:
+                proc._deliver_signal(event)
+
+    def node_up(self, name: str) -> None:
+        """Node ``name`` connected (called by the transport layer)."""
+        self._node_event(NodeEvent(name, True))
+
     def node_down(self, name: str) -> None:
         """Node ``name`` became unreachable: links to its processes get ``noconnection`` exit
         signals, monitors of them fire ``noconnection``, its monitors of ours are dropped."""
+        self._node_event(NodeEvent(name, False, NOCONNECTION))
         for proc in list(self._procs.values()):
             if proc._state == DEAD:
                 continue

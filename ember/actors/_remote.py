@@ -16,6 +16,10 @@ from ._pid import Pid, Ref
 class Remote(Protocol):
     """Distribution hooks for pids whose node is not this one."""
 
+    def is_connected(self, node: str) -> bool:
+        """Whether a connection to ``node`` is open now."""
+        ...
+
     def send(self, sender: Pid | None, pid: Pid, msg: Any) -> None:
         """Deliver ``msg`` to a remote pid (at most once, ordered per sender/receiver pair)."""
         ...

@@ -43,6 +43,16 @@ class Down:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeEvent:
+    """A node connected (``up``) or became unreachable; sent to processes that called
+    ``monitor_node`` (down only, once) or ``subscribe_nodes`` (every event)."""
+
+    node: str
+    up: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class ReceiveTimeout:
     """Delivered when an actor with a ``receive_timeout`` got no message for that long."""
 

@@ -114,8 +114,9 @@ class TransportConfig:
     write_buffer_high: int = 1 * _MiB
     """Bytes the OS-facing write buffer of one connection may hold before the connection stops
     draining its queues (asyncio's ``pause_writing``); it resumes below a quarter of this. Beyond
-    it the channel queues fill and their policies apply: the only place memory could grow is
-    bounded here. 1 MiB keeps a LAN link busy without holding much."""
+    it the channel queues fill and their policies apply, so a slow peer costs at most about
+    twice its queue limits plus this (a flush hands all that is queued to the buffer at once).
+    1 MiB keeps a LAN link busy without holding much."""
 
     heartbeat_interval: float = 1.0
     """A connection that has written nothing for this long writes a heartbeat (an empty CONTROL

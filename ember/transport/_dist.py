@@ -113,6 +113,9 @@ class Distribution:
 
     # -- outbound (the kernel's Remote hooks) ---------------------------------------------------
 
+    def is_connected(self, node: str) -> bool:
+        return self.transport.is_connected(node)
+
     def _send(self, peer: str, op: tuple[Any, ...]) -> bool:
         return self._send_payload(peer, self.codec.encode(op))  # unsendable: fails at the sender
 
@@ -126,6 +129,15 @@ class Distribution:
 
     def send(self, sender: Pid | None, pid: Pid, msg: Any) -> None:
         self._send(pid.node, (SEND, pid, msg))
+
+    async def send_wait(self, pid: Pid, msg: Any) -> None:
+        """Like ``send``, but wait for room in the peer's queue instead of raising
+        ``QueueFull``."""
+        payload = self.codec.encode((SEND, pid, msg))
+        try:
+            await self.transport.send_wait(pid.node, Channel.USER, payload)
+        except NoRoute:
+            self.dropped += 1
 
     def call(self, pid: Pid, msg: Any, timeout: float | None) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
@@ -306,6 +318,7 @@ class Distribution:
     def on_node_up(self, peer: str, creation: int) -> None:
         """Transport callback: a connection to ``peer`` opened."""
         log.info("node %s up (creation %d)", peer, creation)
+        self.node.node_up(peer)
 
     def on_node_down(self, peer: str, reason: str) -> None:
         """Transport callback: ``peer`` is unreachable. Its calls fail with ``NodeDown`` and the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -178,4 +179,60 @@ async def test_wrong_cookie_is_refused() -> None:
         finally:
             await b.stop()
     finally:
+        await a.stop()
+
+
+class NodeWatcher(ember.Actor):
+    def __init__(self, inbox: asyncio.Queue[Any]) -> None:
+        self.inbox = inbox
+
+    async def receive(self, msg: Any) -> Any:
+        match msg:
+            case ("monitor_node", name):
+                ember.monitor_node(name)
+            case "subscribe":
+                ember.subscribe_nodes()
+            case _:
+                self.inbox.put_nowait(msg)
+        return None
+
+
+async def test_monitor_node_and_node_events() -> None:
+    a, b = await pair()
+    try:
+        inbox: asyncio.Queue[Any] = asyncio.Queue()
+        w = await b.spawn(NodeWatcher, inbox)
+        async with asyncio.timeout(10):
+            await b.call(w, ("monitor_node", "nowhere"))
+            assert await inbox.get() == ember.NodeEvent("nowhere", False, "noconnection")
+            await b.call(w, ("monitor_node", "a"))
+            await b.call(w, "subscribe")
+            await a.stop()
+            assert await inbox.get() == ember.NodeEvent("a", False, "noconnection")
+            assert await inbox.get() == ember.NodeEvent("a", False, "noconnection")
+            assert inbox.empty()
+    finally:
+        await b.stop()
+        await a.stop()
+
+
+@dataclass(frozen=True)
+class Order:
+    item: str
+    qty: int
+
+
+async def test_user_dataclasses_cross_nodes_once_registered() -> None:
+    a, b = await pair()
+    try:
+        for n in (a, b):
+            n.register_type(Order)
+        pid = await a.spawn(Echo)
+        async with asyncio.timeout(10):
+            assert await b.call(pid, Order("tea", 2)) == Order("tea", 2)
+            with pytest.raises(ember.UnsendableError):
+                b.send(pid, object())
+            await b.send_wait(pid, ("fine", 1))
+    finally:
+        await b.stop()
         await a.stop()
