@@ -20,7 +20,7 @@ from ._codec import Codec
 from ._errors import ProtocolError
 from ._frame import Channel, Frame
 from ._interface import NodeTransport
-from ._queue import NoRoute
+from ._queue import NoRoute, QueueFull
 
 log = logging.getLogger("ember.transport")
 
@@ -95,6 +95,7 @@ class Distribution:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.dropped = 0
         self.protocol_errors = 0
+        self.signal_overflows = 0
 
     def attach(self) -> None:
         """Route the node's remote operations through this distribution."""
@@ -118,6 +119,20 @@ class Distribution:
 
     def _send(self, peer: str, op: tuple[Any, ...]) -> bool:
         return self._send_payload(peer, self.codec.encode(op))  # unsendable: fails at the sender
+
+    def _signal(self, peer: str, op: tuple[Any, ...]) -> None:
+        """Send a signal (link, exit, monitor, Down, reply...). Signals are never dropped
+        quietly: if the peer's queue is full, the connection is declared failed, so both sides
+        see ``noconnection`` rather than a link or monitor silently broken."""
+        self._signal_payload(peer, self.codec.encode(op))
+
+    def _signal_payload(self, peer: str, payload: bytes) -> None:
+        try:
+            self._send_payload(peer, payload)
+        except QueueFull:
+            self.signal_overflows += 1
+            log.warning("queue to %s full: dropping the connection to keep signals honest", peer)
+            self.transport.disconnect(peer)
 
     def _send_payload(self, peer: str, payload: bytes) -> bool:
         try:
@@ -147,7 +162,13 @@ class Distribution:
         payload = self.codec.encode((CALL, call.id, pid, msg))  # unsendable: fails right here
 
         def go() -> None:
-            if not self._send_payload(pid.node, payload):
+            try:
+                sent = self._send_payload(pid.node, payload)
+            except QueueFull as exc:
+                if call.settle() is not None:
+                    fut.set_exception(exc)
+                return
+            if not sent:
                 lost()
 
         def lost() -> None:
@@ -164,28 +185,28 @@ class Distribution:
     def link(self, local: Pid, remote: Pid) -> None:
         self._when_connected(
             remote.node,
-            lambda: self._send(remote.node, (LINK, local, remote)),
+            lambda: self._signal(remote.node, (LINK, local, remote)),
             lambda: self.node.remote_exit(local, remote, NOCONNECTION, True),
         )
 
     def unlink(self, local: Pid, remote: Pid) -> None:
-        self._send(remote.node, (UNLINK, local, remote))
+        self._signal(remote.node, (UNLINK, local, remote))
 
     def exit(self, sender: Pid | None, target: Pid, reason: Any, link: bool) -> None:
-        self._send(target.node, (EXIT, sender, target, wire_reason(reason), link))
+        self._signal(target.node, (EXIT, sender, target, wire_reason(reason), link))
 
     def monitor(self, watcher: Pid, target: Pid, ref: Ref) -> None:
         self._when_connected(
             target.node,
-            lambda: self._send(target.node, (MONITOR, watcher, target, ref)),
+            lambda: self._signal(target.node, (MONITOR, watcher, target, ref)),
             lambda: self.node.remote_down(watcher, ref, target, NOCONNECTION),
         )
 
     def demonitor(self, ref: Ref, target: Pid) -> None:
-        self._send(target.node, (DEMONITOR, ref, target))
+        self._signal(target.node, (DEMONITOR, ref, target))
 
     def down(self, watcher: Pid, ref: Ref, pid: Pid, reason: Any) -> None:
-        self._send(watcher.node, (DOWN, watcher, ref, pid, wire_reason(reason)))
+        self._signal(watcher.node, (DOWN, watcher, ref, pid, wire_reason(reason)))
 
     async def spawn(
         self, node: str, target: str, args: tuple[Any, ...], kwargs: dict[str, Any], name: Any
@@ -256,14 +277,14 @@ class Distribution:
             self._settle_reply(op[1], op[2], op[3])
         elif code == LINK:
             if not node.remote_link(op[2], op[1]):
-                self._send(peer, (EXIT, op[2], op[1], NOPROC, True))
+                self._signal(peer, (EXIT, op[2], op[1], NOPROC, True))
         elif code == UNLINK:
             node.remote_unlink(op[2], op[1])
         elif code == EXIT:
             node.remote_exit(op[2], op[1], op[3], op[4])
         elif code == MONITOR:
             if not node.remote_monitor(op[2], op[1], op[3]):
-                self._send(peer, (DOWN, op[1], op[3], op[2], NOPROC))
+                self._signal(peer, (DOWN, op[1], op[3], op[2], NOPROC))
         elif code == DEMONITOR:
             node.remote_demonitor(op[2], op[1])
         elif code == DOWN:
@@ -285,9 +306,10 @@ class Distribution:
         else:
             result = (REPLY, call_id, True, fut.result())
         try:
-            self._send(peer, result)
+            payload = self.codec.encode(result)
         except EmberError as exc:  # the value could not be encoded: tell the caller
-            self._send(peer, (REPLY, call_id, False, ("error", str(exc))))
+            payload = self.codec.encode((REPLY, call_id, False, ("error", str(exc))))
+        self._signal_payload(peer, payload)
 
     def _settle_reply(self, call_id: int, ok: bool, value: Any) -> None:
         call = self._pending.get(call_id)
