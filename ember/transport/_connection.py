@@ -43,6 +43,7 @@ from ._handshake import _REJECT_KINDS, Established, Handshake, SendBytes
 from ._interface import OnFrames
 from ._queue import Outbox
 from ._stats import TransportStats
+from ._tls import peer_node_name
 
 __all__ = [
     "HEARTBEAT",
@@ -346,6 +347,21 @@ class Connection(asyncio.Protocol):
             self._await_status(data)
 
     def _established(self, peer: Established) -> None:
+        ssl_object = (
+            self._transport.get_extra_info("ssl_object") if self._transport is not None else None
+        )
+        if ssl_object is not None:
+            # Under TLS the certificate must name the node the handshake speaks for: else one
+            # node's certificate could be used to pose as another node of the cluster.
+            certified = peer_node_name(ssl_object)
+            if certified != peer.peer_name:
+                self._fail(
+                    AuthenticationError(
+                        "auth",
+                        f"TLS certificate is for {certified!r}, handshake says {peer.peer_name!r}",
+                    )
+                )
+                return
         self.peer_name = peer.peer_name
         self.peer_creation = peer.peer_creation
         trailing = self._handshake.trailing_data

@@ -582,6 +582,8 @@ class Transport:
                     host,
                     port,
                     ssl=self._ssl_client,
+                    # Verify the certificate against the node we mean to reach, not its address.
+                    server_hostname=p.name if self._ssl_client is not None else None,
                     ssl_handshake_timeout=(
                         self.config.handshake_timeout if self._ssl_client else None
                     ),

@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import ssl
 import struct
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,11 +20,13 @@ import pytest
 from transport_kit import CLUSTER, COOKIE, WAIT, RawPeer, Recorder
 
 from ember import UsageError
+from ember.transport._certs import init_cluster_ca, issue_node_cert
 from ember.transport._config import ChannelPolicy, TransportConfig
 from ember.transport._connection import HEARTBEAT
-from ember.transport._errors import AuthenticationError
+from ember.transport._errors import AuthenticationError, ProtocolError
 from ember.transport._frame import Channel, encode_frame
 from ember.transport._queue import FrameTooLarge, NoRoute, QueueFull
+from ember.transport._tls import client_context, server_context
 from ember.transport._transport import Transport, parse_address
 
 pytestmark = pytest.mark.ember_realtime
@@ -487,32 +487,21 @@ def test_parse_address() -> None:
 # -- TLS ------------------------------------------------------------------------------------------
 
 
-def _make_certs(directory: Path) -> dict[str, Path]:
-    def run(*args: str) -> None:
-        subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=directory)
-
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=ca")
-    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    run("req", *ec, "-keyout", "node.key", "-out", "node.csr", "-subj", "/CN=node")
-    run(
-        "x509", "-req", "-in", "node.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-        "-CAcreateserial", "-out", "node.crt", "-days", "1", "-extfile", "san.ext",
-    )  # fmt: skip
-    return {name: directory / f"{name}" for name in ("ca.crt", "node.crt", "node.key")}
+def _tls(directory: Path, name: str) -> dict[str, Any]:
+    issue_node_cert(directory, name)
+    return {
+        "ssl_server": server_context(directory, name),
+        "ssl_client": client_context(directory, name),
+    }
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
 async def test_mutual_tls(tmp_path: Path) -> None:
-    certs = _make_certs(tmp_path)
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=certs["ca.crt"])
-    server.load_cert_chain(certs["node.crt"], certs["node.key"])
-    server.verify_mode = ssl.CERT_REQUIRED
-    client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=certs["ca.crt"])
-    client.load_cert_chain(certs["node.crt"], certs["node.key"])
-    anonymous = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=certs["ca.crt"])
-    tls: dict[str, Any] = {"ssl_server": server, "ssl_client": client}
-    async with node("a", **tls) as (a, _ra), node("b", **tls) as (b, rb):
+    init_cluster_ca(tmp_path, "test")
+    anonymous = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=tmp_path / "ca.pem")
+    async with (
+        node("a", **_tls(tmp_path, "a")) as (a, _ra),
+        node("b", **_tls(tmp_path, "b")) as (b, rb),
+    ):
         await connect(a, b)
         a.send("b", Channel.USER, b"secret")
         await rb.wait(lambda: rb.payloads("a", Channel.USER) == [b"secret"])
@@ -524,3 +513,23 @@ async def test_mutual_tls(tmp_path: Path) -> None:
                     await c.connect("b", *b.address)
             assert rc.ups == [] and c.statistics().connect_failures >= 1
             assert rb.ups == [("a", 1)]
+
+
+async def test_a_certificate_for_another_node_is_refused(tmp_path: Path) -> None:
+    """Node "c" holds a valid certificate of the cluster, but for node "a": it cannot pose
+    as a node whose name its certificate does not carry."""
+    init_cluster_ca(tmp_path, "test")
+    issue_node_cert(tmp_path, "a")
+    stolen = {
+        "ssl_server": server_context(tmp_path, "a"),
+        "ssl_client": client_context(tmp_path, "a"),
+    }
+    async with (
+        node("b", **_tls(tmp_path, "b")) as (b, rb),
+        node("c", **stolen) as (c, rc),
+    ):
+        assert b.address is not None
+        with pytest.raises((ProtocolError, TimeoutError)):
+            async with asyncio.timeout(2):
+                await c.connect("b", *b.address)
+        assert rb.ups == [] and rc.ups == []
