@@ -142,6 +142,12 @@ def goals(benchmarks: dict[str, Any], xr: dict[str, float | None]) -> dict[str, 
             0.6,
             True,
         ),
+        "call_scheduled_vs_future_pingpong": _goal(
+            "call through the scheduler (receive with an await) >= 0.6x bare future ping-pong",
+            ratio_of("call", "ember_scheduled/future_pingpong"),
+            0.6,
+            True,
+        ),
         "tell_vs_pykka": _goal(
             "tell (async receive) >= 10x Pykka tell", xr["tell ember_async/pykka_tell"], 10, True
         ),

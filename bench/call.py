@@ -1,9 +1,13 @@
 """Request/reply round trips: N sequential ``ember.call`` from a coroutine to an echo actor.
 
-Ember variants: ``async def receive`` (the honest comparison: the reply crosses to a worker
-task and back) and plain ``def receive`` (an idle plain-def receiver runs eagerly in the caller,
-except every 64th call, which goes through the scheduler), each with the default timeout (5 s,
-which files the call in a deadline bucket) and with ``timeout=None``.
+Ember variants, each with the default timeout (5 s, which files the call in a deadline bucket)
+and with ``timeout=None``:
+
+- ``ember_async``: ``async def receive`` without ``await``, and ``ember_plain``: plain ``def
+  receive``. A receive that cannot suspend, on an idle process, runs eagerly in the caller
+  (except every 64th call, which goes through the scheduler);
+- ``ember_scheduled``: an ``async def receive`` with an ``await`` in it (not taken): every
+  call crosses to a worker task and back. The scheduler's own speed.
 
 Baselines on the same loop:
 
@@ -35,6 +39,16 @@ NAME = "call"
 
 class Echo(ember.Actor):
     async def receive(self, msg: Any) -> Any:
+        return msg
+
+
+class AwaitingEcho(ember.Actor):
+    """Its receive has an ``await`` (never taken here), so calls cannot run eagerly: every
+    round trip goes through the run queue and a worker task. This is the scheduler's path."""
+
+    async def receive(self, msg: Any) -> Any:
+        if msg is None:
+            await asyncio.sleep(0)
         return msg
 
 
@@ -179,6 +193,8 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
         {
             "ember_async": lambda: run_uvloop(ember_call(n, Echo, _DEFAULT)),
             "ember_async_no_timeout": lambda: run_uvloop(ember_call(n, Echo, None)),
+            "ember_scheduled": lambda: run_uvloop(ember_call(n, AwaitingEcho, _DEFAULT)),
+            "ember_scheduled_no_timeout": lambda: run_uvloop(ember_call(n, AwaitingEcho, None)),
             "ember_plain": lambda: run_uvloop(ember_call(n, PlainEcho, _DEFAULT)),
             "ember_plain_no_timeout": lambda: run_uvloop(ember_call(n, PlainEcho, None)),
             "future_pingpong": lambda: run_uvloop(future_pingpong(n)),
@@ -200,6 +216,8 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
             for name in (
                 "ember_async",
                 "ember_async_no_timeout",
+                "ember_scheduled",
+                "ember_scheduled_no_timeout",
                 "ember_plain",
                 "ember_plain_no_timeout",
                 "queue_pingpong",

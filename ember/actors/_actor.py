@@ -6,6 +6,7 @@ process costs one object, its pid and one table entry: no task, no mailbox until
 
 from __future__ import annotations
 
+import dis
 import inspect
 from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -69,6 +70,7 @@ class Actor:
 
     # Filled in per class by __init_subclass__ so the scheduler never inspects per message.
     _async_receive: ClassVar[bool] = True
+    _eager_receive: ClassVar[bool] = True
     _async_started: ClassVar[bool] = True
     _async_terminate: ClassVar[bool] = True
     _has_started: ClassVar[bool] = False
@@ -92,6 +94,7 @@ class Actor:
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls._async_receive = inspect.iscoroutinefunction(cls.receive)
+        cls._eager_receive = not cls._async_receive or not can_suspend(cls.receive)
         cls._async_started = inspect.iscoroutinefunction(cls.started)
         cls._async_terminate = inspect.iscoroutinefunction(cls.terminate)
         cls._has_started = cls.started is not Actor.started
@@ -201,6 +204,21 @@ class Actor:
             return
         stats.mailbox_rejected += 1
         raise MailboxFull(self._pid)
+
+
+_SUSPENDING_OPS = frozenset(
+    {"GET_AWAITABLE", "SEND", "YIELD_VALUE", "BEFORE_ASYNC_WITH", "GET_AITER", "GET_ANEXT"}
+)
+
+
+def can_suspend(fn: Any) -> bool:
+    """Whether coroutine function ``fn`` can ever suspend: whether its own code has an
+    ``await``, ``async with`` or ``async for``. One that cannot is as good as a plain function,
+    and a call to an idle process may run it at once, in the caller."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return True
+    return any(ins.opname in _SUSPENDING_OPS for ins in dis.get_instructions(code))
 
 
 class ReplyHandle:

@@ -571,6 +571,14 @@ class Node:
         token = current_process.set(proc)
         try:
             result = proc.receive(msg)
+            if proc._async_receive:
+                # It has no await: the first step runs it to the end (StopIteration).
+                try:
+                    result.send(None)
+                except StopIteration as done:
+                    result = done.value
+                else:  # pragma: no cover - can_suspend() rules this out
+                    raise RuntimeError(f"{type(proc).__qualname__}.receive suspended")
         except BaseException as exc:
             current_process.reset(token)
             proc._call = None
@@ -1418,9 +1426,10 @@ def call_process(
     state = proc._state
     if state >= EXITING:
         return node._failed(NoProc(dest))
-    if state == IDLE and not proc._async_receive:
-        # A plain-def receive on an idle process runs right here: the caller waits for it
-        # anyway, and nothing else could run before it. Bounded, so the loop is not starved.
+    if state == IDLE and proc._eager_receive:
+        # A receive that cannot suspend (plain def, or async def without await), on an idle
+        # process, runs right here: the caller waits for it anyway, and nothing else could run
+        # before it. Bounded, so a loop of calls cannot starve the event loop.
         node._eager -= 1
         if node._eager > 0:
             return node._call_eager(proc, msg, timeout)
