@@ -55,8 +55,9 @@ async def pair() -> tuple[ember.Node, ember.Node]:
     a = ember.Node("a", listen="127.0.0.1:0", cookie=COOKIE, config=fast())
     await a.start()
     host, port = a.address or ("", 0)
-    b = ember.Node("b", listen="127.0.0.1:0", cookie=COOKIE, config=fast(),
-                   connect=[f"a@{host}:{port}"])
+    b = ember.Node(
+        "b", listen="127.0.0.1:0", cookie=COOKIE, config=fast(), connect=[f"a@{host}:{port}"]
+    )
     await b.start()
     return a, b
 
@@ -233,6 +234,28 @@ async def test_user_dataclasses_cross_nodes_once_registered() -> None:
             with pytest.raises(ember.UnsendableError):
                 b.send(pid, object())
             await b.send_wait(pid, ("fine", 1))
+    finally:
+        await b.stop()
+        await a.stop()
+
+
+async def test_spawn_allow_list_refuses_other_modules() -> None:
+    a = ember.Node(
+        "a", listen="127.0.0.1:0", cookie=COOKIE, config=fast(), spawn_allow=("examples.",)
+    )
+    await a.start()
+    host, port = a.address or ("", 0)
+    b = ember.Node(
+        "b", listen="127.0.0.1:0", cookie=COOKIE, config=fast(), connect=[f"a@{host}:{port}"]
+    )
+    await b.start()
+    try:
+        async with asyncio.timeout(10):
+            with pytest.raises(ember.EmberError, match="not allowed"):
+                await b.spawn("tests.dist.test_dist_two_nodes:Echo", on="a")
+            pid = await b.spawn("examples.cluster_actors:Counter", 7, on="a")
+            assert await b.call(pid, "get") == ("a", 7)
+            assert a.processes() and all(p.node == "a" for p in a.processes())
     finally:
         await b.stop()
         await a.stop()
