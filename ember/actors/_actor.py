@@ -191,11 +191,7 @@ class Actor:
             mbox = self._mbox = deque()
         mbox.append(msg)
         if self._state == IDLE:
-            self._state = QUEUED
-            node = self._node
-            node._runq.append(self)
-            if not node._kicked:
-                node._kick()
+            self._node._schedule(self)
 
     def _overflow(self, msg: Any) -> None:
         stats = self._node._stats

@@ -472,31 +472,38 @@ class Node:
             return await self._remote.spawn(on, cls, args, kwargs, name)
         if isinstance(cls, str):
             cls = resolve_actor(cls)
-        proc = self._create(cls, args, kwargs, name)
-        fut, _ = self._launch(proc, name, None, None)
-        if fut is not None:
-            await fut
-        return proc._pid
+        pid, _ = await self._spawn(cls, args, kwargs, name, None, monitor_by=None)
+        return pid
 
     async def spawn_link(
         self, cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any
     ) -> Pid:
         """Like ``spawn``, and link the new process to the calling process atomically."""
         me = self._caller("spawn_link")
-        proc = self._create(cls, args, kwargs, name)
-        fut, _ = self._launch(proc, name, me, None)
-        if fut is not None:
-            await fut
-        return proc._pid
+        pid, _ = await self._spawn(cls, args, kwargs, name, me, monitor_by=None)
+        return pid
 
     async def spawn_monitor(
         self, cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any
     ) -> tuple[Pid, Ref]:
         """Like ``spawn``, and monitor the new process from the calling process atomically."""
         me = self._caller("spawn_monitor")
-        proc = self._create(cls, args, kwargs, name)
-        fut, ref = self._launch(proc, name, None, me)
+        pid, ref = await self._spawn(cls, args, kwargs, name, None, monitor_by=me)
         assert ref is not None
+        return pid, ref
+
+    async def _spawn(
+        self,
+        cls: type[Actor],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: Any,
+        link_to: Actor | None,
+        *,
+        monitor_by: Actor | None,
+    ) -> tuple[Pid, Ref | None]:
+        proc = self._create(cls, args, kwargs, name)
+        fut, ref = self._launch(proc, name, link_to, monitor_by)
         if fut is not None:
             await fut
         return proc._pid, ref

@@ -29,7 +29,7 @@ import os
 import random
 import ssl as _ssl
 from collections.abc import Callable
-from typing import Self
+from typing import Literal, Self
 
 from .._errors import UsageError
 from ._backoff import Backoff, FailureLimiter
@@ -463,16 +463,22 @@ class Transport:
             p = self._peer(name)
         return p
 
-    def _accept(self) -> Connection:
-        assert self._loop is not None
-        handshake = Handshake(
-            "acceptor",
+    def _handshake(
+        self, role: Literal["initiator", "acceptor"], expected_peer: str | None = None
+    ) -> Handshake:
+        return Handshake(
+            role,
             node_name=self._node_name,
             cluster=self.cluster,
             cookie=self._cookie,
             creation=self.creation,
             nonce_source=self._nonce_source,
+            expected_peer=expected_peer,
         )
+
+    def _accept(self) -> Connection:
+        assert self._loop is not None
+        handshake = self._handshake("acceptor")
         return Connection(
             self,
             handshake,
@@ -556,15 +562,7 @@ class Transport:
 
     async def _dial_once(self, p: _Peer, host: str, port: int) -> None:
         assert self._loop is not None
-        handshake = Handshake(
-            "initiator",
-            node_name=self._node_name,
-            cluster=self.cluster,
-            cookie=self._cookie,
-            creation=self.creation,
-            nonce_source=self._nonce_source,
-            expected_peer=p.name,
-        )
+        handshake = self._handshake("initiator", expected_peer=p.name)
         conn = Connection(
             self,
             handshake,
