@@ -25,6 +25,8 @@ from ._queue import NoRoute, QueueFull
 log = logging.getLogger("ember.transport")
 
 SEND, CALL, REPLY, LINK, UNLINK, EXIT, MONITOR, DEMONITOR, DOWN, SPAWN = range(10)
+_SEND_HEAD = bytes([0x93, SEND])  # msgpack: an array of 3, then the fixint SEND
+PREFIX_CACHE = 10_000
 
 
 class RemoteError(EmberError):
@@ -91,6 +93,7 @@ class Distribution:
         self.codec = codec if codec is not None else Codec()
         self.spawn_allow = spawn_allow
         self._pending: dict[int, _RemoteCall] = {}
+        self._prefixes: dict[Pid, bytes] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.dropped = 0
@@ -143,7 +146,14 @@ class Distribution:
         return True
 
     def send(self, sender: Pid | None, pid: Pid, msg: Any) -> None:
-        self._send(pid.node, (SEND, pid, msg))
+        # The hot path: the encoded head of the operation (a 3-element array, SEND, the pid)
+        # is cached per destination, so only the message itself is encoded each time.
+        prefix = self._prefixes.get(pid)
+        if prefix is None:
+            if len(self._prefixes) >= PREFIX_CACHE:
+                self._prefixes.clear()
+            prefix = self._prefixes[pid] = _SEND_HEAD + self.codec.encode(pid)
+        self._send_payload(pid.node, prefix + self.codec.encode(msg))
 
     async def send_wait(self, pid: Pid, msg: Any) -> None:
         """Like ``send``, but wait for room in the peer's queue instead of raising
@@ -254,18 +264,27 @@ class Distribution:
     def on_frames(self, peer: str, frames: list[Frame]) -> None:
         """Transport callback: apply a batch of frames from ``peer`` in order."""
         node = self.node
-        for frame in frames:
-            if frame.channel != Channel.USER:
+        payloads = [f.payload for f in frames if f.channel == Channel.USER]
+        try:
+            ops = self.codec.decode_batch(payloads)
+        except ProtocolError:
+            ops = [self._decode_one(peer, p) for p in payloads]  # find the bad ones
+        for op in ops:
+            if op is None:
                 continue
             try:
-                op = self.codec.decode(frame.payload)
                 self._apply(peer, node, op)
-            except ProtocolError as exc:
-                self.protocol_errors += 1
-                log.warning("bad frame from %s: %s", peer, exc)
             except (TypeError, ValueError, IndexError) as exc:
                 self.protocol_errors += 1
                 log.warning("malformed operation from %s: %r", peer, exc)
+
+    def _decode_one(self, peer: str, payload: bytes) -> Any:
+        try:
+            return self.codec.decode(payload)
+        except ProtocolError as exc:
+            self.protocol_errors += 1
+            log.warning("bad frame from %s: %s", peer, exc)
+            return None
 
     def _apply(self, peer: str, node: Node, op: Any) -> None:
         code = op[0]
