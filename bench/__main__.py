@@ -26,6 +26,7 @@ BENCHMARKS = {
     "call": "bench.call",
     "spawn": "bench.spawn",
     "ring": "bench.ring",
+    "remote": "bench.remote",
     "pykka": "bench.pykka_ref",
 }
 
@@ -117,7 +118,8 @@ def _goal(text: str, value: float | None, target: float, at_least: bool) -> dict
 
 
 def goals(benchmarks: dict[str, Any], xr: dict[str, float | None]) -> dict[str, Any]:
-    """The goals of issue 2, each with its measured value and pass/fail (None: not run)."""
+    """The goals of issues 2 and 3, each with its measured value and pass/fail (None: not run)."""
+    from .remote import goals as remote_goals
 
     def ratio_of(name: str, key: str) -> float | None:
         section = benchmarks.get(name)
@@ -172,6 +174,7 @@ def goals(benchmarks: dict[str, Any], xr: dict[str, float | None]) -> dict[str, 
             1000,
             False,
         ),
+        **remote_goals(benchmarks),
     }
 
 

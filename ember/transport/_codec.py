@@ -87,6 +87,10 @@ class _Record:
         return self.cls(**fields)
 
 
+ID_CACHE = 4096
+"""Decoded pids a codec remembers (by their encoded bytes)."""
+
+
 def _decode_id(cls: type[Pid] | type[Ref], data: bytes) -> Pid | Ref:
     parts = _unpackb(data)
     if parts.__class__ is list and len(parts) == 3:
@@ -112,6 +116,7 @@ class Codec:
         "_leaf",
         "_open",
         "_pack",
+        "_pids",
     )
 
     def __init__(self) -> None:
@@ -129,6 +134,7 @@ class Codec:
         self._open = 0
         # Bound once: binding on every decode is a measurable part of a small message's cost.
         self._ext_hook_fn = self._ext_hook
+        self._pids: dict[bytes, Any] = {}
         self._array_hook_fn = self._array_hook
 
     def register(self, cls: type[_T], code: int | None = None) -> type[_T]:
@@ -201,6 +207,8 @@ class Codec:
         """
         if not payloads:
             return []
+        if len(payloads) == 1:
+            return [self.decode(payloads[0])]
         data = b"".join(payloads)
         unpacker = msgpack.Unpacker(
             use_list=False,
@@ -251,7 +259,13 @@ class Codec:
             self._open += 1
             return _TUPLE_MARK
         if code == EXT_PID:
-            return _decode_id(Pid, data)
+            # A node hears the same few pids over and over: decode each once.
+            pid = self._pids.get(data)
+            if pid is None:
+                if len(self._pids) >= ID_CACHE:
+                    self._pids.clear()
+                pid = self._pids[data] = _decode_id(Pid, data)
+            return pid
         if code == EXT_REF:
             return _decode_id(Ref, data)
         if code == EXT_RECORD:

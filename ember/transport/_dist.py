@@ -165,7 +165,8 @@ class Distribution:
             self.dropped += 1
 
     def call(self, pid: Pid, msg: Any, timeout: float | None) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
+        loop = self.node._loop
+        assert loop is not None
         fut: asyncio.Future[Any] = loop.create_future()
         call = _RemoteCall(self, next(self._ids), pid, fut)
         self._pending[call.id] = call
@@ -315,7 +316,10 @@ class Distribution:
 
     def _serve_call(self, peer: str, call_id: int, pid: Any, msg: Any) -> None:
         fut = self.node.call(pid, msg, timeout=None)
-        fut.add_done_callback(lambda f: self._reply(peer, call_id, f))
+        if fut.done():  # answered eagerly: reply now, not one loop iteration later
+            self._reply(peer, call_id, fut)
+        else:
+            fut.add_done_callback(lambda f: self._reply(peer, call_id, f))
 
     def _reply(self, peer: str, call_id: int, fut: asyncio.Future[Any]) -> None:
         if fut.cancelled():
