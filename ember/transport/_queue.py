@@ -24,6 +24,11 @@ from ._stats import TransportStats
 __all__ = ["FrameTooLarge", "NoRoute", "Outbox", "QueueFull", "Writer"]
 
 
+EARLY_WRITE = 16
+"""Frames queued on one channel that are written at once rather than at the end of the loop
+iteration."""
+
+
 class QueueFull(EmberError):
     """A channel queue with the ``reject`` policy is full: the frame was not sent.
 
@@ -189,9 +194,14 @@ class Outbox:
         items.append(payload)
         q.frames += 1
         q.nbytes += size
-        if not self._scheduled and self._writer is not None:
-            self._scheduled = True
-            self._loop.call_soon(self._flush)
+        if self._writer is not None:
+            if q.frames >= EARLY_WRITE and not self._writer.paused:
+                # Enough for one good write: send it now, so the peer can start on this batch
+                # while we queue the next (64 calls in flight no longer move in lockstep).
+                self._flush()
+            elif not self._scheduled:
+                self._scheduled = True
+                self._loop.call_soon(self._flush)
 
     async def put_wait(self, channel: Channel, payload: bytes) -> None:
         """Queue ``payload``, waiting for room first if ``channel`` rejects when full."""

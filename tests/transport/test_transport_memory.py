@@ -18,7 +18,7 @@ from ember.transport._errors import AuthenticationError
 from ember.transport._frame import Channel
 from ember.transport._interface import NodeTransport
 from ember.transport._memory import MemoryNetwork, MemoryTransport
-from ember.transport._queue import NoRoute, QueueFull
+from ember.transport._queue import EARLY_WRITE, NoRoute, QueueFull
 
 CONFIG = TransportConfig.local(heartbeat_interval=0.5, heartbeat_timeout=2.0)
 
@@ -140,20 +140,21 @@ async def test_delay_is_seeded_and_keeps_channel_order() -> None:
 
 
 async def test_reordering_happens_only_across_channels() -> None:
+    N = 3 * (EARLY_WRITE - 1)  # under the early-write threshold: one flush
     for reorder in (False, True):
         seed = 11
         net = MemoryNetwork(seed=seed, delay=(0.0, 0.2), reorder_channels=reorder)
         [(a, _ra), (_b, rb)] = await endpoints(net, "a", "b")
         await a.connect("b")
         channels = (Channel.USER, Channel.RAFT, Channel.REGISTRY)
-        for i in range(300):
+        for i in range(N):
             a.send("b", channels[i % 3], b"%d" % i)
-        await rb.wait(lambda rb=rb: len(rb.frames["a"]) == 300)  # type: ignore[misc]
+        await rb.wait(lambda rb=rb: len(rb.frames["a"]) == N)  # type: ignore[misc]
         order = [int(f.payload) for f in rb.frames["a"]]
         for k, channel in enumerate(channels):
-            assert seqs(rb, "a", channel) == list(range(k, 300, 3)), f"seed {seed}"
-        # All 300 left in one flush, which drains channel by channel (as over TCP).
-        written = [*range(0, 300, 3), *range(1, 300, 3), *range(2, 300, 3)]
+            assert seqs(rb, "a", channel) == list(range(k, N, 3)), f"seed {seed}"
+        # All N left in one flush, which drains channel by channel (as over TCP).
+        written = [*range(0, N, 3), *range(1, N, 3), *range(2, N, 3)]
         if reorder:
             assert order != written, f"seed {seed}: channels never overtook each other"
         else:
