@@ -28,6 +28,7 @@ BENCHMARKS = {
     "ring": "bench.ring",
     "remote": "bench.remote",
     "pykka": "bench.pykka_ref",
+    "thespian": "bench.thespian_ref",
 }
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -75,6 +76,7 @@ def meta(args: argparse.Namespace) -> dict[str, Any]:
         "event_loop": f"uvloop {_version('uvloop')}",
         "ember": _version("ember"),
         "pykka": _version("pykka"),
+        "thespian": _version("thespian"),
         "git_commit": _git_commit(),
         "quick": args.quick,
         "repetitions": args.reps,
@@ -99,15 +101,18 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 def cross(benchmarks: dict[str, Any]) -> dict[str, float | None]:
-    """Ratios between benchmarks: Ember against Pykka measured in the same run."""
-    tell = _get(benchmarks, "pykka", "pykka_tell")
-    ask = _get(benchmarks, "pykka", "pykka_ask")
-    return {
-        "tell ember_async/pykka_tell": _ratio(_get(benchmarks, "tell", "ember_async"), tell),
-        "tell ember_plain/pykka_tell": _ratio(_get(benchmarks, "tell", "ember_plain"), tell),
-        "call ember_async/pykka_ask": _ratio(_get(benchmarks, "call", "ember_async"), ask),
-        "call ember_plain/pykka_ask": _ratio(_get(benchmarks, "call", "ember_plain"), ask),
-    }
+    """Ratios between benchmarks: Ember against Pykka and Thespian measured in the same run."""
+    out: dict[str, float | None] = {}
+    for lib in ("pykka", "thespian"):
+        tell = _get(benchmarks, lib, f"{lib}_tell")
+        ask = _get(benchmarks, lib, f"{lib}_ask")
+        for kind, base, ours in (("tell", tell, "tell"), ("call", ask, "call")):
+            for variant in ("ember_async", "ember_plain", "ember_scheduled"):
+                value = _get(benchmarks, ours, variant)
+                if value is not None:
+                    key = f"{kind} {variant}/{lib}_{'tell' if kind == 'tell' else 'ask'}"
+                    out[key] = _ratio(value, base)
+    return out
 
 
 def _goal(text: str, value: float | None, target: float, at_least: bool) -> dict[str, Any]:
@@ -152,6 +157,24 @@ def goals(benchmarks: dict[str, Any], xr: dict[str, float | None]) -> dict[str, 
         ),
         "tell_vs_pykka": _goal(
             "tell (async receive) >= 10x Pykka tell", xr["tell ember_async/pykka_tell"], 10, True
+        ),
+        "tell_vs_thespian": _goal(
+            "tell (async receive) >= 2x Thespian tell",
+            xr.get("tell ember_async/thespian_tell"),
+            2,
+            True,
+        ),
+        "call_vs_thespian": _goal(
+            "call (async receive) >= 2x Thespian ask",
+            xr.get("call ember_async/thespian_ask"),
+            2,
+            True,
+        ),
+        "call_scheduled_vs_thespian": _goal(
+            "call through the scheduler >= 2x Thespian ask",
+            xr.get("call ember_scheduled/thespian_ask"),
+            2,
+            True,
         ),
         "call_vs_pykka": _goal(
             "call (async receive) >= 10x Pykka ask", xr["call ember_async/pykka_ask"], 10, True
