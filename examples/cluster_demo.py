@@ -7,7 +7,9 @@ Run it with ``make demo`` (or ``python -m examples.cluster_demo`` from the repos
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import ember
@@ -31,7 +33,12 @@ class Watcher(ember.Actor):
 
 
 async def main() -> None:
-    async with LocalCluster(3) as cluster:
+    with tempfile.TemporaryDirectory(prefix="ember-demo-") as workdir:
+        await demo(Path(workdir))
+
+
+async def demo(workdir: Path) -> None:
+    async with LocalCluster(3, workdir=workdir) as cluster:
         print("started 3 node processes, connected in a full mesh:")
         for n in cluster.nodes.values():
             print(f"  {n.name} at {n.address} (os pid {n.process.pid})")
