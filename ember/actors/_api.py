@@ -45,7 +45,7 @@ def send(dest: Any, msg: Any) -> None:
         if proc is not None:
             proc._deliver(msg)
             return
-    current().send(dest, msg)
+    _node_here().send(dest, msg)
 
 
 def cast(dest: Any, msg: Any) -> None:

@@ -524,8 +524,7 @@ class Node:
             proc = self._lookup(dest)
             if proc is None:
                 if self._remote is not None and dest.node != self.name:
-                    me = current_process.get()
-                    self._remote.send(me._pid if me is not None else None, dest, msg)
+                    self._remote.send(None, dest, msg)
                 else:
                     self._stats.dropped_dead += 1
                 return
@@ -1232,6 +1231,14 @@ class Node:
         return list(self._names)
 
     # -- inbound distribution (called by the transport layer) ------------------------------------
+
+    def local_pid(self, pid: Pid) -> Pid:
+        """The canonical pid object of a live local process equal to ``pid``, else ``pid``."""
+        if pid.node == self.name and pid.creation == self.creation:
+            proc = self._procs.get(pid.serial)
+            if proc is not None:
+                return proc._pid
+        return pid
 
     def remote_deliver(self, pid: Pid, msg: Any) -> None:
         """A message from another node for local ``pid`` (dropped and counted if it is gone)."""

@@ -21,7 +21,7 @@ types above included (an ``IntEnum``, an ``OrderedDict``, a ``NamedTuple``), rai
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import msgpack  # type: ignore[import-untyped]
@@ -117,6 +117,7 @@ class Codec:
         "_open",
         "_pack",
         "_pids",
+        "resolve_pid",
     )
 
     def __init__(self) -> None:
@@ -135,6 +136,9 @@ class Codec:
         # Bound once: binding on every decode is a measurable part of a small message's cost.
         self._ext_hook_fn = self._ext_hook
         self._pids: dict[bytes, Any] = {}
+        self.resolve_pid: Callable[[Pid], Pid] | None = None
+        """Set by a node: maps a decoded pid of one of its live processes to the pid object that
+        process holds, so delivery finds the process without a table lookup."""
         self._array_hook_fn = self._array_hook
 
     def register(self, cls: type[_T], code: int | None = None) -> type[_T]:
@@ -264,7 +268,10 @@ class Codec:
             if pid is None:
                 if len(self._pids) >= ID_CACHE:
                     self._pids.clear()
-                pid = self._pids[data] = _decode_id(Pid, data)
+                pid = _decode_id(Pid, data)
+                if self.resolve_pid is not None:
+                    pid = self.resolve_pid(pid)  # type: ignore[arg-type]
+                self._pids[data] = pid
             return pid
         if code == EXT_REF:
             return _decode_id(Ref, data)

@@ -93,7 +93,8 @@ class Distribution:
         self.codec = codec if codec is not None else Codec()
         self.spawn_allow = spawn_allow
         self._pending: dict[int, _RemoteCall] = {}
-        self._prefixes: dict[Pid, bytes] = {}
+        self._prefixes: dict[int, tuple[Pid, bytes]] = {}
+        self.codec.resolve_pid = node.local_pid
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.dropped = 0
@@ -148,12 +149,17 @@ class Distribution:
     def send(self, sender: Pid | None, pid: Pid, msg: Any) -> None:
         # The hot path: the encoded head of the operation (a 3-element array, SEND, the pid)
         # is cached per destination, so only the message itself is encoded each time.
-        prefix = self._prefixes.get(pid)
-        if prefix is None:
+        # Keyed by the pid object (the codec hands out one object per pid it decodes), checked
+        # by identity: no Pid.__hash__ per message.
+        cached = self._prefixes.get(id(pid))
+        if cached is None or cached[0] is not pid:
             if len(self._prefixes) >= PREFIX_CACHE:
                 self._prefixes.clear()
-            prefix = self._prefixes[pid] = _SEND_HEAD + self.codec.encode(pid)
-        self._send_payload(pid.node, prefix + self.codec.encode(msg))
+            cached = self._prefixes[id(pid)] = (pid, _SEND_HEAD + self.codec.encode(pid))
+        try:
+            self.transport.send(pid.node, Channel.USER, cached[1] + self.codec.encode(msg))
+        except NoRoute:
+            self.dropped += 1
 
     async def send_wait(self, pid: Pid, msg: Any) -> None:
         """Like ``send``, but wait for room in the peer's queue instead of raising
@@ -290,7 +296,14 @@ class Distribution:
     def _apply(self, peer: str, node: Node, op: Any) -> None:
         code = op[0]
         if code == SEND:
-            node.remote_deliver(op[1], op[2])
+            proc = op[1]._proc  # a live local pid decodes to its canonical object
+            if proc is not None and proc._node is node:
+                try:
+                    proc._deliver(op[2])
+                except MailboxFull:
+                    pass  # counted by the mailbox
+            else:
+                node.remote_deliver(op[1], op[2])
         elif code == CALL:
             self._serve_call(peer, op[1], op[2], op[3])
         elif code == REPLY:
