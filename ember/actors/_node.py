@@ -95,21 +95,15 @@ class LocalCall:
         mons = self.proc._monitors
         if mons is not None:
             mons.pop(self, None)
-        if self.bucket is not None:
-            self.bucket.pop(self, None)
+        bucket = self.bucket
+        if bucket is not None:
+            bucket.pop(self, None)
             self.bucket = None
 
     def reply(self, value: Any) -> None:
-        mons = self.proc._monitors
-        if mons is not None:
-            mons.pop(self, None)
-        bucket = self.bucket
-        if bucket is not None:
-            del bucket[self]
-            self.bucket = None
-        fut = self.fut
-        if not fut.done():
-            fut.set_result(value)
+        self.forget()
+        if not self.fut.done():
+            self.fut.set_result(value)
 
     def fail(self, exc: BaseException) -> None:
         self.forget()
@@ -117,19 +111,10 @@ class LocalCall:
             self.fut.set_exception(exc)
 
     def down(self, pid: Pid, reason: Any) -> None:
-        if self.bucket is not None:
-            self.bucket.pop(self, None)
-            self.bucket = None
-        if not self.fut.done():
-            self.fut.set_exception(NoProc(pid, reason))
+        self.fail(NoProc(pid, reason))
 
     def expire(self, timeout: float) -> None:
-        self.bucket = None
-        self.forget()
-        if not self.fut.done():
-            self.fut.set_exception(
-                CallTimeout(f"call to {self.proc._pid} got no reply within {timeout} s")
-            )
+        self.fail(CallTimeout(f"call to {self.proc._pid} got no reply within {timeout} s"))
 
 
 class Deadlines:

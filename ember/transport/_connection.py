@@ -40,7 +40,7 @@ from ._config import TransportConfig
 from ._errors import AuthenticationError, ProtocolError
 from ._frame import Channel, Frame, FrameDecoder, encode_frame
 from ._handshake import _REJECT_KINDS, Established, Handshake, SendBytes
-from ._interface import OnFrames
+from ._interface import OnFrames, guarded_call
 from ._queue import Outbox
 from ._stats import TransportStats
 from ._tls import peer_node_name
@@ -323,11 +323,7 @@ class Connection(asyncio.Protocol):
             frames = [frame for frame in frames if frame != _HEARTBEAT_FRAME]
             if not frames:
                 return
-        try:
-            self._on_frames(self.peer_name, frames)
-        except Exception:
-            self._stats.callback_errors += 1
-            log.exception("%r: on_frames raised; those frames are lost", self)
+        guarded_call(self._stats, repr(self), self._on_frames, self.peer_name, frames)
 
     def _data_before_open(self, data: bytes) -> None:
         if self.state is _HANDSHAKE:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from .._errors import CallTimeout, EmberError, MailboxFull, NodeDown, NoProc, UsageError
@@ -245,10 +246,8 @@ class Distribution:
         return pid
 
     def _when_connected(self, peer: str, ready: Any, unreachable: Any) -> None:
-        """Run ``ready()`` once ``peer`` is connected (now, if it is), or ``unreachable()`` if
-        it cannot be reached within ``connect_timeout``; both run from the loop, never
-        re-entrantly inside the caller."""
-        loop = asyncio.get_running_loop()
+        """Run ``ready()`` once ``peer`` is connected (at once, if it is), or
+        ``unreachable()`` if it cannot be reached within ``connect_timeout`` (from a task)."""
         if self.transport.is_connected(peer):
             ready()
             return
@@ -262,9 +261,7 @@ class Distribution:
             else:
                 ready()
 
-        task = loop.create_task(dial())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._start(dial())
 
     # -- inbound --------------------------------------------------------------------------------
 
@@ -368,10 +365,19 @@ class Distribution:
                 raise UsageError(f"spawning {target!r} is not allowed on {self.node.name}")
             return await self.node.spawn(resolve_actor(target), *args, name=name, **kwargs)
 
-        task = asyncio.get_running_loop().create_task(run())
+        self._start(run(), lambda f: self._reply(peer, call_id, f))
+
+    def _start(
+        self,
+        coro: Coroutine[Any, Any, Any],
+        on_done: Callable[[asyncio.Task[Any]], None] | None = None,
+    ) -> None:
+        """Run a task this distribution owns (``close`` cancels it). ``on_done`` sees its
+        outcome; without one, an unexpected error is logged."""
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        task.add_done_callback(lambda f: self._reply(peer, call_id, f))
+        task.add_done_callback(on_done or _log_failure)
 
     def on_node_up(self, peer: str, creation: int) -> None:
         """Transport callback: a connection to ``peer`` opened."""
@@ -387,6 +393,11 @@ class Distribution:
             if fut is not None:
                 fut.set_exception(NodeDown(call.pid))
         self.node.node_down(peer)
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("distribution task failed", exc_info=exc)
 
 
 def _node_of(pid: Any) -> str:

@@ -20,13 +20,14 @@ How callbacks are called (both implementations):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Protocol
 
 from ._frame import Channel, Frame
 from ._stats import TransportStats
 
-__all__ = ["NodeTransport", "OnFrames", "OnNodeDown", "OnNodeUp"]
+__all__ = ["NodeTransport", "OnFrames", "OnNodeDown", "OnNodeUp", "guarded_call"]
 
 OnFrames = Callable[[str, list[Frame]], None]
 """``on_frames(peer_name, frames)``: a batch of frames from one peer, in order."""
@@ -36,6 +37,18 @@ OnNodeDown = Callable[[str, str], None]
 """``on_node_down(peer_name, reason)``: the connection ended; ``reason`` is a short label
 (``"peer_closed"``, ``"connection_lost"``, ``"heartbeat_timeout"``, ``"protocol_error:<kind>"``,
 ``"closed"`` for a local close, ...) for logs; to the kernel every reason means noconnection."""
+
+
+def guarded_call(
+    stats: TransportStats, who: str, callback: Callable[..., object], *args: object
+) -> None:
+    """Call a consumer's callback as the rules above say: what it raises is logged and
+    counted (``callback_errors``), never allowed to take the connection down."""
+    try:
+        callback(*args)
+    except Exception:
+        stats.callback_errors += 1
+        logging.getLogger("ember.transport").exception("%s: callback %r raised", who, callback)
 
 
 class NodeTransport(Protocol):

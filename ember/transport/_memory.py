@@ -43,7 +43,7 @@ from .._errors import UsageError
 from ._config import TransportConfig
 from ._errors import AuthenticationError
 from ._frame import Channel, Frame
-from ._interface import OnFrames, OnNodeDown, OnNodeUp
+from ._interface import OnFrames, OnNodeDown, OnNodeUp, guarded_call
 from ._queue import NoRoute, Outbox
 from ._stats import TransportStats
 
@@ -604,8 +604,4 @@ class MemoryTransport:
         self._call(self._on_frames, peer, frames)
 
     def _call(self, callback: Callable[..., object], *args: object) -> None:
-        try:
-            callback(*args)
-        except Exception:
-            self._stats.callback_errors += 1
-            log.exception("%s: transport callback %r raised", self._node_name, callback)
+        guarded_call(self._stats, self._node_name, callback, *args)

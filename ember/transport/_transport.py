@@ -38,7 +38,7 @@ from ._connection import Connection, HandshakeTimeout, PeerRefused, Status
 from ._errors import ProtocolError
 from ._frame import Channel
 from ._handshake import Established, Handshake
-from ._interface import OnFrames, OnNodeDown, OnNodeUp
+from ._interface import OnFrames, OnNodeDown, OnNodeUp, guarded_call
 from ._queue import NoRoute, Outbox
 from ._stats import TransportStats
 
@@ -604,11 +604,7 @@ class Transport:
                 waiter.set_exception(error)
 
     def _call(self, callback: Callable[..., object], *args: object) -> None:
-        try:
-            callback(*args)
-        except Exception:
-            self._stats.callback_errors += 1
-            log.exception("%s: transport callback %r raised", self._node_name, callback)
+        guarded_call(self._stats, self._node_name, callback, *args)
 
     async def _run(self, group_ready: asyncio.Future[None]) -> None:
         """Own the dialer tasks in a task group for the transport's life."""
