@@ -27,6 +27,9 @@ BENCHMARKS = {
     "spawn": "bench.spawn",
     "ring": "bench.ring",
     "remote": "bench.remote",
+    "mesh": "bench.mesh",
+    "mesh_idle": "bench.mesh_idle",
+    "discovery": "bench.discovery",
     "pykka": "bench.pykka_ref",
     "thespian": "bench.thespian_ref",
 }
@@ -122,7 +125,9 @@ def _goal(text: str, value: float | None, target: float, at_least: bool) -> dict
 
 
 def goals(benchmarks: dict[str, Any], xr: dict[str, float | None]) -> dict[str, Any]:
-    """The goals of issues 2 and 3, each with its measured value and pass/fail (None: not run)."""
+    """The goals of issues 2, 3 and 4, each with its measured value and pass/fail (None: not
+    run)."""
+    from .mesh import goals as mesh_goals
     from .remote import goals as remote_goals
 
     def ratio_of(name: str, key: str) -> float | None:
@@ -200,6 +205,7 @@ def goals(benchmarks: dict[str, Any], xr: dict[str, float | None]) -> dict[str, 
             False,
         ),
         **remote_goals(benchmarks),
+        **mesh_goals(benchmarks),
     }
 
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 import os
 import ssl
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from ._errors import UsageError
 from .actors import Node as KernelNode
 from .actors import Pid
+from .mesh._config import SwimConfig
+from .mesh._discovery import Discovery, make_discovery, parse_seeds
+from .mesh._events import MemberEvent
+from .mesh._messages import Member
+from .mesh._shell import Membership
 from .transport._codec import Codec
 from .transport._config import TransportConfig
 from .transport._dist import Distribution
@@ -51,6 +56,17 @@ class Node(KernelNode):
     this incarnation of the node name; by default it is a counter kept in ``data_dir`` (if
     given) or derived from the clock, so pids of an earlier run never name new processes.
     ``spawn_allow`` lists module prefixes other nodes may spawn from (``None``: any).
+
+    Membership (SWIM gossip, see ``docs/mesh.md``) runs when ``discovery`` (``"mdns"``,
+    ``"dns"``, ``"seeds"``, or :class:`~ember.mesh.Discovery` objects), ``join`` (seeds,
+    ``"name@host:port"`` or ``"host:port"``) or ``mesh`` (a :class:`~ember.mesh.SwimConfig` or a
+    profile name: ``"local"``, ``"lan"``, ``"wan"``) is given. ``dns`` names the DNS seed
+    record (``"name"`` for SRV records, ``"name:port"`` for A/AAAA records); ``meta`` is this
+    node's gossiped metadata. The mesh uses the transport's port for UDP as well;
+    ``advertise`` (``"host:port"``) is the address others reach this node at when it listens
+    on a wildcard address. ``mdns_probe=False`` skips mDNS name probing (about 1 s at start;
+    it refuses a second live node of the same name), for clusters whose names are unique by
+    construction.
     """
 
     def __init__(
@@ -67,8 +83,25 @@ class Node(KernelNode):
         creation: int | None = None,
         data_dir: str | os.PathLike[str] | None = None,
         spawn_allow: tuple[str, ...] | None = None,
+        discovery: str | Iterable[Discovery] | None = None,
+        join: Iterable[str] = (),
+        dns: str | None = None,
+        mesh: SwimConfig | str | None = None,
+        meta: Mapping[str, Any] | None = None,
+        advertise: str | None = None,
+        mdns_probe: bool = True,
     ) -> None:
         self._connect = [parse_node_address(c) for c in connect]
+        self._seeds = parse_seeds(join)
+        self._discovery = discovery
+        self._dns = dns
+        self._mesh_config = _swim_config(mesh) if mesh is not None else None
+        self._meshed = discovery is not None or bool(self._seeds) or mesh is not None
+        self._meta = meta
+        self._advertise = parse_address(advertise) if advertise is not None else None
+        self._mdns_probe = mdns_probe
+        if self._meshed and listen is None:
+            raise UsageError("a node in a mesh must listen (other members reach it there)")
         self._listen = listen
         self._networked = listen is not None or bool(self._connect)
         if self._networked and not cookie:
@@ -82,6 +115,8 @@ class Node(KernelNode):
                 creation = 1
         super().__init__(name, creation=creation)
         self.cluster = cluster
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        """Where this node keeps durable state (Raft logs, the creation counter), if anywhere."""
         self._cookie = cookie
         self._config = config
         self._ssl = (ssl_server, ssl_client)
@@ -89,6 +124,8 @@ class Node(KernelNode):
         self._codec = Codec()
         self.transport: Transport | None = None
         self.dist: Distribution | None = None
+        self.mesh: Membership | None = None
+        self._member_subscribers: set[Pid] = set()
 
     @property
     def address(self) -> tuple[str, int] | None:
@@ -131,9 +168,88 @@ class Node(KernelNode):
             self, self.transport, codec=self._codec, spawn_allow=self._spawn_allow
         )
         dist.attach()
-        await self.transport.start(self._listen)
+        bound = await self.transport.start(self._listen)
+        if self._meshed:
+            assert bound is not None
+            await self._start_mesh(*(self._advertise or bound))
         for peer, host, port in self._connect:
             await self.connect_node(f"{peer}@{host}:{port}")
+
+    async def _start_mesh(self, host: str, port: int) -> None:
+        if host in ("0.0.0.0", "::", ""):
+            raise UsageError("listening on a wildcard address needs advertise='host:port'")
+        assert self.transport is not None and self.dist is not None and self._cookie is not None
+        config = self._mesh_config or SwimConfig.lan()
+        sources: list[Discovery] = []
+        if self._discovery == "mdns":
+            sources.append(
+                make_discovery(
+                    "mdns",
+                    cluster=self.cluster,
+                    node=self.name,
+                    host=host,
+                    port=port,
+                    probe=self._mdns_probe,
+                )
+            )
+        elif self._discovery == "dns":
+            dns_name, _, dns_port = (self._dns or "").rpartition(":")
+            if not dns_port.isdigit():
+                dns_name, dns_port = self._dns or "", ""
+            sources.append(
+                make_discovery(
+                    "dns", dns_name=dns_name, dns_port=int(dns_port) if dns_port else None
+                )
+            )
+        elif self._discovery not in (None, "seeds"):
+            if isinstance(self._discovery, str):
+                raise UsageError(f"discovery must be mdns, dns or seeds, not {self._discovery!r}")
+            sources = list(self._discovery)
+        self.mesh = Membership(
+            name=self.name,
+            cluster=self.cluster,
+            cookie=self._cookie,
+            transport=self.transport,
+            router=self.dist,
+            config=config,
+            host=host,
+            port=port,
+            meta=self._meta,
+            seeds=self._seeds,
+            discovery=sources,
+        )
+        self.mesh.add_listener(self._member_event)
+        await self.mesh.start()
+
+    def members(self) -> tuple[Member, ...]:
+        """The membership as this node sees it (itself included), sorted by name; empty when
+        the node runs no mesh."""
+        return self.mesh.members() if self.mesh is not None else ()
+
+    def subscribe_members(self, flag: bool = True) -> None:
+        """The calling process gets every member event (``MemberJoined``, ``MemberSuspect``,
+        ``MemberAlive``, ``MemberUpdated``, ``MemberFailed``, ``MemberLeft``,
+        ``MemberReaped``) as a message; ``False`` stops it."""
+        me = self._caller("subscribe_members")
+        if flag:
+            self._member_subscribers.add(me._pid)
+        else:
+            self._member_subscribers.discard(me._pid)
+
+    def on_member_event(self, listener: Callable[[MemberEvent], None]) -> Callable[[], None]:
+        """Call ``listener(event)`` from the loop for every member event (for layers built on
+        the mesh); returns a function that removes it."""
+        if self.mesh is None:
+            raise UsageError(f"node {self.name} runs no mesh")
+        return self.mesh.add_listener(listener)
+
+    def _member_event(self, event: MemberEvent) -> None:
+        for pid in list(self._member_subscribers):
+            proc = self._lookup(pid)
+            if proc is None:
+                self._member_subscribers.discard(pid)
+            else:
+                proc._deliver(event)
 
     async def connect_node(self, spec: str) -> None:
         """Connect to ``"name@host:port"`` (returns once connected)."""
@@ -166,8 +282,19 @@ class Node(KernelNode):
         try:
             await super().stop(timeout)
         finally:
+            if self.mesh is not None:
+                await self.mesh.leave(self.mesh.config.leave_timeout)
             if self.dist is not None:
                 await self.dist.close()
             if self.transport is not None:
                 await self.transport.close()
                 self.attach_remote(None)
+
+
+def _swim_config(mesh: SwimConfig | str) -> SwimConfig:
+    if isinstance(mesh, SwimConfig):
+        return mesh
+    profiles = {"local": SwimConfig.local, "lan": SwimConfig.lan, "wan": SwimConfig.wan}
+    if mesh not in profiles:
+        raise UsageError(f"mesh profile must be one of {sorted(profiles)}, not {mesh!r}")
+    return profiles[mesh]()

@@ -1,5 +1,6 @@
-"""Ember cluster demo: three node processes on loopback, actors on each, calls across nodes,
-a node killed with SIGKILL and the monitors that see it, then a clean shutdown.
+"""Ember cluster demo: three node processes on loopback find each other by mDNS, this process
+joins them the same way, actors run on each node, calls cross nodes, a node killed with SIGKILL
+is seen by the monitors and by the membership, then everything shuts down cleanly.
 
 Run it with ``make demo`` (or ``python -m examples.cluster_demo`` from the repository root).
 """
@@ -7,6 +8,7 @@ Run it with ``make demo`` (or ``python -m examples.cluster_demo`` from the repos
 from __future__ import annotations
 
 import asyncio
+import secrets
 import tempfile
 import time
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 
 import ember
 from ember.cli._cluster import LocalCluster
+from ember.cli._memberscmd import format_table
 from ember.transport._config import TransportConfig
 
 
@@ -32,22 +35,45 @@ class Watcher(ember.Actor):
         return None
 
 
+async def until_members(node: ember.Node, want: dict[str, str]) -> None:
+    """Wait until ``node`` sees each named member in the given status."""
+    changed = asyncio.Event()
+    remove = node.on_member_event(lambda _: changed.set())
+    try:
+        async with asyncio.timeout(30):
+            while not want.items() <= {m.name: m.status.value for m in node.members()}.items():
+                changed.clear()
+                await changed.wait()
+    finally:
+        remove()
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ember-demo-") as workdir:
         await demo(Path(workdir))
 
 
 async def demo(workdir: Path) -> None:
-    async with LocalCluster(3, workdir=workdir) as cluster:
-        print("started 3 node processes, connected in a full mesh:")
+    name = f"demo-{secrets.token_hex(3)}"
+    async with LocalCluster(3, workdir=workdir, discovery="mdns", cluster=name) as cluster:
+        print(f"started 3 node processes of cluster {name!r}; they found each other by mDNS:")
         for n in cluster.nodes.values():
             print(f"  {n.name} at {n.address} (os pid {n.process.pid})")
-        peers = [n.spec for n in cluster.nodes.values()]
         config = TransportConfig(heartbeat_interval=0.5, heartbeat_timeout=2.0)
         async with ember.Node(
-            "demo", listen="127.0.0.1:0", cookie=cluster.cookie, connect=peers, config=config
+            "demo",
+            listen="127.0.0.1:0",
+            cookie=cluster.cookie,
+            cluster=name,
+            config=config,
+            discovery="mdns",
+            mesh="local",
+            mdns_probe=False,
+            meta={"role": "demo"},
         ) as me:
-            print(f"this process joined as node {me.name}; connected to {me.connected_nodes()}")
+            await until_members(me, {n: "alive" for n in cluster.nodes})
+            print(f"this process joined by mDNS as node {me.name}; members as it sees them:")
+            print("  " + format_table(me.members()).replace("\n", "\n  "))
             counters = {
                 name: await me.spawn("examples.cluster_actors:Counter", 10 * i, on=name)
                 for i, name in enumerate(cluster.nodes, start=1)
@@ -74,6 +100,9 @@ async def demo(workdir: Path) -> None:
                 await ember.call(victim, "get", timeout=2)
             except ember.NoProc as exc:
                 print(f"  a call to it now raises {type(exc).__name__} ({exc.reason!r})")
+            await until_members(me, {"n3": "failed"})
+            print("the membership agrees: n3 is failed")
+            print("  " + format_table(me.members()).replace("\n", "\n  "))
             print(f"still connected to {me.connected_nodes()}")
         codes = await cluster.stop()
         print("stopped the cluster: " + ", ".join(f"{n} exit {c}" for n, c in codes.items()))

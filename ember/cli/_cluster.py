@@ -1,14 +1,16 @@
 """Local clusters of node processes: ``ember cluster up`` and the :class:`LocalCluster` behind it.
 
-Each node is an OS process running ``python -m ember node start``; node *k* connects to every
-node started before it, so the cluster is a full mesh once the last node reports ready.
+Each node is an OS process running ``python -m ember node start``. With ``discovery="mdns"``
+the nodes find each other by mDNS; with ``"seeds"`` each joins through the first node; with
+``"none"`` (no membership) node *k* connects to every node started before it. Node processes
+print member events as JSON lines; :class:`LocalCluster` follows them, so callers can wait
+until every node sees the same membership.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import secrets
@@ -31,7 +33,15 @@ class NodeProcess:
     process: asyncio.subprocess.Process
     address: str = ""
     creation: int = 0
+    incarnation: int | None = None
+    view: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Each member as this node last reported it (``Member.as_dict()`` plus ``kind``)."""
     stderr_task: asyncio.Task[None] | None = field(default=None, repr=False)
+    stdout_task: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    def statuses(self) -> dict[str, str]:
+        """Member name -> status, as this node sees it."""
+        return {name: m["status"] for name, m in self.view.items()}
 
     @property
     def spec(self) -> str:
@@ -59,7 +69,11 @@ class LocalCluster:
         extra_args: tuple[str, ...] = (),
         ready_timeout: float = 30.0,
         env: dict[str, str] | None = None,
+        discovery: str = "none",
+        mesh_profile: str = "local",
     ) -> None:
+        if discovery not in ("mdns", "seeds", "none"):
+            raise EmberError(f"discovery must be mdns, seeds or none, not {discovery!r}")
         if n < 1:
             raise EmberError("a cluster needs at least one node")
         self.n = n
@@ -72,7 +86,10 @@ class LocalCluster:
         self.extra_args = extra_args
         self.ready_timeout = ready_timeout
         self.env = env
+        self.discovery = discovery
+        self.mesh_profile = mesh_profile
         self.nodes: dict[str, NodeProcess] = {}
+        self._changed = asyncio.Event()
 
     async def start(self) -> list[NodeProcess]:
         """Start every node, each connected to the ones before it; return once all are ready."""
@@ -83,6 +100,8 @@ class LocalCluster:
         try:
             for i in range(1, self.n + 1):
                 await self.start_node(f"{self.prefix}{i}", connect=list(self.nodes.values()))
+            if self.discovery != "none":
+                await self.wait_converged(timeout=self.ready_timeout)
         except BaseException:
             await self.stop()
             raise
@@ -91,7 +110,8 @@ class LocalCluster:
     async def start_node(
         self, name: str, connect: list[NodeProcess] | None = None, listen: str | None = None
     ) -> NodeProcess:
-        """Start (or restart) node ``name``; wait for its ready line."""
+        """Start (or restart) node ``name``; wait for its ready line. Without membership it
+        connects to ``connect``; with seeds it joins through the first of them."""
         args = [
             sys.executable,
             "-m",
@@ -110,8 +130,17 @@ class LocalCluster:
             str(self.workdir / name),
             *self.extra_args,
         ]
-        for other in connect or ():
-            args += ["--connect", other.spec]
+        if self.discovery == "none":
+            args += ["--discovery", "none"]
+            for other in connect or ():
+                args += ["--connect", other.spec]
+        else:
+            args += ["--discovery", self.discovery, "--mesh-profile", self.mesh_profile]
+            if self.discovery == "mdns":
+                args.append("--no-mdns-probe")  # names here are unique by construction
+            others = [o for o in connect or () if o.name != name and o.address]
+            if self.discovery == "seeds" and others:
+                args += ["--join", others[0].spec]
         env = {**os.environ, **(self.env or {})}
         proc = await asyncio.create_subprocess_exec(
             *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
@@ -121,26 +150,77 @@ class LocalCluster:
             _drain(proc.stderr, self.workdir / f"{name}.log")
         )
         self.nodes[name] = node
-        assert proc.stdout is not None
+        ready = asyncio.get_running_loop().create_future()
+        node.stdout_task = asyncio.get_running_loop().create_task(self._follow(node, ready))
         try:
             async with asyncio.timeout(self.ready_timeout):
-                while True:
-                    line = await proc.stdout.readline()
-                    if not line:
-                        code = await proc.wait()
-                        raise EmberError(
-                            f"node {name} exited with {code} before it was ready "
-                            f"(see {self.workdir / (name + '.log')})"
-                        )
-                    with contextlib.suppress(ValueError):
-                        ready = json.loads(line)
-                        if ready.get("event") == "ready":
-                            node.address = ready["address"]
-                            node.creation = ready["creation"]
-                            return node
+                await ready
+                return node
         except TimeoutError:
             proc.kill()
             raise EmberError(f"node {name} was not ready within {self.ready_timeout} s") from None
+
+    async def _follow(self, node: NodeProcess, ready: asyncio.Future[None]) -> None:
+        """Read node's stdout to its end: the ready line, then member events."""
+        stream = node.process.stdout
+        assert stream is not None
+        while line := await stream.readline():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if event.get("event") == "ready":
+                node.address = event["address"]
+                node.creation = event["creation"]
+                node.incarnation = event.get("incarnation")
+                for member in event.get("members", ()):
+                    node.view.setdefault(member["name"], {"kind": "ready", **member})
+                if not ready.done():
+                    ready.set_result(None)
+            elif event.get("event") == "member":
+                node.view[event["name"]] = event
+            self._changed.set()
+        code = await node.process.wait()
+        self._changed.set()
+        if not ready.done():
+            ready.set_exception(
+                EmberError(
+                    f"node {node.name} exited with {code} before it was ready "
+                    f"(see {self.workdir / (node.name + '.log')})"
+                )
+            )
+
+    def running(self) -> list[NodeProcess]:
+        """The nodes whose process is still running."""
+        return [n for n in self.nodes.values() if n.process.returncode is None]
+
+    async def wait_for(
+        self,
+        condition: Any,
+        timeout: float = 30.0,  # noqa: ASYNC109
+        what: str = "condition",
+    ) -> None:
+        """Wait until ``condition()`` is true, re-checking after each line a node prints."""
+        try:
+            async with asyncio.timeout(timeout):
+                while not condition():
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            views = {n.name: n.statuses() for n in self.running()}
+            raise EmberError(f"{what} not reached within {timeout} s; views: {views}") from None
+
+    async def wait_converged(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        """Wait until every running node sees every running node alive."""
+
+        def converged() -> bool:
+            alive = {n.name for n in self.running()}
+            return all(
+                {k for k, v in n.statuses().items() if v == "alive"} | {n.name} >= alive
+                for n in self.running()
+            )
+
+        await self.wait_for(converged, timeout, "membership convergence")
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to node ``name``'s process (SIGKILL by default)."""
@@ -152,8 +232,9 @@ class LocalCluster:
         """Wait for node ``name``'s process to end; return its exit status."""
         node = self.nodes[name]
         code = await node.process.wait()
-        if node.stderr_task is not None:
-            await node.stderr_task
+        for task in (node.stderr_task, node.stdout_task):
+            if task is not None:
+                await task
         return code
 
     async def stop(self, timeout: float = 20.0) -> dict[str, int]:  # noqa: ASYNC109
@@ -198,13 +279,25 @@ def add_cluster_commands(sub: Any) -> None:
     up.add_argument("--cluster", default="ember")
     up.add_argument("--cookie-file", type=Path, help="use this cookie instead of a new one")
     up.add_argument("--workdir", type=Path, help="where cookie, data and logs go (default: temp)")
+    up.add_argument(
+        "--discovery",
+        default="mdns",
+        choices=["mdns", "seeds", "none"],
+        help="mdns (default): nodes find each other by mDNS; seeds: join through the first "
+        "node; none: no membership, a full mesh of connections",
+    )
     up.set_defaults(run=cmd_cluster_up)
 
 
 def cmd_cluster_up(args: argparse.Namespace) -> int:
     cookie = args.cookie_file.read_text().strip() if args.cookie_file else None
     cluster = LocalCluster(
-        args.n, prefix=args.prefix, cookie=cookie, cluster=args.cluster, workdir=args.workdir
+        args.n,
+        prefix=args.prefix,
+        cookie=cookie,
+        cluster=args.cluster,
+        workdir=args.workdir,
+        discovery=args.discovery,
     )
     return run(lambda: _up(cluster))
 
@@ -215,7 +308,12 @@ async def _up(cluster: LocalCluster) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     nodes = await cluster.start()
-    print(f"cluster {cluster.cluster!r}: {len(nodes)} nodes, connected in a full mesh")
+    how = {
+        "mdns": "found each other by mDNS",
+        "seeds": "joined through the first node",
+        "none": "connected in a full mesh",
+    }[cluster.discovery]
+    print(f"cluster {cluster.cluster!r}: {len(nodes)} nodes, {how}")
     for node in nodes:
         print(f"  {node.name:<8} {node.address:<22} pid {node.process.pid}")
     print(f"cookie file: {cluster.cookie_file}   logs: {cluster.workdir}/<node>.log")

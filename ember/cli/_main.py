@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from ._certscmd import add_certs_commands
 from ._cluster import add_cluster_commands
+from ._memberscmd import add_members_command
 from ._nodecmd import add_node_commands
 
 
@@ -18,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_node_commands(sub)
     add_cluster_commands(sub)
     add_certs_commands(sub)
+    add_members_command(sub)
     return parser
 
 

@@ -34,6 +34,7 @@ def add_node_commands(sub: Any) -> None:
         help="a node to connect to at start (repeatable, or comma-separated)",
     )
     start.add_argument("--connect-timeout", type=float, default=30.0)
+    add_mesh_arguments(start)
     start.add_argument("--tls-dir", type=Path, help="directory made by `ember certs init`")
     start.add_argument("--data-dir", type=Path, help="node data directory (default .ember/NAME)")
     start.add_argument(
@@ -45,6 +46,66 @@ def add_node_commands(sub: Any) -> None:
     )
     start.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     start.set_defaults(run=cmd_node_start)
+
+
+def add_mesh_arguments(parser: Any) -> None:
+    """The membership flags ``ember node start`` takes (``ember cluster up`` passes them on)."""
+    parser.add_argument(
+        "--discovery",
+        default="mdns",
+        choices=["mdns", "seeds", "dns", "none"],
+        help="how peers are found: mDNS on the LAN (default), static --join seeds only, DNS "
+        "records (--dns), or none (no membership; only --connect)",
+    )
+    parser.add_argument(
+        "--join",
+        action="append",
+        default=[],
+        metavar="[NAME@]HOST:PORT",
+        help="a seed member to join through (repeatable, or comma-separated)",
+    )
+    parser.add_argument("--dns", metavar="NAME", help="DNS name with A or SRV records of seeds")
+    parser.add_argument(
+        "--mesh-profile",
+        default="lan",
+        choices=["local", "lan", "wan"],
+        help="membership timing profile (docs/mesh.md)",
+    )
+    parser.add_argument("--advertise", metavar="HOST:PORT", help="address others reach us at")
+    parser.add_argument(
+        "--no-mdns-probe",
+        dest="mdns_probe",
+        action="store_false",
+        help="skip mDNS name probing (saves about 1 s at start; no duplicate-name check)",
+    )
+    parser.add_argument(
+        "--meta",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="node metadata gossiped to the cluster (repeatable)",
+    )
+
+
+def mesh_options(args: argparse.Namespace) -> dict[str, Any]:
+    """``Node`` keyword arguments for the membership flags."""
+    if args.discovery == "none":
+        return {}
+    meta: dict[str, str] = {}
+    for item in args.meta:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"ember: --meta takes KEY=VALUE, not {item!r}")
+        meta[key] = value
+    return {
+        "discovery": args.discovery,
+        "join": split_connect(args.join),
+        "dns": args.dns,
+        "mesh": args.mesh_profile,
+        "meta": meta or None,
+        "advertise": args.advertise,
+        "mdns_probe": args.mdns_probe,
+    }
 
 
 def read_cookie(path: Path) -> str:
@@ -88,12 +149,18 @@ async def serve(args: argparse.Namespace, cookie: str) -> int:
         ssl_client=ssl_client,
         data_dir=args.data_dir if args.data_dir is not None else Path(".ember") / args.name,
         spawn_allow=tuple(args.spawn_allow) if args.spawn_allow else None,
+        **mesh_options(args),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await node.start()
+    if node.mesh is not None:
+        # Member events as JSON lines on stdout, for scripts and LocalCluster to follow.
+        node.on_member_event(
+            lambda event: print(json.dumps(event.as_dict(), default=repr), flush=True)
+        )
     try:
         for peer in split_connect(args.connect):
             try:
@@ -110,8 +177,10 @@ async def serve(args: argparse.Namespace, cookie: str) -> int:
             "address": f"{host}:{port}",
             "creation": node.creation,
             "connected": node.connected_nodes(),
+            "incarnation": node.mesh.incarnation if node.mesh is not None else None,
+            "members": [m.as_dict() for m in node.members() if m.name != node.name],
         }
-        print(json.dumps(ready), flush=True)
+        print(json.dumps(ready, default=repr), flush=True)
         await stop.wait()
         log.info("node %s shutting down", node.name)
     finally:

@@ -97,6 +97,10 @@ class SwimConfig:
     rejoin_interval: float = 10.0
     """A member with seeds that knows no other live member re-sends its join to the seeds this
     often. Asking costs one TCP exchange per seed; 10 s re-forms quickly after a seed outage."""
+    leave_timeout: float = 2.0
+    """How long a leaving member keeps gossiping its departure before it stops (memberlist's
+    ``Leave(timeout)``). Enough for the leave's retransmit rounds at a few hundred members;
+    the node stops earlier once every live member has been told often enough."""
     failed_reap_time: float = 3600.0
     """A failed member is forgotten (reaped) this long after it failed. Until then it is kept
     for reconnects and refutation, so a partition up to an hour heals by itself; after longer
@@ -128,6 +132,7 @@ class SwimConfig:
             "push_pull_interval",
             "reconnect_interval",
             "rejoin_interval",
+            "leave_timeout",
             "failed_reap_time",
             "left_reap_time",
         ):
@@ -227,8 +232,9 @@ class SwimConfig:
         Probe timeout 200 ms (loopback round trips are microseconds; the rest is scheduling), 1
         indirect check (all paths share one kernel, more prove nothing), retransmit λ = 2 and
         suspicion multiplier 3 (no loss to cover), gossip every 100 ms, push-pull every 15 s,
-        reconnect every 10 s and rejoin every 2 s, failed members reaped after 5 min and left
-        ones after 2.5 min (a local cluster is restarted often; stale names are noise).
+        reconnect every 10 s and rejoin every 2 s, leave within 1 s, failed members reaped after
+        5 min and left ones after 2.5 min (a local cluster is restarted often; stale names are
+        noise).
         """
         base: dict[str, Any] = {
             "probe_timeout": 0.2,
@@ -240,6 +246,7 @@ class SwimConfig:
             "push_pull_interval": 15.0,
             "reconnect_interval": 10.0,
             "rejoin_interval": 2.0,
+            "leave_timeout": 1.0,
             "failed_reap_time": 300.0,
             "left_reap_time": 150.0,
         }
@@ -257,8 +264,9 @@ class SwimConfig:
         Probe every 5 s with a 3 s timeout (round trips of hundreds of ms, lossy paths),
         suspicion multiplier 6, gossip every 500 ms to 4 members (fewer rounds, wider fan-out),
         push-pull every 60 s with gossip to the dead for as long, reconnect every 60 s, rejoin
-        every 30 s; failed members kept 24 h (Serf's reconnect timeout: WAN partitions last
-        longer and there is no mDNS to re-introduce members) and left ones 10 min.
+        every 30 s, leave within 5 s; failed members kept 24 h (Serf's reconnect timeout: WAN
+        partitions last longer and there is no mDNS to re-introduce members) and left ones
+        10 min.
         """
         base: dict[str, Any] = {
             "probe_interval": 5.0,
@@ -270,6 +278,7 @@ class SwimConfig:
             "push_pull_interval": 60.0,
             "reconnect_interval": 60.0,
             "rejoin_interval": 30.0,
+            "leave_timeout": 5.0,
             "failed_reap_time": 86400.0,
             "left_reap_time": 600.0,
         }

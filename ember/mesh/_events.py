@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Any, Literal
 
 from ._messages import Member, Message
 
@@ -48,6 +48,16 @@ class MemberEvent:
 
     member: Member
     at: float
+
+    @property
+    def kind(self) -> str:
+        """``"joined"``, ``"suspect"``, ``"alive"``, ``"updated"``, ``"failed"``, ``"left"``
+        or ``"reaped"``."""
+        return type(self).__name__.removeprefix("Member").lower()
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly form: ``{"event": "member", "kind": ..., "at": ..., **member}``."""
+        return {"event": "member", "kind": self.kind, "at": self.at, **self.member.as_dict()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,6 +77,16 @@ class Member:
     incarnation: int
     meta: Meta = field(default_factory=lambda: EMPTY_META)
 
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-friendly form (``ember members --json``)."""
+        return {
+            "name": self.name,
+            "address": self.address,
+            "status": self.status.value,
+            "incarnation": self.incarnation,
+            "meta": dict(self.meta),
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Ping:

@@ -60,6 +60,8 @@ class SimStatistics:
     bytes: int = 0
     udp_packets: int = 0
     tcp_packets: int = 0
+    udp_bytes: int = 0
+    tcp_bytes: int = 0
     delivered: int = 0
     lost: int = 0
     partitioned: int = 0
@@ -309,8 +311,10 @@ class Simulation:
         s.bytes_by_member[src.name] = s.bytes_by_member.get(src.name, 0) + out.size
         if out.transport == "udp":
             s.udp_packets += 1
+            s.udp_bytes += out.size
         else:
             s.tcp_packets += 1
+            s.tcp_bytes += out.size
         messages: tuple[Message, ...] | list[Message] = out.messages
         if self.wire:
             data = encode_packet(out.messages)

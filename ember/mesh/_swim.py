@@ -298,6 +298,11 @@ class Swim:
                     return
                 reply: list[Message] = [Ack(message.seq, self.name)]
                 prober = self._members.get(message.source)
+                if prober is None and message.source_address and not self._left:
+                    # A member we never heard of probes us: its alive announcement missed us.
+                    # Sync with it now rather than at the next periodic push-pull (which can
+                    # be tens of seconds away).
+                    self._push_pull(message.source_address, message.source, join=False)
                 if prober is not None and prober.status in (SUSPECT, FAILED):
                     # The buddy system the other way round: a member we suspect (or think
                     # failed) shows up alive; tell it, so it refutes now rather than when a
@@ -345,6 +350,15 @@ class Swim:
         for seed in self._seeds:
             self._push_pull(seed, None, join=True)
         self._next_rejoin = self._now + self.config.rejoin_interval
+
+    def sync(self, address: str, node: str | None = None, *, now: float | None = None) -> None:
+        """Exchange full state with the member at ``address`` now (a join request over TCP),
+        without changing the seeds: how discovery introduces a peer it found."""
+        if now is not None:
+            self._now = now
+        if self._left or address == self.address:
+            return
+        self._push_pull(address, node, join=True)
 
     def leave(self, *, now: float | None = None) -> None:
         """Leave gracefully: gossip our own departure, stop probing. Keep ticking and answering

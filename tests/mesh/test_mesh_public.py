@@ -39,6 +39,17 @@ EXPECTED = {
     "SwimConfig",
     "SwimStatistics",
     "TransportHint",
+    "Discovery",
+    "DiscoveryError",
+    "DiscoveryStatistics",
+    "DnsSeeds",
+    "MdnsDiscovery",
+    "Membership",
+    "MeshStatistics",
+    "Seed",
+    "SeedSpecError",
+    "StaticSeeds",
+    "make_discovery",
     "decode_message",
     "decode_packet",
     "encode_message",
@@ -58,7 +69,10 @@ def test_mesh_namespace_is_pinned() -> None:
 
 def test_the_core_does_no_io_reads_no_clock_and_uses_no_global_randomness() -> None:
     forbidden = {"asyncio", "socket", "time", "datetime", "os", "selectors", "threading"}
+    shells = {"_shell.py", "_mdns.py", "_discovery.py"}  # the I/O around the core
     for path in pathlib.Path(ember.mesh.__file__).parent.glob("_*.py"):
+        if path.name in shells:
+            continue
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):

@@ -1,0 +1,123 @@
+"""Membership between node processes on loopback: discovery, kill -9, restart, ``ember members``.
+
+Each node process prints its member events as JSON lines; :class:`LocalCluster` follows them, so
+every wait here is on what the nodes themselves report, with generous bounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import sys
+from pathlib import Path
+
+import pytest
+
+from ember.cli._cluster import LocalCluster
+
+pytestmark = pytest.mark.ember_realtime
+
+BOUND = 60.0
+
+
+def alive(cluster: LocalCluster, observer: str) -> set[str]:
+    """Who ``observer`` sees alive, itself included."""
+    view = cluster.nodes[observer].statuses()
+    return {k for k, v in view.items() if v == "alive"} | {observer}
+
+
+async def members_cli(cluster: LocalCluster, node: str) -> list[dict[str, object]]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ember",
+        "members",
+        "--node",
+        cluster.nodes[node].spec,
+        "--cookie-file",
+        str(cluster.cookie_file),
+        "--cluster",
+        cluster.cluster,
+        "--json",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    members: list[dict[str, object]] = json.loads(out)
+    return members
+
+
+@pytest.mark.parametrize("discovery", ["seeds", "mdns"])
+async def test_five_processes_find_each_other_and_see_a_kill_9(
+    tmp_path: Path, discovery: str
+) -> None:
+    cluster = LocalCluster(
+        5, workdir=tmp_path, discovery=discovery, cluster=f"t{secrets.token_hex(4)}"
+    )
+    async with asyncio.timeout(BOUND * 3):
+        await cluster.start()  # returns once every node sees all five alive
+        try:
+            names = set(cluster.nodes)
+            for name in names:
+                assert alive(cluster, name) == names
+            listed = await members_cli(cluster, "n1")
+            assert {m["name"] for m in listed} == names
+            assert all(m["status"] == "alive" for m in listed)
+
+            cluster.kill("n5")
+            await cluster.wait("n5")
+            others = names - {"n5"}
+            await cluster.wait_for(
+                lambda: all(cluster.nodes[o].statuses().get("n5") == "failed" for o in others),
+                BOUND,
+                "n5 failed everywhere",
+            )
+        finally:
+            codes = await cluster.stop()
+    assert all(codes[n] == 0 for n in names - {"n5"})
+
+
+async def test_a_restarted_node_rejoins_with_a_new_incarnation(tmp_path: Path) -> None:
+    cluster = LocalCluster(
+        3, workdir=tmp_path, discovery="seeds", cluster=f"t{secrets.token_hex(4)}"
+    )
+    async with asyncio.timeout(BOUND * 3):
+        await cluster.start()
+        try:
+            before = cluster.nodes["n1"].view["n3"]["incarnation"]
+            cluster.kill("n3")
+            await cluster.wait("n3")
+            await cluster.wait_for(
+                lambda: cluster.nodes["n1"].statuses().get("n3") == "failed", BOUND, "n3 failed"
+            )
+            restarted = await cluster.start_node("n3", connect=[cluster.nodes["n1"]])
+            assert restarted.incarnation is not None and restarted.incarnation > before
+            await cluster.wait_converged(BOUND)
+            assert cluster.nodes["n1"].view["n3"]["incarnation"] == restarted.incarnation
+            assert cluster.nodes["n2"].view["n3"]["kind"] in ("joined", "alive")
+        finally:
+            codes = await cluster.stop()
+    assert codes == {"n1": 0, "n2": 0, "n3": 0}
+
+
+async def test_a_graceful_stop_is_reported_as_left(tmp_path: Path) -> None:
+    cluster = LocalCluster(
+        3, workdir=tmp_path, discovery="seeds", cluster=f"t{secrets.token_hex(4)}"
+    )
+    async with asyncio.timeout(BOUND * 2):
+        await cluster.start()
+        try:
+            cluster.kill("n2", sig=15)
+            assert await cluster.wait("n2") == 0
+            await cluster.wait_for(
+                lambda: (
+                    cluster.nodes["n1"].statuses().get("n2") == "left"
+                    and cluster.nodes["n3"].statuses().get("n2") == "left"
+                ),
+                BOUND,
+                "n2 left",
+            )
+        finally:
+            await cluster.stop()
