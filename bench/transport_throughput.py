@@ -9,8 +9,9 @@ is frames over the time from the first send to that answer, on the sender's cloc
 
 ``--mode raw`` sends a pre-encoded 37-byte msgpack payload and the receiver only counts frames:
 the transport alone. ``--mode codec`` encodes each message with ``Codec.encode`` on the sender
-and decodes every batch with ``Codec.decode_batch`` on the receiver: the transport plus the
-wire codec, about what a remote tell costs below the actor kernel.
+and decodes every batch on the receiver (``Codec.decode_run`` for each run of small frames,
+``Codec.decode_batch`` for the others): the transport plus the wire codec, about what a remote
+tell costs below the actor kernel.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import uvloop
 
 from ember.transport._codec import Codec
 from ember.transport._config import TransportConfig
-from ember.transport._frame import Channel, Frame
+from ember.transport._frame import Channel, Frame, FrameRun
 from ember.transport._queue import QueueFull
 from ember.transport._transport import Transport
 
@@ -39,11 +40,19 @@ def receiver(port_q: Any, total: int, mode: str) -> None:
         seen = 0
         done = asyncio.get_running_loop().create_future()
 
-        def on_frames(peer: str, frames: list[Frame]) -> None:
+        def on_frames(peer: str, frames: list[Frame | FrameRun]) -> None:
             nonlocal seen
+            loose: list[bytes] = []
+            for item in frames:
+                if isinstance(item, FrameRun):
+                    if mode == "codec":
+                        codec.decode_run(item.data, item.lengths)
+                    seen += len(item.lengths)
+                else:
+                    loose.append(item.payload)
             if mode == "codec":
-                codec.decode_batch([frame.payload for frame in frames])
-            seen += len(frames)
+                codec.decode_batch(loose)
+            seen += len(loose)
             if seen >= total and not done.done():
                 done.set_result(peer)
 
@@ -66,7 +75,7 @@ async def sender(port: int, total: int, burst: int, mode: str) -> float:
     payload = codec.encode(MESSAGE)
     done = asyncio.get_running_loop().create_future()
 
-    def on_frames(peer: str, frames: list[Frame]) -> None:
+    def on_frames(peer: str, frames: list[Frame | FrameRun]) -> None:
         if not done.done():
             done.set_result(time.perf_counter())
 

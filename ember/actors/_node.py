@@ -506,6 +506,9 @@ class Node:
         dropped and counted. Raises :class:`UnknownName` for an unregistered name and
         :class:`MailboxFull` for a full bounded mailbox with the ``reject`` policy."""
         if dest.__class__ is Pid:
+            if dest._proc is None and self._remote is not None and dest.node != self.name:
+                self._remote.send(None, dest, msg)  # the remote fast path: no local lookup
+                return
             proc = self._lookup(dest)
             if proc is None:
                 if self._remote is not None and dest.node != self.name:

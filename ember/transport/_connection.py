@@ -38,7 +38,7 @@ import msgpack  # type: ignore[import-untyped]
 from .._errors import EmberError
 from ._config import TransportConfig
 from ._errors import AuthenticationError, ProtocolError
-from ._frame import Channel, Frame, FrameDecoder, encode_frame
+from ._frame import Channel, Frame, FrameDecoder, FrameRun, encode_frame
 from ._handshake import _REJECT_KINDS, Established, Handshake, SendBytes
 from ._interface import OnFrames, guarded_call
 from ._queue import Outbox
@@ -64,6 +64,11 @@ _STATUSES = frozenset({"ok", "nok", "alive", "closing"})
 HEARTBEAT = encode_frame(Channel.CONTROL, b"")
 """A heartbeat on the wire: an empty CONTROL frame (never valid msgpack, so never a message)."""
 _HEARTBEAT_FRAME = Frame(Channel.CONTROL, b"")
+
+
+def _count(frames: list[Frame | FrameRun]) -> int:
+    """Frames in a batch, counting each frame of a run."""
+    return sum(len(f[1]) if f.__class__ is FrameRun else 1 for f in frames)
 
 
 class HandshakeTimeout(EmberError, TimeoutError):
@@ -239,14 +244,15 @@ class Connection(asyncio.Protocol):
             self._data_before_open(data)
             return
         try:
-            frames = self._decoder.feed(data)
+            frames = self._decoder.feed_runs(data)
         except ProtocolError as exc:
             self._fail(exc)
             return
         stats = self._stats
         stats.bytes_received += len(data)
         if frames:
-            stats.frames_received += len(frames)
+            single = len(frames) == 1 and frames[0].__class__ is Frame
+            stats.frames_received += 1 if single else _count(frames)
             self._deliver(frames)
 
     def eof_received(self) -> bool | None:
@@ -318,12 +324,12 @@ class Connection(asyncio.Protocol):
 
     # -- internals ----------------------------------------------------------------------------
 
-    def _deliver(self, frames: list[Frame]) -> None:
+    def _deliver(self, frames: list[Frame | FrameRun]) -> None:
         if _HEARTBEAT_FRAME in frames:
             frames = [frame for frame in frames if frame != _HEARTBEAT_FRAME]
             if not frames:
                 return
-        guarded_call(self._stats, repr(self), self._on_frames, self.peer_name, frames)
+        guarded_call(self._stats, self, self._on_frames, self.peer_name, frames)
 
     def _data_before_open(self, data: bytes) -> None:
         if self.state is _HANDSHAKE:
@@ -379,13 +385,13 @@ class Connection(asyncio.Protocol):
 
     def _await_status(self, data: bytes) -> None:
         try:
-            frames = self._decoder.feed(data)
+            frames = self._decoder.feed_runs(data)
             if not frames:
                 return
             first = frames[0]
-            if first.channel is not Channel.CONTROL:
+            if first.__class__ is not Frame or first[0] is not Channel.CONTROL:
                 raise ProtocolError("handshake", "expected a status message after the handshake")
-            status = _parse_status(first.payload)
+            status = _parse_status(first[1])
         except ProtocolError as exc:
             self._fail(exc)
             return
@@ -397,7 +403,7 @@ class Connection(asyncio.Protocol):
         self._open()
         rest = frames[1:]
         if rest and self.state is _OPEN:
-            self._stats.frames_received += len(rest)
+            self._stats.frames_received += _count(rest)
             self._deliver(rest)
 
     def _open(self) -> None:

@@ -3,7 +3,14 @@
 Every process-to-process operation between two nodes — messages, calls and replies, links,
 unlinks, exit signals, monitors and Downs — travels on the USER channel, so they stay in the
 order one process issued them, as Erlang's signal ordering requires. Each frame is one msgpack
-tuple whose first element is the operation code.
+array whose first element is the operation code.
+
+A message travels as ``[SEND, serial, creation, message]``: the target is a process of the
+receiving node, so its pid needs no node name and no ext value (no decoding hook per message).
+
+Frames of the other channels (RAFT, MEMBERSHIP, REGISTRY, PG) go to the handler registered for
+their channel with :meth:`Distribution.add_channel_handler`; without one they are counted
+(``unhandled_frames``) and dropped.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from .._errors import CallTimeout, EmberError, MailboxFull, NodeDown, NoProc, UsageError
@@ -19,15 +26,17 @@ from ..actors import NOCONNECTION, NOPROC, Node, Pid, Ref
 from ..actors._node import resolve_actor
 from ._codec import Codec
 from ._errors import ProtocolError
-from ._frame import Channel, Frame
-from ._interface import NodeTransport
+from ._frame import Channel, Frame, FrameRun
+from ._interface import NodeTransport, guarded_call
 from ._queue import NoRoute, QueueFull
 
 log = logging.getLogger("ember.transport")
 
 SEND, CALL, REPLY, LINK, UNLINK, EXIT, MONITOR, DEMONITOR, DOWN, SPAWN = range(10)
-_SEND_HEAD = bytes([0x93, SEND])  # msgpack: an array of 3, then the fixint SEND
+_SEND_HEAD = bytes([0x94, SEND])  # msgpack: an array of 4, then the fixint SEND
 PREFIX_CACHE = 10_000
+_UNDECODABLE = object()
+_USER = Channel.USER
 
 
 class RemoteError(EmberError):
@@ -95,16 +104,43 @@ class Distribution:
         self.spawn_allow = spawn_allow
         self._pending: dict[int, _RemoteCall] = {}
         self._prefixes: dict[int, tuple[Pid, bytes]] = {}
+        # Bound once: this is the per-message path.
+        self._transport_send = transport.send
+        self._encode = self.codec.encode
         self.codec.resolve_pid = node.local_pid
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._handlers: dict[Channel, Callable[[str, bytes], None]] = {}
         self.dropped = 0
         self.protocol_errors = 0
         self.signal_overflows = 0
+        self.unhandled_frames = 0
+        """Frames of a channel with no handler (dropped)."""
+        self.callback_errors = 0
+        """Exceptions raised by channel handlers (logged and swallowed)."""
 
     def attach(self) -> None:
         """Route the node's remote operations through this distribution."""
         self.node.attach_remote(self)
+
+    def add_channel_handler(self, channel: Channel, handler: Callable[[str, bytes], None]) -> None:
+        """Hand every frame that arrives on ``channel`` to ``handler(peer_name, payload)``.
+
+        For the layers with a channel of their own (RAFT, MEMBERSHIP, REGISTRY, PG); USER and
+        CONTROL belong to distribution and the transport. The handler is called from the loop,
+        synchronously, in arrival order per peer, and must not block; what it raises is logged,
+        counted (``callback_errors``) and swallowed. To send on the channel, use the
+        transport's ``send(peer, channel, payload)``, which applies the channel's queue policy.
+        """
+        if channel in (Channel.USER, Channel.CONTROL):
+            raise UsageError(f"channel {channel.name} is not open to handlers")
+        if channel in self._handlers:
+            raise UsageError(f"channel {channel.name} already has a handler")
+        self._handlers[Channel(channel)] = handler
+
+    def remove_channel_handler(self, channel: Channel) -> None:
+        """Stop handing ``channel``'s frames to its handler (they are counted and dropped)."""
+        self._handlers.pop(channel, None)
 
     async def close(self) -> None:
         """Stop pending dials and spawns; fail the calls still waiting for a reply."""
@@ -148,24 +184,30 @@ class Distribution:
         return True
 
     def send(self, sender: Pid | None, pid: Pid, msg: Any) -> None:
-        # The hot path: the encoded head of the operation (a 3-element array, SEND, the pid)
-        # is cached per destination, so only the message itself is encoded each time.
+        # The hot path: the encoded head of the operation (a 4-element array, SEND, serial and
+        # creation) is cached per destination, so only the message itself is encoded each time.
         # Keyed by the pid object (the codec hands out one object per pid it decodes), checked
         # by identity: no Pid.__hash__ per message.
         cached = self._prefixes.get(id(pid))
         if cached is None or cached[0] is not pid:
-            if len(self._prefixes) >= PREFIX_CACHE:
-                self._prefixes.clear()
-            cached = self._prefixes[id(pid)] = (pid, _SEND_HEAD + self.codec.encode(pid))
+            cached = self._prefix(pid)
         try:
-            self.transport.send(pid.node, Channel.USER, cached[1] + self.codec.encode(msg))
+            self._transport_send(pid.node, _USER, cached[1] + self._encode(msg))
         except NoRoute:
             self.dropped += 1
+
+    def _prefix(self, pid: Pid) -> tuple[Pid, bytes]:
+        if len(self._prefixes) >= PREFIX_CACHE:
+            self._prefixes.clear()
+        encode = self.codec.encode
+        head = _SEND_HEAD + encode(pid.serial) + encode(pid.creation)
+        cached = self._prefixes[id(pid)] = (pid, head)
+        return cached
 
     async def send_wait(self, pid: Pid, msg: Any) -> None:
         """Like ``send``, but wait for room in the peer's queue instead of raising
         ``QueueFull``."""
-        payload = self.codec.encode((SEND, pid, msg))
+        payload = self._prefix(pid)[1] + self.codec.encode(msg)
         try:
             await self.transport.send_wait(pid.node, Channel.USER, payload)
         except NoRoute:
@@ -265,20 +307,58 @@ class Distribution:
 
     # -- inbound --------------------------------------------------------------------------------
 
-    def on_frames(self, peer: str, frames: list[Frame]) -> None:
+    def on_frames(self, peer: str, frames: Sequence[Frame | FrameRun]) -> None:
         """Transport callback: apply a batch of frames from ``peer`` in order."""
-        node = self.node
-        payloads = [f.payload for f in frames if f.channel == Channel.USER]
-        try:
-            ops = self.codec.decode_batch(payloads)
-        except ProtocolError:
-            ops = [self._decode_one(peer, p) for p in payloads]  # find the bad ones
-        for op in ops:
-            if op is None:
+        user: list[bytes] = []  # consecutive USER frames, decoded together
+        for item in frames:
+            if isinstance(item, FrameRun):
+                if user:
+                    self._apply_ops(peer, self._decode_batch(peer, user))
+                    user = []
+                try:
+                    ops = self.codec.decode_run(item.data, item.lengths)
+                except ProtocolError:
+                    ops = self._decode_batch(peer, [f.payload for f in item.frames()])
+                self._apply_ops(peer, ops)
                 continue
+            channel, payload = item
+            if channel == Channel.USER:
+                user.append(payload)
+                continue
+            if user:
+                self._apply_ops(peer, self._decode_batch(peer, user))
+                user = []
+            handler = self._handlers.get(channel)
+            if handler is None:
+                self.unhandled_frames += 1
+            else:
+                guarded_call(self, "channel handler", handler, peer, payload)
+        if user:
+            self._apply_ops(peer, self._decode_batch(peer, user))
+
+    def _decode_batch(self, peer: str, payloads: list[bytes]) -> list[Any]:
+        try:
+            return self.codec.decode_batch(payloads)
+        except ProtocolError:  # find the bad ones
+            ops = [self._decode_one(peer, p) for p in payloads]
+            return [op for op in ops if op is not _UNDECODABLE]
+
+    def _apply_ops(self, peer: str, ops: list[Any]) -> None:
+        node = self.node
+        procs = node._procs
+        creation = node.creation
+        for op in ops:
             try:
+                # The hot path, inline: a message to a live local process.
+                if op[0] == SEND and op[2] == creation:
+                    proc = procs.get(op[1])
+                    if proc is not None:
+                        proc._deliver(op[3])
+                        continue
                 self._apply(peer, node, op)
-            except (TypeError, ValueError, IndexError) as exc:
+            except MailboxFull:
+                pass  # counted by the mailbox
+            except (TypeError, ValueError, LookupError, AttributeError) as exc:
                 self.protocol_errors += 1
                 log.warning("malformed operation from %s: %r", peer, exc)
 
@@ -288,19 +368,12 @@ class Distribution:
         except ProtocolError as exc:
             self.protocol_errors += 1
             log.warning("bad frame from %s: %s", peer, exc)
-            return None
+            return _UNDECODABLE
 
     def _apply(self, peer: str, node: Node, op: Any) -> None:
         code = op[0]
-        if code == SEND:
-            proc = op[1]._proc  # a live local pid decodes to its canonical object
-            if proc is not None and proc._node is node:
-                try:
-                    proc._deliver(op[2])
-                except MailboxFull:
-                    pass  # counted by the mailbox
-            else:
-                node.remote_deliver(op[1], op[2])
+        if code == SEND:  # not to a live local process (see _apply_ops): counted as dropped
+            node.remote_deliver(Pid(node.name, op[1], op[2]), op[3])
         elif code == CALL:
             self._serve_call(peer, op[1], op[2], op[3])
         elif code == REPLY:

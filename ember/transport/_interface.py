@@ -10,7 +10,10 @@ How callbacks are called (both implementations):
   (what they queue goes out in the same loop iteration's flush).
 - ``on_frames(peer, frames)`` gets, in order, every frame that one read from ``peer``
   completed (a whole batch, for throughput); frames of one channel from one peer always arrive
-  in the order they were sent. Heartbeats are never delivered. The list is the callee's.
+  in the order they were sent. Heartbeats are never delivered. The list is the callee's. An
+  item is a :class:`~ember.transport._frame.Frame` or, from the TCP transport, a
+  :class:`~ember.transport._frame.FrameRun` of consecutive small USER frames still in their
+  wire form (``run.frames()`` splits it; ``Codec.decode_run`` decodes it in one pass).
 - ``on_node_up(peer, creation)`` fires when a connection to ``peer`` opens, before any of its
   frames is delivered; ``on_node_down(peer, reason)`` fires once when it ends, after its last
   frame. Up and down alternate strictly for each peer.
@@ -24,13 +27,14 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-from ._frame import Channel, Frame
+from ._frame import Channel, Frame, FrameRun
 from ._stats import TransportStats
 
-__all__ = ["NodeTransport", "OnFrames", "OnNodeDown", "OnNodeUp", "guarded_call"]
+__all__ = ["CountsErrors", "NodeTransport", "OnFrames", "OnNodeDown", "OnNodeUp", "guarded_call"]
 
-OnFrames = Callable[[str, list[Frame]], None]
-"""``on_frames(peer_name, frames)``: a batch of frames from one peer, in order."""
+OnFrames = Callable[[str, list[Frame | FrameRun]], None]
+"""``on_frames(peer_name, frames)``: a batch of frames (and runs of frames) from one peer, in
+order."""
 OnNodeUp = Callable[[str, int], None]
 """``on_node_up(peer_name, peer_creation)``: a connection to the peer opened."""
 OnNodeDown = Callable[[str, str], None]
@@ -39,11 +43,18 @@ OnNodeDown = Callable[[str, str], None]
 ``"closed"`` for a local close, ...) for logs; to the kernel every reason means noconnection."""
 
 
+class CountsErrors(Protocol):
+    """Where :func:`guarded_call` counts the exceptions it swallows."""
+
+    callback_errors: int
+
+
 def guarded_call(
-    stats: TransportStats, who: str, callback: Callable[..., object], *args: object
+    stats: CountsErrors, who: object, callback: Callable[..., object], *args: object
 ) -> None:
     """Call a consumer's callback as the rules above say: what it raises is logged and
-    counted (``callback_errors``), never allowed to take the connection down."""
+    counted (``callback_errors``), never allowed to take the connection down. ``who`` names
+    the caller in the log (formatted only then)."""
     try:
         callback(*args)
     except Exception:

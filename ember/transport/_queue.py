@@ -26,7 +26,9 @@ __all__ = ["FrameTooLarge", "NoRoute", "Outbox", "QueueFull", "Writer"]
 
 EARLY_WRITE = 16
 """Frames queued on one channel that are written at once rather than at the end of the loop
-iteration."""
+iteration. Each early write in one iteration doubles the count for the next, up to
+:data:`EARLY_WRITE_MAX`, so a long burst still goes out in a few large writes."""
+EARLY_WRITE_MAX = 4096
 
 
 class QueueFull(EmberError):
@@ -130,6 +132,7 @@ class Outbox:
 
     __slots__ = (
         "_closed",
+        "_early",
         "_loop",
         "_max_frame_size",
         "_order",
@@ -156,6 +159,7 @@ class Outbox:
         self._order = self._queues
         self._writer: Writer | None = None
         self._scheduled = False
+        self._early = EARLY_WRITE
         self._closed: BaseException | None = None
 
     @property
@@ -195,13 +199,15 @@ class Outbox:
         q.frames += 1
         q.nbytes += size
         if self._writer is not None:
-            if q.frames >= EARLY_WRITE and not self._writer.paused:
+            if q.frames >= self._early and not self._writer.paused:
                 # Enough for one good write: send it now, so the peer can start on this batch
                 # while we queue the next (64 calls in flight no longer move in lockstep).
+                if self._early < EARLY_WRITE_MAX:
+                    self._early <<= 1
                 self._flush()
             elif not self._scheduled:
                 self._scheduled = True
-                self._loop.call_soon(self._flush)
+                self._loop.call_soon(self._flush_soon)
 
     async def put_wait(self, channel: Channel, payload: bytes) -> None:
         """Queue ``payload``, waiting for room first if ``channel`` rejects when full."""
@@ -238,7 +244,7 @@ class Outbox:
         """Flush soon if there is a writer and anything to write (after ``resume_writing``)."""
         if not self._scheduled and self._writer is not None and self.pending:
             self._scheduled = True
-            self._loop.call_soon(self._flush)
+            self._loop.call_soon(self._flush_soon)
 
     def flush(self) -> None:
         """Write what is queued now, without waiting for the scheduled flush (before a close)."""
@@ -283,8 +289,13 @@ class Outbox:
         self._stats.dropped_oldest[q.name] += dropped
         return True
 
-    def _flush(self) -> None:
+    def _flush_soon(self) -> None:
+        """The flush at the end of a loop iteration: the next iteration starts small again."""
         self._scheduled = False
+        self._early = EARLY_WRITE
+        self._flush()
+
+    def _flush(self) -> None:
         writer = self._writer
         if writer is None or writer.paused:
             return

@@ -15,7 +15,7 @@ from ember import EmberError, UsageError
 from ember.transport._backoff import Backoff, FailureLimiter
 from ember.transport._config import ChannelPolicy, TransportConfig
 from ember.transport._frame import Channel, FrameDecoder
-from ember.transport._queue import FrameTooLarge, Outbox, QueueFull
+from ember.transport._queue import EARLY_WRITE, FrameTooLarge, Outbox, QueueFull
 from ember.transport._stats import TransportStats
 
 # -- config -----------------------------------------------------------------------------------
@@ -166,6 +166,21 @@ async def test_outbox_coalesces_one_write_per_iteration_control_first() -> None:
     box.schedule()
     await asyncio.sleep(0)
     assert len(writer.writes) == 2 and stats == TransportStats()
+
+
+async def test_outbox_early_writes_double_within_an_iteration() -> None:
+    box, _ = outbox()
+    writer = FakeWriter()
+    box.attach(writer)
+    for i in range(1000):
+        box.put(Channel.USER, b"%d" % i)
+    # Written at once at 16 queued frames, then 32, 64, 128, 256, 512 more would be due.
+    assert [len(FrameDecoder().feed(w)) for w in writer.writes] == [16, 32, 64, 128, 256]
+    await asyncio.sleep(0)  # the end-of-iteration flush takes the rest and starts over at 16
+    assert writer.frames == 1000 and len(writer.writes) == 6
+    for i in range(EARLY_WRITE):
+        box.put(Channel.USER, b"%d" % i)
+    assert len(writer.writes) == 7 and writer.frames == 1000 + EARLY_WRITE
 
 
 async def test_outbox_policies_count_every_drop() -> None:

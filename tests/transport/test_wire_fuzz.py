@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from ember.actors import Pid, Ref
 from ember.transport._codec import Codec
 from ember.transport._errors import ProtocolError
-from ember.transport._frame import Channel, Frame, FrameDecoder, encode_frame
+from ember.transport._frame import Channel, Frame, FrameDecoder, FrameRun, encode_frame
 from ember.transport._handshake import Handshake, SendBytes
 
 FUZZ = settings(
@@ -93,6 +93,14 @@ def feed_all(decoder: FrameDecoder, pieces: list[bytes]) -> list[Frame]:
     return [f for piece in pieces for f in decoder.feed(piece)]
 
 
+def feed_runs_all(decoder: FrameDecoder, pieces: list[bytes]) -> list[Frame | FrameRun]:
+    return [f for piece in pieces for f in decoder.feed_runs(piece)]
+
+
+def expand(items: list[Frame | FrameRun]) -> list[Frame]:
+    return [f for i in items for f in (i.frames() if isinstance(i, FrameRun) else [i])]
+
+
 @FUZZ
 @given(messages)
 def test_messages_roundtrip(message: Any) -> None:
@@ -113,6 +121,22 @@ def test_frame_streams_roundtrip_however_cut(expected: list[Frame], cuts: list[i
     decoder = FrameDecoder()
     assert feed_all(decoder, chunked(stream, cuts)) == expected
     assert decoder.buffered == 0
+    decoder = FrameDecoder()
+    assert expand(feed_runs_all(decoder, chunked(stream, cuts))) == expected
+    assert decoder.buffered == 0
+
+
+@FUZZ
+@given(st.lists(messages, min_size=1, max_size=8), st.lists(st.integers(min_value=0), max_size=4))
+def test_runs_decode_to_the_messages_sent(batch: list[Any], cuts: list[int]) -> None:
+    stream = b"".join(encode_frame(Channel.USER, CODEC.encode(m)) for m in batch)
+    decoded: list[Any] = []
+    for item in feed_runs_all(FrameDecoder(), chunked(stream, cuts)):
+        if isinstance(item, FrameRun):
+            decoded += CODEC.decode_run(item.data, item.lengths)
+        else:
+            decoded.append(CODEC.decode(item.payload))
+    assert same(decoded, batch)
 
 
 @FUZZ
@@ -128,6 +152,10 @@ def test_random_bytes_raise_only_protocol_error(data: bytes, cuts: list[int]) ->
         pass
     try:
         CODEC.decode_batch([data, data])
+    except ProtocolError:
+        pass
+    try:
+        CODEC.decode_run(data, [len(data) // 2 + 1, len(data) - len(data) // 2 - 4])
     except ProtocolError:
         pass
 
@@ -162,8 +190,15 @@ def test_mutated_streams_raise_only_protocol_error(
     batch: list[Any], edits: list[tuple[str, int, int]], cuts: list[int]
 ) -> None:
     stream = b"".join(encode_frame(Channel.USER, CODEC.encode(m)) for m in batch)
+    mutated = chunked(mutate(stream, edits), cuts)
     try:
-        decoded = feed_all(FrameDecoder(max_frame_size=4096), chunked(mutate(stream, edits), cuts))
+        for item in feed_runs_all(FrameDecoder(max_frame_size=4096), mutated):
+            if isinstance(item, FrameRun):
+                CODEC.decode_run(item.data, item.lengths)
+    except ProtocolError:
+        pass
+    try:
+        decoded = feed_all(FrameDecoder(max_frame_size=4096), mutated)
     except ProtocolError:
         return
     for frame in decoded:

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from ember.transport._frame import Channel, Frame, FrameDecoder
+from ember.transport._frame import Channel, Frame, FrameDecoder, FrameRun
 from ember.transport._handshake import Established, Handshake, SendBytes
 
 COOKIE = "test-cookie"
@@ -27,8 +27,9 @@ class Recorder:
         self.events: list[tuple[str, str]] = []  # ("up" | "down" | "frames", peer), in order
         self._changed = asyncio.Event()
 
-    def on_frames(self, peer: str, frames: list[Frame]) -> None:
-        self.frames[peer].extend(frames)
+    def on_frames(self, peer: str, frames: list[Frame | FrameRun]) -> None:
+        for item in frames:  # runs of small USER frames are split back into frames here
+            self.frames[peer].extend(item.frames() if isinstance(item, FrameRun) else [item])
         self.batches += 1
         if not self.events or self.events[-1] != ("frames", peer):
             self.events.append(("frames", peer))

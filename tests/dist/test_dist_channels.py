@@ -1,0 +1,101 @@
+"""Channel handlers: frames of the other layers' channels reach their handler, or are counted."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import ember
+from ember import UsageError
+from ember.transport import Channel
+from tests.dist.test_dist_two_nodes import COOKIE, fast, pair
+
+pytestmark = pytest.mark.ember_realtime
+
+
+class Sink:
+    """A channel handler that keeps what it gets; ``await sink.wait(n)`` until it has ``n``."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[str, bytes]] = []
+        self._changed = asyncio.Event()
+
+    def __call__(self, peer: str, payload: bytes) -> None:
+        self.got.append((peer, payload))
+        self._changed.set()
+
+    async def wait(self, n: int, bound: float = 10.0) -> None:
+        async with asyncio.timeout(bound):
+            while len(self.got) < n:
+                self._changed.clear()
+                await self._changed.wait()
+
+
+async def test_handlers_get_their_channel_in_order_and_a_raising_one_is_counted() -> None:
+    a, b = await pair()
+    try:
+        assert a.dist is not None and b.transport is not None
+        raft = Sink()
+
+        def on_raft(peer: str, payload: bytes) -> None:
+            raft(peer, payload)
+            if payload == b"5":
+                raise RuntimeError("handler bug")
+
+        # PG frames mark progress: a flush writes RAFT, then REGISTRY, then PG frames, and the
+        # receiver handles a connection's frames in the order they arrive.
+        sync = Sink()
+        a.dist.add_channel_handler(Channel.RAFT, on_raft)
+        a.dist.add_channel_handler(Channel.PG, sync)
+        for i in range(20):
+            b.transport.send("a", Channel.RAFT, b"%d" % i)
+        b.transport.send("a", Channel.REGISTRY, b"nobody listens")
+        b.transport.send("a", Channel.PG, b"sync")
+        await sync.wait(1)
+        assert raft.got == [("b", b"%d" % i) for i in range(20)]
+        assert a.dist.unhandled_frames == 1 and a.dist.callback_errors == 1
+        assert a.connected_nodes() == ["b"]  # the connection survived the handler's error
+        # Removed: later frames are counted and dropped.
+        a.dist.remove_channel_handler(Channel.RAFT)
+        b.transport.send("a", Channel.RAFT, b"late")
+        b.transport.send("a", Channel.PG, b"sync")
+        await sync.wait(2)
+        assert a.dist.unhandled_frames == 2 and len(raft.got) == 20
+    finally:
+        await b.stop()
+        await a.stop()
+
+
+async def test_sending_on_a_channel_dials_a_known_peer_on_demand() -> None:
+    a = ember.Node("a", listen="127.0.0.1:0", cookie=COOKIE, config=fast())
+    await a.start()
+    c = ember.Node("c", listen="127.0.0.1:0", cookie=COOKIE, config=fast())
+    await c.start()
+    try:
+        assert a.dist is not None and c.transport is not None and a.address is not None
+        sink = Sink()
+        a.dist.add_channel_handler(Channel.MEMBERSHIP, sink)
+        c.transport.add_peer_address("a", *a.address)
+        assert c.connected_nodes() == []
+        c.transport.send("a", Channel.MEMBERSHIP, b"hello")  # not connected: queued, then dialled
+        await sink.wait(1)
+        assert sink.got == [("c", b"hello")]
+    finally:
+        await c.stop()
+        await a.stop()
+
+
+async def test_user_and_control_and_a_second_handler_are_refused() -> None:
+    a = ember.Node("a", listen="127.0.0.1:0", cookie=COOKIE, config=fast())
+    await a.start()
+    try:
+        assert a.dist is not None
+        for channel in (Channel.USER, Channel.CONTROL):
+            with pytest.raises(UsageError):
+                a.dist.add_channel_handler(channel, lambda peer, p: None)
+        a.dist.add_channel_handler(Channel.PG, lambda peer, p: None)
+        with pytest.raises(UsageError):
+            a.dist.add_channel_handler(Channel.PG, lambda peer, p: None)
+    finally:
+        await a.stop()
