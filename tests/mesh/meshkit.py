@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import os
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.resolver
 
 from ember.mesh import Ack, Alive, Message, Outgoing, Ping, Ready, Swim, SwimConfig
 
@@ -79,3 +84,19 @@ def run_until_sent(
 def sent(ready: Ready, kind: type[Message]) -> list[tuple[Outgoing, Message]]:
     """Every ``kind`` message in ``ready``, with the packet carrying it."""
     return [(o, m) for o in ready.messages for m in o.messages if isinstance(m, kind)]
+
+
+class FakeResolver:
+    """Answers from a table; an exception in the table is raised. Records every query."""
+
+    def __init__(self, table: dict[tuple[str, str], list[str] | Exception]) -> None:
+        self.table = table
+        self.queries: list[tuple[str, str]] = []
+
+    async def resolve(self, qname: str, rdtype: str) -> Iterable[Any]:
+        self.queries.append((qname, rdtype))
+        entry = self.table.get((qname, rdtype), dns.resolver.NXDOMAIN())
+        if isinstance(entry, Exception):
+            raise entry
+        kind = dns.rdatatype.from_text(rdtype)
+        return [dns.rdata.from_text(dns.rdataclass.IN, kind, text) for text in entry]

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
 
 import dns.exception
 import dns.rdata
@@ -18,6 +17,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 import pytest
+from meshkit import FakeResolver
 
 from ember import EmberError, UsageError
 from ember.mesh._discovery import (
@@ -96,22 +96,6 @@ async def test_static_seeds_report_each_seed_and_count() -> None:
 
 
 # -- DNS seeds ---------------------------------------------------------------------------------
-
-
-class FakeResolver:
-    """Answers from a table; an exception in the table is raised. Records every query."""
-
-    def __init__(self, table: dict[tuple[str, str], list[str] | Exception]) -> None:
-        self.table = table
-        self.queries: list[tuple[str, str]] = []
-
-    async def resolve(self, qname: str, rdtype: str) -> Iterable[Any]:
-        self.queries.append((qname, rdtype))
-        entry = self.table.get((qname, rdtype), dns.resolver.NXDOMAIN())
-        if isinstance(entry, Exception):
-            raise entry
-        kind = dns.rdatatype.from_text(rdtype)
-        return [dns.rdata.from_text(dns.rdataclass.IN, kind, text) for text in entry]
 
 
 async def test_dns_seeds_resolve_a_and_aaaa_records_with_the_given_port() -> None:

@@ -160,6 +160,31 @@ async def test_a_seed_known_only_by_address_is_asked_its_name() -> None:
         assert mesh.statistics().names_learnt >= 1
 
 
+async def test_dns_seeds_introduce_a_node_known_only_by_address() -> None:
+    from meshkit import FakeResolver
+
+    from ember.mesh import DnsSeeds
+
+    seed = await start("seed")
+    host, port = seed.address or ("", 0)
+    resolver = FakeResolver({("seeds.test", "A"): [host], ("seeds.test", "AAAA"): []})
+    joiner = ember.Node(
+        "joiner",
+        listen="127.0.0.1:0",
+        cookie=COOKIE,
+        config=fast_transport(),
+        mesh=fast_mesh(),
+        discovery=[DnsSeeds("seeds.test", port, resolver=resolver)],
+    )
+    await joiner.start()
+    try:
+        await until(lambda: sees_alive(seed, {"seed", "joiner"}), "dns join", seed, joiner)
+        assert ("seeds.test", "A") in resolver.queries
+    finally:
+        await joiner.stop()
+        await seed.stop()
+
+
 async def test_metadata_is_gossiped_and_updates_reach_everyone() -> None:
     a = await start("a", meta={"role": "db"})
     b = await start("b", [spec(a)])
