@@ -30,6 +30,7 @@ BENCHMARKS = {
     "mesh": "bench.mesh",
     "mesh_idle": "bench.mesh_idle",
     "discovery": "bench.discovery",
+    "raft_core": "bench.raft_core",
     "pykka": "bench.pykka_ref",
     "thespian": "bench.thespian_ref",
 }

@@ -48,8 +48,9 @@ __all__ = [
     "SendBytes",
 ]
 
-PROTOCOL_VERSION = 1
-"""The wire protocol version this code speaks; peers must speak the same."""
+PROTOCOL_VERSION = 2
+"""The wire protocol version this code speaks; peers must speak the same. 2: a USER-channel
+message carries the target's serial and creation instead of a pid ext value."""
 CHALLENGE_SIZE = 32
 """Bytes in each side's random challenge."""
 HANDSHAKE_MAX_FRAME_SIZE = 4096

@@ -36,32 +36,34 @@ async def test_handlers_get_their_channel_in_order_and_a_raising_one_is_counted(
     a, b = await pair()
     try:
         assert a.dist is not None and b.transport is not None
-        raft = Sink()
+        handled = Sink()
 
-        def on_raft(peer: str, payload: bytes) -> None:
-            raft(peer, payload)
+        def on_membership(peer: str, payload: bytes) -> None:
+            handled(peer, payload)
             if payload == b"5":
                 raise RuntimeError("handler bug")
 
-        # PG frames mark progress: a flush writes RAFT, then REGISTRY, then PG frames, and the
-        # receiver handles a connection's frames in the order they arrive.
+        # PG frames mark progress: a flush writes MEMBERSHIP, then REGISTRY, then PG frames, and
+        # the receiver handles a connection's frames in the order they arrive.
         sync = Sink()
-        a.dist.add_channel_handler(Channel.RAFT, on_raft)
+        for channel in (Channel.MEMBERSHIP, Channel.REGISTRY, Channel.PG):
+            a.dist.remove_channel_handler(channel)  # this test owns them
+        a.dist.add_channel_handler(Channel.MEMBERSHIP, on_membership)
         a.dist.add_channel_handler(Channel.PG, sync)
         for i in range(20):
-            b.transport.send("a", Channel.RAFT, b"%d" % i)
+            b.transport.send("a", Channel.MEMBERSHIP, b"%d" % i)
         b.transport.send("a", Channel.REGISTRY, b"nobody listens")
         b.transport.send("a", Channel.PG, b"sync")
         await sync.wait(1)
-        assert raft.got == [("b", b"%d" % i) for i in range(20)]
+        assert handled.got == [("b", b"%d" % i) for i in range(20)]
         assert a.dist.unhandled_frames == 1 and a.dist.callback_errors == 1
         assert a.connected_nodes() == ["b"]  # the connection survived the handler's error
         # Removed: later frames are counted and dropped.
-        a.dist.remove_channel_handler(Channel.RAFT)
-        b.transport.send("a", Channel.RAFT, b"late")
+        a.dist.remove_channel_handler(Channel.MEMBERSHIP)
+        b.transport.send("a", Channel.MEMBERSHIP, b"late")
         b.transport.send("a", Channel.PG, b"sync")
         await sync.wait(2)
-        assert a.dist.unhandled_frames == 2 and len(raft.got) == 20
+        assert a.dist.unhandled_frames == 2 and len(handled.got) == 20
     finally:
         await b.stop()
         await a.stop()
@@ -75,6 +77,7 @@ async def test_sending_on_a_channel_dials_a_known_peer_on_demand() -> None:
     try:
         assert a.dist is not None and c.transport is not None and a.address is not None
         sink = Sink()
+        a.dist.remove_channel_handler(Channel.MEMBERSHIP)  # this test owns it
         a.dist.add_channel_handler(Channel.MEMBERSHIP, sink)
         c.transport.add_peer_address("a", *a.address)
         assert c.connected_nodes() == []
@@ -94,6 +97,7 @@ async def test_user_and_control_and_a_second_handler_are_refused() -> None:
         for channel in (Channel.USER, Channel.CONTROL):
             with pytest.raises(UsageError):
                 a.dist.add_channel_handler(channel, lambda peer, p: None)
+        a.dist.remove_channel_handler(Channel.PG)
         a.dist.add_channel_handler(Channel.PG, lambda peer, p: None)
         with pytest.raises(UsageError):
             a.dist.add_channel_handler(Channel.PG, lambda peer, p: None)

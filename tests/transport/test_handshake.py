@@ -180,7 +180,7 @@ def test_wrong_cookie_fails_at_the_initiator_first() -> None:
     assert i.state is HandshakeState.FAILED
     assert i.peer is None
     assert i.rejection is not None
-    assert message(i.rejection) == {"type": "reject", "kind": "auth", "version": 1}
+    assert message(i.rejection) == {"type": "reject", "kind": "auth", "version": PROTOCOL_VERSION}
     with pytest.raises(AuthenticationError, match="rejected by peer"):
         a.receive_data(i.rejection)
     assert a.rejection is None  # nobody answers a reject
@@ -226,10 +226,16 @@ def test_wrong_cluster_at_the_initiator() -> None:
 def test_version_mismatch_at_the_acceptor() -> None:
     a = acceptor()
     with pytest.raises(ProtocolError) as info:
-        a.receive_data(frame({"type": "hello", "version": 2, "anything": "else"}))
+        a.receive_data(
+            frame({"type": "hello", "version": PROTOCOL_VERSION + 1, "anything": "else"})
+        )
     assert info.value.kind == "version"
     assert a.rejection is not None
-    assert message(a.rejection) == {"type": "reject", "kind": "version", "version": 1}
+    assert message(a.rejection) == {
+        "type": "reject",
+        "kind": "version",
+        "version": PROTOCOL_VERSION,
+    }
 
 
 def test_version_mismatch_at_the_initiator() -> None:
