@@ -23,6 +23,7 @@ __all__ = [
     "Role",
     "SoftState",
     "Status",
+    "append_problem",
     "decode_conf_change",
     "decode_message",
     "encode_conf_change",
@@ -193,6 +194,20 @@ class Status:
     ignored_messages: int = 0
 
 
+def append_problem(msg: Message) -> str:
+    """What makes an APP message's entries impossible ("" if nothing): they must follow
+    ``index`` contiguously, with terms from ``log_term`` up to the message's ``term``, never
+    decreasing."""
+    prev_term, expect = msg.log_term, msg.index + 1
+    for e in msg.entries:
+        if e.index != expect:
+            return f"entry {e.index} where {expect} was due"
+        if e.term < prev_term or e.term > msg.term:
+            return f"entry {e.index} has term {e.term} out of order"
+        prev_term, expect = e.term, expect + 1
+    return ""
+
+
 # Wire form: a msgpack array
 #   [type, to, frm, term, log_term, index, entries, commit, reject, reject_hint, context,
 #    snap_offset, snap]
@@ -319,7 +334,7 @@ def decode_message(data: bytes) -> Message:
             ConfState(_names(voters, "voters"), _names(learners, "learners")),
         )
         chunk, done = _bytes(chunk, "snap_data"), _bool(done, "snap_done")
-    return Message(
+    msg = Message(
         mtype,
         _str(to, "to"),
         _str(frm, "frm"),
@@ -336,3 +351,8 @@ def decode_message(data: bytes) -> Message:
         chunk,
         done,
     )
+    if mtype == MsgType.APP and msg.entries:
+        problem = append_problem(msg)
+        if problem:
+            raise _bad(problem)
+    return msg

@@ -66,8 +66,8 @@ class Progress:
         "probe_sent",
         "recent_active",
         "snap",
+        "snap_idle",
         "snap_offset",
-        "snap_sent_at",
         "state",
     )
 
@@ -81,7 +81,7 @@ class Progress:
         self.inflights = Inflights(max_inflight)
         self.snap: Snapshot | None = None  # the snapshot being streamed in SNAPSHOT state
         self.snap_offset = 0  # bytes of it the peer acknowledged
-        self.snap_sent_at = -1  # offset of the last chunk sent, -1 if none is outstanding
+        self.snap_idle = 0  # heartbeats since the last chunk was sent
         # The leader tick at which the newest heartbeat this peer answered was sent: the peer
         # reset its election timer no earlier than that.
         self.lease_tick = -1
@@ -91,7 +91,7 @@ class Progress:
         self.probe_sent = False
         self.snap = None
         self.snap_offset = 0
-        self.snap_sent_at = -1
+        self.snap_idle = 0
         self.inflights.reset()
 
     def become_probe(self) -> None:

@@ -20,6 +20,7 @@ from ._messages import (
     MsgType,
     ReadState,
     Role,
+    append_problem,
     decode_conf_change,
     encode_conf_change,
 )
@@ -53,11 +54,12 @@ class Raft:
         self.rng = rng
         hard, conf = storage.initial_state()
         snap_index = storage.snapshot().meta.index
-        if config.applied > hard.commit:
-            raise RaftUsageError(
-                f"applied ({config.applied}) is beyond the stored commit ({hard.commit})"
-            )
-        self.log = RaftLog(storage, hard.commit, max(config.applied, snap_index))
+        # A snapshot is of committed state even if the commit index saved with it lags (the
+        # shell need not sync a commit-only change before compacting).
+        commit = max(hard.commit, snap_index)
+        if config.applied > commit:
+            raise RaftUsageError(f"applied ({config.applied}) is beyond the commit ({commit})")
+        self.log = RaftLog(storage, commit, max(config.applied, snap_index))
         self.term = hard.term
         self.vote = hard.vote
         self.voters: set[str] = set(conf.voters)
@@ -66,13 +68,13 @@ class Raft:
         # restarted member never acts on an older configuration; the shell's re-application of
         # these entries (apply_conf_change) is then recognised and skipped.
         lo = snap_index + 1
-        while lo <= hard.commit:
-            batch = self.log.slice(lo, hard.commit + 1, config.max_committed_size_per_ready)
+        while lo <= commit:
+            batch = self.log.slice(lo, commit + 1, config.max_committed_size_per_ready)
             for e in batch:
                 if e.type == EntryType.CONF_CHANGE:
                     self._change_membership(decode_conf_change(e.data))
             lo = batch[-1].index + 1
-        self.conf_index = hard.commit  # conf changes at or before this are already applied
+        self.conf_index = commit  # conf changes at or before this are already applied
         self.conf_queue: deque[int] = deque()  # indices of conf entries handed out to apply
         self.role = Role.FOLLOWER
         self.leader: str | None = None
@@ -196,7 +198,19 @@ class Raft:
             self.lead_transferee = None  # a transfer must finish within an election timeout
         if self.heartbeat_elapsed >= self.cfg.heartbeat_tick:
             self.heartbeat_elapsed = 0
+            self._resend_snap_chunks()
             self.bcast_heartbeat()
+
+    def _resend_snap_chunks(self) -> None:
+        """A chunk unanswered for half an election timeout of heartbeats was probably lost (or
+        the peer restarted): send it again."""
+        patience = max(2, self.cfg.election_tick // (2 * self.cfg.heartbeat_tick))
+        for peer in sorted(self.prs):
+            pr = self.prs[peer]
+            if pr.state == SNAPSHOT and pr.snap is not None and peer != self.id:
+                pr.snap_idle += 1
+                if pr.snap_idle >= patience:
+                    self._send_snap_chunk(peer, pr)
 
     def _quorum_active(self) -> bool:
         active = 0
@@ -370,6 +384,9 @@ class Raft:
             self.ignored += 1
 
     def _handle_append(self, m: Message) -> None:
+        if m.entries and append_problem(m):
+            self.ignored += 1  # a broken peer; ``decode_message`` rejects these off the wire
+            return
         log = self.log
         if m.index < log.committed:
             self._reply(m, MsgType.APP_RESP, index=log.committed)
@@ -446,7 +463,7 @@ class Raft:
         elif t == MsgType.HEARTBEAT_RESP:
             pr.recent_active = True
             pr.probe_sent = False
-            pr.lease_tick = max(pr.lease_tick, m.index)
+            pr.lease_tick = max(pr.lease_tick, min(m.index, self.leader_ticks))
             if pr.state == REPLICATE and pr.inflights.full():
                 pr.inflights.free_first()
             if pr.match < self.log.last_index():
@@ -455,7 +472,12 @@ class Raft:
                 self._ack_read(m.frm, m.context)
         elif t == MsgType.SNAP_RESP:
             pr.recent_active = True
-            if pr.state == SNAPSHOT and pr.snap is not None and pr.snap.meta.index == m.index:
+            if (
+                pr.state == SNAPSHOT
+                and pr.snap is not None
+                and pr.snap.meta.index == m.index
+                and pr.snap_offset != m.snap_offset  # a repeated answer sends nothing more
+            ):
                 pr.snap_offset = m.snap_offset
                 if pr.snap_offset < len(pr.snap.data):
                     self._send_snap_chunk(m.frm, pr)
@@ -560,8 +582,8 @@ class Raft:
         return True
 
     def _send_snap_chunk(self, to: str, pr: Progress) -> None:
-        """§7 InstallSnapshot, in chunks of ``snapshot_chunk_size``; one chunk in flight, resent
-        at each heartbeat until acknowledged."""
+        """§7 InstallSnapshot, in chunks of ``snapshot_chunk_size``; one chunk in flight (see
+        ``_resend_snap_chunks``)."""
         assert pr.snap is not None
         off, size, data = pr.snap_offset, self.cfg.snapshot_chunk_size, pr.snap.data
         chunk = data[off : off + size]
@@ -577,7 +599,7 @@ class Raft:
                 snap_done=off + len(chunk) >= len(data),
             )
         )
-        pr.snap_sent_at = off
+        pr.snap_idle = 0
 
     def bcast_heartbeat(self) -> None:
         ctx = next(reversed(self.reads), b"") if self.reads else b""
@@ -585,8 +607,6 @@ class Raft:
             if peer == self.id:
                 continue
             pr = self.prs[peer]
-            if pr.state == SNAPSHOT and pr.snap is not None:
-                self._send_snap_chunk(peer, pr)
             # The commit index, but not beyond what the peer is known to hold (it may not have
             # the entries yet, or have different ones there).
             commit = min(pr.match, self.log.committed)

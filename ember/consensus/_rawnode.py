@@ -70,7 +70,10 @@ class RawNode:
 
     def propose(self, data: bytes) -> int:
         """Append ``data`` to the log (leader only); returns the index it gets if it commits.
-        Raises :class:`ProposalDropped` otherwise; followers do not forward."""
+        Raises :class:`ProposalDropped` otherwise; followers do not forward. ``data`` must not
+        be empty (an empty entry is the leader's no-op)."""
+        if not data:
+            raise RaftUsageError("cannot propose empty data (empty entries are no-ops)")
         return self._raft.propose(bytes(data))
 
     def propose_conf_change(self, change: ConfChange) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import heapq
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +32,7 @@ from ._messages import (
     encode_message,
 )
 from ._rawnode import RawNode
-from ._types import ConfState, Entry, EntryType, Snapshot
+from ._types import ConfState, Entry, EntryType, LogStorage, Snapshot
 
 __all__ = ["SafetyViolation", "SimMember", "Simulation"]
 
@@ -45,7 +46,7 @@ class SimMember:
     """One member: durable storage, and (while up) its core and state machine."""
 
     id: str
-    storage: MemoryStorage
+    storage: LogStorage
     node: RawNode | None = None
     applied: list[tuple[int, bytes]] = field(default_factory=list)
     """The state machine: (index, data) of every non-empty normal entry applied, in order."""
@@ -69,7 +70,8 @@ class Simulation:
     """Members ``ids`` (all voters unless ``voters``/``learners`` say otherwise) bootstrapped as a
     new group. ``drop``, ``dup`` are per-message probabilities; each message is delivered after
     0..``max_delay`` ticks. ``snapshot_every``: a member compacts its log behind a snapshot once
-    it has applied that many entries past its last one. ``config`` overrides RaftConfig fields."""
+    it has applied that many entries past its last one. ``storage`` makes each member's store
+    (default :class:`MemoryStorage`). ``config`` overrides RaftConfig fields."""
 
     def __init__(
         self,
@@ -83,8 +85,10 @@ class Simulation:
         max_delay: int = 0,
         snapshot_every: int | None = None,
         check: bool = True,
+        storage: Callable[[str], LogStorage] | None = None,
         **config: Any,
     ) -> None:
+        self.new_storage: Callable[[str], LogStorage] = storage or (lambda _: MemoryStorage())
         self.seed = seed
         self.rng = random.Random(seed)
         self.drop, self.dup, self.max_delay = drop, dup, max_delay
@@ -108,17 +112,17 @@ class Simulation:
         self._complete_to: dict[int, int] = {}  # term -> committed index its leader was checked to
         self.applied_at: dict[int, tuple[int, bytes]] = {}  # index -> (term, data) applied
         for i in ids:
-            storage = MemoryStorage()
+            store = self.new_storage(i)
             if i in founders:
-                RawNode.bootstrap(storage, conf)
-            self.members[i] = SimMember(i, storage)
+                RawNode.bootstrap(store, conf)
+            self.members[i] = SimMember(i, store)
             self.start(i)
 
     # --- membership of the simulation ---
 
     def add_member(self, node_id: str) -> None:
         """A new, empty member (to be added with a conf change)."""
-        self.members[node_id] = SimMember(node_id, MemoryStorage())
+        self.members[node_id] = SimMember(node_id, self.new_storage(node_id))
         self.start(node_id)
 
     def start(self, node_id: str) -> None:

@@ -35,14 +35,22 @@ metas = st.builds(
 @st.composite
 def messages(draw: st.DrawFn) -> Message:
     meta = draw(st.none() | metas)
+    mtype = draw(st.sampled_from(MsgType))
+    term, log_term, index = draw(uints), draw(uints), draw(uints)
+    ents = tuple(draw(st.lists(entries, max_size=4)))
+    if mtype == MsgType.APP:  # appends carry well-formed runs of entries
+        log_term, term = sorted((log_term, term))
+        terms = sorted(draw(st.lists(st.integers(log_term, term), max_size=4)))
+        data = draw(st.binary(max_size=8))
+        ents = tuple(Entry(index + 1 + k, t, EntryType.NORMAL, data) for k, t in enumerate(terms))
     return Message(
-        type=draw(st.sampled_from(MsgType)),
+        type=mtype,
         to=draw(names),
         frm=draw(names),
-        term=draw(uints),
-        log_term=draw(uints),
-        index=draw(uints),
-        entries=tuple(draw(st.lists(entries, max_size=4))),
+        term=term,
+        log_term=log_term,
+        index=index,
+        entries=ents,
         commit=draw(uints),
         reject=draw(st.booleans()),
         reject_hint=draw(uints),
@@ -94,6 +102,22 @@ def test_garbage_never_escapes_as_another_error(data: bytes) -> None:
         decode_message(data)
     except MessageDecodeError:
         pass
+
+
+@pytest.mark.parametrize(
+    ("entries", "match"),
+    [
+        ((Entry(7, 3),), "entry 7 where 6 was due"),
+        ((Entry(6, 3), Entry(8, 3)), "entry 8 where 7 was due"),
+        ((Entry(6, 4),), "term 4 out of order"),  # above the message's term
+        ((Entry(6, 1),), "term 1 out of order"),  # below log_term
+        ((Entry(6, 3), Entry(7, 2)), "term 2 out of order"),  # decreasing
+    ],
+)
+def test_impossible_appends_are_rejected(entries: tuple[Entry, ...], match: str) -> None:
+    msg = Message(MsgType.APP, "2", "1", term=3, log_term=2, index=5, entries=entries)
+    with pytest.raises(MessageDecodeError, match=match):
+        decode_message(encode_message(msg))
 
 
 def test_conf_change_entries_round_trip_and_reject_garbage() -> None:

@@ -201,6 +201,8 @@ def test_proposals_need_a_leader_that_is_a_member() -> None:
     assert (info.value.reason, info.value.leader) == ("not_leader", None)
     with pytest.raises(ProposalDropped):
         node.read_index(b"r")  # no leader known to forward to
+    with pytest.raises(RaftUsageError):
+        node.propose(b"")
 
 
 def test_snapshot_meta_needs_an_applied_index() -> None:
@@ -253,3 +255,43 @@ def test_cheap_accessors_and_transfer_validation() -> None:
     assert (node.role, node.leader, node.term) == (Role.LEADER, leader, node.status().term)
     with pytest.raises(RaftUsageError):
         node.transfer_leader("nobody")
+
+
+def test_an_impossible_append_is_ignored_not_fatal() -> None:
+    sim = Simulation(ids(3), 66)
+    leader = sim.wait_leader()
+    follower = next(i for i in ids(3) if i != leader)
+    node = sim.node(follower)
+    st = node.status()
+    bad = Message(
+        MsgType.APP,
+        to=follower,
+        frm=leader,
+        term=st.term,
+        log_term=st.term,
+        index=st.last_index,
+        entries=(Entry(st.last_index + 5, st.term),),
+        commit=st.last_index + 5,
+    )
+    node.step(bad)
+    after = node.status()
+    assert after.ignored_messages == st.ignored_messages + 1
+    assert (after.last_index, after.commit) == (st.last_index, st.commit)
+
+
+def test_a_snapshot_beyond_the_saved_commit_counts_as_committed() -> None:
+    # A shell may defer saving a commit-only hard state, then compact at its applied index.
+    node, storage = _single()
+    node.campaign()
+    _drain(node, storage)
+    for k in range(3):
+        node.propose(b"%d" % k)
+    _drain(node, storage)
+    applied = node.status().applied
+    stale = HardState(node.status().term, "a", 2)
+    storage.save(stale, [])
+    storage.compact(Snapshot(node.snapshot_meta(applied), b"state"))
+    again, _ = _single(storage)
+    st = again.status()
+    assert st.commit == applied and st.applied == applied
+    assert _drain(again, storage) == []  # nothing before the snapshot is replayed

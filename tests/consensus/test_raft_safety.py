@@ -1,8 +1,8 @@
 """Random schedules against Raft's safety properties (§5.2 Figure 3): Election Safety, Log
 Matching, Leader Completeness and State Machine Safety are asserted after every step of
 hypothesis-chosen schedules of ticks, proposals, crashes, restarts, partitions, message loss,
-duplication and delay, and compaction. Hypothesis prints the failing schedule; the schedule
-(with its ``seed``) replays it exactly."""
+duplication and delay, leadership transfers, membership changes and compaction. Hypothesis
+prints the failing schedule; the schedule (with its ``seed``) replays it exactly."""
 
 from __future__ import annotations
 
@@ -11,28 +11,65 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from raftkit import ids
 
+from ember.consensus._errors import ProposalDropped
 from ember.consensus._memory import MemoryStorage
-from ember.consensus._messages import Role
+from ember.consensus._messages import ConfChange, Role
 from ember.consensus._sim import SafetyViolation, Simulation
 from ember.consensus._types import Entry
 
 # One step of a schedule: an action, its argument, then some ticks.
 steps = st.tuples(
     st.sampled_from(
-        ["tick", "propose", "propose", "crash", "restart", "partition", "heal", "lossy", "transfer"]
+        [
+            "tick",
+            "propose",
+            "propose",
+            "crash",
+            "restart",
+            "partition",
+            "heal",
+            "lossy",
+            "transfer",
+            "conf",
+        ]
     ),
     st.integers(0, 2**5 - 1),
     st.integers(0, 12),
 )
 
 
+def _conf_change(sim: Simulation, arg: int) -> None:
+    """Propose a valid single-server change at the leader (two spare members can join)."""
+    leader = sim.leader()
+    if leader is None:
+        return
+    conf = sim.node(leader).status().conf
+    members = set(conf.voters) | set(conf.learners)
+    outsiders = sorted(set(sim.members) - members)
+    kind = arg % 3
+    if kind == 0 and outsiders:
+        change = ConfChange("add_learner", outsiders[arg % len(outsiders)])
+    elif kind == 1 and conf.learners:
+        change = ConfChange("promote", conf.learners[arg % len(conf.learners)])
+    elif len(conf.voters) > 2:
+        change = ConfChange("remove", sorted(members)[arg % len(members)])
+    else:
+        return
+    try:
+        sim.node(leader).propose_conf_change(change)
+    except ProposalDropped:
+        pass  # one change at a time
+
+
 def _run(
     seed: int, n: int, schedule: list[tuple[str, int, int]], snapshot_every: int | None
 ) -> None:
-    sim = Simulation(ids(n), seed, snapshot_every=snapshot_every, snapshot_chunk_size=32)
-    names = ids(n)
+    names = ids(n + 2)  # the last two start outside the group and may be added
+    sim = Simulation(
+        names, seed, voters=ids(n), snapshot_every=snapshot_every, snapshot_chunk_size=32
+    )
     for k, (op, arg, ticks) in enumerate(schedule):
-        name = names[arg % n]
+        name = names[arg % len(names)]
         if op == "propose":
             for j in range(arg % 4 + 1):
                 sim.propose(b"v%d-%d" % (k, j))
@@ -50,8 +87,10 @@ def _run(
             sim.drop, sim.dup, sim.max_delay = (0.0, 0.1, 0.2, 0.3)[level], 0.05 * level, level
         elif op == "transfer":
             leader = sim.leader()
-            if leader is not None and leader != name:
+            if leader is not None and leader != name and name in sim.node(leader).raft.voters:
                 sim.node(leader).transfer_leader(name)
+        elif op == "conf":
+            _conf_change(sim, arg)
         sim.check()
         sim.tick(ticks)
     # Liveness once the faults stop: everyone up, a quiet network, a leader, a commit.
@@ -61,7 +100,8 @@ def _run(
     for name in names:
         sim.restart(name)
     sim.tick(5)  # let delayed messages drain
-    sim.one(b"final", n, max_ticks=600)
+    leader = sim.wait_leader(max_ticks=600)
+    sim.one(b"final", len(sim.node(leader).raft.voters), max_ticks=600)
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])

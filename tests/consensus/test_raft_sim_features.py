@@ -266,6 +266,11 @@ def test_uncommitted_size_limit() -> None:
     with pytest.raises(ProposalDropped) as info:
         node.propose(b"y")
     assert info.value.reason == "uncommitted_limit"
+    sim.heal()
+    assert sim.run_until(
+        lambda: sim.node(leader).status().applied >= node.raft.log.last_index(), 20
+    )
+    node.propose(b"y")  # committed and applied: the budget is back
 
 
 def test_followers_do_not_accept_proposals() -> None:
@@ -370,3 +375,20 @@ def test_a_deposed_leader_that_still_believes_it_leads_serves_no_stale_read(mode
     sim.node(old).read_index(b"stale?")
     sim.tick(30)
     assert all(s.index >= written for s in sim.members[old].read_states)
+
+
+def test_snapshot_chunks_are_not_multiplied_by_slow_answers() -> None:
+    # One chunk in flight; a heartbeat resends the awaited chunk, and a repeated answer must not
+    # start a second stream.
+    sim = Simulation(ids(3), 74, snapshot_every=5, snapshot_chunk_size=16, max_delay=4)
+    leader = sim.wait_leader()
+    slow = next(i for i in ids(3) if i != leader)
+    sim.isolate(slow)
+    for k in range(40):
+        sim.one(b"chunky-%02d" % k, 2)
+    size = len(sim.members[leader].storage.snapshot().data)
+    before = sim.sent.get(MsgType.SNAP, 0)
+    sim.heal()
+    sim.one(b"after", 3, max_ticks=800)
+    chunks = -(-size // 16)
+    assert sim.sent[MsgType.SNAP] - before <= 3 * chunks + 10

@@ -265,10 +265,12 @@ def _random_split(members: list[str], rng: random.Random) -> list[list[str]]:
     return [shuffled[:cut], shuffled[cut:]]
 
 
+@pytest.mark.parametrize("unreliable", [False, True])
 @pytest.mark.parametrize("seed", seeds(35, 36))
-def test_churn(seed: int) -> None:
+def test_churn(seed: int, unreliable: bool) -> None:
     with seeded(seed):
-        sim = Simulation(ids(5), seed, drop=0.05, max_delay=2)
+        lossy = {"drop": 0.1, "dup": 0.05, "max_delay": 3} if unreliable else {}
+        sim = Simulation(ids(5), seed, **lossy)
         _churn(sim, random.Random(seed), 150)
 
 
@@ -286,3 +288,49 @@ def test_figure8_unreliable_long(seed: int) -> None:
     with seeded(seed):
         sim = Simulation(ids(5), seed, drop=0.1, dup=0.05, max_delay=3)
         _figure8(sim, random.Random(seed), 600)
+
+
+def _apps_to(sim: Simulation, to: str) -> list[int]:
+    """Spy: the number of entries in every append sent to ``to`` from now on."""
+    seen: list[int] = []
+    send = sim._send
+
+    def spy(msg):  # type: ignore[no-untyped-def]
+        if msg.type == MsgType.APP and msg.to == to:
+            seen.append(len(msg.entries))
+        send(msg)
+
+    sim._send = spy  # type: ignore[method-assign]
+    return seen
+
+
+def test_replication_is_pipelined_up_to_max_inflight() -> None:
+    sim = Simulation(ids(3), 37, max_inflight_msgs=3)
+    leader = sim.wait_leader()
+    sim.one(b"warm", 3)
+    follower = next(i for i in ids(3) if i != leader)
+    assert sim.node(leader).status().progress[follower].state == "replicate"
+    seen = _apps_to(sim, follower)
+    sim.blocked = {(follower, leader)}  # its acknowledgements are lost
+    for k in range(6):
+        sim.node(leader).propose(b"p%d" % k)
+        sim.settle()  # one append per batch, sent without waiting for the previous one's ack
+    assert [n for n in seen if n] == [1, 1, 1]  # then the window is full
+    sim.blocked = set()
+    index = sim.one(b"end", 3)
+    assert sim.members[follower].last_applied >= index
+
+
+def test_a_probing_leader_sends_one_append_at_a_time() -> None:
+    sim = Simulation(ids(3), 38)
+    leader = sim.wait_leader()
+    follower = next(i for i in ids(3) if i != leader)
+    sim.node(leader).report_unreachable(follower)
+    seen = _apps_to(sim, follower)
+    sim.blocked = {(follower, leader)}
+    for k in range(4):
+        sim.node(leader).propose(b"p%d" % k)
+        sim.settle()
+    assert len(seen) == 1  # paused until an answer or the next heartbeat
+    sim.tick()  # a heartbeat; its answer is lost too, so still one
+    assert len(seen) == 1
