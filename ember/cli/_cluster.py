@@ -276,7 +276,10 @@ def add_cluster_commands(sub: Any) -> None:
     up = cluster.add_parser("up", help="start N node processes on loopback until Ctrl-C")
     up.add_argument("-n", type=int, default=3, help="number of nodes (default 3)")
     up.add_argument("--prefix", default="n", help="node name prefix (default n: n1, n2, ...)")
-    up.add_argument("--cluster", default="ember")
+    up.add_argument(
+        "--cluster",
+        help="cluster name (default: ember-<random>, so two local clusters never merge)",
+    )
     up.add_argument("--cookie-file", type=Path, help="use this cookie instead of a new one")
     up.add_argument("--workdir", type=Path, help="where cookie, data and logs go (default: temp)")
     up.add_argument(
@@ -295,7 +298,7 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
         args.n,
         prefix=args.prefix,
         cookie=cookie,
-        cluster=args.cluster,
+        cluster=args.cluster or f"ember-{secrets.token_hex(3)}",
         workdir=args.workdir,
         discovery=args.discovery,
     )
