@@ -511,6 +511,9 @@ class Membership:
             await asyncio.sleep(self.config.rejoin_interval)
             if self._swim is None or self._swim.left or not self._alone():
                 continue
+            # Forget which node answered at each address: a seed replaced at the same address
+            # by a node of another name must be asked again (a known memberlist/Serf pain).
+            self._names.clear()
             seeds = await self._gather_seeds()
             if seeds and not self._closed:
                 self.stats.rejoins += 1

@@ -293,6 +293,39 @@ async def test_a_lonely_node_keeps_asking_its_seeds_until_one_answers() -> None:
         await joiner.stop()
 
 
+async def test_a_seed_replaced_at_the_same_address_by_another_name_is_joined() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+
+    async def seed_named(name: str) -> ember.Node:
+        node = ember.Node(
+            name,
+            listen=f"127.0.0.1:{port}",
+            cookie=COOKIE,
+            config=fast_transport(),
+            mesh=fast_mesh(),
+        )
+        await node.start()
+        return node
+
+    old = await seed_named("old-seed")
+    joiner = await start("joiner", [f"127.0.0.1:{port}"])  # known by address only
+    new: ember.Node | None = None
+    try:
+        await until(lambda: sees_alive(joiner, {"old-seed"}), "joined the old seed", joiner)
+        await old.stop()
+        await until(
+            lambda: statuses(joiner).get("old-seed") is MemberStatus.LEFT, "old seed left", joiner
+        )
+        new = await seed_named("new-seed")
+        await until(lambda: sees_alive(joiner, {"new-seed"}), "joined the new seed", joiner, new)
+    finally:
+        if new is not None:
+            await new.stop()
+        await joiner.stop()
+
+
 async def test_datagrams_of_another_cluster_or_garbage_are_counted_and_ignored() -> None:
     async with cluster(2) as nodes:
         a = nodes[0]
