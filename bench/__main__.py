@@ -31,6 +31,7 @@ BENCHMARKS = {
     "mesh_idle": "bench.mesh_idle",
     "discovery": "bench.discovery",
     "raft_core": "bench.raft_core",
+    "raft": "bench.raft",
     "pykka": "bench.pykka_ref",
     "thespian": "bench.thespian_ref",
 }

@@ -12,6 +12,7 @@ from typing import Any
 from ._errors import UsageError
 from .actors import Node as KernelNode
 from .actors import Pid
+from .consensus._host import RaftHost
 from .mesh._config import SwimConfig
 from .mesh._discovery import Discovery, make_discovery, parse_seeds
 from .mesh._events import MemberEvent
@@ -126,6 +127,8 @@ class Node(KernelNode):
         self.dist: Distribution | None = None
         self.mesh: Membership | None = None
         self._member_subscribers: set[Pid] = set()
+        self.raft: RaftHost | None = None
+        """This node's Raft groups (see ``ember.consensus``), once started."""
 
     @property
     def address(self) -> tuple[str, int] | None:
@@ -135,7 +138,9 @@ class Node(KernelNode):
     async def start(self) -> None:
         """Start the kernel, then the transport (if distributed) and the connections asked for."""
         await super().start()
+        self.raft = RaftHost(self)
         if not self._networked:
+            await self.raft.start()
             return
         assert self._cookie is not None
         dist: Distribution | None = None
@@ -172,6 +177,7 @@ class Node(KernelNode):
         if self._meshed:
             assert bound is not None
             await self._start_mesh(*(self._advertise or bound))
+        await self.raft.start()
         for peer, host, port in self._connect:
             await self.connect_node(f"{peer}@{host}:{port}")
 
@@ -279,6 +285,8 @@ class Node(KernelNode):
     async def stop(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - a grace period
         """Stop every process (their exit signals still reach remote links), then the
         transport."""
+        if self.raft is not None:
+            await self.raft.stop()
         try:
             await super().stop(timeout)
         finally:

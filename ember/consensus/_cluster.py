@@ -1,0 +1,424 @@
+"""``Cluster``: a handle on one replicated group, to start it, write to it, read from it and
+change its membership, from any node of the mesh."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import uuid
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+from .._errors import UsageError
+from ..actors._node import current_node
+from ._cluster_config import ClusterConfig
+from ._cluster_errors import (
+    ClusterError,
+    CommandFailed,
+    NoLeader,
+    NotLeader,
+    OutcomeUnknown,
+    ReadTimeout,
+    WriteTimeout,
+)
+from ._host import PeerLost, RaftHost, check_group_name, node_of
+from ._state_machine import KVStateMachine, StateMachine, state_machine_ref
+
+if TYPE_CHECKING:
+    from .._node import Node
+
+__all__ = ["Cluster"]
+
+Consistency = Literal["linearizable", "lease", "stale"]
+_RETRY_PAUSE = 0.05
+_MIN_ATTEMPT = 0.01  # seconds: less is not worth a request
+
+
+def _host_of(node: Node | None) -> RaftHost:
+    node = node if node is not None else current_node.get(None)  # type: ignore[assignment]
+    if node is None:
+        raise UsageError("no current node: pass node= or run inside 'async with ember.Node(...)'")
+    host: RaftHost | None = getattr(node, "raft", None)
+    if host is None or not host.started:
+        raise UsageError(f"node {node.name} runs no Raft host (is it started?)")
+    return host
+
+
+class Cluster:
+    """A client handle on the Raft group ``name`` whose members are ``members``; make one with
+    :meth:`start` (a new group) or :meth:`connect` (an existing one). Writes go to the member
+    believed to lead and follow ``NotLeader`` hints; ``client_id`` names this handle's session
+    (give the same one after a restart to retry its writes exactly once)."""
+
+    def __init__(
+        self,
+        host: RaftHost,
+        name: str,
+        members: Sequence[str],
+        *,
+        client_id: str | None = None,
+        max_voters: int = 5,
+    ) -> None:
+        if not members:
+            raise UsageError("a cluster needs at least one member")
+        self.host = host
+        self.name = check_group_name(name)
+        self.members = list(members)
+        self.client_id = client_id or uuid.uuid4().hex
+        self.max_voters = max_voters
+        self._voters = self.members[:max_voters]
+        self._leader: str | None = None
+        self._seq = itertools.count(1)
+        self._rr = itertools.count()
+
+    # --- making one ---
+
+    @classmethod
+    async def start(
+        cls,
+        nodes: int | Sequence[str],
+        state_machine: type[StateMachine] | str = KVStateMachine,
+        *,
+        name: str = "default",
+        config: ClusterConfig | None = None,
+        durable: bool | None = None,
+        node: Node | None = None,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> Cluster:
+        """Start a new group. ``nodes=["a", "b", "c"]``: one member on each named node
+        (reached through the mesh; ``state_machine`` must be importable there). ``nodes=3``:
+        three members on this node (``"<node>#1"``...), handy for demos and tests. The first
+        ``config.max_voters`` members vote; the rest are learners. ``durable`` (default: when
+        the hosting node has a data_dir) keeps each member's log in ``data_dir/raft/<name>``,
+        from which a restarted node resumes it. Returns once every member runs (not once a
+        leader is elected: see :meth:`wait_for_leader`)."""
+        host = _host_of(node)
+        config = config or ClusterConfig()
+        ref = state_machine_ref(state_machine)
+        check_group_name(name)
+        if isinstance(nodes, int):
+            if nodes < 1:
+                raise UsageError("nodes must be at least 1")
+            members = [f"{host.name}#{k}" for k in range(1, nodes + 1)]
+        else:
+            members = list(nodes)
+            if len(set(members)) != len(members) or any("#" in m for m in members):
+                raise UsageError(f"nodes must be distinct node names: {members!r}")
+        voters, learners = members[: config.max_voters], members[config.max_voters :]
+        async with asyncio.timeout(timeout):
+            await asyncio.gather(
+                *(
+                    host.call(
+                        node_of(m),
+                        "create",
+                        [_meta(name, m, ref, config, durable), voters, learners],
+                        timeout,
+                    )
+                    for m in members
+                )
+            )
+        return cls(host, name, members, max_voters=config.max_voters)
+
+    @classmethod
+    def connect(
+        cls,
+        name: str,
+        nodes: Sequence[str],
+        *,
+        node: Node | None = None,
+        client_id: str | None = None,
+    ) -> Cluster:
+        """A handle on the existing group ``name`` with members on ``nodes`` (a client, e.g.
+        from a node that runs no member)."""
+        return cls(_host_of(node), name, list(nodes), client_id=client_id)
+
+    # --- routing ---
+
+    def _targets(self) -> list[str]:
+        """Members to try, the believed leader first."""
+        start = next(self._rr) % len(self.members)
+        order = self.members[start:] + self.members[:start]
+        if self._leader in self.members:
+            order.remove(self._leader)
+            order.insert(0, self._leader)
+        return order
+
+    async def _on_leader(self, op: str, args: list[Any], within: float) -> Any:
+        """Run ``op`` on the leader, following hints, for up to ``within`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        last: Exception = NoLeader(f"no leader for {self.name} within {within} s")
+        while True:
+            for target in self._targets():
+                remaining = deadline - loop.time()
+                if remaining <= _MIN_ATTEMPT:
+                    raise last
+                try:
+                    return await self.host.call(
+                        node_of(target), op, [self.name, target, *args], remaining
+                    )
+                except NotLeader as exc:
+                    last = exc
+                    self._leader = exc.leader_hint
+                    if exc.leader_hint is not None:
+                        break
+                except (NoLeader, PeerLost, TimeoutError) as exc:
+                    last = exc if not isinstance(exc, TimeoutError) else last
+                    if self._leader == target:
+                        self._leader = None
+            await asyncio.sleep(min(_RETRY_PAUSE, max(0.0, deadline - loop.time())))
+
+    # --- the API ---
+
+    async def wait_for_leader(self, timeout: float = 10.0) -> str:  # noqa: ASYNC109
+        """The leader's member id, once there is one; :class:`NoLeader` after ``timeout``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            for target in self._targets():
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise NoLeader(f"no leader for {self.name} within {timeout} s")
+                try:
+                    within = min(remaining, 1.0)
+                    leader: str = await self.host.call(
+                        node_of(target), "leader", [self.name, target], within
+                    )
+                    # A follower's view may be stale (its leader just died): ask the leader.
+                    if leader != target and leader != await self.host.call(
+                        node_of(leader), "leader", [self.name, leader], within
+                    ):
+                        continue
+                    self._leader = leader
+                    return leader
+                except (ClusterError, TimeoutError):
+                    continue
+            await asyncio.sleep(_RETRY_PAUSE)
+
+    async def write(
+        self,
+        command: Any,
+        *,
+        request_id: str | None = None,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> Any:
+        """Replicate ``command`` and return the state machine's result once it is committed
+        and applied on the leader. Raises :class:`NoLeader` / :class:`NotLeader` (nothing
+        written), :class:`OutcomeUnknown` / :class:`WriteTimeout` (maybe written: retry with
+        the same ``request_id``, it applies once), :class:`CommandFailed` (the handler
+        raised)."""
+        request_id = request_id if request_id is not None else f"w{next(self._seq)}"
+        key = f"{self.client_id}/{request_id}"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        last: Exception = NoLeader(f"no leader for {self.name} within {timeout} s")
+        while True:
+            for target in self._targets():
+                remaining = deadline - loop.time()
+                if remaining <= _MIN_ATTEMPT:
+                    raise last
+                try:
+                    leader, ok, value = await self.host.call(
+                        node_of(target),
+                        "write",
+                        [self.name, target, key, command, False, remaining * 0.8],
+                        remaining,
+                    )
+                except NotLeader as exc:
+                    last = exc
+                    self._leader = exc.leader_hint
+                    if exc.leader_hint is not None:
+                        break
+                    continue
+                except NoLeader as exc:
+                    last = exc
+                    continue
+                except PeerLost as exc:
+                    if self._leader == target:
+                        self._leader = None
+                    if exc.sent:
+                        raise OutcomeUnknown(request_id, str(exc)) from exc
+                    last = NoLeader(str(exc))
+                    continue
+                except OutcomeUnknown as exc:
+                    self._leader = None
+                    raise OutcomeUnknown(request_id, str(exc)) from exc
+                except TimeoutError as exc:
+                    raise WriteTimeout(request_id, f"no answer within {timeout} s") from exc
+                self._leader = leader
+                if not ok:
+                    raise CommandFailed(value[0], value[1])
+                return value
+            await asyncio.sleep(min(_RETRY_PAUSE, max(0.0, deadline - loop.time())))
+
+    async def read(
+        self,
+        key: Any,
+        *,
+        consistency: Consistency = "linearizable",
+        timeout: float = 5.0,  # noqa: ASYNC109
+        member: str | None = None,
+    ) -> Any:
+        """The state machine's ``read(key)``. ``"linearizable"``: as of a ReadIndex confirmed
+        by the leader (served by whichever member is asked once it has applied that far);
+        ``"lease"``: the same on a group configured with ``lease_reads`` (no heartbeat round);
+        ``"stale"``: the local state of ``member`` (default: a member on this node, else the
+        believed leader), possibly behind."""
+        if consistency not in ("linearizable", "lease", "stale"):
+            raise UsageError(f"consistency must be linearizable, lease or stale: {consistency!r}")
+        if member is None and consistency == "stale":
+            here = [m for m in self.members if node_of(m) == self.host.name]
+            member = here[0] if here else None
+        try:
+            if member is not None:
+                return await self.host.call(
+                    node_of(member), "read", [self.name, member, key, consistency], timeout
+                )
+            return await self._on_leader("read", [key, consistency], timeout)
+        except TimeoutError as exc:
+            raise ReadTimeout(f"read of {key!r} not served within {timeout} s") from exc
+
+    async def status(self, member: str | None = None, *, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
+        """``member``'s status (default: the leader's): role, term, commit and applied index,
+        leader, voters and learners, and, on the leader, each peer's progress."""
+        if member is not None:
+            return await self.host.call(node_of(member), "status", [self.name, member], timeout)  # type: ignore[no-any-return]
+        leader = await self.wait_for_leader(timeout)
+        st: dict[str, Any] = await self.host.call(
+            node_of(leader), "status", [self.name, leader], timeout
+        )
+        self._voters = st["voters"]
+        return st
+
+    async def state_machine_snapshot(
+        self,
+        member: str | None = None,
+        *,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> bytes:
+        """``member``'s state machine as :meth:`StateMachine.snapshot` bytes (default: the
+        leader's)."""
+        member = member or await self.wait_for_leader(timeout)
+        return await self.host.call(node_of(member), "snapshot", [self.name, member], timeout)  # type: ignore[no-any-return]
+
+    @property
+    def quorum_size(self) -> int:
+        """Voters needed for a decision (as of the membership this handle last saw)."""
+        return len(self._voters) // 2 + 1
+
+    async def has_quorum(self, timeout: float = 5.0) -> bool:  # noqa: ASYNC109
+        """Whether a leader can confirm its leadership with a quorum of voters now (a
+        ReadIndex round, or the lease on a ``lease_reads`` group) within ``timeout``."""
+        try:
+            await self._on_leader("confirm", [], timeout)
+        except (ClusterError, TimeoutError):
+            return False
+        return True
+
+    # --- membership ---
+
+    async def add_member(
+        self,
+        node: str | None = None,
+        *,
+        durable: bool | None = None,
+        wait_voter: bool = False,
+        timeout: float = 30.0,  # noqa: ASYNC109
+    ) -> str:
+        """Start a member on ``node`` (default: a new one on this node) and add it as a learner;
+        the leader promotes it to voter once caught up, while voters are under the cap or in
+        place of a failed voter. Returns its id once it is a member, and a voter if there was
+        room (or ``wait_voter``: once it replaced a failed voter)."""
+        status = await self.status(timeout=timeout)
+        if node is None:
+            known = {*self.members, *status["voters"], *status["learners"]}
+            k = 1 + max(
+                (int(m.partition("#")[2]) for m in known if m.partition("#")[2].isdigit()),
+                default=0,
+            )
+            member = f"{self.host.name}#{k}"
+        else:
+            member = node
+        if member in status["voters"] or member in status["learners"]:
+            raise UsageError(f"{member} is already a member of {self.name}")
+        meta = await self._meta_like(status["leader"], member, durable)
+        async with asyncio.timeout(timeout):
+            await self.host.call(node_of(member), "create", [meta, None, []], timeout)
+            await self._on_leader("conf", ["add_learner", member], timeout)
+            self.members.append(member)
+            if wait_voter or len(status["voters"]) < status["max_voters"]:
+                # The leader decides when; poll its view (a remote one, no event to wait on).
+                while member not in (await self.status(timeout=timeout))["voters"]:  # noqa: ASYNC110
+                    await asyncio.sleep(_RETRY_PAUSE * 2)
+        return member
+
+    async def _meta_like(self, leader: str, member: str, durable: bool | None) -> dict[str, Any]:
+        st = await self.host.call(node_of(leader), "meta", [self.name, leader], 5.0)
+        meta = dict(st)
+        meta["member"] = member
+        if durable is not None:
+            meta["durable"] = durable
+        return meta
+
+    async def remove_member(self, member: str, *, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Remove ``member`` from the group; it stops and deletes its data once it learns.
+        A leading member first hands leadership to another voter, so writes do not wait for
+        an election."""
+        status = await self.status(timeout=timeout)
+        others = [v for v in status["voters"] if v != member]
+        if status["id"] == member and others:
+            caught_up = [v for v in others if status["progress"].get(v, {}).get("lag", 1) == 0]
+            await self.transfer_leadership((caught_up or others)[0], timeout=timeout)
+        await self._on_leader("conf", ["remove", member], timeout)
+        if member in self.members:
+            self.members.remove(member)
+        if self._leader == member:
+            self._leader = None
+
+    async def transfer_leadership(self, to: str, *, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Hand leadership to voter ``to``; returns once it leads."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            leader = await self.wait_for_leader(max(0.0, deadline - loop.time()))
+            if leader == to:
+                return
+            if loop.time() >= deadline:
+                raise NoLeader(f"leadership did not move to {to} within {timeout} s")
+            await self.host.call(node_of(leader), "transfer", [self.name, leader, to], timeout)
+            await asyncio.sleep(_RETRY_PAUSE * 2)
+            self._leader = None
+
+    # --- in-process members ---
+
+    async def stop_member(self, member: str) -> None:
+        """Stop ``member`` as if its node crashed (its data stays; see :meth:`restart_member`)."""
+        await self.host.call(node_of(member), "stop", [self.name, member], 10.0)
+
+    async def restart_member(self, member: str) -> None:
+        """Restart a stopped member from its durable storage."""
+        await self.host.call(node_of(member), "restart", [self.name, member], 10.0)
+
+    async def stop(self) -> None:
+        """Stop every member of the group (their data stays: restarted nodes resume them)."""
+        await asyncio.gather(
+            *(
+                self.host.call(n, "stop", [self.name, None], 10.0)
+                for n in sorted({node_of(m) for m in self.members})
+            ),
+            return_exceptions=True,
+        )
+
+
+def _meta(
+    group: str, member: str, ref: str, config: ClusterConfig, durable: bool | None
+) -> dict[str, Any]:
+    """What a member keeps beside its data; ``durable`` None becomes ``"auto"``: durable where
+    the member's node has a data directory (decided there)."""
+    return {
+        "group": group,
+        "member": member,
+        "ref": ref,
+        "config": config.as_dict(),
+        "durable": "auto" if durable is None else durable,
+    }

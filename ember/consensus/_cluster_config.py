@@ -1,0 +1,73 @@
+"""How a replicated group runs: timing, snapshots, membership policy and reads."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from .._errors import UsageError
+from ._config import RaftConfig
+
+__all__ = ["ClusterConfig"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClusterConfig:
+    """The settings every member of a group shares (stored with each member on disk)."""
+
+    tick_interval: float = 0.05
+    """Seconds per Raft tick. The leader heartbeats every ``heartbeat_tick`` ticks and a
+    follower campaigns after ``election_tick`` to ``2 * election_tick`` silent ticks: with the
+    defaults, 50 ms heartbeats and a 0.5-1 s election timeout (a failover takes about that)."""
+
+    election_tick: int = 10
+    """See :attr:`RaftConfig.election_tick`."""
+
+    heartbeat_tick: int = 1
+    """See :attr:`RaftConfig.heartbeat_tick`."""
+
+    snapshot_every: int = 10_000
+    """A member snapshots its state machine and compacts its log once it has applied this many
+    entries since its last snapshot."""
+
+    max_voters: int = 5
+    """The voter cap: members beyond it stay learners, promoted when a voter fails."""
+
+    catchup_lag: int = 64
+    """A learner within this many entries of the leader's log counts as caught up (promotable)."""
+
+    lease_reads: bool = False
+    """Serve ReadIndex from the leader's check-quorum lease instead of a heartbeat round
+    (``read(consistency="lease")``); relies on bounded clock drift between members."""
+
+    session_limit: int = 100_000
+    """How many write outcomes are kept for exactly-once retries (the newest)."""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.tick_interval, (int, float)) or not 0 < self.tick_interval <= 10:
+            raise UsageError(f"tick_interval must be in (0, 10] seconds: {self.tick_interval!r}")
+        for name in ("snapshot_every", "max_voters", "catchup_lag", "session_limit"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise UsageError(f"{name} must be a positive int, not {value!r}")
+        self.raft_config("check")  # validates the Raft fields
+
+    def raft_config(self, member: str) -> RaftConfig:
+        """The core's configuration for ``member``."""
+        return RaftConfig(
+            id=member,
+            election_tick=self.election_tick,
+            heartbeat_tick=self.heartbeat_tick,
+            pre_vote=True,
+            check_quorum=True,
+            read_only="lease" if self.lease_reads else "safe",
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ClusterConfig:
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in fields})

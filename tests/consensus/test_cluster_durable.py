@@ -1,0 +1,66 @@
+"""Durable in-process groups: snapshots compact the log, members restart from DurableStorage
+(alone, or with the whole node), and a member far behind catches up by snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import ember
+from ember.consensus import Cluster, ClusterConfig, DurableStorage
+
+
+async def wait_applied(cluster: Cluster, member: str, index: int) -> None:
+    while (await cluster.status(member))["applied"] < index:  # noqa: ASYNC110 - virtual time
+        await asyncio.sleep(0.05)
+
+
+async def test_snapshot_and_restart_from_disk(tmp_path: Path) -> None:
+    config = ClusterConfig(snapshot_every=10)
+    async with ember.Node("d", data_dir=tmp_path) as node:
+        cluster = await Cluster.start(nodes=3, node=node, name="kv", config=config)
+        assert cluster.members == ["d#1", "d#2", "d#3"]
+        await cluster.wait_for_leader(timeout=10)
+        for i in range(35):
+            await cluster.write({"key": f"k{i % 7}", "value": i})
+        commit = (await cluster.status())["commit"]
+        for m in cluster.members:
+            await wait_applied(cluster, m, commit)
+        dirs = sorted(p.name for p in (tmp_path / "raft").iterdir())
+        assert dirs == ["kv#1", "kv#2", "kv#3"]
+    for name in dirs:  # the node stopped: every member compacted behind a snapshot
+        with DurableStorage(tmp_path / "raft" / name) as store:
+            assert store.snapshot().meta.index >= 30
+            assert store.first_index() == store.snapshot().meta.index + 1
+    async with ember.Node("d", data_dir=tmp_path) as node:  # the members come back by themselves
+        cluster = Cluster.connect("kv", ["d#1", "d#2", "d#3"], node=node)
+        await cluster.wait_for_leader(timeout=10)
+        assert [await cluster.read(f"k{j}") for j in range(7)] == [28, 29, 30, 31, 32, 33, 34]
+        for m in cluster.members:
+            assert await cluster.read("k6", consistency="stale", member=m) == 34
+        assert await cluster.write({"key": "k0", "value": "again"}) == 28
+
+
+async def test_stopped_member_catches_up_by_snapshot(tmp_path: Path) -> None:
+    config = ClusterConfig(snapshot_every=5)
+    async with ember.Node("s", data_dir=tmp_path) as node:
+        cluster = await Cluster.start(nodes=3, node=node, name="lag", config=config)
+        leader = await cluster.wait_for_leader(timeout=10)
+        behind = next(m for m in cluster.members if m != leader)
+        await cluster.stop_member(behind)
+        for i in range(40):  # the others compact past everything the stopped one has
+            await cluster.write({"key": "n", "value": i})
+        await cluster.restart_member(behind)
+        commit = (await cluster.status())["commit"]
+        await wait_applied(cluster, behind, commit)
+        assert await cluster.read("n", consistency="stale", member=behind) == 39
+        st = await cluster.status(behind)
+        assert st["role"] == "follower" and st["leader"] == leader
+
+
+async def test_memory_group_on_a_node_without_data_dir(node: Any) -> None:
+    cluster = await Cluster.start(nodes=1, node=node, name="solo")
+    assert await cluster.wait_for_leader(timeout=10) == "test#1"
+    assert await cluster.write({"key": "a", "value": 1}) is None
+    assert node.raft.root is None
