@@ -2,9 +2,9 @@
 
 Why SQLite, the file layout and the measurements are in ``docs/consensus.md`` (The durable
 log). In short: each ``save`` is one transaction, and committing a WAL transaction with
-``synchronous=FULL`` fsyncs the WAL once, so a batch of entries costs one sync (group commit). A torn or corrupt WAL
-tail (frames after the last one whose checksum chain is intact) is discarded by SQLite's WAL
-recovery when the store is opened; the committed prefix survives.
+``synchronous=FULL`` fsyncs the WAL once, so a batch of entries costs one sync (group commit).
+A torn or corrupt WAL tail (frames after the last one whose checksum chain is intact) is
+discarded by SQLite's WAL recovery when the store is opened; the committed prefix survives.
 """
 
 from __future__ import annotations
