@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -68,6 +69,10 @@ class Node(KernelNode):
     on a wildcard address. ``mdns_probe=False`` skips mDNS name probing (about 1 s at start;
     it refuses a second live node of the same name), for clusters whose names are unique by
     construction.
+
+    ``seed`` seeds :attr:`rng`, the one source of randomness of the node's protocol cores
+    (SWIM probe order and jitter, Raft election timeouts): with a seed and the virtual-time
+    loop a test replays exactly. ``None`` seeds from the operating system.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class Node(KernelNode):
         meta: Mapping[str, Any] | None = None,
         advertise: str | None = None,
         mdns_probe: bool = True,
+        seed: int | None = None,
     ) -> None:
         self._connect = [parse_node_address(c) for c in connect]
         self._seeds = parse_seeds(join)
@@ -116,6 +122,8 @@ class Node(KernelNode):
                 creation = 1
         super().__init__(name, creation=creation)
         self.cluster = cluster
+        self.rng = random.Random(seed)
+        """The node's source of randomness; each core gets a generator seeded from it."""
         self.data_dir = Path(data_dir) if data_dir is not None else None
         """Where this node keeps durable state (Raft logs, the creation counter), if anywhere."""
         self._cookie = cookie
@@ -168,6 +176,7 @@ class Node(KernelNode):
             on_node_down=on_down,
             ssl_server=self._ssl[0],
             ssl_client=self._ssl[1],
+            rng=random.Random(self.rng.getrandbits(64)),
         )
         dist = self.dist = Distribution(
             self, self.transport, codec=self._codec, spawn_allow=self._spawn_allow
@@ -223,6 +232,7 @@ class Node(KernelNode):
             meta=self._meta,
             seeds=self._seeds,
             discovery=sources,
+            rng=random.Random(self.rng.getrandbits(64)),
         )
         self.mesh.add_listener(self._member_event)
         await self.mesh.start()

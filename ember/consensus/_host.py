@@ -116,13 +116,13 @@ def _decode_error(value: list[Any]) -> EmberError:
 
 
 class _Call:
-    __slots__ = ("fut", "node", "started", "was_connected")
+    __slots__ = ("fut", "grace", "node", "was_connected")
 
-    def __init__(self, fut: asyncio.Future[Any], node: str, started: float, connected: bool):
+    def __init__(self, fut: asyncio.Future[Any], node: str, connected: bool):
         self.fut = fut
         self.node = node
-        self.started = started
         self.was_connected = connected
+        self.grace: asyncio.TimerHandle | None = None
 
 
 class RaftHost:
@@ -141,14 +141,13 @@ class RaftHost:
         self._calls: dict[int, _Call] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._watchdog: asyncio.TimerHandle | None = None
-        self._up: set[str] = set()
+        self._unlisten: Callable[[], None] | None = None
         self._lost: set[str] = set()
         """Nodes whose connection dropped and is not back: requests to them fail at once
         (``PeerLost``, not sent) while a background dial tries to reach them again."""
         self._redials: dict[str, asyncio.Task[Any]] = {}
         self._unsubscribe: Callable[[], None] | None = None
-        self._rng = random.Random()
+        self._rng = random.Random(node.rng.getrandbits(64))
         self.started = False
 
     @property
@@ -163,7 +162,7 @@ class RaftHost:
         self.started = True
         if self.node.dist is not None:
             self.node.dist.add_channel_handler(Channel.RAFT, self._on_frame)
-            self._watchdog = asyncio.get_running_loop().call_later(0.1, self._check_calls)
+            self._unlisten = self.node.dist.add_node_listener(self._on_node)
         if self.node.mesh is not None:
             self._unsubscribe = self.node.on_member_event(self._on_member_event)
         root = self.root
@@ -180,8 +179,8 @@ class RaftHost:
         self.started = False
         if self._unsubscribe is not None:
             self._unsubscribe()
-        if self._watchdog is not None:
-            self._watchdog.cancel()
+        if self._unlisten is not None:
+            self._unlisten()
         if self.node.dist is not None:
             self.node.dist.remove_channel_handler(Channel.RAFT)
         for task in list(self._tasks):
@@ -413,11 +412,15 @@ class RaftHost:
             self._send_frame(node, msgpack.packb((_REQ, call_id, op, args, within)))
         except EmberError as exc:
             raise PeerLost(node, False) from exc
-        self._calls[call_id] = _Call(fut, node, loop.time(), transport.is_connected(node))
+        call = self._calls[call_id] = _Call(fut, node, transport.is_connected(node))
+        if not call.was_connected:
+            call.grace = loop.call_later(self.CONNECT_GRACE, self._grace_over, call_id)
         try:
             return await fut
         finally:
             self._calls.pop(call_id, None)
+            if call.grace is not None:
+                call.grace.cancel()
 
     def is_reachable(self, node: str) -> bool:
         """False for a node whose connection dropped and is not back yet (a node never
@@ -425,9 +428,6 @@ class RaftHost:
         transport = self.node.transport
         if node == self.name or transport is None or transport.is_connected(node):
             return True
-        if node in self._up:  # dropped since the watchdog last looked
-            self._up.discard(node)
-            self._lost.add(node)
         return node not in self._lost
 
     def _redial(self, node: str) -> None:
@@ -444,24 +444,29 @@ class RaftHost:
         self._redials[node] = task
         task.add_done_callback(lambda _t: self._redials.pop(node, None))
 
-    def _check_calls(self) -> None:
-        """Fail the requests whose node went away (SIGKILL: the connection drops)."""
-        loop = asyncio.get_running_loop()
-        transport = self.node.transport
-        now = loop.time()
-        if transport is not None:
-            up = set(transport.connected_nodes())
-            self._lost = (self._lost | (self._up - up)) - up
-            self._up = up
-            for call_id, call in list(self._calls.items()):
-                if transport.is_connected(call.node):
+    def _on_node(self, node: str, up: bool) -> None:
+        """A connection opened or ended: requests waiting on a lost node fail at once."""
+        if up:
+            self._lost.discard(node)
+            for call in self._calls.values():
+                if call.node == node:
                     call.was_connected = True
-                    continue
-                if call.was_connected or now - call.started > self.CONNECT_GRACE:
-                    del self._calls[call_id]
-                    if not call.fut.done():
-                        call.fut.set_exception(PeerLost(call.node, True))
-        self._watchdog = loop.call_later(0.1, self._check_calls)
+            return
+        self._lost.add(node)
+        for call_id, call in list(self._calls.items()):
+            if call.node == node:
+                self._fail(call_id, call)
+
+    def _grace_over(self, call_id: int) -> None:
+        """A request to a node that never connected since it was sent fails now."""
+        call = self._calls.get(call_id)
+        if call is not None and not call.was_connected:
+            self._fail(call_id, call)
+
+    def _fail(self, call_id: int, call: _Call) -> None:
+        del self._calls[call_id]
+        if not call.fut.done():
+            call.fut.set_exception(PeerLost(call.node, True))
 
     # --- requests (served here for local and remote callers) ---
 

@@ -5,6 +5,9 @@
 * The ``node`` fixture gives the test a started :class:`ember.Node` named ``test``; the
   ``make_node`` fixture gives a factory ``make_node(name)`` for more nodes in the same loop.
   Both are stopped in order when the test ends.
+* Their nodes are seeded (``Node(seed=...)``) from one seed per test: ``EMBER_SEED`` if set,
+  else a random one. A failing test carries a note with it; ``EMBER_SEED=<n>`` replays the
+  same protocol randomness (with ``PYTHONHASHSEED`` fixed too, set iteration orders match).
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
+import random
+import zlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -62,15 +68,17 @@ def run_test(
     fn: Callable[..., Coroutine[Any, Any, Any]], kwargs: dict[str, Any], realtime: bool = False
 ) -> None:
     """Run one async test function, starting the nodes its fixtures asked for."""
+    env = os.environ.get("EMBER_SEED")
+    seed = int(env) if env else random.SystemRandom().randrange(2**32)
 
     async def main() -> None:
         async with contextlib.AsyncExitStack() as stack:
             for key, value in list(kwargs.items()):
                 if isinstance(value, _NodeRequest):
                     kwargs[key] = (
-                        _factory(stack)
+                        _factory(stack, seed)
                         if value.factory
-                        else (await stack.enter_async_context(Node("test")))
+                        else (await stack.enter_async_context(Node("test", seed=seed)))
                     )
             await fn(**kwargs)
 
@@ -80,12 +88,19 @@ def run_test(
         factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
     else:
         factory = VirtualTimeLoop
-    with asyncio.Runner(loop_factory=factory) as runner:
-        runner.run(main())
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(main())
+    except BaseException as exc:
+        exc.add_note(f"ember: node seed {seed}; replay with EMBER_SEED={seed}")
+        raise
 
 
-def _factory(stack: contextlib.AsyncExitStack) -> Callable[..., Coroutine[Any, Any, Node]]:
+def _factory(
+    stack: contextlib.AsyncExitStack, seed: int
+) -> Callable[..., Coroutine[Any, Any, Node]]:
     async def make(name: str, **kwargs: Any) -> Node:
+        kwargs.setdefault("seed", zlib.crc32(f"{seed}/{name}".encode()))
         return await stack.enter_async_context(Node(name, **kwargs))
 
     return make

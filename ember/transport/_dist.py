@@ -111,6 +111,7 @@ class Distribution:
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handlers: dict[Channel, Callable[[str, bytes], None]] = {}
+        self._node_listeners: list[Callable[[str, bool], None]] = []
         self.dropped = 0
         self.protocol_errors = 0
         self.signal_overflows = 0
@@ -141,6 +142,19 @@ class Distribution:
     def remove_channel_handler(self, channel: Channel) -> None:
         """Stop handing ``channel``'s frames to its handler (they are counted and dropped)."""
         self._handlers.pop(channel, None)
+
+    def add_node_listener(self, listener: Callable[[str, bool], None]) -> Callable[[], None]:
+        """Call ``listener(peer, up)`` when a connection to ``peer`` opens (``True``) or ends
+        (``False``), for layers in this process (processes use ``subscribe_nodes``). Called
+        from the loop like channel handlers; what it raises is logged, counted and swallowed.
+        Returns a function that removes the listener."""
+        self._node_listeners.append(listener)
+
+        def remove() -> None:
+            if listener in self._node_listeners:
+                self._node_listeners.remove(listener)
+
+        return remove
 
     async def close(self) -> None:
         """Stop pending dials and spawns; fail the calls still waiting for a reply."""
@@ -456,6 +470,8 @@ class Distribution:
         """Transport callback: a connection to ``peer`` opened."""
         log.info("node %s up (creation %d)", peer, creation)
         self.node.node_up(peer)
+        for listener in list(self._node_listeners):
+            guarded_call(self, "node listener", listener, peer, True)
 
     def on_node_down(self, peer: str, reason: str) -> None:
         """Transport callback: ``peer`` is unreachable. Its calls fail with ``NodeDown`` and the
@@ -466,6 +482,8 @@ class Distribution:
             if fut is not None:
                 fut.set_exception(NodeDown(call.pid))
         self.node.node_down(peer)
+        for listener in list(self._node_listeners):
+            guarded_call(self, "node listener", listener, peer, False)
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

@@ -103,3 +103,26 @@ async def test_user_and_control_and_a_second_handler_are_refused() -> None:
             a.dist.add_channel_handler(Channel.PG, lambda peer, p: None)
     finally:
         await a.stop()
+
+
+async def test_node_listeners_hear_connections_open_and_end() -> None:
+    a, b = await pair()
+    seen: list[tuple[str, bool]] = []
+    try:
+        assert a.dist is not None and b.dist is not None
+        remove = a.dist.add_node_listener(lambda peer, up: seen.append((peer, up)))
+        a.dist.add_node_listener(lambda peer, up: 1 / 0)  # a raising one is counted, not fatal
+        b_transport = b.transport
+        assert b_transport is not None
+        down = asyncio.Event()
+        a.dist.add_node_listener(lambda peer, up: None if up else down.set())
+        await b_transport.close()
+        async with asyncio.timeout(10):
+            await down.wait()
+        assert seen == [("b", False)]
+        assert a.dist.callback_errors >= 1
+        remove()
+        remove()  # idempotent
+    finally:
+        await b.stop()
+        await a.stop()

@@ -56,3 +56,33 @@ def test_nodes_are_stopped_after_the_test():
 
     run_test(body, {"node": _NodeRequest(factory=False)})
     assert seen == ["shutdown"]
+
+
+def test_a_seed_replays_the_protocol_randomness(monkeypatch: pytest.MonkeyPatch) -> None:
+    from ember.consensus import Cluster
+
+    runs: list[tuple[str | None, int, float]] = []
+
+    async def elect(node: ember.Node) -> None:
+        cluster = await Cluster.start(nodes=3, node=node)
+        try:
+            await cluster.wait_for_leader(timeout=30)
+            status = await cluster.status()
+            runs.append((status["leader"], status["term"], asyncio.get_running_loop().time()))
+        finally:
+            await cluster.stop()
+
+    monkeypatch.setenv("EMBER_SEED", "1234")
+    for _ in range(2):
+        run_test(elect, {"node": _NodeRequest(factory=False)})
+    assert runs[0] == runs[1]  # same leader, term and (virtual) time of election
+
+
+def test_a_failing_test_carries_its_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def fail(node: ember.Node) -> None:
+        raise AssertionError("boom")
+
+    monkeypatch.setenv("EMBER_SEED", "77")
+    with pytest.raises(AssertionError) as info:
+        run_test(fail, {"node": _NodeRequest(factory=False)})
+    assert "EMBER_SEED=77" in "".join(info.value.__notes__)
