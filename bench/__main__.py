@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._util import goal as _goal
+
 # name -> module; run in this order (pykka last: its threads never share the loop's time).
 BENCHMARKS = {
     "tell": "bench.tell",
@@ -119,17 +121,11 @@ def cross(benchmarks: dict[str, Any]) -> dict[str, float | None]:
     return out
 
 
-def _goal(text: str, value: float | None, target: float, at_least: bool) -> dict[str, Any]:
-    ok: bool | None = None
-    if value is not None:
-        ok = value >= target if at_least else value <= target
-    return {"goal": text, "value": value, "target": target, "pass": ok}
-
-
 def goals(benchmarks: dict[str, Any], xr: dict[str, float | None]) -> dict[str, Any]:
-    """The goals of issues 2, 3 and 4, each with its measured value and pass/fail (None: not
+    """The goals of issues 2 to 5, each with its measured value and pass/fail (None: not
     run)."""
     from .mesh import goals as mesh_goals
+    from .raft import goals as raft_goals
     from .remote import goals as remote_goals
 
     def ratio_of(name: str, key: str) -> float | None:
@@ -208,6 +204,7 @@ def goals(benchmarks: dict[str, Any], xr: dict[str, float | None]) -> dict[str, 
         ),
         **remote_goals(benchmarks),
         **mesh_goals(benchmarks),
+        **raft_goals(benchmarks),
     }
 
 

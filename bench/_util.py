@@ -49,6 +49,14 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3)
 
 
+def goal(text: str, value: float | None, target: float, at_least: bool) -> dict[str, Any]:
+    """One goal: its text, the measured value, the target and pass (None: not measured)."""
+    ok: bool | None = None
+    if value is not None:
+        ok = value >= target if at_least else value <= target
+    return {"goal": text, "value": value, "target": target, "pass": ok}
+
+
 def rounded(values: dict[str, float]) -> dict[str, float]:
     return {k: round(v, 1) for k, v in values.items()}
 

@@ -63,6 +63,8 @@ from ember.mesh import (
     SwimConfig,
 )
 
+from ._util import goal
+
 NAME = "mesh"
 SEED = 4000
 DELAY = (0.0005, 0.002)
@@ -358,13 +360,6 @@ def ratio(a: float | None, b: float | None) -> float | None:
     if a is None or b is None or b == 0:
         return None
     return round(a / b, 3)
-
-
-def goal(text: str, value: float | None, target: float, at_least: bool) -> dict[str, Any]:
-    ok: bool | None = None
-    if value is not None:
-        ok = value >= target if at_least else value <= target
-    return {"goal": text, "value": value, "target": target, "pass": ok}
 
 
 def memberlist_suspicion_min(n: int, probe_interval: float) -> float:

@@ -34,7 +34,7 @@ from typing import Any
 
 import msgpack
 
-from bench._util import ratio, run_uvloop
+from bench._util import goal, ratio, run_uvloop
 
 WRITERS = (1, 16, 64, 256)
 VALUE = b"x" * 100
@@ -104,7 +104,6 @@ async def measure_load(
 
 
 async def ember_bench(quick: bool, reps: int, workdir: Path) -> dict[str, Any]:
-    import ember
     from ember.cli._cluster import LocalCluster
     from ember.consensus import Cluster, ClusterError
 
@@ -112,20 +111,8 @@ async def ember_bench(quick: bool, reps: int, workdir: Path) -> dict[str, Any]:
         3, workdir=workdir / "ember", discovery="seeds", cluster=f"b{secrets.token_hex(4)}"
     )
     await procs.start()
-    client = ember.Node(
-        "bench-client",
-        listen="127.0.0.1:0",
-        cookie=procs.cookie,
-        cluster=procs.cluster,
-        discovery="seeds",
-        join=[procs.nodes["n1"].spec],
-        mesh="local",
-    )
-    await client.start()
+    client = await procs.client("bench-client", 60.0)
     try:
-        async with asyncio.timeout(60):
-            while not {"n1", "n2", "n3"} <= {m.name for m in client.members()}:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
         members = ["n1", "n2", "n3"]
         cluster = await Cluster.start(nodes=members, name="bench", node=client)
         await cluster.wait_for_leader(timeout=60)
@@ -417,3 +404,28 @@ def main() -> None:
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONHASHSEED", "0")
     main()
+
+
+def goals(benchmarks: dict[str, Any]) -> dict[str, Any]:
+    """The goals of issue 5, for ``python -m bench`` (``pass`` is None if not run)."""
+    sec = benchmarks.get("raft")
+    r: dict[str, Any] = {} if sec is None else sec["results"]
+    p99_64 = r.get("ember_64_writers_p99_ms")
+    return {
+        "raft_64_writers": goal(
+            "64 concurrent writers >= etcd's 5,500 writes/s", r.get("ember_64_writers"), 5500, True
+        ),
+        "raft_64_writers_p99": goal("64 writers: p99 < 50 ms", p99_64, 50, False),
+        "raft_sequential_p50": goal(
+            "1 writer: p50 < 1.5 ms", r.get("ember_1_writers_p50_ms"), 1.5, False
+        ),
+        "raft_failover": goal(
+            "failover median (SIGKILL of the leader) < 1.1 s",
+            r.get("ember_failover_median_s"),
+            1.1,
+            False,
+        ),
+        "raft_no_spurious_elections": goal(
+            "no election under load without a fault", r.get("ember_elections_under_load"), 0, False
+        ),
+    }

@@ -54,6 +54,7 @@ import msgpack  # type: ignore[import-untyped]
 import ember
 
 from ._util import assert_uvloop, interleaved, perf_counter, rates, ratio, run_uvloop, section
+from ._util import goal as _goal
 
 NAME = "remote"
 
@@ -583,13 +584,6 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
     }
     out["goals"] = goals_of(out["results"])  # from the rounded figures, as printed
     return out
-
-
-def _goal(text: str, value: float | None, target: float, at_least: bool) -> dict[str, Any]:
-    ok: bool | None = None
-    if value is not None:
-        ok = value >= target if at_least else value <= target
-    return {"goal": text, "value": value, "target": target, "pass": ok}
 
 
 def goals_of(results: dict[str, float] | None) -> dict[str, Any]:

@@ -98,4 +98,11 @@ def test_errors_share_one_root_and_timeouts_are_timeouterrors():
 
 
 def test_testing_namespace():
-    assert public(ember.testing) == {"VirtualTimeDeadlock", "VirtualTimeLoop", "run", "run_test"}
+    assert public(ember.testing) == {
+        "VirtualTimeDeadlock",
+        "VirtualTimeLoop",
+        "run",
+        "run_test",
+        "seeded",
+        "seeds",
+    }

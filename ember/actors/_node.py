@@ -1382,20 +1382,9 @@ class Node:
 
 def resolve_actor(target: str) -> type[Actor]:
     """Import ``"pkg.mod:Class"`` and check that it names an Actor subclass."""
-    import importlib
+    from ._refs import resolve_class
 
-    module_name, sep, qualname = target.partition(":")
-    if not sep or not module_name or not qualname:
-        raise UsageError(f"an actor reference looks like 'pkg.mod:Class', got {target!r}")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise UsageError(f"cannot import {target!r}: {exc}") from exc
-    if not (isinstance(obj, type) and issubclass(obj, Actor)):
-        raise UsageError(f"{target!r} is not an Actor subclass")
-    return obj
+    return resolve_class(target, Actor, "an actor")
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:

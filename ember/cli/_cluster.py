@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import EmberError
+from .._node import Node
 from ..actors import run
 
 
@@ -221,6 +222,37 @@ class LocalCluster:
             )
 
         await self.wait_for(converged, timeout, "membership convergence")
+
+    async def client(self, name: str, timeout: float = 60.0, **kwargs: Any) -> Node:  # noqa: ASYNC109
+        """A started node in this process that joins the cluster's mesh through its first
+        node, returned once it sees every running node alive (stop it yourself). ``kwargs``
+        go to :class:`ember.Node` (``mesh="local"`` unless given)."""
+        first = next(iter(self.nodes.values()))
+        kwargs.setdefault("mesh", self.mesh_profile)
+        node = Node(
+            name,
+            listen=f"{self.host}:0",
+            cookie=self.cookie,
+            cluster=self.cluster,
+            discovery="seeds",
+            join=[first.spec],
+            **kwargs,
+        )
+        await node.start()
+        changed = asyncio.Event()
+        remove = node.on_member_event(lambda _: changed.set())
+        want = {n.name for n in self.running()}
+        try:
+            async with asyncio.timeout(timeout):
+                while not want <= {m.name for m in node.members() if m.status.value == "alive"}:
+                    changed.clear()
+                    await changed.wait()
+        except BaseException:
+            await node.stop()
+            raise
+        finally:
+            remove()
+        return node
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` to node ``name``'s process (SIGKILL by default)."""

@@ -3,13 +3,13 @@ runs on the same commands in the same order, and :class:`KVStateMachine`, the de
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar
 
 import msgpack  # type: ignore[import-untyped]
 
 from .._errors import UsageError
+from ..actors._refs import resolve_class
 
 __all__ = ["KVStateMachine", "StateMachine", "apply", "resolve_state_machine", "state_machine_ref"]
 
@@ -116,17 +116,6 @@ def state_machine_ref(cls: type[StateMachine] | str) -> str:
 
 def resolve_state_machine(ref: str, allow: tuple[str, ...] | None = None) -> type[StateMachine]:
     """The class ``"pkg.mod:Class"`` names; ``allow`` lists the module prefixes accepted."""
-    module, sep, qualname = ref.partition(":")
-    if not sep or not module or not qualname:
-        raise UsageError(f"a state machine reference looks like 'pkg.mod:Class', not {ref!r}")
     if allow is not None and not any(ref.startswith(p) for p in allow):
         raise UsageError(f"state machine {ref!r} is not in this node's spawn_allow list")
-    try:
-        obj: Any = importlib.import_module(module)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
-        raise UsageError(f"cannot import state machine {ref!r}: {exc}") from exc
-    if not (isinstance(obj, type) and issubclass(obj, StateMachine)):
-        raise UsageError(f"{ref!r} is not a StateMachine subclass")
-    return obj
+    return resolve_class(ref, StateMachine, "a state machine")

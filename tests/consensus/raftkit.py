@@ -1,10 +1,7 @@
-"""Helpers for the Raft core's tests: seeds that can be replayed, request counting."""
+"""Helpers for the Raft core's tests: request counting and member ids (seeds come from
+``ember.testing.seeds`` / ``seeded``)."""
 
 from __future__ import annotations
-
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 from ember.consensus._messages import MsgType
 from ember.consensus._sim import Simulation
@@ -23,23 +20,6 @@ REQUESTS = frozenset(
         MsgType.TRANSFER_LEADER,
     }
 )
-
-
-def seeds(*defaults: int) -> list[int]:
-    """The seeds a randomized test runs with: ``EMBER_SEED`` if set, else ``defaults``."""
-    env = os.environ.get("EMBER_SEED")
-    return [int(env)] if env else list(defaults)
-
-
-@contextmanager
-def seeded(seed: int) -> Iterator[int]:
-    """Run a block under ``seed``; a failure inside carries the seed and how to replay it."""
-    try:
-        yield seed
-    except BaseException as exc:
-        exc.add_note(f"seed {seed}: replay with EMBER_SEED={seed}")
-        print(f"failing seed: {seed} (replay with EMBER_SEED={seed})")
-        raise
 
 
 def requests(sim: Simulation) -> int:

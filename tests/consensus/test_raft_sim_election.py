@@ -10,10 +10,11 @@ from __future__ import annotations
 import random
 
 import pytest
-from raftkit import ids, requests, seeded, seeds
+from raftkit import ids, requests
 
 from ember.consensus._messages import Role
 from ember.consensus._sim import Simulation
+from ember.testing import seeded, seeds
 
 
 @pytest.mark.parametrize("seed", seeds(1, 2, 3))

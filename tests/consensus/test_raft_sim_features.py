@@ -6,11 +6,12 @@ from __future__ import annotations
 import random
 
 import pytest
-from raftkit import ids, seeded, seeds
+from raftkit import ids
 
 from ember.consensus._errors import ProposalDropped
 from ember.consensus._messages import ConfChange, MsgType, Role
 from ember.consensus._sim import Simulation
+from ember.testing import seeded, seeds
 
 
 def _applied(sim: Simulation, node: str) -> list[bytes]:

@@ -8,10 +8,11 @@ from __future__ import annotations
 import random
 
 import pytest
-from raftkit import ids, requests, seeded, seeds
+from raftkit import ids, requests
 
 from ember.consensus._messages import MsgType
 from ember.consensus._sim import Simulation
+from ember.testing import seeded, seeds
 
 
 def test_basic_agreement() -> None:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import ember
 from ember.cli._cluster import LocalCluster
 from ember.consensus import Cluster, ClusterError, NoLeader, OutcomeUnknown
 
@@ -41,19 +40,8 @@ async def test_kill_9_the_leader_process_and_restart_it(tmp_path: Path) -> None:
     procs = LocalCluster(3, workdir=tmp_path, discovery="seeds", cluster=f"r{secrets.token_hex(4)}")
     async with asyncio.timeout(BOUND * 4):
         await procs.start()
-        client = ember.Node(
-            "client",
-            listen="127.0.0.1:0",
-            cookie=procs.cookie,
-            cluster=procs.cluster,
-            discovery="seeds",
-            join=[procs.nodes["n1"].spec],
-            mesh="local",
-        )
-        await client.start()
+        client = await procs.client("client", BOUND)  # sees n1..n3 alive
         try:
-            while not {"n1", "n2", "n3"} <= {m.name for m in client.members()}:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)  # the mesh has told the client every address
             cluster = await Cluster.start(nodes=["n1", "n2", "n3"], name="acct", node=client)
             leader = await cluster.wait_for_leader(timeout=BOUND)
             acked: dict[str, int] = {}

@@ -1,15 +1,13 @@
-"""Helpers for the mesh tests: seeds that replay, and hand-wired SWIM cores.
+"""Helpers for the mesh tests: hand-wired SWIM cores and a fake DNS resolver.
 
-Randomized tests take their seeds from :func:`seeds`; set ``EMBER_SEED=<n>`` to replay one seed.
-:func:`seeded` adds the seed (and how to replay it) to any failure raised inside it.
+Randomized tests take their seeds from ``ember.testing.seeds`` and run under
+``ember.testing.seeded``; ``EMBER_SEED=<n>`` replays one seed.
 """
 
 from __future__ import annotations
 
-import os
 import random
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import Any
 
 import dns.rdata
@@ -18,23 +16,6 @@ import dns.rdatatype
 import dns.resolver
 
 from ember.mesh import Ack, Alive, Message, Outgoing, Ping, Ready, Swim, SwimConfig
-
-
-def seeds(*defaults: int) -> list[int]:
-    """The seeds a randomized test runs with: ``EMBER_SEED`` if set, else ``defaults``."""
-    env = os.environ.get("EMBER_SEED")
-    return [int(env)] if env else list(defaults)
-
-
-@contextmanager
-def seeded(seed: int) -> Iterator[int]:
-    """Run a block under ``seed``; a failure inside carries the seed and how to replay it."""
-    try:
-        yield seed
-    except BaseException as exc:
-        exc.add_note(f"seed {seed}: replay with EMBER_SEED={seed}")
-        print(f"failing seed: {seed} (replay with EMBER_SEED={seed})")
-        raise
 
 
 def addr(name: str) -> str:

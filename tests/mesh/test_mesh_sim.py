@@ -9,7 +9,6 @@ from __future__ import annotations
 import statistics
 
 import pytest
-from meshkit import seeded, seeds
 
 from ember.mesh import (
     MemberEvent,
@@ -22,6 +21,7 @@ from ember.mesh import (
     Simulation,
     SwimConfig,
 )
+from ember.testing import seeded, seeds
 
 ALIVE, FAILED, LEFT = MemberStatus.ALIVE, MemberStatus.FAILED, MemberStatus.LEFT
 
