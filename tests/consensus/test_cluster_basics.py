@@ -171,3 +171,21 @@ async def test_no_quorum_no_leader(node: Any) -> None:
         await cluster.write({"key": "a", "value": 2}, timeout=2)
     assert not await cluster.has_quorum(timeout=1)
     await cluster.stop()
+
+
+async def test_several_groups_on_one_node_stay_apart(node: Any) -> None:
+    # Groups share the node's host and the RAFT channel; each keeps its own log and state.
+    kv = await Cluster.start(nodes=3, node=node, name="kv2")
+    orders = await Cluster.start(nodes=3, node=node, name="orders", state_machine=OrderBook)
+    await kv.wait_for_leader(timeout=10)
+    await orders.wait_for_leader(timeout=10)
+    assert await kv.write({"key": "a", "value": 1}) is None
+    assert await orders.write({"op": "add_order", "id": "o1", "qty": 3}) == 1
+    assert await kv.read("a") == 1
+    assert await orders.read("o1") == 3
+    assert await kv.read("o1") is None
+    assert await orders.read("a") is None
+    assert (await kv.status())["commit"] != 0 and (await orders.status())["commit"] != 0
+    await kv.stop()
+    assert await orders.write({"op": "add_order", "id": "o2", "qty": 1}) == 2
+    await orders.stop()
