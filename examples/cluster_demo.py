@@ -1,6 +1,7 @@
 """Ember cluster demo: three node processes on loopback find each other by mDNS, this process
-joins them the same way, actors run on each node, calls cross nodes, a node killed with SIGKILL
-is seen by the monitors and by the membership, then everything shuts down cleanly.
+joins them the same way, actors run on each node, calls cross nodes, a Raft group spans the
+three nodes, a node killed with SIGKILL is seen by the monitors and by the membership while the
+Raft group keeps taking writes, then everything shuts down cleanly.
 
 Run it with ``make demo`` (or ``python -m examples.cluster_demo`` from the repository root).
 """
@@ -17,6 +18,7 @@ from typing import Any
 import ember
 from ember.cli._cluster import LocalCluster
 from ember.cli._memberscmd import format_table
+from ember.consensus import Cluster
 from ember.transport._config import TransportConfig
 
 
@@ -84,13 +86,20 @@ async def demo(workdir: Path) -> None:
             for pid in counters.values():
                 print(f"  call {pid} 'get' -> {await ember.call(pid, 'get')}")
 
+            kv = await Cluster.start(nodes=list(cluster.nodes), name="demo-kv", node=me)
+            leader = await kv.wait_for_leader(timeout=30)
+            await kv.write({"key": "greeting", "value": "hello"})
+            print(f"raft group 'demo-kv' on n1, n2, n3 (leader {leader}); wrote greeting=hello,")
+            print(f"  a linearizable read gives {await kv.read('greeting')!r}")
+
             downs: asyncio.Queue[tuple[ember.Down, float]] = asyncio.Queue()
             watcher = await me.spawn(Watcher, downs)
-            victim = counters["n3"]
+            doomed = leader  # kill the Raft leader's node: monitors, membership and Raft all react
+            victim = counters[doomed]
             ref = await ember.call(watcher, ("watch", victim))
-            print(f"watching {victim} ({ref}); killing node n3 with SIGKILL...")
+            print(f"watching {victim} ({ref}); killing {doomed} (the raft leader) with SIGKILL...")
             killed_at = time.monotonic()
-            cluster.kill("n3")
+            cluster.kill(doomed)
             down, seen_at = await asyncio.wait_for(downs.get(), timeout=30)
             print(
                 f"  Down({down.pid}, reason={down.reason!r}) after "
@@ -100,10 +109,15 @@ async def demo(workdir: Path) -> None:
                 await ember.call(victim, "get", timeout=2)
             except ember.NoProc as exc:
                 print(f"  a call to it now raises {type(exc).__name__} ({exc.reason!r})")
-            await until_members(me, {"n3": "failed"})
-            print("the membership agrees: n3 is failed")
+            await until_members(me, {doomed: "failed"})
+            print(f"the membership agrees: {doomed} is failed")
             print("  " + format_table(me.members()).replace("\n", "\n  "))
             print(f"still connected to {me.connected_nodes()}")
+            await kv.write({"key": "after", "value": "the kill"}, timeout=30)
+            leader = await kv.wait_for_leader(timeout=30)
+            assert leader != doomed
+            print(f"raft without {doomed}: new leader {leader}, wrote after='the kill' (2 of 3);")
+            print(f"  greeting is still {await kv.read('greeting')!r}")
         codes = await cluster.stop()
         print("stopped the cluster: " + ", ".join(f"{n} exit {c}" for n, c in codes.items()))
 
