@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import sys
@@ -40,7 +41,8 @@ def cmd_members(args: argparse.Namespace) -> int:
         members = run(lambda: query(args, cookie))
     except (EmberError, TimeoutError, OSError) as exc:
         print(
-            f"ember: cannot get the members of {args.node}: {exc or 'timed out'}", file=sys.stderr
+            f"ember: cannot get the members of {args.node}: {str(exc) or 'no answer in time'}",
+            file=sys.stderr,
         )
         return 1
     if args.json:
@@ -67,10 +69,11 @@ async def query(args: argparse.Namespace, cookie: str) -> tuple[Member, ...]:
         ssl_server=ssl_server,
         ssl_client=ssl_client,
     )
-    await node.start()
     try:
-        assert node.transport is not None and node.dist is not None
-        return await fetch_members(node.transport, node.dist, name, args.timeout)
+        async with asyncio.timeout(args.timeout):  # the connect too: a dead node never answers
+            await node.start()
+            assert node.transport is not None and node.dist is not None
+            return await fetch_members(node.transport, node.dist, name, args.timeout)
     finally:
         await node.stop()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import socket
 import sys
 from pathlib import Path
 
@@ -121,3 +122,29 @@ async def test_a_graceful_stop_is_reported_as_left(tmp_path: Path) -> None:
             )
         finally:
             await cluster.stop()
+
+
+async def test_members_of_an_unreachable_node_fail_within_the_timeout(tmp_path: Path) -> None:
+    cookie = tmp_path / "cookie"
+    cookie.write_text("secret\n")
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ember",
+        "members",
+        "--node",
+        f"ghost@127.0.0.1:{port}",
+        "--cookie-file",
+        str(cookie),
+        "--timeout",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(BOUND):
+        _, err = await proc.communicate()
+    assert proc.returncode == 1
+    assert b"cannot get the members of ghost" in err and b"no answer in time" in err
