@@ -25,7 +25,7 @@ from ..transport._errors import ProtocolError
 from ..transport._frame import Channel
 from ..transport._transport import parse_address
 from ._config import SwimConfig
-from ._discovery import Discovery, Seed
+from ._discovery import Discovery, Seed, format_address
 from ._events import (
     MemberAlive,
     MemberEvent,
@@ -147,7 +147,7 @@ class Membership:
         self.name = name
         self.cluster = cluster
         self.config = config
-        self.address = f"{host}:{port}"
+        self.address = format_address(host, port)
         self._bind = (host, port)
         self._key = mesh_key(cookie, cluster)
         self._transport = transport
@@ -398,7 +398,7 @@ class Membership:
         self.stats.udp_bytes_received += len(data)
         try:
             kind, body = open_packet(self._key, data)
-            sender = f"{addr[0]}:{addr[1]}"
+            sender = format_address(addr[0], addr[1])
             if kind is Kind.SWIM:
                 now = self._now()
                 for message in decode_packet(body):
