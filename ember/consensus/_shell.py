@@ -176,10 +176,10 @@ class RaftMember:
             self._role_changed(rd.soft_state.role, rd.soft_state.leader)
         if rd.early_messages:
             # The leader's appends go out while it saves them (thesis §10.2.1). The transport
-            # writes at the end of this loop iteration, so yield once before a save that blocks
-            # the loop; a save in a thread overlaps anyway.
+            # writes at the end of this loop iteration, so yield once before a durable save
+            # that blocks the loop (one in a thread overlaps anyway; memory costs nothing).
             self._send_all(rd.early_messages)
-            if rd.entries and not self._threaded(rd):
+            if rd.entries and self._save_in_thread and not self._threaded(rd):
                 await asyncio.sleep(0)
         await self._persist(rd)
         if rd.snapshot is not None and rd.snapshot.meta.index > self.applied:

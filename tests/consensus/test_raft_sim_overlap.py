@@ -26,16 +26,21 @@ tests below walk the window on purpose, and show that the rule it relies on is n
 
 from __future__ import annotations
 
+import asyncio
 import random
+from typing import Any
 
 import pytest
 from raftkit import ids
 
+from ember.consensus import ClusterConfig, KVStateMachine
 from ember.consensus._config import RaftConfig
 from ember.consensus._memory import MemoryStorage
 from ember.consensus._messages import Message, MsgType, Ready
 from ember.consensus._raft import Raft
 from ember.consensus._rawnode import RawNode
+from ember.consensus._replica import Replica, encode_command
+from ember.consensus._shell import RaftMember
 from ember.consensus._sim import SafetyViolation, Simulation
 from ember.consensus._types import ConfState, Entry
 
@@ -184,3 +189,54 @@ def test_only_appends_and_heartbeats_leave_early() -> None:
     assert {m.type for m in rd.early_messages} == {MsgType.APP, MsgType.HEARTBEAT}
     assert {m.type for m in rd.messages} == {MsgType.TIMEOUT_NOW}
     assert [e.index for e in rd.committed_entries] == [last]  # a (saved) and b
+
+
+class _RecordingStorage(MemoryStorage):
+    def __init__(self, events: list[tuple[str, bytes]]) -> None:
+        super().__init__()
+        self.events = events
+
+    def save(self, hard_state: Any, entries: Any = (), snapshot: Any = None) -> None:
+        self.events += [("save", e.data) for e in entries]
+        super().save(hard_state, entries, snapshot)
+
+
+def test_the_shell_sends_a_leaders_appends_before_it_saves_them() -> None:
+    """A lone voter with a learner that accepts everything: the append carrying a write
+    leaves before the save of that write."""
+    events: list[tuple[str, bytes]] = []
+    write = encode_command(None, {"key": "k", "value": 1})
+    storage = _RecordingStorage(events)
+    RawNode.bootstrap(storage, ConfState(("a",), ("l",)))
+
+    async def main() -> Any:
+        loop = asyncio.get_running_loop()
+
+        def send(msg: Message) -> None:
+            events.extend(("send", e.data) for e in msg.entries)
+            if msg.type == MsgType.APP:
+                ack = Message(
+                    MsgType.APP_RESP, "a", "l", msg.term, index=msg.index + len(msg.entries)
+                )
+                loop.call_soon(member.step, ack)
+
+        member = RaftMember(
+            "g",
+            "a",
+            storage,
+            Replica(KVStateMachine()),
+            config=ClusterConfig(),
+            send=send,
+            save_in_thread=True,
+        )
+        member.start()
+        member.node.campaign()
+        async with asyncio.timeout(5):
+            await member.wait_for_leader()
+            await asyncio.sleep(0.01)  # the learner answered the first append
+            outcome = await member.propose(write)
+        await member.stop()
+        return outcome
+
+    assert asyncio.run(main())[0] is True
+    assert events.index(("send", write)) < events.index(("save", write))
