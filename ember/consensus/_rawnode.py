@@ -188,7 +188,8 @@ class RawNode:
         return rd
 
     def advance(self, ready: Ready) -> None:
-        """Acknowledge that ``ready`` was persisted, sent and applied."""
+        """Acknowledge that ``ready`` was persisted, sent and applied. A leader counts its own
+        copy of ``ready.entries`` toward commit only now (thesis §10.2.1)."""
         if ready is not self._outstanding:
             raise RaftUsageError("advance() must be given the outstanding Ready")
         self._outstanding = None

@@ -3,11 +3,10 @@ network in virtual ticks.
 
 The network drops, delays (so reorders) and duplicates messages by a seeded rng, and can be
 partitioned. A crash loses everything not persisted: the member's core and state machine are
-dropped and only its :class:`MemoryStorage` survives; a restart builds a new core from it.
-A member handles a ``Ready`` as the shell does: early messages, save, the other messages, apply,
-advance. :meth:`Simulation.hold_saves` models a slow disk: the member's save (and everything
-after it) waits while it keeps stepping messages, and a crash then loses the unsaved entries it
-already sent. Each
+dropped and only its :class:`MemoryStorage` survives; a restart builds a new core from it. A
+member handles a ``Ready`` as the shell does: early messages, save, the other messages, apply,
+advance; :meth:`Simulation.hold_saves` models a slow disk (the save and all after it wait while
+the member keeps stepping, and a crash then loses unsaved entries a leader already sent). Each
 member applies committed entries to a list (its "state machine"), optionally compacting its log
 behind snapshots of that list. The simulator checks Raft's safety properties (§5.2 Figure 3) as it
 goes and raises :class:`SafetyViolation` when one breaks.
