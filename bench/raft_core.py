@@ -57,7 +57,7 @@ class Group:
                 busy = True
                 rd = node.ready()
                 self.storage[i].save(rd.hard_state, rd.entries, rd.snapshot)
-                for m in rd.messages:
+                for m in rd.early_messages + rd.messages:
                     self.nodes[m.to].step(decode_message(encode_message(m)))
                 if i == "a":
                     applied += len(rd.committed_entries)

@@ -180,6 +180,10 @@ class RaftLog:
             del self.unstable[: index - self.offset + 1]
             self.offset = index + 1
 
+    def persisted_index(self) -> int:
+        """The last index that storage holds as this log does (with every entry before it)."""
+        return 0 if self.usnap is not None else self.offset - 1
+
     def stable_snap_to(self, index: int) -> None:
         if self.usnap is not None and self.usnap.meta.index == index:
             self.usnap = None

@@ -146,11 +146,16 @@ class SoftState:
 
 @dataclass(frozen=True, slots=True)
 class Ready:
-    """One batch of work for the shell, in this order: persist ``hard_state``, ``entries`` and
-    ``snapshot`` with one ``storage.save`` (syncing if ``must_sync``); restore the state machine
-    from ``snapshot``; send ``messages``; apply ``committed_entries`` in order (calling
-    ``apply_conf_change`` for each ``CONF_CHANGE`` entry); serve ``read_states`` once applied;
-    then call ``advance(ready)``."""
+    """One batch of work for the shell, in this order: send ``early_messages``; persist
+    ``hard_state``, ``entries`` and ``snapshot`` with one ``storage.save`` (syncing if
+    ``must_sync``); restore the state machine from ``snapshot``; send ``messages``; apply
+    ``committed_entries`` in order (calling ``apply_conf_change`` for each ``CONF_CHANGE``
+    entry); serve ``read_states`` once applied; then call ``advance(ready)``.
+
+    ``early_messages`` are a leader's appends and heartbeats in a Ready that changes neither
+    term nor vote: they may leave before (or while) ``entries`` are saved, because the leader
+    counts its own copy toward commit only at ``advance`` (thesis §10.2.1). Everything else
+    (answers, votes, anything after a term change) must wait for the save."""
 
     soft_state: SoftState | None = None
     hard_state: HardState | None = None
@@ -158,6 +163,7 @@ class Ready:
     snapshot: Snapshot | None = None
     committed_entries: tuple[Entry, ...] = ()
     messages: tuple[Message, ...] = ()
+    early_messages: tuple[Message, ...] = ()
     read_states: tuple[ReadState, ...] = ()
     must_sync: bool = False
 

@@ -162,8 +162,9 @@ class Raft:
             self.prs[peer] = self._new_progress(peer, last)
         me = self.prs.get(self.id)
         if me is not None:
+            # Thesis §10.2.1: our own copy counts only as far as it is durable (see persisted).
             me.become_replicate()
-            me.match, me.next = last, last + 1
+            me.match, me.next = self.log.persisted_index(), last + 1
         # No conf change until this term's first entry is applied: the fix for single-server
         # changes across leader changes (Ongaro, raft-dev 2015; thesis §4.1 erratum).
         self.pending_conf_index = last
@@ -624,11 +625,16 @@ class Raft:
             )
 
     def _append(self, entries: list[Entry]) -> None:
-        last = self.log.append(entries)
-        me = self.prs.get(self.id)
-        if me is not None:
-            me.maybe_update(last)
-        self.maybe_commit()
+        # Not counted toward commit yet: the shell may send these before it saves them.
+        self.log.append(entries)
+
+    def persisted(self) -> None:
+        """The shell saved what the log's stable part now holds. Thesis §10.2.1: the leader
+        writes its log in parallel with sending it, and counts itself toward a commit quorum
+        only for entries it has durably persisted (as a follower answers only after saving)."""
+        me = self.prs.get(self.id) if self.role == Role.LEADER else None
+        if me is not None and me.maybe_update(self.log.persisted_index()) and self.maybe_commit():
+            self.bcast_append()
 
     # ------------------------------------------------------------------ local requests
 

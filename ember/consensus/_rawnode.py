@@ -10,6 +10,7 @@ from ._errors import RaftUsageError
 from ._messages import (
     ConfChange,
     Message,
+    MsgType,
     ProgressStatus,
     Ready,
     Role,
@@ -21,6 +22,24 @@ from ._raft import Raft
 from ._types import ConfState, Entry, EntryType, HardState, LogStorage, SnapshotMeta
 
 __all__ = ["RawNode"]
+
+# What a leader may send before its save (thesis §10.2.1): appends and heartbeats carry only its
+# term, its log and its commit index, none of which a crash before the save can make unsafe.
+_EARLY = frozenset({MsgType.APP, MsgType.HEARTBEAT})
+
+
+def _split_early(
+    msgs: list[Message], term_durable: bool
+) -> tuple[tuple[Message, ...], tuple[Message, ...]]:
+    """(early, late): early only while the term and vote the messages carry are on disk
+    already, since a member restarted at an older term could lead this term again and send a
+    different entry at the same index and term."""
+    if not term_durable:
+        return (), tuple(msgs)
+    early = tuple(m for m in msgs if m.type in _EARLY)
+    if not early:
+        return (), tuple(msgs)
+    return early, tuple(m for m in msgs if m.type not in _EARLY)
 
 
 class RawNode:
@@ -146,13 +165,15 @@ class RawNode:
             r.conf_queue.extend(e.index for e in committed if e.type == EntryType.CONF_CHANGE)
         entries = tuple(log.unstable)
         prev = self._prev_hard
+        early, late = _split_early(r.msgs, hard.term == prev.term and hard.vote == prev.vote)
         rd = Ready(
             soft_state=soft if soft != self._prev_soft else None,
             hard_state=hard if hard != prev else None,
             entries=entries,
             snapshot=log.usnap,
             committed_entries=committed,
-            messages=tuple(r.msgs),
+            messages=late,
+            early_messages=early,
             read_states=tuple(r.read_states),
             must_sync=bool(entries)
             or log.usnap is not None
@@ -167,7 +188,8 @@ class RawNode:
         return rd
 
     def advance(self, ready: Ready) -> None:
-        """Acknowledge that ``ready`` was persisted, sent and applied."""
+        """Acknowledge that ``ready`` was persisted, sent and applied. A leader counts its own
+        copy of ``ready.entries`` toward commit only now (thesis §10.2.1)."""
         if ready is not self._outstanding:
             raise RaftUsageError("advance() must be given the outstanding Ready")
         self._outstanding = None
@@ -183,6 +205,8 @@ class RawNode:
         if ready.committed_entries:
             log.applied = max(log.applied, ready.committed_entries[-1].index)
             self._raft.reduce_uncommitted(ready.committed_entries)
+        if ready.entries:
+            self._raft.persisted()
 
     # --- inspection ---
 

@@ -174,19 +174,19 @@ class RaftMember:
         node = self.node
         if rd.soft_state is not None:
             self._role_changed(rd.soft_state.role, rd.soft_state.leader)
+        if rd.early_messages:
+            # The leader's appends go out while it saves them (thesis §10.2.1). The transport
+            # writes at the end of this loop iteration, so yield once before a durable save
+            # that blocks the loop (one in a thread overlaps anyway; memory costs nothing).
+            self._send_all(rd.early_messages)
+            if rd.entries and self._save_in_thread and not self._threaded(rd):
+                await asyncio.sleep(0)
         await self._persist(rd)
         if rd.snapshot is not None and rd.snapshot.meta.index > self.applied:
             self.replica.restore(rd.snapshot.data)
             self.applied = self._snap_index = rd.snapshot.meta.index
             self.conf = rd.snapshot.meta.conf
-        for msg in rd.messages:
-            try:
-                self._send(msg)
-            except Exception as exc:  # any send failure means "not delivered"
-                log.debug("raft %s: cannot send %s to %s: %r", self.group, msg.type, msg.to, exc)
-                node.report_unreachable(msg.to)
-                if msg.type == MsgType.SNAP:
-                    node.report_snapshot(msg.to, False)
+        self._send_all(rd.messages)
         for e in rd.committed_entries:
             outcome: Outcome | None = None
             if e.type == EntryType.CONF_CHANGE:
@@ -221,6 +221,23 @@ class RaftMember:
         if self.removed:
             self._stopping = True
 
+    def _send_all(self, msgs: tuple[Message, ...]) -> None:
+        node = self.node
+        for msg in msgs:
+            try:
+                self._send(msg)
+            except Exception as exc:  # any send failure means "not delivered"
+                log.debug("raft %s: cannot send %s to %s: %r", self.group, msg.type, msg.to, exc)
+                node.report_unreachable(msg.to)
+                if msg.type == MsgType.SNAP:
+                    node.report_snapshot(msg.to, False)
+
+    def _threaded(self, rd: Ready) -> bool:
+        """Whether ``rd`` is saved in a worker thread (large batches and snapshots)."""
+        return self._save_in_thread and (
+            len(rd.entries) > INLINE_SAVE_ENTRIES or rd.snapshot is not None
+        )
+
     async def _persist(self, rd: Ready) -> None:
         hard = rd.hard_state
         if not (rd.entries or rd.snapshot is not None or rd.must_sync):
@@ -232,9 +249,7 @@ class RaftMember:
         hard = hard or self._deferred
         self._deferred = None
         self.saves += 1
-        if self._save_in_thread and (
-            len(rd.entries) > INLINE_SAVE_ENTRIES or rd.snapshot is not None
-        ):
+        if self._threaded(rd):
             await asyncio.to_thread(self.storage.save, hard, rd.entries, rd.snapshot)
         else:
             self.storage.save(hard, rd.entries, rd.snapshot)

@@ -3,7 +3,10 @@ network in virtual ticks.
 
 The network drops, delays (so reorders) and duplicates messages by a seeded rng, and can be
 partitioned. A crash loses everything not persisted: the member's core and state machine are
-dropped and only its :class:`MemoryStorage` survives; a restart builds a new core from it. Each
+dropped and only its :class:`MemoryStorage` survives; a restart builds a new core from it. A
+member handles a ``Ready`` as the shell does: early messages, save, the other messages, apply,
+advance; :meth:`Simulation.hold_saves` models a slow disk (the save and all after it wait while
+the member keeps stepping, and a crash then loses unsaved entries a leader already sent). Each
 member applies committed entries to a list (its "state machine"), optionally compacting its log
 behind snapshots of that list. The simulator checks Raft's safety properties (§5.2 Figure 3) as it
 goes and raises :class:`SafetyViolation` when one breaks.
@@ -26,6 +29,7 @@ from ._messages import (
     Message,
     MsgType,
     ReadState,
+    Ready,
     Role,
     decode_conf_change,
     decode_message,
@@ -52,6 +56,8 @@ class SimMember:
     """The state machine: (index, data) of every non-empty normal entry applied, in order."""
     last_applied: int = 0
     read_states: list[ReadState] = field(default_factory=list)
+    saving: Ready | None = None
+    """A Ready whose early messages are sent and whose save has not happened yet."""
 
     @property
     def up(self) -> bool:
@@ -99,6 +105,7 @@ class Simulation:
         self._seq = 0
         self._queue: list[tuple[int, int, Message]] = []  # (deliver at, seq, message)
         self.blocked: set[tuple[str, str]] = set()
+        self.held: set[str] = set()  # members whose saves wait (see hold_saves)
         self.sent: dict[MsgType, int] = {}
         self.rejected = 0  # rejected appends sent (the cost of finding where logs match)
         self.members: dict[str, SimMember] = {}
@@ -135,8 +142,20 @@ class Simulation:
         m.read_states = []
 
     def crash(self, node_id: str) -> None:
-        """Lose the member's core and state machine; its storage stays."""
-        self.members[node_id].node = None
+        """Lose the member's core and state machine, and a Ready it has not saved yet; its
+        storage stays."""
+        m = self.members[node_id]
+        m.node = m.saving = None
+        self.held.discard(node_id)
+
+    def hold_saves(self, node_id: str) -> None:
+        """Let the member's next save wait (a slow disk) until :meth:`release_saves`: it sends
+        the early messages of a Ready that must sync, and keeps stepping, but saves nothing and
+        gets no new Ready (a Ready with nothing to sync goes through)."""
+        self.held.add(node_id)
+
+    def release_saves(self) -> None:
+        self.held = set()
 
     def restart(self, node_id: str) -> None:
         if self.members[node_id].node is None:
@@ -186,8 +205,13 @@ class Simulation:
         whether anything happened."""
         busy = False
         for m in self.members.values():
-            if m.node is not None and m.node.has_ready():
-                self._handle_ready(m)
+            if m.node is None:
+                continue
+            if m.saving is None and m.node.has_ready():
+                self._start_ready(m)
+                busy = True
+            if m.saving is not None and (m.id not in self.held or not m.saving.must_sync):
+                self._finish_ready(m)
                 busy = True
         while self._queue and self._queue[0][0] <= self.now:
             _, _, msg = heapq.heappop(self._queue)
@@ -225,10 +249,16 @@ class Simulation:
             self.tick()
         return bool(predicate())
 
-    def _handle_ready(self, m: SimMember) -> None:
-        node = m.node
-        assert node is not None
-        rd = node.ready()
+    def _start_ready(self, m: SimMember) -> None:
+        assert m.node is not None
+        m.saving = m.node.ready()
+        for msg in m.saving.early_messages:
+            self._send(msg)
+
+    def _finish_ready(self, m: SimMember) -> None:
+        node, rd = m.node, m.saving
+        assert node is not None and rd is not None
+        m.saving = None
         m.storage.save(rd.hard_state, rd.entries, rd.snapshot)
         if rd.snapshot is not None:
             m.applied = _decode_state(rd.snapshot.data)

@@ -185,6 +185,9 @@ class Env:
         if rd.committed_entries:
             out.append("  committed:")
             out += [f"    {fmt_entry(e)}" for e in rd.committed_entries]
+        if rd.early_messages:
+            out.append("  early messages:")
+            out += [f"    {fmt_msg(msg)}" for msg in rd.early_messages]
         if rd.messages:
             out.append("  messages:")
             out += [f"    {fmt_msg(msg)}" for msg in rd.messages]
@@ -196,7 +199,7 @@ class Env:
         if rd.snapshot is not None:
             data = rd.snapshot.data
             m.applied = [bytes(d) for d in msgpack.unpackb(data)] if data else []
-        self.mail.extend(rd.messages)
+        self.mail.extend(rd.early_messages + rd.messages)
         for e in rd.committed_entries:
             if e.type == EntryType.CONF_CHANGE:
                 conf = node.apply_conf_change(decode_conf_change(e.data))

@@ -1,7 +1,9 @@
 """Random schedules against Raft's safety properties (§5.2 Figure 3): Election Safety, Log
 Matching, Leader Completeness and State Machine Safety are asserted after every step of
 hypothesis-chosen schedules of ticks, proposals, crashes, restarts, partitions, message loss,
-duplication and delay, leadership transfers, membership changes and compaction. Hypothesis
+duplication and delay, leadership transfers, membership changes, compaction, and slow disks
+(``hold``: a member's save waits while it keeps stepping, so a crash then loses entries a leader
+already sent, thesis §10.2.1). Hypothesis
 prints the failing schedule; the schedule (with its ``seed``) replays it exactly."""
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ steps = st.tuples(
             "lossy",
             "transfer",
             "conf",
+            "hold",
+            "release",
         ]
     ),
     st.integers(0, 2**5 - 1),
@@ -74,7 +78,7 @@ def _run(
             for j in range(arg % 4 + 1):
                 sim.propose(b"v%d-%d" % (k, j))
         elif op == "crash":
-            sim.crash(name)
+            sim.crash(min(sim.held) if sim.held and arg % 2 else name)  # held: lose its save
         elif op == "restart":
             sim.restart(name)
         elif op == "partition":
@@ -91,10 +95,15 @@ def _run(
                 sim.node(leader).transfer_leader(name)
         elif op == "conf":
             _conf_change(sim, arg)
+        elif op == "hold":
+            sim.hold_saves(sim.leader() or name if arg % 2 else name)
+        elif op == "release":
+            sim.release_saves()
         sim.check()
         sim.tick(ticks)
     # Liveness once the faults stop: everyone up, a quiet network, a leader, a commit.
     sim.heal()
+    sim.release_saves()
     sim.drop = sim.dup = 0.0
     sim.max_delay = 0
     for name in names:
