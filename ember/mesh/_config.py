@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Self
 
+from .._checks import check_int, check_positive
 from .._errors import UsageError
 
 __all__ = ["MAX_ADDRESS_SIZE", "MAX_NAME_SIZE", "SwimConfig"]
@@ -136,7 +137,7 @@ class SwimConfig:
             "failed_reap_time",
             "left_reap_time",
         ):
-            _check_positive(name, getattr(self, name))
+            check_positive(name, getattr(self, name))
         if not self.probe_timeout < self.probe_interval:
             raise UsageError(
                 f"probe_timeout ({self.probe_timeout}) must be below probe_interval "
@@ -148,15 +149,15 @@ class SwimConfig:
             )
         if self.tcp_fallback_probe.__class__ is not bool:
             raise UsageError(f"tcp_fallback_probe must be a bool, not {self.tcp_fallback_probe!r}")
-        _check_int("indirect_checks", self.indirect_checks, 0, 64)
-        _check_int("awareness_max_multiplier", self.awareness_max_multiplier, 1, 1000)
-        _check_int("suspicion_mult", self.suspicion_mult, 2, 1000)
-        _check_int("suspicion_max_timeout_mult", self.suspicion_max_timeout_mult, 1, 1000)
-        _check_int("retransmit_mult", self.retransmit_mult, 1, 1000)
-        _check_int("gossip_fanout", self.gossip_fanout, 1, 64)
-        _check_int("max_packet_size", self.max_packet_size, 64, 65507)
-        _check_int("packet_overhead", self.packet_overhead, 0, 65507)
-        _check_int("max_meta_size", self.max_meta_size, 1, 65507)
+        check_int("indirect_checks", self.indirect_checks, 0, 64)
+        check_int("awareness_max_multiplier", self.awareness_max_multiplier, 1, 1000)
+        check_int("suspicion_mult", self.suspicion_mult, 2, 1000)
+        check_int("suspicion_max_timeout_mult", self.suspicion_max_timeout_mult, 1, 1000)
+        check_int("retransmit_mult", self.retransmit_mult, 1, 1000)
+        check_int("gossip_fanout", self.gossip_fanout, 1, 64)
+        check_int("max_packet_size", self.max_packet_size, 64, 65507)
+        check_int("packet_overhead", self.packet_overhead, 0, 65507)
+        check_int("max_meta_size", self.max_meta_size, 1, 65507)
         needed = max(_LARGEST_PRIMARY_PACKET, 1 + _ALIVE_OVERHEAD + self.max_meta_size)
         if self.packet_budget < needed:
             raise UsageError(
@@ -287,13 +288,3 @@ class SwimConfig:
     def replace(self, **changes: Any) -> Self:
         """A copy with ``changes`` applied (and validated)."""
         return dataclasses.replace(self, **changes)
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> None:
-    if value.__class__ is not int or not low <= value <= high:
-        raise UsageError(f"{name} must be an int in {low}..{high}, not {value!r}")
-
-
-def _check_positive(name: str, value: object) -> None:
-    if value.__class__ not in (int, float) or not 0 < value < math.inf:
-        raise UsageError(f"{name} must be a positive finite number of seconds, not {value!r}")

@@ -10,10 +10,10 @@ nodes run: :meth:`TransportConfig.local`, :meth:`TransportConfig.lan` and
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
+from .._checks import check_int, check_positive
 from .._errors import UsageError
 from ._frame import DEFAULT_MAX_FRAME_SIZE, HEADER_SIZE, MAX_FRAME_SIZE, Channel
 
@@ -155,7 +155,7 @@ class TransportConfig:
     """The sliding window, in seconds, over which failed handshakes are counted."""
 
     def __post_init__(self) -> None:
-        _check_int("max_frame_size", self.max_frame_size, 1, MAX_FRAME_SIZE)
+        check_int("max_frame_size", self.max_frame_size, 1, MAX_FRAME_SIZE)
         for channel in Channel:
             policy = self.policy(channel)
             if not isinstance(policy, ChannelPolicy):
@@ -165,9 +165,9 @@ class TransportConfig:
                     f"{_QUEUE_FIELDS[channel]}.max_bytes ({policy.max_bytes}) cannot hold one "
                     f"frame of max_frame_size ({self.max_frame_size})"
                 )
-        _check_int("write_buffer_high", self.write_buffer_high, 4, 1 << 40)
-        _check_int("max_pending_handshakes", self.max_pending_handshakes, 1, 1 << 20)
-        _check_int("handshake_failure_limit", self.handshake_failure_limit, 1, 1 << 20)
+        check_int("write_buffer_high", self.write_buffer_high, 4, 1 << 40)
+        check_int("max_pending_handshakes", self.max_pending_handshakes, 1, 1 << 20)
+        check_int("handshake_failure_limit", self.handshake_failure_limit, 1, 1 << 20)
         for name in (
             "heartbeat_interval",
             "heartbeat_timeout",
@@ -178,7 +178,7 @@ class TransportConfig:
             "unreachable_timeout",
             "handshake_failure_window",
         ):
-            _check_positive(name, getattr(self, name))
+            check_positive(name, getattr(self, name))
         if self.heartbeat_timeout < 2 * self.heartbeat_interval:
             raise UsageError(
                 f"heartbeat_timeout ({self.heartbeat_timeout}) must be at least twice "
@@ -255,13 +255,3 @@ _QUEUE_FIELDS: dict[Channel, str] = {
     Channel.REGISTRY: "registry_queue",
     Channel.PG: "pg_queue",
 }
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> None:
-    if value.__class__ is not int or not low <= value <= high:
-        raise UsageError(f"{name} must be an int in {low}..{high}, not {value!r}")
-
-
-def _check_positive(name: str, value: object) -> None:
-    if value.__class__ not in (int, float) or not 0 < value < math.inf:
-        raise UsageError(f"{name} must be a positive finite number of seconds, not {value!r}")
