@@ -21,13 +21,14 @@ import os
 import random
 import re
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgpack  # type: ignore[import-untyped]
 
 from .._errors import EmberError, UsageError
+from .._tasks import OwnedTasks
 from ..transport._frame import Channel
 from ..transport._queue import NoRoute
 from ._cluster_config import ClusterConfig
@@ -140,7 +141,7 @@ class RaftHost:
         self.stopped_members: set[str] = set()
         self._calls: dict[int, _Call] = {}
         self._ids = itertools.count(1)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = OwnedTasks(log, "raft host task")
         self._unlisten: Callable[[], None] | None = None
         self._lost: set[str] = set()
         """Nodes whose connection dropped and is not back: requests to them fail at once
@@ -183,9 +184,7 @@ class RaftHost:
             self._unlisten()
         if self.node.dist is not None:
             self.node.dist.remove_channel_handler(Channel.RAFT)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         for call in self._calls.values():
             if not call.fut.done():
                 call.fut.set_exception(PeerLost(call.node, True))
@@ -194,11 +193,8 @@ class RaftHost:
         self.members.clear()
         await asyncio.gather(*(m.stop() for m in members), return_exceptions=True)
 
-    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        task: asyncio.Task[Any] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        return self._tasks.spawn(coro)
 
     # --- members ---
 

@@ -27,6 +27,7 @@ from zeroconf import (  # type: ignore[attr-defined]  # re-exported
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from .._errors import UsageError
+from .._tasks import OwnedTasks
 from ._config import MAX_NAME_SIZE
 from ._discovery import DiscoveryError, DiscoveryStatistics, Seed, format_address
 
@@ -108,7 +109,7 @@ class MdnsDiscovery:
         self._announce: Awaitable[Any] | None = None
         self._on_found: Callable[[Seed], None] | None = None
         self._peers: dict[str, Seed] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = OwnedTasks(log, "mDNS: resolving a peer")
         self._last_query: float | None = None
         self._c = DiscoveryStatistics()
 
@@ -155,10 +156,7 @@ class MdnsDiscovery:
         if self._browser is not None:
             await self._browser.async_cancel()
             self._browser = None
-        tasks, self._tasks = self._tasks, set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await self._tasks.cancel_all()
         if isinstance(self._announce, asyncio.Future) and not self._announce.done():
             self._announce.cancel()
         self._announce = None
@@ -204,14 +202,7 @@ class MdnsDiscovery:
             if self._peers.pop(name, None) is not None:
                 self._c.removed += 1
             return
-        task = asyncio.get_running_loop().create_task(self._resolve(zeroconf, name))
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("mDNS: resolving a peer failed", exc_info=task.exception())
+        self._tasks.spawn(self._resolve(zeroconf, name))
 
     async def _resolve(self, zeroconf: Zeroconf, name: str) -> None:
         self._c.lookups += 1

@@ -16,11 +16,12 @@ import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from .._errors import EmberError, UsageError
+from .._tasks import OwnedTasks
 from ..transport._errors import ProtocolError
 from ..transport._frame import Channel
 from ..transport._transport import parse_address
@@ -168,7 +169,7 @@ class Membership:
         self._awaiting: dict[str, list[bytes]] = {}
         self._whois: dict[bytes, str] = {}
         self._addresses: dict[str, tuple[str, int]] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks = OwnedTasks(log, "membership task")
         self._left = asyncio.Event()
         self._closed = False
         self.stats = MeshStatistics()
@@ -203,7 +204,7 @@ class Membership:
         seeds = await self._gather_seeds()
         self._swim.join([s.address for s in seeds], now=loop.time())
         self._flush()
-        self._spawn(self._rejoin_loop())
+        self._tasks.spawn(self._rejoin_loop())
 
     async def leave(self, timeout: float = 2.0) -> None:  # noqa: ASYNC109 - a grace period
         """Leave gracefully: gossip our departure until every live member has heard it (or
@@ -224,11 +225,7 @@ class Membership:
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._tasks.cancel_all()
         for source in self._discovery:
             try:
                 await source.stop()
@@ -519,16 +516,6 @@ class Membership:
                 self.stats.rejoins += 1
                 self._swim.join([s.address for s in seeds], now=self._now())
                 self._flush()
-
-    def _spawn(self, coro: Awaitable[None]) -> None:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("membership task failed", exc_info=task.exception())
 
 
 async def fetch_members(
