@@ -7,6 +7,7 @@ from typing import Any
 
 import msgpack
 import pytest
+from clusterkit import wait_applied
 
 from ember import UsageError
 from ember.consensus import (
@@ -76,8 +77,7 @@ async def test_writes_apply_on_every_member_in_order(node: Any) -> None:
     await cluster.write({"key": "z", "value": "last"})
     status = await cluster.status()
     for member in cluster.members:  # stale reads see each member's own state once applied
-        while (await cluster.status(member))["applied"] < status["commit"]:
-            await __import__("asyncio").sleep(0.05)
+        await wait_applied(cluster, member, status["commit"])
     assert all(s == {"z": "last"} for s in await snapshots(cluster))
     await cluster.stop()
 

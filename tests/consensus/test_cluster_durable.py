@@ -3,17 +3,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
+from clusterkit import wait_applied
+
 import ember
 from ember.consensus import Cluster, ClusterConfig, DurableStorage
-
-
-async def wait_applied(cluster: Cluster, member: str, index: int) -> None:
-    while (await cluster.status(member))["applied"] < index:  # noqa: ASYNC110 - virtual time
-        await asyncio.sleep(0.05)
 
 
 async def test_snapshot_and_restart_from_disk(tmp_path: Path) -> None:

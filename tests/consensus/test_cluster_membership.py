@@ -8,16 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from clusterkit import eventually
 
 import ember
 from ember import UsageError
 from ember.consensus import Cluster, ClusterConfig
-
-
-async def eventually(check: Any, timeout: float = 30.0) -> None:  # noqa: ASYNC109
-    async with asyncio.timeout(timeout):
-        while not await check():  # noqa: ASYNC110 - virtual time
-            await asyncio.sleep(0.05)
 
 
 async def test_add_member_catches_up_and_becomes_voter(node: Any) -> None:
