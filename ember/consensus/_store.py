@@ -1,10 +1,16 @@
-"""The durable Raft log of one group: a SQLite database in WAL mode with ``synchronous=FULL``.
+"""The durable Raft log of one group: a SQLite database in WAL mode with ``synchronous=FULL``,
+and the latest snapshot's data in a file beside it.
 
 Why SQLite, the file layout and the measurements are in ``docs/consensus.md`` (The durable
 log). In short: each ``save`` is one transaction, and committing a WAL transaction with
 ``synchronous=FULL`` fsyncs the WAL once, so a batch of entries costs one sync (group commit).
 A torn or corrupt WAL tail (frames after the last one whose checksum chain is intact) is
 discarded by SQLite's WAL recovery when the store is opened; the committed prefix survives.
+
+A snapshot's data (megabytes) is written and fsynced to its own file *before* the write lock is
+taken, and the database then only records its name and CRC: saves never wait behind a large
+write, and the WAL never carries (and checkpoints) the blob. A crash between the two leaves an
+unreferenced file, which the next open deletes.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import json
 import os
 import sqlite3
 import threading
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -37,7 +44,8 @@ __all__ = ["DurableStorage"]
 
 DB_NAME = "log.sqlite3"
 LOCK_NAME = "LOCK"
-FORMAT_VERSION = 1
+SNAP_PREFIX = "snap-"
+FORMAT_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -51,6 +59,12 @@ CREATE TABLE IF NOT EXISTS snapshot (
 INSERT OR IGNORE INTO hard_state VALUES (0, 0, NULL, 0);
 INSERT OR IGNORE INTO snapshot VALUES (0, 0, 0, '[]', '[]', x'');
 """
+
+_MIGRATIONS = {
+    # Version 2 keeps the snapshot's data in a file (named here, with its CRC-32); a NULL file
+    # means the data is inline in ``data``, as version 1 wrote it.
+    2: "ALTER TABLE snapshot ADD COLUMN file TEXT; ALTER TABLE snapshot ADD COLUMN crc INTEGER;",
+}
 
 
 class DurableStorage:
@@ -83,6 +97,9 @@ class DurableStorage:
         self._write_lock = threading.Lock()  # serializes save/compact/close
         self._mem = threading.Lock()  # guards the in-memory state; never held across I/O
         self._read_lock = threading.Lock()  # guards the reader connection
+        self._files = threading.Lock()  # held to open the snapshot file or to delete one
+        self._file_seq = itertools.count(1)
+        self._snap_file: tuple[str, int] | None = None  # name and CRC-32; None: inline data
         self._failed: BaseException | None = None
         self._closed = False
         self._lock_fd = -1
@@ -108,26 +125,32 @@ class DurableStorage:
             created = not db_file.exists()
             self._db = _connect(db_file)
             version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            if version not in (0, FORMAT_VERSION):
+            if not 0 <= version <= FORMAT_VERSION:
                 raise StorageError(f"{db_file}: unknown format version {version}")
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if mode != "wal":
                 raise StorageError(f"{db_file}: cannot use WAL mode (got {mode!r})")
-            if version == 0:
+            if version != FORMAT_VERSION:
+                script = _SCHEMA if version == 0 else ""
+                script += "".join(
+                    _MIGRATIONS[v] for v in range(max(version, 1) + 1, FORMAT_VERSION + 1)
+                )
                 self._db.executescript(
-                    f"BEGIN IMMEDIATE;{_SCHEMA}PRAGMA user_version={FORMAT_VERSION};COMMIT;"
+                    f"BEGIN IMMEDIATE;{script}PRAGMA user_version={FORMAT_VERSION};COMMIT;"
                 )
             if created:
                 _fsync_dir(self.path)
             self._reader = _connect(db_file)
             self._load(self._db, cache_entries, cache_bytes)
+            self._sweep_files()
 
     def _load(self, db: sqlite3.Connection, cache_entries: int, cache_bytes: int) -> None:
         term, vote, commit = db.execute("SELECT term, vote, commit_idx FROM hard_state").fetchone()
         self._hard = HardState(term=term, vote=vote, commit=commit)
-        idx, sterm, voters, learners = db.execute(
-            "SELECT idx, term, voters, learners FROM snapshot"
+        idx, sterm, voters, learners, file, crc = db.execute(
+            "SELECT idx, term, voters, learners, file, crc FROM snapshot"
         ).fetchone()
+        self._snap_file = None if file is None else (file, crc)
         self._snap = SnapshotMeta(
             index=idx,
             term=sterm,
@@ -234,12 +257,35 @@ class DurableStorage:
     def snapshot(self) -> Snapshot:
         """The latest snapshot (empty, at index 0, before the first)."""
         self._check_usable()
+        while True:
+            with self._files:  # a replaced file is deleted under this lock: open it first
+                with self._mem:
+                    meta, file = self._snap, self._snap_file
+                if file is not None:
+                    with _translated("cannot read the snapshot"):
+                        f = (self.path / file[0]).open("rb")
+                    break
+            inline = self._inline_snapshot()
+            if inline is not None:
+                return inline
+            # A file was recorded since the metadata was read: read that.
+        with f, _translated("cannot read the snapshot"):
+            data = f.read()
+        if zlib.crc32(data) != file[1]:
+            raise StorageError(f"{self.path}: the snapshot file {file[0]} is damaged (bad CRC)")
+        return Snapshot(meta, data)
+
+    def _inline_snapshot(self) -> Snapshot | None:
+        """The empty snapshot, or one a version 1 store kept inside the database; None if the
+        database now names a file."""
         with self._read_lock, _translated("cannot read the snapshot"):
             assert self._reader is not None
             # One read transaction, so the metadata and the data belong together.
-            idx, term, voters, learners, data = self._reader.execute(
-                "SELECT idx, term, voters, learners, data FROM snapshot"
+            idx, term, voters, learners, data, file = self._reader.execute(
+                "SELECT idx, term, voters, learners, data, file FROM snapshot"
             ).fetchone()
+        if file is not None:
+            return None
         conf = ConfState(tuple(json.loads(voters)), tuple(json.loads(learners)))
         return Snapshot(SnapshotMeta(idx, term, conf), bytes(data))
 
@@ -261,49 +307,68 @@ class DurableStorage:
         if hard_state is None and not entries and snapshot is None:
             return
         _check_batch(entries)
-        with self._write_lock:
-            self._check_usable()
-            snap_index = self._snap.index
-            last = self._runs.last
+        file = None if snapshot is None else self._write_file(snapshot)
+        replaced = file  # the file to delete afterwards: the new one unless it is adopted
+        try:
+            with self._write_lock:
+                replaced = self._save(hard_state, entries, snapshot, file)
+        finally:
+            if replaced is not None:
+                self._discard(replaced[0])
+
+    def _save(
+        self,
+        hard_state: HardState | None,
+        entries: Sequence[Entry],
+        snapshot: Snapshot | None,
+        file: tuple[str, int] | None,
+    ) -> tuple[str, int] | None:
+        """``save`` under the write lock; returns the snapshot file it replaced."""
+        replaced = None
+        self._check_usable()
+        snap_index = self._snap.index
+        last = self._runs.last
+        if snapshot is not None:
+            if snapshot.meta.index <= snap_index:
+                raise Compacted(
+                    f"snapshot at {snapshot.meta.index} is not newer than the one held "
+                    f"at {snap_index}"
+                )
+            snap_index = last = snapshot.meta.index
+        new = [e for e in entries if e.index > snap_index]
+        if new:
+            self._check_follows(new[0], snap_index, snapshot, last)
+        with self._transaction("save") as db:
             if snapshot is not None:
-                if snapshot.meta.index <= snap_index:
-                    raise Compacted(
-                        f"snapshot at {snapshot.meta.index} is not newer than the one held "
-                        f"at {snap_index}"
-                    )
-                snap_index = last = snapshot.meta.index
-            new = [e for e in entries if e.index > snap_index]
+                db.execute("DELETE FROM entries")
+                _record_snapshot(db, snapshot.meta, file)
+            if new and new[0].index <= last:
+                db.execute("DELETE FROM entries WHERE idx >= ?", (new[0].index,))
             if new:
-                self._check_follows(new[0], snap_index, snapshot, last)
-            with self._transaction("save") as db:
-                if snapshot is not None:
-                    db.execute("DELETE FROM entries")
-                    _write_snapshot(db, snapshot)
-                if new and new[0].index <= last:
-                    db.execute("DELETE FROM entries WHERE idx >= ?", (new[0].index,))
-                if new:
-                    db.executemany(
-                        "INSERT INTO entries VALUES (?, ?, ?, ?)",
-                        [(e.index, e.term, int(e.type), e.data) for e in new],
-                    )
-                if hard_state is not None:
-                    db.execute(
-                        "UPDATE hard_state SET term = ?, vote = ?, commit_idx = ?",
-                        (hard_state.term, hard_state.vote, hard_state.commit),
-                    )
-            with self._mem:
-                if snapshot is not None:
-                    self._snap = snapshot.meta
-                    self._runs.truncate_from(1)
-                    self._runs.last = snapshot.meta.index
-                    self._tail.reset(snapshot.meta.index + 1)
-                if new:
-                    self._runs.truncate_from(new[0].index)
-                    self._tail.truncate_from(new[0].index)
-                    self._runs.extend(new)
-                    self._tail.extend(new)
-                if hard_state is not None:
-                    self._hard = hard_state
+                db.executemany(
+                    "INSERT INTO entries VALUES (?, ?, ?, ?)",
+                    [(e.index, e.term, int(e.type), e.data) for e in new],
+                )
+            if hard_state is not None:
+                db.execute(
+                    "UPDATE hard_state SET term = ?, vote = ?, commit_idx = ?",
+                    (hard_state.term, hard_state.vote, hard_state.commit),
+                )
+        with self._mem:
+            if snapshot is not None:
+                self._snap = snapshot.meta
+                replaced, self._snap_file = self._snap_file, file
+                self._runs.truncate_from(1)
+                self._runs.last = snapshot.meta.index
+                self._tail.reset(snapshot.meta.index + 1)
+            if new:
+                self._runs.truncate_from(new[0].index)
+                self._tail.truncate_from(new[0].index)
+                self._runs.extend(new)
+                self._tail.extend(new)
+            if hard_state is not None:
+                self._hard = hard_state
+        return replaced
 
     def _check_follows(self, e: Entry, snap_index: int, snap: Snapshot | None, last: int) -> None:
         """``e`` (after the snapshot) must leave no gap and keep terms non-decreasing, which
@@ -321,25 +386,76 @@ class DurableStorage:
         """Store ``snapshot`` (taken at an applied index) and drop the entries it covers,
         keeping the later ones. Its term must be the term of the entry at its index; a
         snapshot not newer than the one held is ignored (one was installed meanwhile)."""
+        self._check_usable()
+        file = self._write_file(snapshot)
+        replaced: tuple[str, int] | None = file
+        try:
+            with self._write_lock:
+                replaced = self._compact(snapshot, file)
+        finally:
+            if replaced is not None:
+                self._discard(replaced[0])
+
+    def _compact(self, snapshot: Snapshot, file: tuple[str, int]) -> tuple[str, int] | None:
+        """``compact`` under the write lock; returns the snapshot file to delete."""
         index = snapshot.meta.index
-        with self._write_lock:
-            self._check_usable()
-            if index <= self._snap.index:
-                return  # a newer snapshot was installed meanwhile: nothing left to do
-            if index > self._runs.last:
-                raise Unavailable(f"cannot compact to {index}: last entry is {self._runs.last}")
-            if self._runs.term(index) != snapshot.meta.term:
-                raise UsageError(
-                    f"snapshot term {snapshot.meta.term} differs from the term "
-                    f"{self._runs.term(index)} of entry {index}"
-                )
-            with self._transaction("compact") as db:
-                _write_snapshot(db, snapshot)
-                db.execute("DELETE FROM entries WHERE idx <= ?", (index,))
-            with self._mem:
-                self._snap = snapshot.meta
-                self._runs.drop_through(index)
-                self._tail.drop_through(index)
+        self._check_usable()
+        if index <= self._snap.index:
+            return file  # a newer snapshot was installed meanwhile: nothing left to do
+        if index > self._runs.last:
+            raise Unavailable(f"cannot compact to {index}: last entry is {self._runs.last}")
+        if self._runs.term(index) != snapshot.meta.term:
+            raise UsageError(
+                f"snapshot term {snapshot.meta.term} differs from the term "
+                f"{self._runs.term(index)} of entry {index}"
+            )
+        with self._transaction("compact") as db:
+            _record_snapshot(db, snapshot.meta, file)
+            db.execute("DELETE FROM entries WHERE idx <= ?", (index,))
+        with self._mem:
+            self._snap = snapshot.meta
+            replaced, self._snap_file = self._snap_file, file
+            self._runs.drop_through(index)
+            self._tail.drop_through(index)
+        return replaced
+
+    # -- snapshot files --------------------------------------------------------------------
+
+    def _write_file(self, snapshot: Snapshot) -> tuple[str, int]:
+        """Write ``snapshot``'s data durably to a new file (not yet recorded): its name and
+        CRC-32. Runs outside the write lock, so saves go on meanwhile."""
+        name = f"{SNAP_PREFIX}{snapshot.meta.index:016x}-{next(self._file_seq)}.bin"
+        tmp = self.path / f"{name}.tmp"
+        try:
+            with _translated("cannot write the snapshot"), tmp.open("wb") as f:
+                f.write(snapshot.data)
+                f.flush()
+                os.fsync(f.fileno())
+            with _translated("cannot write the snapshot"):
+                tmp.rename(self.path / name)
+                _fsync_dir(self.path)  # the rename is durable before the database names it
+        except BaseException:
+            self._discard(tmp.name)
+            raise
+        return name, zlib.crc32(snapshot.data)
+
+    def _discard(self, name: str) -> None:
+        with self._files, contextlib.suppress(OSError):
+            (self.path / name).unlink()
+
+    def _sweep_files(self) -> None:
+        """Delete the snapshot files no record names (left by a crash between writing one and
+        recording it, or before deleting the one it replaced); the named one must exist."""
+        keep = None if self._snap_file is None else self._snap_file[0]
+        for f in self.path.glob(f"{SNAP_PREFIX}*"):
+            if f.name != keep:
+                f.unlink()
+        if keep is None:
+            return
+        if not (self.path / keep).is_file():
+            raise StorageError(f"{self.path}: the snapshot file {keep} is missing")
+        seq = int(keep.removesuffix(".bin").rsplit("-", 1)[1])
+        self._file_seq = itertools.count(seq + 1)
 
     @contextlib.contextmanager
     def _transaction(self, what: str) -> Iterator[sqlite3.Connection]:
@@ -409,11 +525,12 @@ def _connect(db_file: Path) -> sqlite3.Connection:
     return db
 
 
-def _write_snapshot(db: sqlite3.Connection, snapshot: Snapshot) -> None:
-    m = snapshot.meta
+def _record_snapshot(db: sqlite3.Connection, m: SnapshotMeta, file: tuple[str, int] | None) -> None:
+    name, crc = file if file is not None else (None, None)
     db.execute(
-        "UPDATE snapshot SET idx = ?, term = ?, voters = ?, learners = ?, data = ?",
-        (m.index, m.term, json.dumps(m.conf.voters), json.dumps(m.conf.learners), snapshot.data),
+        "UPDATE snapshot SET idx = ?, term = ?, voters = ?, learners = ?, data = x'', file = ?,"
+        " crc = ?",
+        (m.index, m.term, json.dumps(m.conf.voters), json.dumps(m.conf.learners), name, crc),
     )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ember import UsageError
-from ember.consensus._store import DB_NAME, DurableStorage
+from ember.consensus._store import _SCHEMA, DB_NAME, SNAP_PREFIX, DurableStorage
 from ember.consensus._types import (
     Compacted,
     ConfState,
@@ -243,6 +243,134 @@ def test_readers_in_other_threads_see_consistent_states_during_saves(tmp_path: P
     try:
         for lo in range(1, 400, 8):
             store.save(HardState(1), batch(lo, 8, 1, 50))
+    finally:
+        done.set()
+        thread.join()
+        store.close()
+    assert problems == []
+
+
+def snap_files(path: Path) -> list[str]:
+    return sorted(f.name for f in path.iterdir() if f.name.startswith(SNAP_PREFIX))
+
+
+def compacted_store(path: Path, upto: int = 30, at: int = 20) -> DurableStorage:
+    store = DurableStorage(path)
+    store.save(HardState(1), batch(1, upto, 1, 10))
+    store.compact(Snapshot(SnapshotMeta(at, 1, ConfState(("a",))), b"state@%d" % at))
+    return store
+
+
+def test_a_snapshot_lives_in_its_own_file_and_replaces_the_previous_one(tmp_path: Path) -> None:
+    store = compacted_store(tmp_path / "g")
+    first = snap_files(tmp_path / "g")
+    assert len(first) == 1
+    store.compact(Snapshot(SnapshotMeta(25, 1, ConfState(("a",))), b"state@25"))
+    assert len(snap_files(tmp_path / "g")) == 1
+    assert snap_files(tmp_path / "g") != first
+    with sqlite3.connect(tmp_path / "g" / DB_NAME) as db:
+        assert db.execute("SELECT length(data) FROM snapshot").fetchone() == (0,)
+    store.close()
+    with DurableStorage(tmp_path / "g") as again:
+        assert again.snapshot() == Snapshot(SnapshotMeta(25, 1, ConfState(("a",))), b"state@25")
+        assert again.first_index() == 26
+        # An installed snapshot (a follower's) also moves to a file; the old one goes.
+        again.save(None, [], Snapshot(SnapshotMeta(40, 2, ConfState(("a", "b"))), b"leader's"))
+        assert again.snapshot().data == b"leader's"
+        assert len(snap_files(tmp_path / "g")) == 1
+
+
+def test_files_left_by_a_crash_are_deleted_on_open(tmp_path: Path) -> None:
+    compacted_store(tmp_path / "g").close()
+    (kept,) = snap_files(tmp_path / "g")
+    (tmp_path / "g" / f"{SNAP_PREFIX}{99:016x}-7.bin.tmp").write_bytes(b"torn")
+    (tmp_path / "g" / f"{SNAP_PREFIX}{98:016x}-6.bin").write_bytes(b"never recorded")
+    with DurableStorage(tmp_path / "g") as store:
+        assert snap_files(tmp_path / "g") == [kept]
+        assert store.snapshot().data == b"state@20"
+        store.compact(Snapshot(SnapshotMeta(30, 1, ConfState(("a",))), b"state@30"))
+        (newer,) = snap_files(tmp_path / "g")
+        assert newer != kept
+
+
+def test_a_damaged_or_missing_snapshot_file_is_a_storage_error(tmp_path: Path) -> None:
+    compacted_store(tmp_path / "g").close()
+    (name,) = snap_files(tmp_path / "g")
+    (tmp_path / "g" / name).write_bytes(b"state@21")  # same length, other bytes
+    with DurableStorage(tmp_path / "g") as store, pytest.raises(StorageError, match="bad CRC"):
+        store.snapshot()
+    (tmp_path / "g" / name).unlink()
+    with pytest.raises(StorageError, match="missing"):
+        DurableStorage(tmp_path / "g")
+
+
+def test_a_version_1_store_with_an_inline_snapshot_opens_and_migrates(tmp_path: Path) -> None:
+    (tmp_path / "g").mkdir()
+    with sqlite3.connect(tmp_path / "g" / DB_NAME) as db:
+        db.executescript(_SCHEMA)
+        db.execute("UPDATE snapshot SET idx = 5, term = 1, voters = '[\"a\"]', data = x'0102'")
+        db.executemany("INSERT INTO entries VALUES (?, 1, 0, x'')", [(i,) for i in (6, 7, 8)])
+        db.execute("PRAGMA user_version = 1")
+    with DurableStorage(tmp_path / "g") as store:
+        assert store.snapshot() == Snapshot(SnapshotMeta(5, 1, ConfState(("a",))), b"\x01\x02")
+        assert (store.first_index(), store.last_index()) == (6, 8)
+        store.compact(Snapshot(SnapshotMeta(7, 1, ConfState(("a",))), b"new"))
+    with DurableStorage(tmp_path / "g") as store:
+        assert store.snapshot().data == b"new"
+    with sqlite3.connect(tmp_path / "g" / DB_NAME) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+
+
+def test_saves_do_not_wait_while_a_snapshot_file_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = DurableStorage(tmp_path / "g")
+    store.save(HardState(1), batch(1, 10, 1, 10))
+    writing, release = threading.Event(), threading.Event()
+    write_file = store._write_file
+
+    def slow_write(snapshot: Snapshot) -> tuple[str, int]:
+        writing.set()
+        assert release.wait(30)
+        return write_file(snapshot)
+
+    monkeypatch.setattr(store, "_write_file", slow_write)
+    compaction = threading.Thread(
+        target=store.compact, args=(Snapshot(SnapshotMeta(8, 1, ConfState(("a",))), b"s"),)
+    )
+    compaction.start()
+    try:
+        assert writing.wait(30)
+        store.save(HardState(1, None, 10), batch(11, 5, 1, 10))  # would hang if it waited
+        assert store.last_index() == 15
+    finally:
+        release.set()
+        compaction.join()
+    assert store.first_index() == 9
+    store.close()
+
+
+def test_readers_of_the_snapshot_never_see_a_deleted_file(tmp_path: Path) -> None:
+    store = DurableStorage(tmp_path / "g")
+    store.save(HardState(1), batch(1, 200, 1, 10))
+    done = threading.Event()
+    problems: list[str] = []
+
+    def reader() -> None:
+        while not done.is_set():
+            try:
+                snap = store.snapshot()
+            except StorageError as exc:
+                problems.append(repr(exc))
+                return
+            if snap.meta.index and snap.data != b"state@%d" % snap.meta.index:
+                problems.append(f"data {snap.data!r} at {snap.meta.index}")
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        for at in range(1, 200, 3):
+            store.compact(Snapshot(SnapshotMeta(at, 1, ConfState(("a",))), b"state@%d" % at))
     finally:
         done.set()
         thread.join()

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from ember.consensus._store import DB_NAME, DurableStorage
+from ember.consensus._store import DB_NAME, SNAP_PREFIX, DurableStorage
 
 from .store_writer import LogModel, plan
 
@@ -118,6 +118,8 @@ def _crash_rounds(tmp_path: Path, rounds: int) -> None:
         after_next = copy.deepcopy(model)
         after_next.apply(next(ops))
         with DurableStorage(store_dir) as store:
+            files = sorted(f.name for f in store_dir.glob(f"{SNAP_PREFIX}*"))
+            assert len(files) <= 1, f"EMBER_SEED={seed} round {r}: stray snapshot files {files}"
             why = model.mismatch(store)
             if why is not None:
                 why_next = after_next.mismatch(store)
