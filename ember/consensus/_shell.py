@@ -93,6 +93,8 @@ class RaftMember:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._ticks = 0
+        self._compaction: asyncio.Future[None] | None = None
+        self._compaction_error: BaseException | None = None
         self.failure: BaseException | None = None
 
     # --- life cycle ---
@@ -113,6 +115,8 @@ class RaftMember:
         self._notify()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
+        if self._compaction is not None:
+            await asyncio.gather(self._compaction, return_exceptions=True)
         self._fail_all(OutcomeUnknown(None, f"member {self.id} stopped"))
         try:
             if self._deferred is not None and self.failure is None:
@@ -163,6 +167,8 @@ class RaftMember:
         loop = asyncio.get_running_loop()
         node = self.node
         while not self._stopping:
+            if self._compaction_error is not None:
+                raise self._compaction_error
             if not node.has_ready():
                 self._wake = loop.create_future()
                 await self._wake
@@ -216,8 +222,11 @@ class RaftMember:
             if not fut_a.done():
                 fut_a.set_result(None)
         node.advance(rd)
-        if self.applied - self._snap_index >= self.config.snapshot_every:
-            await self._compact()
+        if (
+            self.applied - self._snap_index >= self.config.snapshot_every
+            and self._compaction is None
+        ):
+            self._compact()
         if self.removed:
             self._stopping = True
 
@@ -254,14 +263,25 @@ class RaftMember:
         else:
             self.storage.save(hard, rd.entries, rd.snapshot)
 
-    async def _compact(self) -> None:
+    def _compact(self) -> None:
+        """Snapshot the state machine at the applied index and compact the log behind it. The
+        state is packed here, on the loop, where it is consistent; with durable storage the
+        snapshot file and the compaction are written in a worker thread while the member goes
+        on stepping, saving and applying (one compaction at a time)."""
         meta = self.node.snapshot_meta(self.applied)
         snap = Snapshot(meta, self.replica.snapshot())
         self._snap_index = meta.index
-        if self._save_in_thread:
-            await asyncio.to_thread(self.storage.compact, snap)
-        else:
+        if not self._save_in_thread:
             self.storage.compact(snap)
+            return
+        self._compaction = asyncio.ensure_future(asyncio.to_thread(self.storage.compact, snap))
+        self._compaction.add_done_callback(self._compacted)
+
+    def _compacted(self, fut: asyncio.Future[None]) -> None:
+        self._compaction = None
+        if not fut.cancelled() and fut.exception() is not None:
+            self._compaction_error = fut.exception()
+            self._notify()
 
     def _role_changed(self, role: Role, leader: str | None) -> None:
         was_leader = self.role == Role.LEADER

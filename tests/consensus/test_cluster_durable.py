@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
-from clusterkit import wait_applied
+import pytest
+from clusterkit import eventually, wait_applied
 
 import ember
-from ember.consensus import Cluster, ClusterConfig, DurableStorage
+from ember.consensus import Cluster, ClusterConfig, ClusterError, DurableStorage
+from ember.consensus._types import Snapshot, StorageError
 
 
 async def test_snapshot_and_restart_from_disk(tmp_path: Path) -> None:
@@ -60,3 +63,64 @@ async def test_memory_group_on_a_node_without_data_dir(node: Any) -> None:
     assert await cluster.wait_for_leader(timeout=10) == "test#1"
     assert await cluster.write({"key": "a", "value": 1}) is None
     assert node.raft.root is None
+
+
+async def test_writes_go_on_while_a_compaction_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with ember.Node("c", data_dir=tmp_path) as node:
+        cluster = await Cluster.start(
+            nodes=1, node=node, name="bg", config=ClusterConfig(snapshot_every=5)
+        )
+        await cluster.wait_for_leader(timeout=10)
+        member = node.raft.local_member("bg")
+        compacting, release = threading.Event(), threading.Event()
+        compact = member.storage.compact
+
+        def held(snapshot: Snapshot) -> None:
+            compacting.set()
+            assert release.wait(30)
+            compact(snapshot)
+
+        monkeypatch.setattr(member.storage, "compact", held)
+        try:
+            for i in range(5):
+                await cluster.write({"key": "k", "value": i})
+            assert compacting.wait(30)
+            for i in range(5, 20):  # all applied while the first compaction is held
+                await cluster.write({"key": "k", "value": i})
+            assert member.applied >= 20 and member.storage.first_index() == 1
+        finally:
+            release.set()
+
+        async def compacted() -> bool:
+            return member.storage.first_index() > 5
+
+        await eventually(compacted)
+        assert await cluster.read("k") == 19
+
+
+async def test_a_failed_compaction_fails_the_member(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with ember.Node("f", data_dir=tmp_path) as node:
+        cluster = await Cluster.start(
+            nodes=1, node=node, name="bad", config=ClusterConfig(snapshot_every=3)
+        )
+        await cluster.wait_for_leader(timeout=10)
+        member = node.raft.local_member("bad")
+
+        def broken(snapshot: Snapshot) -> None:
+            raise StorageError("disk full")
+
+        monkeypatch.setattr(member.storage, "compact", broken)
+        for i in range(3):
+            await cluster.write({"key": "k", "value": i})
+
+        async def failed() -> bool:
+            return member.failure is not None
+
+        await eventually(failed)
+        assert isinstance(member.failure, StorageError)
+        with pytest.raises(ClusterError):
+            await cluster.write({"key": "k", "value": "lost"}, timeout=1)
