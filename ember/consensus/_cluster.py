@@ -4,14 +4,16 @@ change its membership, from any node of the mesh."""
 from __future__ import annotations
 
 import asyncio
+import heapq
 import itertools
+import math
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import UsageError
 from ..actors._node import current_node
-from ._cluster_config import ClusterConfig
+from ._cluster_config import DEFAULT_RETRY_WINDOW, ClusterConfig
 from ._cluster_errors import (
     ClusterError,
     CommandFailed,
@@ -48,7 +50,10 @@ class Cluster:
     """A client handle on the Raft group ``name`` whose members are ``members``; make one with
     :meth:`start` (a new group) or :meth:`connect` (an existing one). Writes go to the member
     believed to lead and follow ``NotLeader`` hints; ``client_id`` names this handle's session
-    (give the same one after a restart to retry its writes exactly once)."""
+    (give the same one after a restart to retry its writes exactly once). A write whose outcome
+    is unknown (:class:`OutcomeUnknown`, :class:`WriteTimeout`, cancelled) applies at most once
+    if retried with its ``request_id`` within ``retry_window`` seconds; after that its session
+    may be forgotten."""
 
     def __init__(
         self,
@@ -58,6 +63,7 @@ class Cluster:
         *,
         client_id: str | None = None,
         max_voters: int = 5,
+        retry_window: float = DEFAULT_RETRY_WINDOW,
     ) -> None:
         if not members:
             raise UsageError("a cluster needs at least one member")
@@ -68,7 +74,11 @@ class Cluster:
         self.max_voters = max_voters
         self._voters = self.members[:max_voters]
         self._leader: str | None = None
-        self._seq = itertools.count(1)
+        self.retry_window = retry_window
+        self._next_seq = 1
+        self._open: dict[str, tuple[int, float]] = {}
+        """This handle's numbered writes without a known outcome: seq and how long it is held."""
+        self._open_seqs: list[tuple[int, str]] = []  # a heap over _open (maybe stale entries)
         self._rr = itertools.count()
 
     # --- making one ---
@@ -117,7 +127,9 @@ class Cluster:
                     for m in members
                 )
             )
-        return cls(host, name, members, max_voters=config.max_voters)
+        return cls(
+            host, name, members, max_voters=config.max_voters, retry_window=config.retry_window
+        )
 
     @classmethod
     def connect(
@@ -127,10 +139,13 @@ class Cluster:
         *,
         node: Node | None = None,
         client_id: str | None = None,
+        retry_window: float = DEFAULT_RETRY_WINDOW,
     ) -> Cluster:
         """A handle on the existing group ``name`` with members on ``nodes`` (a client, e.g.
         from a node that runs no member)."""
-        return cls(_host_of(node), name, list(nodes), client_id=client_id)
+        return cls(
+            _host_of(node), name, list(nodes), client_id=client_id, retry_window=retry_window
+        )
 
     # --- routing ---
 
@@ -207,8 +222,62 @@ class Cluster:
         written), :class:`OutcomeUnknown` / :class:`WriteTimeout` (maybe written: retry with
         the same ``request_id``, it applies once), :class:`CommandFailed` (the handler
         raised)."""
-        request_id = request_id if request_id is not None else f"w{next(self._seq)}"
-        key = f"{self.client_id}/{request_id}"
+        loop = asyncio.get_running_loop()
+        if request_id is None:
+            seq: int | None = self._next_seq
+            self._next_seq += 1
+            request_id = f"w{seq}"
+        else:  # a retry of one of this handle's numbered writes keeps its number
+            seq = self._open[request_id][0] if request_id in self._open else None
+        retry = request_id in self._open
+        if seq is not None:
+            self._hold(request_id, seq, math.inf)
+        session = [self.client_id, request_id, seq, self._mark(loop.time())]
+        try:
+            result = await self._write(command, request_id, session, timeout)
+        except CommandFailed:
+            self._open.pop(request_id, None)  # applied: the outcome is known
+            raise
+        except (NoLeader, NotLeader):
+            if not retry:  # this attempt wrote nothing, and there was no earlier one
+                self._open.pop(request_id, None)
+                raise
+            assert seq is not None
+            self._hold(request_id, seq, loop.time() + self.retry_window)
+            raise
+        except BaseException:
+            if seq is not None:
+                self._hold(request_id, seq, loop.time() + self.retry_window)
+            raise
+        self._open.pop(request_id, None)
+        return result
+
+    def _hold(self, request_id: str, seq: int, until: float) -> None:
+        if request_id not in self._open:
+            heapq.heappush(self._open_seqs, (seq, request_id))
+        self._open[request_id] = (seq, until)
+
+    def _mark(self, now: float) -> int:
+        """The lowest seq of this handle's writes without a known outcome (within the retry
+        window): the members may forget the outcomes below it."""
+        heap, open_ = self._open_seqs, self._open
+        while heap:
+            seq, request_id = heap[0]
+            held = open_.get(request_id)
+            if held is not None and held[0] == seq:
+                if held[1] >= now:
+                    return seq
+                del open_[request_id]  # its retry window is over
+            heapq.heappop(heap)
+        return self._next_seq
+
+    async def _write(
+        self,
+        command: Any,
+        request_id: str,
+        session: list[Any],
+        timeout: float,  # noqa: ASYNC109
+    ) -> Any:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         last: Exception = NoLeader(f"no leader for {self.name} within {timeout} s")
@@ -221,7 +290,7 @@ class Cluster:
                     leader, ok, value = await self.host.call(
                         node_of(target),
                         "write",
-                        [self.name, target, key, command, False, remaining * 0.8],
+                        [self.name, target, session, command, False, remaining * 0.8],
                         remaining,
                     )
                 except NotLeader as exc:

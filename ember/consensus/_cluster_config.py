@@ -12,6 +12,10 @@ from ._config import RaftConfig
 __all__ = ["ClusterConfig"]
 
 
+DEFAULT_RETRY_WINDOW = 300.0
+"""Seconds: see :attr:`ClusterConfig.retry_window`."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClusterConfig:
     """The settings every member of a group shares (stored with each member on disk)."""
@@ -42,7 +46,13 @@ class ClusterConfig:
     (``read(consistency="lease")``); relies on bounded clock drift between members."""
 
     session_limit: int = 100_000
-    """How many write outcomes are kept for exactly-once retries (the newest)."""
+    """At most this many write outcomes are kept for exactly-once retries. A client's outcomes
+    go as soon as it has them (Raft thesis §6.3), so the limit binds only on outcomes of
+    caller-chosen request ids and of clients that vanished mid-write (the oldest go first)."""
+
+    retry_window: float = DEFAULT_RETRY_WINDOW
+    """Seconds a :class:`Cluster` handle made by ``start`` keeps the session of a write whose
+    outcome is unknown, so that a retry with its ``request_id`` still applies once."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.tick_interval, (int, float)) or not 0 < self.tick_interval <= 10:
@@ -51,6 +61,8 @@ class ClusterConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise UsageError(f"{name} must be a positive int, not {value!r}")
+        if not isinstance(self.retry_window, (int, float)) or not self.retry_window > 0:
+            raise UsageError(f"retry_window must be positive seconds: {self.retry_window!r}")
         self.raft_config("check")  # validates the Raft fields
 
     def raft_config(self, member: str) -> RaftConfig:

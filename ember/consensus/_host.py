@@ -45,7 +45,7 @@ from ._errors import ProposalDropped
 from ._memory import MemoryStorage
 from ._messages import ConfChange, Message, Role, decode_message, encode_message
 from ._rawnode import RawNode
-from ._replica import Replica, encode_command
+from ._replica import Replica, Session, encode_command
 from ._shell import RaftMember
 from ._state_machine import resolve_state_machine
 from ._store import DurableStorage
@@ -80,6 +80,16 @@ class PeerLost(ClusterError):
 def node_of(member: str) -> str:
     """The node a member runs on."""
     return member.partition("#")[0]
+
+
+def _session(value: list[Any]) -> Session:
+    """A write's session off the wire, checked: it lands in every member's replicated state."""
+    match value:
+        case [str(client), str(request), None | int() as seq, int(mark)] if not isinstance(
+            seq, bool
+        ) and not isinstance(mark, bool):
+            return (client, request, seq, mark)
+    raise UsageError(f"malformed write session {value!r}")
 
 
 def check_group_name(name: str) -> str:
@@ -482,13 +492,14 @@ class RaftHost:
         self,
         group: str,
         target: str | None,
-        key: str | None,
+        session: list[Any] | None,
         command: Any,
         forwarded: bool,
         leader_wait: float,
     ) -> list[Any]:
         """Propose on the leader; a follower forwards once. Returns ``[leader, ok, value]``.
-        Waits up to ``leader_wait`` seconds for a leader (then :class:`NoLeader`)."""
+        Waits up to ``leader_wait`` seconds for a leader (then :class:`NoLeader`). ``session``
+        is a :data:`Session` as a list (or None)."""
         member = self.local_member(group, target)
         if member.role != Role.LEADER:
             leader = member.leader
@@ -508,14 +519,20 @@ class RaftHost:
                 else:
                     try:
                         reply: list[Any] = await self._call(
-                            node_of(leader), "write", [group, leader, key, command, True, 0.0], 60.0
+                            node_of(leader),
+                            "write",
+                            [group, leader, session, command, True, 0.0],
+                            60.0,
                         )
                     except PeerLost as exc:
                         if exc.sent:
-                            raise OutcomeUnknown(key, str(exc)) from exc
+                            request = None if session is None else session[1]
+                            raise OutcomeUnknown(request, str(exc)) from exc
                         raise NoLeader(str(exc)) from exc
                     return reply
-        ok, value = await member.propose(encode_command(key, command))
+        ok, value = await member.propose(
+            encode_command(None if session is None else _session(session), command)
+        )
         return [member.id, ok, value]
 
     async def _op_read(self, group: str, target: str | None, key: Any, consistency: str) -> Any:

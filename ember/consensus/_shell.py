@@ -462,6 +462,7 @@ class RaftMember:
             "elections": self.elections,
             "saves": self.saves,
             "duplicates": self.replica.duplicates,
+            "sessions": len(self.replica.sessions),
             "progress": {
                 peer: {
                     "match": p.match,

@@ -4,11 +4,13 @@ OutcomeUnknown, and retrying with the same request id applies exactly once."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ember.consensus import Cluster, OutcomeUnknown, StateMachine, apply
+import ember
+from ember.consensus import Cluster, ClusterConfig, OutcomeUnknown, StateMachine, apply
 
 
 class Counter(StateMachine):
@@ -73,4 +75,78 @@ async def test_leader_loss_then_retry_applies_each_write_once(node: Any, rounds:
         # A new member catches up from the log and replaces the failed voter.
         await cluster.add_member(wait_voter=True)
     assert 0 < unknowns < total  # both outcomes were seen
+    await cluster.stop()
+
+
+async def test_numbered_writes_retry_once_and_answered_ones_are_forgotten(tmp_path: Path) -> None:
+    async with ember.Node("auto", data_dir=tmp_path) as node:
+        await _numbered_rounds(node)
+
+
+async def _numbered_rounds(node: ember.Node) -> None:
+    cluster = await Cluster.start(nodes=5, state_machine=Counter, node=node, name="auto")
+    applied_before_retry = 0
+    for r in range(6):
+        leader = await cluster.wait_for_leader(timeout=10)
+        tags = [f"r{r}-{k}" for k in range(10)]
+        tasks = [
+            asyncio.ensure_future(cluster.write({"op": "incr", "tag": t}, timeout=10)) for t in tags
+        ]
+        member = node.raft.members[("auto", leader)]
+        while not member._pending:  # noqa: ASYNC110 - until the writes reached the leader
+            await asyncio.sleep(0)
+        for _ in range(r):  # lose the leader at a different point of the round each time
+            await asyncio.sleep(0)
+        await cluster.stop_member(leader)
+        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        unknown = {t: o.request_id for t, o in zip(tags, outcomes, strict=True)}
+        unknown = {
+            t: i for t, i in unknown.items() if isinstance(outcomes[tags.index(t)], OutcomeUnknown)
+        }
+        await cluster.restart_member(leader)
+        for _ in range(5):  # later writes advance the mark only up to the first open one
+            await cluster.write({"op": "incr", "tag": "later"}, timeout=10)
+        seen = await cluster.read("seen")
+        applied_before_retry += sum(t in seen for t in unknown)
+        for t, request_id in unknown.items():
+            await cluster.write({"op": "incr", "tag": t}, request_id=request_id, timeout=10)
+        seen = await cluster.read("seen")
+        assert sorted(t for t in seen if t.startswith(f"r{r}-")) == sorted(tags)  # once each
+    assert applied_before_retry > 0  # some retries did meet an applied original
+    await cluster.write({"op": "incr", "tag": "last"})  # carries the mark past every answer
+    status = await cluster.status()
+    assert status["sessions"] == 1  # only the last write's: the client has every other answer
+    await cluster.stop()
+
+
+async def test_an_unknown_outcome_is_held_for_the_retry_window(node: Any) -> None:
+    config = ClusterConfig(retry_window=30)
+    cluster = await Cluster.start(
+        nodes=3, state_machine=Counter, node=node, name="held", config=config
+    )
+    leader = await cluster.wait_for_leader(timeout=10)
+    member = node.raft.members[("held", leader)]
+    task = asyncio.ensure_future(cluster.write({"op": "incr", "tag": "cancelled"}))
+    while not member._pending:  # noqa: ASYNC110 - until the write reached the leader
+        await asyncio.sleep(0)
+    task.cancel()  # the caller gave up: the write may still apply
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for k in range(5):
+        await cluster.write({"op": "incr", "tag": k})
+    assert (cluster.client_id, "w1") in member.replica.sessions  # held for a retry
+    assert await cluster.write({"op": "incr", "tag": "cancelled"}, request_id="w1") == 1
+    assert (await cluster.read("seen")).count("cancelled") == 1
+    task = asyncio.ensure_future(cluster.write({"op": "incr", "tag": "again"}))
+    while not member._pending:  # noqa: ASYNC110
+        await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await cluster.write({"op": "incr", "tag": "x"})
+    assert (cluster.client_id, "w7") in member.replica.sessions
+    await asyncio.sleep(31)  # the retry window passes: the next write lets the members forget
+    await cluster.write({"op": "incr", "tag": "y"})
+    assert (cluster.client_id, "w7") not in member.replica.sessions
+    assert len(member.replica.sessions) == 1
     await cluster.stop()

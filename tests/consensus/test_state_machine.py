@@ -9,7 +9,7 @@ import pytest
 
 from ember import UsageError
 from ember.consensus import KVStateMachine, StateMachine, apply
-from ember.consensus._replica import Replica, encode_command
+from ember.consensus._replica import Replica, Session, encode_command
 from ember.consensus._state_machine import resolve_state_machine, state_machine_ref
 
 
@@ -70,31 +70,73 @@ def test_kv_state_machine() -> None:
     assert kv.read("a") is None
 
 
+def chosen(request: str, client: str = "c1") -> Session:
+    """The session of a write whose id the caller chose (no seq), from a client at mark 1."""
+    return (client, request, None, 1)
+
+
+def numbered(seq: int, mark: int, client: str = "c1") -> Session:
+    return (client, f"w{seq}", seq, mark)
+
+
 def test_replica_applies_a_session_key_once_and_snapshots_sessions() -> None:
     replica = Replica(Child(), session_limit=2)
-    assert replica.apply(encode_command("c1/1", {"op": "c", "k": "x", "v": 1})) == (
+    assert replica.apply(encode_command(chosen("r1"), {"op": "c", "k": "x", "v": 1})) == (
         True,
         {"set": "x"},
     )
     replica.state_machine.state["x"] = 99  # a second apply would overwrite this
-    assert replica.apply(encode_command("c1/1", {"op": "c", "k": "x", "v": 1})) == (
+    assert replica.apply(encode_command(chosen("r1"), {"op": "c", "k": "x", "v": 1})) == (
         True,
         {"set": "x"},
     )
     assert replica.state_machine.state["x"] == 99 and replica.duplicates == 1
     assert replica.apply(encode_command(None, {"op": "a"})) == (True, "base-a")
     assert replica.apply(encode_command(None, {"op": "a"})) == (True, "base-a")
-    assert replica.duplicates == 1  # no key: no session
+    assert replica.duplicates == 1  # no session: applied each time
+    # Another client may use the same request id: sessions are per client.
+    assert replica.apply(encode_command(chosen("r1", "c2"), {"op": "a"})) == (True, "base-a")
 
     copy = Replica(Child(), session_limit=2)
     copy.restore(replica.snapshot())
     assert copy.state_machine.state == {"x": 99}
-    assert copy.apply(encode_command("c1/1", {"op": "c", "k": "x", "v": 5}))[0] is True
+    assert copy.apply(encode_command(chosen("r1"), {"op": "c", "k": "x", "v": 5}))[0] is True
     assert copy.state_machine.state == {"x": 99}  # the session came along
 
     for k in range(2, 5):  # the oldest outcomes are evicted beyond the limit
-        replica.apply(encode_command(f"c1/{k}", {"op": "a"}))
-    assert list(replica.sessions) == ["c1/3", "c1/4"]
+        replica.apply(encode_command(chosen(f"r{k}"), {"op": "a"}))
+    assert list(replica.sessions) == [("c1", "r3"), ("c1", "r4")]
+
+
+def test_a_clients_numbered_outcomes_are_forgotten_once_its_mark_passes_them() -> None:
+    replica = Replica(Child())
+    for seq in (1, 2, 4, 3):  # concurrent writes commit in any order; 1 is still open
+        replica.apply(encode_command(numbered(seq, mark=1), {"op": "a"}))
+    replica.apply(encode_command(chosen("mine"), {"op": "a"}))
+    replica.apply(encode_command(numbered(7, mark=1, client="other"), {"op": "a"}))
+    assert len(replica.sessions) == 6
+    replica.apply(encode_command(numbered(5, mark=3), {"op": "a"}))  # 1 and 2 are answered
+    assert sorted(r for c, r in replica.sessions if c == "c1") == ["mine", "w3", "w4", "w5"]
+    # A retry of an open one is still a duplicate; the other client is untouched.
+    assert replica.apply(encode_command(numbered(3, mark=3), {"op": "a"})) == (True, "base-a")
+    assert replica.duplicates == 1
+    copy = Replica(Child())
+    copy.restore(replica.snapshot())
+    for r in (copy, replica):  # the heaps are rebuilt on restore: both forget alike
+        r.apply(encode_command(numbered(6, mark=7), {"op": "a"}))
+    assert list(copy.sessions) == list(replica.sessions)
+    assert sorted(replica.sessions) == [("c1", "mine"), ("c1", "w6"), ("other", "w7")]
+
+
+def test_evicted_numbered_outcomes_leave_no_trace() -> None:
+    replica = Replica(Child(), session_limit=3)
+    for seq in range(1, 50):  # a client that never advances its mark (it vanished)
+        replica.apply(encode_command(numbered(seq, mark=1), {"op": "a"}))
+    assert list(replica.sessions) == [("c1", "w47"), ("c1", "w48"), ("c1", "w49")]
+    assert len(replica._numbered["c1"]) == 3
+    replica.apply(encode_command(numbered(50, mark=50), {"op": "a"}))  # it is back
+    assert list(replica.sessions) == [("c1", "w50")]
+    assert replica._numbered == {"c1": [(50, "w50")]}
 
 
 def test_replica_reports_handler_errors_and_unencodable_results() -> None:
@@ -108,11 +150,11 @@ def test_replica_reports_handler_errors_and_unencodable_results() -> None:
             return object()
 
     replica = Replica(Bad())
-    ok, (kind, message) = replica.apply(encode_command("k", {"op": "boom"}))
+    ok, (kind, message) = replica.apply(encode_command(chosen("k"), {"op": "boom"}))
     assert not ok and kind == "builtins.KeyError" and "nope" in message
     ok, (kind, _) = replica.apply(encode_command(None, {"op": "obj"}))
     assert not ok and kind == "builtins.TypeError"
-    assert list(msgpack.unpackb(replica.snapshot(), strict_map_key=False)[1]) == ["k"]
+    assert [s[:2] for s in msgpack.unpackb(replica.snapshot())[1]] == [["c1", "k"]]
     again = Replica(Bad())
     again.restore(replica.snapshot())
     assert again.snapshot() == replica.snapshot()  # order and outcomes survive a snapshot
