@@ -72,14 +72,15 @@ class Role(StrEnum):
     LEADER = "leader"
 
 
-ConfChangeOp = Literal["add_learner", "add_voter", "promote", "remove"]
-_CONF_OPS: frozenset[str] = frozenset(("add_learner", "add_voter", "promote", "remove"))
+ConfChangeOp = Literal["add_learner", "add_voter", "promote", "demote", "remove"]
+_CONF_OPS: frozenset[str] = frozenset(("add_learner", "add_voter", "promote", "demote", "remove"))
 
 
 @dataclass(frozen=True, slots=True)
 class ConfChange:
     """A single-server membership change (thesis §4.1): add a learner, add a voter, promote a
-    learner to voter, or remove a member."""
+    learner to voter, demote a voter to learner (it stays a member and keeps receiving the log),
+    or remove a member."""
 
     op: ConfChangeOp
     node: str

@@ -689,6 +689,11 @@ class Raft:
             return f"{node} is already a member (promote a learner instead)"
         if change.op == "promote" and node not in self.learners:
             return f"{node} is not a learner"
+        if change.op == "demote":
+            if node not in self.voters:
+                return f"{node} is not a voter"
+            if self.voters == {node}:
+                return "cannot demote the last voter"
         if change.op == "remove":
             if node not in members:
                 return f"{node} is not a member"
@@ -715,14 +720,23 @@ class Raft:
         elif change.op in ("add_voter", "promote"):
             self.learners.discard(node)
             self.voters.add(node)
+        elif change.op == "demote":
+            # For quorums a demotion is a removal: the voter set loses exactly one member, so
+            # any majority of the old set and any majority of the new one overlap (thesis
+            # §4.1), and one change at a time keeps that true across changes. The node stays
+            # a learner: it keeps receiving the log but neither campaigns nor counts in votes
+            # or commits.
+            if node in self.voters:
+                self.voters.discard(node)
+                self.learners.add(node)
         else:
             self.voters.discard(node)
             self.learners.discard(node)
 
     def _leader_conf_changed(self) -> None:
         if self.id not in self.voters:
-            # Thesis §4.2.2: a leader that is no longer a voter steps down once the change is
-            # committed (it is, since it is being applied).
+            # Thesis §4.2.2: a leader that is no longer a voter (removed or demoted) steps down
+            # once the change is committed (it is, since it is being applied).
             self.become_follower(self.term, None)
             return
         last = self.log.last_index()

@@ -413,7 +413,8 @@ class RaftMember:
 
     def _manage_membership(self) -> None:
         """Promote a caught-up learner while voters are under the cap; replace a failed voter
-        by a caught-up learner (remove the voter first: one change at a time)."""
+        by a caught-up learner (demote the voter first: one change at a time). The demoted
+        member stays a learner: back up, it catches up and is the next replacement."""
         raft = self.node.raft
         if raft.pending_conf_index > raft.log.applied:
             return
@@ -434,7 +435,7 @@ class RaftMember:
         else:
             failed = [v for v in voters if v != self.id and self._is_failed(v)]
             if failed:
-                change = ConfChange("remove", failed[0])
+                change = ConfChange("demote", failed[0])
         if change is not None:
             try:
                 self.node.propose_conf_change(change)

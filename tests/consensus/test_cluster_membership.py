@@ -1,5 +1,6 @@
 """Membership of in-process groups (virtual time): adding a member as a learner that is then
-promoted, removing one, the voter cap, replacing a failed voter, and leadership transfer."""
+promoted, removing one, the voter cap, replacing a failed voter (demoted to a learner, promoted
+again once back and another voter fails), and leadership transfer."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from clusterkit import eventually
+from clusterkit import eventually, wait_applied
 
 import ember
 from ember import UsageError
@@ -77,8 +78,45 @@ async def test_voter_cap_and_failed_voter_replacement(node: Any) -> None:
         return "test#4" in st["voters"] and failed not in st["voters"]
 
     await eventually(replaced)
-    assert len((await cluster.status())["voters"]) == 3
+    status = await cluster.status()
+    assert len(status["voters"]) == 3 and status["learners"] == [failed]  # demoted, not removed
     assert await cluster.write({"key": "a", "value": 2}) == 1
+
+
+async def test_a_demoted_voter_comes_back_as_a_learner_and_replaces_the_next(
+    tmp_path: Path,
+) -> None:
+    config = ClusterConfig(max_voters=3)
+    async with ember.Node("dm", data_dir=tmp_path) as node:
+        cluster = await Cluster.start(nodes=4, node=node, name="back", config=config)
+        await cluster.wait_for_leader(timeout=10)
+        await cluster.write({"key": "a", "value": 1})
+        status = await cluster.status()
+        leader, (spare,) = status["id"], status["learners"]
+        first = next(v for v in status["voters"] if v != leader)
+        await cluster.stop_member(first)
+
+        async def swapped(out: str, into: str) -> bool:
+            st = await cluster.status()
+            return into in st["voters"] and st["learners"] == [out]
+
+        await eventually(lambda: swapped(first, spare))
+        for i in range(10):
+            await cluster.write({"key": "b", "value": i})
+        await cluster.restart_member(first)  # nobody adds it again: it is a member already
+        await wait_applied(cluster, first, (await cluster.status())["commit"])
+        st = await cluster.status(first)
+        assert st["role"] == "follower" and st["learners"] == [first]
+        assert await cluster.read("b", consistency="stale", member=first) == 9
+        progress = (await cluster.status())["progress"][first]
+        assert progress["learner"] and progress["lag"] <= config.catchup_lag
+
+        status = await cluster.status()
+        leader = status["id"]
+        second = next(v for v in status["voters"] if v != leader)
+        await cluster.stop_member(second)
+        await eventually(lambda: swapped(second, first))  # the returned learner is promoted
+        assert await cluster.write({"key": "a", "value": 2}) == 1
 
 
 async def test_transfer_leadership(node: Any) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import get_args
+
 import msgpack
 import pytest
 from hypothesis import given
@@ -12,6 +14,7 @@ from ember.consensus._config import RaftConfig
 from ember.consensus._errors import MessageDecodeError, RaftUsageError
 from ember.consensus._messages import (
     ConfChange,
+    ConfChangeOp,
     Message,
     MsgType,
     decode_conf_change,
@@ -121,8 +124,11 @@ def test_impossible_appends_are_rejected(entries: tuple[Entry, ...], match: str)
 
 
 def test_conf_change_entries_round_trip_and_reject_garbage() -> None:
-    cc = ConfChange("promote", "n4")
-    assert decode_conf_change(encode_conf_change(cc)) == cc
+    ops = get_args(ConfChangeOp)
+    assert "demote" in ops
+    for op in ops:
+        cc = ConfChange(op, "n4")
+        assert decode_conf_change(encode_conf_change(cc)) == cc
     with pytest.raises(MessageDecodeError):
         decode_conf_change(msgpack.packb(("explode", "n4")))
     with pytest.raises(MessageDecodeError):

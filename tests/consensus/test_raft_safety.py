@@ -43,20 +43,23 @@ steps = st.tuples(
 
 
 def _conf_change(sim: Simulation, arg: int) -> None:
-    """Propose a valid single-server change at the leader (two spare members can join)."""
+    """Propose a valid single-server change at the leader (two spare members can join): add a
+    learner, promote one, demote a voter (the leader too) or remove a member."""
     leader = sim.leader()
     if leader is None:
         return
     conf = sim.node(leader).status().conf
     members = set(conf.voters) | set(conf.learners)
     outsiders = sorted(set(sim.members) - members)
-    kind = arg % 3
+    kind, pick = arg % 4, arg // 4
     if kind == 0 and outsiders:
-        change = ConfChange("add_learner", outsiders[arg % len(outsiders)])
+        change = ConfChange("add_learner", outsiders[pick % len(outsiders)])
     elif kind == 1 and conf.learners:
-        change = ConfChange("promote", conf.learners[arg % len(conf.learners)])
+        change = ConfChange("promote", conf.learners[pick % len(conf.learners)])
+    elif kind == 2 and len(conf.voters) > 2:
+        change = ConfChange("demote", conf.voters[pick % len(conf.voters)])
     elif len(conf.voters) > 2:
-        change = ConfChange("remove", sorted(members)[arg % len(members)])
+        change = ConfChange("remove", sorted(members)[pick % len(members)])
     else:
         return
     try:

@@ -8,7 +8,7 @@ import random
 import pytest
 from raftkit import ids
 
-from ember.consensus._errors import ProposalDropped
+from ember.consensus._errors import ProposalDropped, RaftUsageError
 from ember.consensus._messages import ConfChange, MsgType, Role
 from ember.consensus._sim import Simulation
 from ember.testing import seeded, seeds
@@ -88,6 +88,8 @@ def _reflects(conf: object, change: ConfChange) -> bool:
         return change.node in learners
     if change.op in ("add_voter", "promote"):
         return change.node in voters
+    if change.op == "demote":
+        return change.node in learners and change.node not in voters
     return change.node not in voters and change.node not in learners
 
 
@@ -125,6 +127,8 @@ def test_one_conf_change_at_a_time() -> None:
         (ConfChange("add_learner", "1"), "already a member"),
         (ConfChange("promote", "2"), "not a learner"),
         (ConfChange("remove", "9"), "not a member"),
+        (ConfChange("demote", "9"), "not a voter"),
+        (ConfChange("demote", "4"), "not a voter"),  # a learner already
     ]:
         sim.tick(3)
         with pytest.raises(ProposalDropped, match=why):
@@ -177,6 +181,76 @@ def test_removed_leader_steps_down() -> None:
     new = sim.wait_leader()
     assert new != leader
     sim.one(b"y", 2)
+
+
+def test_the_last_voter_cannot_be_demoted() -> None:
+    sim = Simulation(ids(2), 54, voters=["1"], learners=["2"])
+    assert sim.wait_leader() == "1"
+    sim.one(b"x", 2)
+    with pytest.raises(ProposalDropped, match="cannot demote the last voter") as info:
+        sim.node("1").propose_conf_change(ConfChange("demote", "1"))
+    assert info.value.reason == "invalid_conf_change"
+
+
+def test_demoted_voter_is_a_learner_that_keeps_receiving_entries() -> None:
+    # Thesis §4.1: the demotion takes one server out of the voter set, so the quorum shrinks
+    # as with a removal; the server stays a member, replicated to like any learner.
+    sim = Simulation(ids(3), 55)
+    leader = sim.wait_leader()
+    sim.one(b"before", 3)
+    demoted = next(i for i in ids(3) if i != leader)
+    _change(sim, ConfChange("demote", demoted))
+    st = sim.node(sim.wait_leader()).status()
+    assert demoted not in st.conf.voters and st.conf.learners == (demoted,)
+    assert st.progress[demoted].is_learner
+    assert sim.node(demoted).status().conf == st.conf  # it applied its own demotion
+    sim.one(b"all", 3)  # still replicated to the learner
+    sim.isolate(demoted)
+    term = sim.node(demoted).raft.term
+    sim.one(b"without", 2)  # a quorum of the two voters left
+    sim.tick(100)  # cut off for many election timeouts, a learner never campaigns
+    assert sim.node(demoted).raft.term == term
+    assert sim.node(demoted).raft.role == Role.FOLLOWER
+    sim.heal()
+    sim.one(b"back", 3)
+    assert _applied(sim, demoted) == _applied(sim, sim.wait_leader())
+    with pytest.raises(RaftUsageError, match="not a voter"):
+        sim.node(sim.wait_leader()).transfer_leader(demoted)
+
+
+def test_demoted_leader_steps_down() -> None:
+    # Thesis §4.2.2, as for a removed leader: it steps down once the change is committed.
+    sim = Simulation(ids(3), 56)
+    leader = sim.wait_leader()
+    sim.one(b"x", 3)
+    _change(sim, ConfChange("demote", leader))
+    assert sim.node(leader).raft.role == Role.FOLLOWER
+    new = sim.wait_leader()
+    assert new != leader
+    assert sim.node(new).status().conf.learners == (leader,)
+    sim.one(b"y", 3)  # the old leader, a learner now, receives it too
+    assert b"y" in _applied(sim, leader)
+    sim.tick(100)
+    assert sim.leader() == new
+
+
+def test_demoting_the_transfer_target_abandons_the_transfer() -> None:
+    sim = Simulation(ids(3), 57)
+    leader = sim.wait_leader()
+    target = next(i for i in ids(3) if i != leader)
+    sim.isolate(target)  # so the transfer cannot complete at once
+    sim.one(b"x", 2)
+    node = sim.node(leader)
+    node.propose_conf_change(ConfChange("demote", target))
+    node.transfer_leader(target)
+    assert node.status().lead_transferee == target
+    # Applied well within the election timeout that would abandon the transfer anyway.
+    assert sim.run_until(lambda: target in node.status().conf.learners, 5)
+    assert node.status().lead_transferee is None
+    sim.heal()
+    sim.one(b"y", 3)
+    sim.tick(30)
+    assert sim.leader() == leader
 
 
 @pytest.mark.parametrize("seed", seeds(50, 51))
