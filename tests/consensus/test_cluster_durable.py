@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -65,15 +67,20 @@ async def test_memory_group_on_a_node_without_data_dir(node: Any) -> None:
     assert node.raft.root is None
 
 
+@contextlib.asynccontextmanager
+async def solo_group(path: Path, snapshot_every: int) -> AsyncIterator[tuple[Cluster, Any]]:
+    """A one-member durable group on a node of its own: the handle and the member."""
+    async with ember.Node("solo", data_dir=path) as node:
+        config = ClusterConfig(snapshot_every=snapshot_every)
+        cluster = await Cluster.start(nodes=1, node=node, name="g", config=config)
+        await cluster.wait_for_leader(timeout=10)
+        yield cluster, node.raft.local_member("g")
+
+
 async def test_writes_go_on_while_a_compaction_is_written(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with ember.Node("c", data_dir=tmp_path) as node:
-        cluster = await Cluster.start(
-            nodes=1, node=node, name="bg", config=ClusterConfig(snapshot_every=5)
-        )
-        await cluster.wait_for_leader(timeout=10)
-        member = node.raft.local_member("bg")
+    async with solo_group(tmp_path, snapshot_every=5) as (cluster, member):
         compacting, release = threading.Event(), threading.Event()
         compact = member.storage.compact
 
@@ -103,12 +110,7 @@ async def test_writes_go_on_while_a_compaction_is_written(
 async def test_a_failed_compaction_fails_the_member(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async with ember.Node("f", data_dir=tmp_path) as node:
-        cluster = await Cluster.start(
-            nodes=1, node=node, name="bad", config=ClusterConfig(snapshot_every=3)
-        )
-        await cluster.wait_for_leader(timeout=10)
-        member = node.raft.local_member("bad")
+    async with solo_group(tmp_path, snapshot_every=3) as (cluster, member):
 
         def broken(snapshot: Snapshot) -> None:
             raise StorageError("disk full")

@@ -27,6 +27,32 @@ class Counter(StateMachine):
         return self.state[key]
 
 
+async def reached_leader(node: Any, group: str, leader: str) -> None:
+    """Until writes in flight have reached ``leader``'s member (each loop turn counts)."""
+    member = node.raft.members[(group, leader)]
+    while not member._pending:  # noqa: ASYNC110 - a loop turn at a time, on purpose
+        await asyncio.sleep(0)
+
+
+async def lose_leader_mid_writes(
+    cluster: Cluster, node: Any, tags: list[str], delay: int, *, named: bool
+) -> tuple[str, list[Any]]:
+    """Write ``tags`` concurrently (with ``request_id=tag`` if ``named``), stop the leader
+    ``delay`` loop turns after the writes reached it; the leader and the outcomes."""
+    leader = await cluster.wait_for_leader(timeout=10)
+    tasks = [
+        asyncio.ensure_future(
+            cluster.write({"op": "incr", "tag": t}, request_id=t if named else None, timeout=10)
+        )
+        for t in tags
+    ]
+    await reached_leader(node, cluster.name, leader)
+    for _ in range(delay):
+        await asyncio.sleep(0)
+    await cluster.stop_member(leader)
+    return leader, await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def test_same_request_id_applies_once(node: Any) -> None:
     cluster = await Cluster.start(nodes=3, state_machine=Counter, node=node, name="once")
     await cluster.wait_for_leader(timeout=10)
@@ -49,19 +75,8 @@ async def test_leader_loss_then_retry_applies_each_write_once(node: Any, rounds:
     cluster = await Cluster.start(nodes=5, state_machine=Counter, node=node, name="loss")
     total = unknowns = 0
     for r in rounds:
-        leader = await cluster.wait_for_leader(timeout=10)
         ids = [f"r{r}-{k}" for k in range(10)]
-        tasks = [
-            asyncio.ensure_future(cluster.write({"op": "incr", "tag": i}, request_id=i, timeout=10))
-            for i in ids
-        ]
-        member = node.raft.members[("loss", leader)]
-        while not member._pending:  # noqa: ASYNC110 - until the writes reached the leader
-            await asyncio.sleep(0)
-        for _ in range(r):  # lose the leader at a different point of the round each time
-            await asyncio.sleep(0)
-        await cluster.stop_member(leader)
-        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        leader, outcomes = await lose_leader_mid_writes(cluster, node, ids, r, named=True)
         unknown = [i for i, o in zip(ids, outcomes, strict=True) if isinstance(o, OutcomeUnknown)]
         assert all(isinstance(o, int | OutcomeUnknown) for o in outcomes), outcomes
         for i in unknown:  # the retry says what happened, and applies at most once
@@ -87,21 +102,12 @@ async def _numbered_rounds(node: ember.Node) -> None:
     cluster = await Cluster.start(nodes=5, state_machine=Counter, node=node, name="auto")
     applied_before_retry = 0
     for r in range(6):
-        leader = await cluster.wait_for_leader(timeout=10)
         tags = [f"r{r}-{k}" for k in range(10)]
-        tasks = [
-            asyncio.ensure_future(cluster.write({"op": "incr", "tag": t}, timeout=10)) for t in tags
-        ]
-        member = node.raft.members[("auto", leader)]
-        while not member._pending:  # noqa: ASYNC110 - until the writes reached the leader
-            await asyncio.sleep(0)
-        for _ in range(r):  # lose the leader at a different point of the round each time
-            await asyncio.sleep(0)
-        await cluster.stop_member(leader)
-        outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-        unknown = {t: o.request_id for t, o in zip(tags, outcomes, strict=True)}
+        leader, outcomes = await lose_leader_mid_writes(cluster, node, tags, r, named=False)
         unknown = {
-            t: i for t, i in unknown.items() if isinstance(outcomes[tags.index(t)], OutcomeUnknown)
+            t: o.request_id
+            for t, o in zip(tags, outcomes, strict=True)
+            if isinstance(o, OutcomeUnknown)
         }
         await cluster.restart_member(leader)
         for _ in range(5):  # later writes advance the mark only up to the first open one
@@ -127,8 +133,7 @@ async def test_an_unknown_outcome_is_held_for_the_retry_window(node: Any) -> Non
     leader = await cluster.wait_for_leader(timeout=10)
     member = node.raft.members[("held", leader)]
     task = asyncio.ensure_future(cluster.write({"op": "incr", "tag": "cancelled"}))
-    while not member._pending:  # noqa: ASYNC110 - until the write reached the leader
-        await asyncio.sleep(0)
+    await reached_leader(node, "held", leader)
     task.cancel()  # the caller gave up: the write may still apply
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -138,8 +143,7 @@ async def test_an_unknown_outcome_is_held_for_the_retry_window(node: Any) -> Non
     assert await cluster.write({"op": "incr", "tag": "cancelled"}, request_id="w1") == 1
     assert (await cluster.read("seen")).count("cancelled") == 1
     task = asyncio.ensure_future(cluster.write({"op": "incr", "tag": "again"}))
-    while not member._pending:  # noqa: ASYNC110
-        await asyncio.sleep(0)
+    await reached_leader(node, "held", leader)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
