@@ -44,6 +44,7 @@ from ._config import TransportConfig
 from ._errors import AuthenticationError
 from ._frame import Channel, Frame
 from ._interface import OnFrames, OnNodeDown, OnNodeUp, guarded_call
+from ._peers import PeerTable
 from ._queue import NoRoute, Outbox
 from ._stats import TransportStats
 
@@ -177,12 +178,12 @@ class _Session:
 
 
 class _MemPeer:
-    __slots__ = ("give_up", "link", "name", "outbox", "waiters")
+    __slots__ = ("conn", "give_up", "name", "outbox", "waiters")
 
     def __init__(self, name: str, outbox: Outbox) -> None:
         self.name = name
         self.outbox = outbox
-        self.link: _Link | None = None
+        self.conn: _Link | None = None
         self.waiters: list[asyncio.Future[None]] = []
         self.give_up: asyncio.TimerHandle | None = None
 
@@ -365,7 +366,7 @@ class MemoryNetwork:
                 endpoint._retry()
 
 
-class MemoryTransport:
+class MemoryTransport(PeerTable[_MemPeer]):
     """One node's endpoint on a :class:`MemoryNetwork`; the interface of ``Transport``."""
 
     def __init__(
@@ -428,7 +429,7 @@ class MemoryTransport:
         if peer_name == self._node_name:
             raise UsageError("a node does not connect to itself")
         peer = self._peer(peer_name)
-        if peer.link is not None:
+        if peer.conn is not None:
             return
         waiter: asyncio.Future[None] = self._network.loop.create_future()
         peer.waiters.append(waiter)
@@ -439,54 +440,15 @@ class MemoryTransport:
             if waiter in peer.waiters:
                 peer.waiters.remove(waiter)
 
-    def send(self, peer: str, channel: Channel, payload: bytes) -> None:
-        """As ``Transport.send``; ``NoRoute`` if no endpoint of that name ever joined."""
-        p = self._peers.get(peer)
-        if p is not None and p.link is not None:
-            p.outbox.put(channel, payload)
-            return
-        p = self._route(peer)
-        p.outbox.put(channel, payload)
-        self._want(p)
-
-    async def send_wait(self, peer: str, channel: Channel, payload: bytes) -> None:
-        """As ``Transport.send_wait``."""
-        p = self._peers.get(peer)
-        if p is None or p.link is None:
-            p = self._route(peer)
-        await p.outbox.put_wait(channel, payload)
-        if p.link is None:
-            self._want(p)
-
-    def connected_nodes(self) -> list[str]:
-        """Names of the peers with an open connection, sorted."""
-        return sorted(name for name, p in self._peers.items() if p.link is not None)
-
-    def is_connected(self, peer: str) -> bool:
-        """Whether a connection to ``peer`` is open."""
-        p = self._peers.get(peer)
-        return p is not None and p.link is not None
-
-    def pending(self, peer: str, channel: Channel | None = None) -> int:
-        """Frames queued for ``peer`` and not yet handed to the network."""
-        p = self._peers.get(peer)
-        if p is None:
-            return 0
-        return p.outbox.pending if channel is None else p.outbox.queued(channel)
-
     def disconnect(self, peer: str) -> None:
         """Close the connection to ``peer``, if open (it sees ``"peer_closed"``)."""
         p = self._peers.get(peer)
-        if p is not None and p.link is not None:
-            session = p.link.session
+        if p is not None and p.conn is not None:
+            session = p.conn.session
             reasons = ("disconnected", "peer_closed")
             if session.b is self:
                 reasons = ("peer_closed", "disconnected")
             self._network._session_down(session, *reasons)
-
-    def statistics(self) -> TransportStats:
-        """A snapshot of the endpoint's counters."""
-        return self._stats.snapshot()
 
     async def close(self) -> None:
         """Leave the network: connections go down, queued and in-flight frames are lost."""
@@ -533,9 +495,9 @@ class MemoryTransport:
             raise NoRoute(name)
         return self._peer(name)
 
-    def _want(self, p: _MemPeer) -> None:
+    def _dial(self, p: _MemPeer) -> None:
         """Frames are queued for ``p`` with no connection: connect, or give up on them later."""
-        if p.link is not None or self._state != "running":
+        if p.conn is not None or self._state != "running":
             return
         if p.give_up is None:
             # One attempt per episode of queued frames; later ones come with network changes.
@@ -545,7 +507,7 @@ class MemoryTransport:
 
     def _give_up(self, p: _MemPeer) -> None:
         p.give_up = None
-        if p.link is None:
+        if p.conn is None:
             dropped = p.outbox.discard()
             self._stats.dropped_unreachable += dropped
             if dropped:
@@ -558,7 +520,7 @@ class MemoryTransport:
 
     def _retry(self) -> None:
         for p in self._peers.values():
-            if p.link is None and (p.outbox.pending or p.waiters):
+            if p.conn is None and (p.outbox.pending or p.waiters):
                 self._network._try_connect(self, p.name)
 
     def _auth_failed(self, name: str, error: AuthenticationError) -> None:
@@ -570,7 +532,7 @@ class MemoryTransport:
 
     def _open(self, link: _Link, peer_creation: int) -> None:
         p = self._peer(link.dst.node_name)
-        p.link = link
+        p.conn = link
         if p.give_up is not None:
             p.give_up.cancel()
             p.give_up = None
@@ -587,9 +549,9 @@ class MemoryTransport:
 
     def _closed_link(self, link: _Link, reason: str) -> None:
         p = self._peers.get(link.dst.node_name)
-        if p is None or p.link is not link:
+        if p is None or p.conn is not link:
             return
-        p.link = None
+        p.conn = None
         p.outbox.detach()
         self._stats.dropped_disconnected += p.outbox.discard()
         if reason not in ("closed", "disconnected"):

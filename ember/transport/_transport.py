@@ -36,9 +36,9 @@ from ._backoff import Backoff, FailureLimiter
 from ._config import TransportConfig
 from ._connection import Connection, HandshakeTimeout, PeerRefused, Status
 from ._errors import ProtocolError
-from ._frame import Channel
 from ._handshake import Established, Handshake
 from ._interface import OnFrames, OnNodeDown, OnNodeUp, guarded_call
+from ._peers import PeerTable
 from ._queue import NoRoute, Outbox
 from ._stats import TransportStats
 
@@ -84,7 +84,7 @@ def _wanted(p: _Peer) -> bool:
     return any(not waiter.done() for waiter in p.waiters)
 
 
-class Transport:
+class Transport(PeerTable[_Peer]):
     """The TCP transport of one node.
 
     ``on_frames``, ``on_node_up`` and ``on_node_down`` are called as described in
@@ -274,57 +274,12 @@ class Transport:
         assert self._loop is not None
         waiter: asyncio.Future[None] = self._loop.create_future()
         peer.waiters.append(waiter)
-        self._ensure_dialer(peer)
+        self._dial(peer)
         try:
             await waiter
         finally:
             if waiter in peer.waiters:
                 peer.waiters.remove(waiter)
-
-    def send(self, peer: str, channel: Channel, payload: bytes) -> None:
-        """Queue one frame for ``peer``; it is written within this loop iteration's flush.
-
-        Never blocks. Raises :class:`~ember.transport.QueueFull` if ``channel``'s queue to the
-        peer is full and its policy is ``reject`` (other policies drop, counted),
-        :class:`~ember.transport.FrameTooLarge` for a payload over ``max_frame_size``, and
-        :class:`~ember.transport.NoRoute` when the peer is neither connected nor being
-        connected and has no known address. With no open connection the frame waits in the
-        peer's outbox while a dialer connects (for at most ``unreachable_timeout``).
-        ``payload`` must not be mutated afterwards.
-        """
-        p = self._peers.get(peer)
-        if p is not None and p.conn is not None:
-            p.outbox.put(channel, payload)
-            return
-        p = self._route(peer)
-        p.outbox.put(channel, payload)
-        self._ensure_dialer(p)
-
-    async def send_wait(self, peer: str, channel: Channel, payload: bytes) -> None:
-        """Like :meth:`send`, but wait for room in a full ``reject`` queue instead of raising."""
-        p = self._peers.get(peer)
-        if p is None or p.conn is None:
-            p = self._route(peer)
-            self._ensure_dialer(p)
-        await p.outbox.put_wait(channel, payload)
-        if p.conn is None and self._state == "running":
-            self._ensure_dialer(p)
-
-    def connected_nodes(self) -> list[str]:
-        """Names of the peers with an open connection, sorted."""
-        return sorted(name for name, peer in self._peers.items() if peer.conn is not None)
-
-    def is_connected(self, peer: str) -> bool:
-        """Whether a connection to ``peer`` is open."""
-        p = self._peers.get(peer)
-        return p is not None and p.conn is not None
-
-    def pending(self, peer: str, channel: Channel | None = None) -> int:
-        """Frames queued for ``peer`` (on ``channel``, or on all) and not yet written."""
-        p = self._peers.get(peer)
-        if p is None:
-            return 0
-        return p.outbox.pending if channel is None else p.outbox.queued(channel)
 
     def disconnect(self, peer: str) -> None:
         """Close the connection to ``peer`` gracefully, if one is open; it is reported down."""
@@ -332,10 +287,6 @@ class Transport:
         if p is not None and p.conn is not None:
             p.outbox.flush()
             p.conn.close("disconnected")
-
-    def statistics(self) -> TransportStats:
-        """A snapshot of the transport's counters."""
-        return self._stats.snapshot()
 
     # -- ConnectionOwner ----------------------------------------------------------------------
 
@@ -488,7 +439,7 @@ class Transport:
             loop=self._loop,
         )
 
-    def _ensure_dialer(self, p: _Peer) -> None:
+    def _dial(self, p: _Peer) -> None:
         if p.conn is None and p.dialer is None and self._state == "running":
             assert self._group is not None
             p.dialer = self._group.create_task(self._dial_loop(p), name=f"dial {p.name}")
