@@ -6,12 +6,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from .._checks import check_int, check_positive
 from .._errors import UsageError
 from ._config import RaftConfig
 
 __all__ = ["ClusterConfig"]
 
 
+_MAX_INT = 2**63 - 1
 DEFAULT_RETRY_WINDOW = 300.0
 """Seconds: see :attr:`ClusterConfig.retry_window`."""
 
@@ -34,6 +36,12 @@ class ClusterConfig:
     snapshot_every: int = 10_000
     """A member snapshots its state machine and compacts its log once it has applied this many
     entries since its last snapshot."""
+
+    compaction_keep: int = 5_000
+    """A compaction keeps this many entries behind the snapshot (etcd's
+    ``SnapshotCatchUpEntries``, 5,000), so a follower that is at most that far behind when the
+    leader compacts catches up from the log instead of being sent the whole snapshot. Costs
+    that many entries of disk per member; 0 keeps none."""
 
     max_voters: int = 5
     """The voter cap: members beyond it stay learners, promoted when a voter fails."""
@@ -58,11 +66,9 @@ class ClusterConfig:
         if not isinstance(self.tick_interval, (int, float)) or not 0 < self.tick_interval <= 10:
             raise UsageError(f"tick_interval must be in (0, 10] seconds: {self.tick_interval!r}")
         for name in ("snapshot_every", "max_voters", "catchup_lag", "session_limit"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise UsageError(f"{name} must be a positive int, not {value!r}")
-        if not isinstance(self.retry_window, (int, float)) or not self.retry_window > 0:
-            raise UsageError(f"retry_window must be positive seconds: {self.retry_window!r}")
+            check_int(name, getattr(self, name), 1, _MAX_INT)
+        check_int("compaction_keep", self.compaction_keep, 0, _MAX_INT)
+        check_positive("retry_window", self.retry_window)
         self.raft_config("check")  # validates the Raft fields
 
     def raft_config(self, member: str) -> RaftConfig:

@@ -27,6 +27,9 @@ class RaftLog:
     # --- reading ---
 
     def first_index(self) -> int:
+        """The first index held as an entry: at or before the snapshot's index + 1 (a compaction
+        may keep entries behind its snapshot; a received snapshot replaces the whole log).
+        ``applied`` never lags the snapshot, so applying never reaches back into kept entries."""
         if self.usnap is not None:
             return self.usnap.meta.index + 1
         return self.storage.first_index()

@@ -53,7 +53,7 @@ class Raft:
         self.id = config.id
         self.rng = rng
         hard, conf = storage.initial_state()
-        snap_index = storage.snapshot().meta.index
+        snap_index = storage.snapshot_meta().index  # cheap: not the snapshot's data
         # A snapshot is of committed state even if the commit index saved with it lags (the
         # shell need not sync a commit-only change before compacting).
         commit = max(hard.commit, snap_index)
@@ -66,7 +66,8 @@ class Raft:
         self.learners: set[str] = set(conf.learners)
         # Membership is what the committed log says: replay the committed conf changes now, so a
         # restarted member never acts on an older configuration; the shell's re-application of
-        # these entries (apply_conf_change) is then recognised and skipped.
+        # these entries (apply_conf_change) is then recognised and skipped. Entries kept behind
+        # the snapshot (first_index <= snap_index) are already in its membership: start after it.
         lo = snap_index + 1
         while lo <= commit:
             batch = self.log.slice(lo, commit + 1, config.max_committed_size_per_ready)
@@ -502,6 +503,8 @@ class Raft:
             pr.become_replicate()
         elif pr.state == SNAPSHOT:
             assert pr.snap is not None
+            # Caught up once the log holds what follows its match (entries kept behind our
+            # snapshot count: a follower within them needs no further snapshot).
             caught_up = pr.match + 1 >= self.log.first_index()
             if caught_up or pr.match >= pr.snap.meta.index:
                 pr.become_probe()  # if it still lags behind our log, another snapshot follows
@@ -543,7 +546,8 @@ class Raft:
                 self.send_append(peer)
 
     def send_append(self, to: str, send_empty: bool = True) -> bool:
-        """Send the next entries to ``to`` if its progress allows; a snapshot if they are gone."""
+        """Send the next entries to ``to`` if its progress allows; a snapshot if they are gone
+        (its ``next - 1`` is before the compaction point, whose term the log still answers)."""
         pr = self.prs[to]
         if pr.paused():
             return False

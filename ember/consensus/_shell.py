@@ -271,10 +271,13 @@ class RaftMember:
         meta = self.node.snapshot_meta(self.applied)
         snap = Snapshot(meta, self.replica.snapshot())
         self._snap_index = meta.index
+        keep = self.config.compaction_keep
         if not self._save_in_thread:
-            self.storage.compact(snap)
+            self.storage.compact(snap, keep)
             return
-        self._compaction = asyncio.ensure_future(asyncio.to_thread(self.storage.compact, snap))
+        self._compaction = asyncio.ensure_future(
+            asyncio.to_thread(self.storage.compact, snap, keep)
+        )
         self._compaction.add_done_callback(self._compacted)
 
     def _compacted(self, fut: asyncio.Future[None]) -> None:

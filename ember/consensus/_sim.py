@@ -76,7 +76,8 @@ class Simulation:
     """Members ``ids`` (all voters unless ``voters``/``learners`` say otherwise) bootstrapped as a
     new group. ``drop``, ``dup`` are per-message probabilities; each message is delivered after
     0..``max_delay`` ticks. ``snapshot_every``: a member compacts its log behind a snapshot once
-    it has applied that many entries past its last one. ``storage`` makes each member's store
+    it has applied that many entries past its last one, keeping ``compaction_keep`` entries
+    behind the snapshot (for followers a little behind). ``storage`` makes each member's store
     (default :class:`MemoryStorage`). ``config`` overrides RaftConfig fields."""
 
     def __init__(
@@ -90,6 +91,7 @@ class Simulation:
         dup: float = 0.0,
         max_delay: int = 0,
         snapshot_every: int | None = None,
+        compaction_keep: int = 0,
         check: bool = True,
         storage: Callable[[str], LogStorage] | None = None,
         **config: Any,
@@ -99,6 +101,7 @@ class Simulation:
         self.rng = random.Random(seed)
         self.drop, self.dup, self.max_delay = drop, dup, max_delay
         self.snapshot_every = snapshot_every
+        self.compaction_keep = compaction_keep
         self.check_safety = check
         self.config = config
         self.now = 0
@@ -269,11 +272,11 @@ class Simulation:
             self._apply(m, node, e)
         m.read_states.extend(rd.read_states)
         node.advance(rd)
-        if self.snapshot_every and m.last_applied - m.storage.snapshot().meta.index >= (
+        if self.snapshot_every and m.last_applied - m.storage.snapshot_meta().index >= (
             self.snapshot_every
         ):
             meta = node.snapshot_meta(m.last_applied)
-            m.storage.compact(Snapshot(meta, _encode_state(m.applied)))
+            m.storage.compact(Snapshot(meta, _encode_state(m.applied)), self.compaction_keep)
 
     def _apply(self, m: SimMember, node: RawNode, e: Entry) -> None:
         if e.index != m.last_applied + 1:

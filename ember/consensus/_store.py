@@ -45,7 +45,7 @@ __all__ = ["DurableStorage"]
 DB_NAME = "log.sqlite3"
 LOCK_NAME = "LOCK"
 SNAP_PREFIX = "snap-"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -64,6 +64,11 @@ _MIGRATIONS = {
     # Version 2 keeps the snapshot's data in a file (named here, with its CRC-32); a NULL file
     # means the data is inline in ``data``, as version 1 wrote it.
     2: "ALTER TABLE snapshot ADD COLUMN file TEXT; ALTER TABLE snapshot ADD COLUMN crc INTEGER;",
+    # Version 3 records the compaction point C (entries C+1.. are held, C <= the snapshot's
+    # index: a compaction may keep entries behind its snapshot) and the term of entry C.
+    3: "ALTER TABLE snapshot ADD COLUMN compact_idx INTEGER NOT NULL DEFAULT 0;"
+    " ALTER TABLE snapshot ADD COLUMN compact_term INTEGER NOT NULL DEFAULT 0;"
+    " UPDATE snapshot SET compact_idx = idx, compact_term = term;",
 }
 
 
@@ -147,8 +152,8 @@ class DurableStorage:
     def _load(self, db: sqlite3.Connection, cache_entries: int, cache_bytes: int) -> None:
         term, vote, commit = db.execute("SELECT term, vote, commit_idx FROM hard_state").fetchone()
         self._hard = HardState(term=term, vote=vote, commit=commit)
-        idx, sterm, voters, learners, file, crc = db.execute(
-            "SELECT idx, term, voters, learners, file, crc FROM snapshot"
+        idx, sterm, voters, learners, file, crc, base, base_term = db.execute(
+            "SELECT idx, term, voters, learners, file, crc, compact_idx, compact_term FROM snapshot"
         ).fetchone()
         self._snap_file = None if file is None else (file, crc)
         self._snap = SnapshotMeta(
@@ -156,26 +161,33 @@ class DurableStorage:
             term=sterm,
             conf=ConfState(voters=tuple(json.loads(voters)), learners=tuple(json.loads(learners))),
         )
+        # The compaction point C (entries C+1.. are held) and the term of entry C.
+        self._base: tuple[int, int] = (base, base_term)
         # One pass over the terms: rebuilds the term runs and proves the log contiguous
         # (Raft terms never decrease along a log, so each term is one run).
         runs = db.execute(
             "SELECT term, MIN(idx), MAX(idx), COUNT(*) FROM entries GROUP BY term ORDER BY 2"
         ).fetchall()
-        self._runs = TermRuns(self._snap.index)
-        expect = self._snap.index + 1
+        self._runs = TermRuns(base)
+        expect = base + 1
         for t, lo, hi, count in runs:
             if lo != expect or hi - lo + 1 != count:
                 raise StorageError(
-                    f"{self.path}: the log is not contiguous after the snapshot at "
-                    f"{self._snap.index} (term {t} holds {count} entries in {lo}..{hi}, "
+                    f"{self.path}: the log is not contiguous after the compaction point "
+                    f"{base} (term {t} holds {count} entries in {lo}..{hi}, "
                     f"expected to start at {expect})"
                 )
             self._runs.append(lo, t)
             self._runs.last = hi
             expect = hi + 1
         last = self._runs.last
+        if not base <= idx <= last:
+            raise StorageError(
+                f"{self.path}: the log holds {base + 1}..{last}, not the entries up to the "
+                f"snapshot at {idx} it must hold"
+            )
         self._tail = Tail(last + 1, cache_entries, cache_bytes)
-        lo = max(self._snap.index + 1, last - cache_entries + 1)
+        lo = max(base + 1, last - cache_entries + 1)
         self._tail.reset(lo)
         self._tail.extend(self._select(db, lo, last + 1, None))
 
@@ -188,10 +200,11 @@ class DurableStorage:
             return self._hard, self._snap.conf
 
     def first_index(self) -> int:
-        """The first index held as an entry (the snapshot's index + 1)."""
+        """The first index held as an entry (the compaction point + 1, at or before the
+        snapshot's index + 1)."""
         self._check_usable()
         with self._mem:
-            return self._snap.index + 1
+            return self._base[0] + 1
 
     def last_index(self) -> int:
         """The last index held (the snapshot's index when the log is empty)."""
@@ -200,14 +213,14 @@ class DurableStorage:
             return self._runs.last
 
     def term(self, index: int) -> int:
-        """The term of entry ``index`` (or of the snapshot at its index)."""
+        """The term of entry ``index`` (or of the last compacted entry, kept for this)."""
         self._check_usable()
         with self._mem:
-            snap = self._snap
-            if index < snap.index:
-                raise Compacted(f"index {index} is compacted (snapshot at {snap.index})")
-            if index == snap.index:
-                return snap.term
+            base, base_term = self._base
+            if index < base:
+                raise Compacted(f"index {index} is compacted (first held index is {base + 1})")
+            if index == base:
+                return base_term
             if index > self._runs.last:
                 raise Unavailable(f"index {index} is after the last entry {self._runs.last}")
             return self._runs.term(index)
@@ -216,7 +229,7 @@ class DurableStorage:
         """Entries ``lo..hi-1``, at least one when ``lo < hi`` even if over ``max_bytes``."""
         self._check_usable()
         with self._mem:
-            first, last = self._snap.index + 1, self._runs.last
+            first, last = self._base[0] + 1, self._runs.last
             self._check_range(lo, hi, first, last)
             if lo == hi:
                 return []
@@ -227,7 +240,7 @@ class DurableStorage:
             got = self._select(self._reader, lo, hi, max_bytes)
         if not got or got[0].index != lo:
             # A concurrent compaction removed them between the check and the read.
-            raise Compacted(f"index {lo} is compacted (snapshot at {self._snap.index})")
+            raise Compacted(f"index {lo} is compacted (first held index is {self.first_index()})")
         return got
 
     @staticmethod
@@ -254,8 +267,14 @@ class DurableStorage:
             out.append(Entry(idx, term, EntryType(kind), data))
         return out
 
+    def snapshot_meta(self) -> SnapshotMeta:
+        """The latest snapshot's metadata (from memory: never reads the snapshot's file)."""
+        self._check_usable()
+        with self._mem:
+            return self._snap
+
     def snapshot(self) -> Snapshot:
-        """The latest snapshot (empty, at index 0, before the first)."""
+        """The latest snapshot (empty, at index 0, before the first), read from its file."""
         self._check_usable()
         while True:
             with self._files:  # a replaced file is deleted under this lock: open it first
@@ -341,7 +360,7 @@ class DurableStorage:
         with self._transaction("save") as db:
             if snapshot is not None:
                 db.execute("DELETE FROM entries")
-                _record_snapshot(db, snapshot.meta, file)
+                _record_snapshot(db, snapshot.meta, file, (snapshot.meta.index, snapshot.meta.term))
             if new and new[0].index <= last:
                 db.execute("DELETE FROM entries WHERE idx >= ?", (new[0].index,))
             if new:
@@ -357,6 +376,7 @@ class DurableStorage:
         with self._mem:
             if snapshot is not None:
                 self._snap = snapshot.meta
+                self._base = (snapshot.meta.index, snapshot.meta.term)
                 replaced, self._snap_file = self._snap_file, file
                 self._runs.truncate_from(1)
                 self._runs.last = snapshot.meta.index
@@ -382,21 +402,26 @@ class DurableStorage:
         if e.term < before:
             raise UsageError(f"entry {e.index} has term {e.term}, below {before} before it")
 
-    def compact(self, snapshot: Snapshot) -> None:
-        """Store ``snapshot`` (taken at an applied index) and drop the entries it covers,
-        keeping the later ones. Its term must be the term of the entry at its index; a
-        snapshot not newer than the one held is ignored (one was installed meanwhile)."""
+    def compact(self, snapshot: Snapshot, keep: int = 0) -> None:
+        """Store ``snapshot`` (taken at an applied index ``S``) and drop the entries up to
+        ``max(previous compaction point, S - keep)``, keeping the later ones. Its term must be
+        the term of the entry at its index; a snapshot not newer than the one held is ignored
+        (one was installed meanwhile)."""
+        if keep < 0:
+            raise UsageError(f"keep must not be negative: {keep}")
         self._check_usable()
         file = self._write_file(snapshot)
         replaced: tuple[str, int] | None = file
         try:
             with self._write_lock:
-                replaced = self._compact(snapshot, file)
+                replaced = self._compact(snapshot, keep, file)
         finally:
             if replaced is not None:
                 self._discard(replaced[0])
 
-    def _compact(self, snapshot: Snapshot, file: tuple[str, int]) -> tuple[str, int] | None:
+    def _compact(
+        self, snapshot: Snapshot, keep: int, file: tuple[str, int]
+    ) -> tuple[str, int] | None:
         """``compact`` under the write lock; returns the snapshot file to delete."""
         index = snapshot.meta.index
         self._check_usable()
@@ -409,14 +434,17 @@ class DurableStorage:
                 f"snapshot term {snapshot.meta.term} differs from the term "
                 f"{self._runs.term(index)} of entry {index}"
             )
+        upto = max(self._base[0], index - keep)
+        base = (upto, self._runs.term(upto)) if upto > self._base[0] else self._base
         with self._transaction("compact") as db:
-            _record_snapshot(db, snapshot.meta, file)
-            db.execute("DELETE FROM entries WHERE idx <= ?", (index,))
+            _record_snapshot(db, snapshot.meta, file, base)
+            db.execute("DELETE FROM entries WHERE idx <= ?", (upto,))
         with self._mem:
             self._snap = snapshot.meta
+            self._base = base
             replaced, self._snap_file = self._snap_file, file
-            self._runs.drop_through(index)
-            self._tail.drop_through(index)
+            self._runs.drop_through(upto)
+            self._tail.drop_through(upto)
         return replaced
 
     # -- snapshot files --------------------------------------------------------------------
@@ -525,12 +553,26 @@ def _connect(db_file: Path) -> sqlite3.Connection:
     return db
 
 
-def _record_snapshot(db: sqlite3.Connection, m: SnapshotMeta, file: tuple[str, int] | None) -> None:
+def _record_snapshot(
+    db: sqlite3.Connection,
+    m: SnapshotMeta,
+    file: tuple[str, int] | None,
+    base: tuple[int, int],
+) -> None:
+    """Record the snapshot ``m`` (its data in ``file``) and the compaction point with its term."""
     name, crc = file if file is not None else (None, None)
     db.execute(
         "UPDATE snapshot SET idx = ?, term = ?, voters = ?, learners = ?, data = x'', file = ?,"
-        " crc = ?",
-        (m.index, m.term, json.dumps(m.conf.voters), json.dumps(m.conf.learners), name, crc),
+        " crc = ?, compact_idx = ?, compact_term = ?",
+        (
+            m.index,
+            m.term,
+            json.dumps(m.conf.voters),
+            json.dumps(m.conf.learners),
+            name,
+            crc,
+            *base,
+        ),
     )
 
 

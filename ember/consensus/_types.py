@@ -88,7 +88,8 @@ class StorageError(EmberError):
 
 
 class Compacted(StorageError):
-    """The requested index is at or before the snapshot: it was compacted away."""
+    """The requested index was compacted away (``term``: before the compaction point;
+    ``entries``: before ``first_index()``)."""
 
 
 class Unavailable(StorageError):
@@ -98,9 +99,12 @@ class Unavailable(StorageError):
 class LogStorage(Protocol):
     """The log as the core sees it (etcd's ``Storage`` plus the writes the shell makes).
 
-    Indices: the snapshot covers ``1..first_index()-1``; entries ``first_index()..last_index()``
-    are held. An empty log has ``first_index() == snapshot index + 1`` and ``last_index() ==
-    snapshot index``. ``term(snapshot index)`` is the snapshot's term.
+    Indices: with the snapshot at ``S`` and the compaction point ``C`` (``C <= S``), entries
+    ``C+1..last_index()`` are held and ``first_index() == C + 1``. A compaction may keep entries
+    behind its snapshot (``C < S``: the entries ``C+1..S`` the snapshot also covers, so a
+    follower a little behind catches up from the log); installing a snapshot leaves ``C == S``.
+    ``term(C)`` is still answered (the term of the last compacted entry, the snapshot's term when
+    ``C == S``); indices before ``C`` raise :class:`Compacted`. ``last_index() >= S`` always.
     """
 
     def initial_state(self) -> tuple[HardState, ConfState]:
@@ -124,7 +128,11 @@ class LogStorage(Protocol):
         ...
 
     def snapshot(self) -> Snapshot:
-        """The latest snapshot (empty, index 0, before the first)."""
+        """The latest snapshot (empty, index 0, before the first); may read a large file."""
+        ...
+
+    def snapshot_meta(self) -> SnapshotMeta:
+        """The latest snapshot's metadata alone (cheap: never reads the snapshot's data)."""
         ...
 
     def save(
@@ -135,14 +143,18 @@ class LogStorage(Protocol):
     ) -> None:
         """Durably and atomically store what one ``ready()`` asks for, with one sync.
 
-        ``snapshot`` (if any) replaces the log up to its index. ``entries`` are contiguous; the
-        first may be at or before ``last_index() + 1``, in which case the stored entries from
-        there on are replaced (a new leader overwrote a conflicting suffix)."""
+        ``snapshot`` (if any, a leader's, newer than the held one) replaces the whole log: the
+        compaction point becomes its index. ``entries`` are contiguous; those at or before the
+        snapshot index are skipped; the first may be at or before ``last_index() + 1``, in which
+        case the stored entries from there on are replaced (a new leader overwrote a conflicting
+        suffix)."""
         ...
 
-    def compact(self, snapshot: Snapshot) -> None:
-        """Store ``snapshot`` (made by the application at an applied index) and drop the entries
-        it covers, keeping the later ones."""
+    def compact(self, snapshot: Snapshot, keep: int = 0) -> None:
+        """Store ``snapshot`` (made by the application at an applied index ``S``) and drop the
+        entries up to ``C = max(previous C, S - keep)``, keeping ``keep`` entries behind the
+        snapshot for followers a little behind, and all the later ones. A snapshot not newer
+        than the held one is ignored."""
         ...
 
     def close(self) -> None:

@@ -18,7 +18,7 @@ from ember.consensus._types import Snapshot, StorageError
 
 
 async def test_snapshot_and_restart_from_disk(tmp_path: Path) -> None:
-    config = ClusterConfig(snapshot_every=10)
+    config = ClusterConfig(snapshot_every=10, compaction_keep=4)
     async with ember.Node("d", data_dir=tmp_path) as node:
         cluster = await Cluster.start(nodes=3, node=node, name="kv", config=config)
         assert cluster.members == ["d#1", "d#2", "d#3"]
@@ -33,7 +33,7 @@ async def test_snapshot_and_restart_from_disk(tmp_path: Path) -> None:
     for name in dirs:  # the node stopped: every member compacted behind a snapshot
         with DurableStorage(tmp_path / "raft" / name) as store:
             assert store.snapshot().meta.index >= 30
-            assert store.first_index() == store.snapshot().meta.index + 1
+            assert store.first_index() == store.snapshot().meta.index - 4 + 1  # 4 kept
     async with ember.Node("d", data_dir=tmp_path) as node:  # the members come back by themselves
         cluster = Cluster.connect("kv", ["d#1", "d#2", "d#3"], node=node)
         await cluster.wait_for_leader(timeout=10)
@@ -71,7 +71,7 @@ async def test_memory_group_on_a_node_without_data_dir(node: Any) -> None:
 async def solo_group(path: Path, snapshot_every: int) -> AsyncIterator[tuple[Cluster, Any]]:
     """A one-member durable group on a node of its own: the handle and the member."""
     async with ember.Node("solo", data_dir=path) as node:
-        config = ClusterConfig(snapshot_every=snapshot_every)
+        config = ClusterConfig(snapshot_every=snapshot_every, compaction_keep=0)
         cluster = await Cluster.start(nodes=1, node=node, name="g", config=config)
         await cluster.wait_for_leader(timeout=10)
         yield cluster, node.raft.local_member("g")
@@ -84,10 +84,10 @@ async def test_writes_go_on_while_a_compaction_is_written(
         compacting, release = threading.Event(), threading.Event()
         compact = member.storage.compact
 
-        def held(snapshot: Snapshot) -> None:
+        def held(snapshot: Snapshot, keep: int) -> None:
             compacting.set()
             assert release.wait(30)
-            compact(snapshot)
+            compact(snapshot, keep)
 
         monkeypatch.setattr(member.storage, "compact", held)
         try:
@@ -112,7 +112,7 @@ async def test_a_failed_compaction_fails_the_member(
 ) -> None:
     async with solo_group(tmp_path, snapshot_every=3) as (cluster, member):
 
-        def broken(snapshot: Snapshot) -> None:
+        def broken(snapshot: Snapshot, keep: int) -> None:
             raise StorageError("disk full")
 
         monkeypatch.setattr(member.storage, "compact", broken)

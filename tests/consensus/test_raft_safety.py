@@ -69,11 +69,20 @@ def _conf_change(sim: Simulation, arg: int) -> None:
 
 
 def _run(
-    seed: int, n: int, schedule: list[tuple[str, int, int]], snapshot_every: int | None
+    seed: int,
+    n: int,
+    schedule: list[tuple[str, int, int]],
+    snapshot_every: int | None,
+    keep: int,
 ) -> None:
     names = ids(n + 2)  # the last two start outside the group and may be added
     sim = Simulation(
-        names, seed, voters=ids(n), snapshot_every=snapshot_every, snapshot_chunk_size=32
+        names,
+        seed,
+        voters=ids(n),
+        snapshot_every=snapshot_every,
+        compaction_keep=keep,
+        snapshot_chunk_size=32,
     )
     for k, (op, arg, ticks) in enumerate(schedule):
         name = names[arg % len(names)]
@@ -122,11 +131,16 @@ def _run(
     n=st.sampled_from([3, 5]),
     schedule=st.lists(steps, min_size=10, max_size=40),
     snapshot_every=st.sampled_from([None, 4, 15]),
+    keep=st.sampled_from([0, 0, 3, 20]),
 )
 def test_safety_under_random_schedules(
-    seed: int, n: int, schedule: list[tuple[str, int, int]], snapshot_every: int | None
+    seed: int,
+    n: int,
+    schedule: list[tuple[str, int, int]],
+    snapshot_every: int | None,
+    keep: int,
 ) -> None:
-    _run(seed, n, schedule, snapshot_every)
+    _run(seed, n, schedule, snapshot_every, keep)
 
 
 @pytest.mark.slow
@@ -136,11 +150,16 @@ def test_safety_under_random_schedules(
     n=st.sampled_from([3, 5]),
     schedule=st.lists(steps, min_size=50, max_size=300),
     snapshot_every=st.sampled_from([None, 4, 15]),
+    keep=st.sampled_from([0, 0, 3, 20]),
 )
 def test_safety_under_long_random_schedules(
-    seed: int, n: int, schedule: list[tuple[str, int, int]], snapshot_every: int | None
+    seed: int,
+    n: int,
+    schedule: list[tuple[str, int, int]],
+    snapshot_every: int | None,
+    keep: int,
 ) -> None:
-    _run(seed, n, schedule, snapshot_every)
+    _run(seed, n, schedule, snapshot_every, keep)
 
 
 # The checker itself must be able to fail: each property, broken on purpose, is caught.

@@ -57,9 +57,16 @@ def test_agreement_crashes_and_restarts_from_disk(durable) -> None:  # type: ign
         assert [d for _, d in sim.members[i].applied] == [b"a", b"b", b"c", b"d"]
 
 
-def test_snapshots_and_churn_on_disk(durable) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("keep", [0, 7])
+def test_snapshots_and_churn_on_disk(durable, keep: int) -> None:  # type: ignore[no-untyped-def]
     sim = DurableSimulation(
-        ids(3), 82, storage=durable, snapshot_every=5, snapshot_chunk_size=32, drop=0.05
+        ids(3),
+        82,
+        storage=durable,
+        snapshot_every=5,
+        compaction_keep=keep,
+        snapshot_chunk_size=32,
+        drop=0.05,
     )
     rng = random.Random(82)
     leader = sim.wait_leader()

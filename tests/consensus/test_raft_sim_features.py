@@ -35,6 +35,40 @@ def test_slow_follower_catches_up_by_chunked_snapshot() -> None:
     assert sim.members[slow].storage.snapshot().meta.index > 0
 
 
+def test_a_follower_within_the_kept_entries_catches_up_without_a_snapshot() -> None:
+    # etcd's SnapshotCatchUpEntries: the leader compacts keeping ``compaction_keep`` entries
+    # behind its snapshot, so a follower that fell a little behind it is sent those entries;
+    # one further behind than that still gets the snapshot (§7).
+    sim = Simulation(ids(3), 44, snapshot_every=10, compaction_keep=30, snapshot_chunk_size=64)
+    leader = sim.wait_leader()
+    slow = next(i for i in ids(3) if i != leader)
+    for k in range(5):
+        sim.one(b"a%d" % k, 3)
+    sim.isolate(slow)
+    behind = sim.members[slow].storage.last_index()
+    for k in range(20):
+        sim.one(b"b%d" % k, 2)
+    held = sim.members[leader].storage
+    assert held.snapshot_meta().index > behind  # without kept entries: a snapshot to send
+    assert held.first_index() <= behind + 1
+    sim.heal()
+    sim.one(b"after", 3)
+    assert sim.leader() == leader
+    assert sim.sent.get(MsgType.SNAP, 0) == 0
+    assert _applied(sim, slow) == _applied(sim, leader)
+
+    sim.isolate(slow)
+    behind = sim.members[slow].storage.last_index()
+    for k in range(60):
+        sim.one(b"c%d" % k, 2)
+    assert held.first_index() > behind + 1
+    sim.heal()
+    sim.one(b"end", 3)
+    assert sim.sent.get(MsgType.SNAP, 0) > 0
+    assert sim.members[slow].storage.snapshot_meta().index > behind
+    assert _applied(sim, slow) == _applied(sim, leader)
+
+
 def test_snapshot_streaming_survives_loss_and_restarts() -> None:
     sim = Simulation(ids(3), 42, snapshot_every=5, snapshot_chunk_size=16)
     leader = sim.wait_leader()

@@ -24,6 +24,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from ember import UsageError
 from ember.consensus._store import DurableStorage
 from ember.consensus._types import (
     Compacted,
@@ -209,39 +210,78 @@ def test_entries_at_or_before_the_snapshot_are_skipped(store: LogStorage) -> Non
     assert store.entries(4, 7) == ents(4, 6, 1)
 
 
+def test_compact_can_keep_entries_behind_the_snapshot(backend: Backend) -> None:
+    # etcd's SnapshotCatchUpEntries: a follower a little behind the snapshot catches up from
+    # the log. The compaction point C = max(previous C, S - keep) never moves back.
+    store = backend.open()
+    store.save(HardState(2, "a", 9), ents(1, 4, 1) + ents(5, 12, 2))
+    store.compact(snap(9, 2), keep=5)  # C = 4
+    store = backend.reopen(store)
+    try:
+        assert (store.first_index(), store.last_index()) == (5, 12)
+        assert store.snapshot_meta() == snap(9, 2).meta
+        assert store.snapshot() == snap(9, 2)
+        assert store.term(4) == 1  # the last compacted entry's term is still answered
+        assert [store.term(i) for i in range(5, 13)] == [2] * 8
+        assert store.entries(5, 13) == ents(5, 12, 2)
+        with pytest.raises(Compacted):
+            store.term(3)
+        with pytest.raises(Compacted):
+            store.entries(4, 6)
+        store.compact(snap(10, 2), keep=100)  # keeps everything held: C stays 4
+        assert (store.first_index(), store.term(4)) == (5, 1)
+        store.compact(snap(11, 2), keep=2)  # C = 9
+        assert (store.first_index(), store.term(9)) == (10, 2)
+        store.save(None, [Entry(10, 2, data=b"no"), Entry(11, 2, data=b"no"), *ents(12, 13, 3)])
+        assert store.entries(10, 14) == ents(10, 11, 2) + ents(12, 13, 3)  # 10, 11 skipped
+        # Installing a leader's snapshot still replaces the whole log: C = S.
+        store.save(None, [], snap(20, 4))
+        assert (store.first_index(), store.last_index(), store.term(20)) == (21, 20, 4)
+        with pytest.raises(Compacted):
+            store.term(19)
+    finally:
+        store.close()
+
+
+def test_compact_refuses_a_negative_keep(store: LogStorage) -> None:
+    store.save(None, ents(1, 6, 1))
+    with pytest.raises(UsageError):
+        store.compact(snap(3, 1), keep=-1)
+    assert (store.first_index(), store.snapshot_meta()) == (1, SnapshotMeta())
+
+
 # -- the state machine -----------------------------------------------------------------------
 
 
 @dataclass
 class Model:
-    """The obvious implementation: a snapshot, a list of the entries after it, a hard state."""
+    """The obvious implementation: a snapshot, the compaction point ``base`` (at or before the
+    snapshot) with its term, a list of the entries after it, a hard state."""
 
     snap: Snapshot = field(default_factory=Snapshot)
+    base: int = 0
+    base_term: int = 0
     log: list[Entry] = field(default_factory=list)
     hard: HardState = field(default_factory=HardState)
 
     @property
     def first(self) -> int:
-        return self.snap.meta.index + 1
+        return self.base + 1
 
     @property
     def last(self) -> int:
-        return self.snap.meta.index + len(self.log)
+        return self.base + len(self.log)
 
     @property
     def last_term(self) -> int:
-        return self.log[-1].term if self.log else self.snap.meta.term
+        return self.log[-1].term if self.log else self.base_term
 
     def term(self, index: int) -> int:
-        if index < self.snap.meta.index:
+        if index < self.base:
             raise Compacted(index)
         if index > self.last:
             raise Unavailable(index)
-        return (
-            self.snap.meta.term
-            if index == self.snap.meta.index
-            else self.log[index - self.first].term
-        )
+        return self.base_term if index == self.base else self.log[index - self.first].term
 
     def entries(self, lo: int, hi: int, max_bytes: int | None) -> list[Entry]:
         if lo < self.first:
@@ -260,14 +300,20 @@ class Model:
     def save(self, hard: HardState | None, new: list[Entry], snapshot: Snapshot | None) -> None:
         if snapshot is not None:
             self.snap, self.log = snapshot, []
-        new = [e for e in new if e.index >= self.first]
+            self.base, self.base_term = snapshot.meta.index, snapshot.meta.term
+        new = [e for e in new if e.index > self.snap.meta.index]
         if new:
             self.log = self.log[: new[0].index - self.first] + new
         if hard is not None:
             self.hard = hard
 
-    def compact(self, snapshot: Snapshot) -> None:
-        self.log = self.log[snapshot.meta.index + 1 - self.first :]
+    def compact(self, snapshot: Snapshot, keep: int) -> None:
+        if snapshot.meta.index <= self.snap.meta.index:
+            return  # stale: ignored
+        base = max(self.base, snapshot.meta.index - keep)
+        self.base_term = self.term(base)
+        self.log = self.log[base + 1 - self.first :]
+        self.base = base
         self.snap = snapshot
 
 
@@ -319,6 +365,7 @@ class StoreMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.model.log)
     @rule(back=st.integers(1, 10), data=st.lists(datas, min_size=1, max_size=6))
     def overwrite_suffix(self, back: int, data: list[bytes]) -> None:
+        # Entries at or before the snapshot (kept behind it) are skipped, the rest replaced.
         term = self._term(True)
         lo = max(self.model.first, self.model.last + 1 - back)
         new = [Entry(lo + k, term, data=d) for k, d in enumerate(data)]
@@ -339,12 +386,14 @@ class StoreMachine(RuleBasedStateMachine):
         self._save(self._hard(index), new, snapshot)
 
     @precondition(lambda self: self.model.log)
-    @rule(k=st.integers(0, 100), blob=datas)
-    def compact(self, k: int, blob: bytes) -> None:
-        index = self.model.first + k % len(self.model.log)
-        snapshot = Snapshot(SnapshotMeta(index, self.model.term(index), ConfState(("n1",))), blob)
-        self.store.compact(snapshot)
-        self.model.compact(snapshot)
+    @rule(k=st.integers(0, 100), keep=st.sampled_from([0, 0, 1, 3, 8, 1000]), blob=datas)
+    def compact(self, k: int, keep: int, blob: bytes) -> None:
+        m = self.model
+        lo = m.snap.meta.index + 1 if m.last > m.snap.meta.index else m.first  # else stale
+        index = lo + k % (m.last - lo + 1)
+        snapshot = Snapshot(SnapshotMeta(index, m.term(index), ConfState(("n1",))), blob)
+        self.store.compact(snapshot, keep)
+        m.compact(snapshot, keep)
 
     @rule()
     def reopen(self) -> None:
@@ -367,7 +416,8 @@ class StoreMachine(RuleBasedStateMachine):
         assert (s.first_index(), s.last_index()) == (m.first, m.last)
         assert s.initial_state() == (m.hard, m.snap.meta.conf)
         assert s.snapshot() == m.snap
-        for i in range(m.snap.meta.index - 1, m.last + 2):
+        assert s.snapshot_meta() == m.snap.meta
+        for i in range(m.base - 1, m.last + 2):
             assert outcome(lambda i=i: s.term(i)) == outcome(lambda i=i: m.term(i))
         assert s.entries(m.first, m.last + 1) == m.log
 

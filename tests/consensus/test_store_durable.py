@@ -9,12 +9,20 @@ import random
 import shutil
 import sqlite3
 import threading
+import zlib
 from pathlib import Path
 
 import pytest
 
 from ember import UsageError
-from ember.consensus._store import _SCHEMA, DB_NAME, SNAP_PREFIX, DurableStorage
+from ember.consensus._store import (
+    _MIGRATIONS,
+    _SCHEMA,
+    DB_NAME,
+    FORMAT_VERSION,
+    SNAP_PREFIX,
+    DurableStorage,
+)
 from ember.consensus._types import (
     Compacted,
     ConfState,
@@ -317,8 +325,54 @@ def test_a_version_1_store_with_an_inline_snapshot_opens_and_migrates(tmp_path: 
         store.compact(Snapshot(SnapshotMeta(7, 1, ConfState(("a",))), b"new"))
     with DurableStorage(tmp_path / "g") as store:
         assert store.snapshot().data == b"new"
+        assert (store.first_index(), store.term(7)) == (8, 1)
     with sqlite3.connect(tmp_path / "g" / DB_NAME) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (2,)
+        assert db.execute("PRAGMA user_version").fetchone() == (FORMAT_VERSION,)
+
+
+def test_a_version_2_store_migrates_and_then_keeps_entries_behind_snapshots(
+    tmp_path: Path,
+) -> None:
+    # Version 2 had no compaction point: the entries after the snapshot were all it held.
+    (tmp_path / "g").mkdir()
+    name = f"{SNAP_PREFIX}{5:016x}-3.bin"
+    (tmp_path / "g" / name).write_bytes(b"v2 state")
+    with sqlite3.connect(tmp_path / "g" / DB_NAME) as db:
+        db.executescript(_SCHEMA + _MIGRATIONS[2])
+        db.execute(
+            "UPDATE snapshot SET idx = 5, term = 1, voters = '[\"a\"]', file = ?, crc = ?",
+            (name, zlib.crc32(b"v2 state")),
+        )
+        db.executemany("INSERT INTO entries VALUES (?, ?, 0, x'')", [(6, 1), (7, 1), (8, 2)])
+        db.execute("PRAGMA user_version = 2")
+    with DurableStorage(tmp_path / "g") as store:
+        assert store.snapshot() == Snapshot(SnapshotMeta(5, 1, ConfState(("a",))), b"v2 state")
+        assert (store.first_index(), store.last_index(), store.term(5)) == (6, 8, 1)
+        with pytest.raises(Compacted):
+            store.term(4)
+        store.compact(Snapshot(SnapshotMeta(8, 2, ConfState(("a",))), b"at 8"), keep=2)
+    with DurableStorage(tmp_path / "g") as store:
+        assert store.snapshot_meta() == SnapshotMeta(8, 2, ConfState(("a",)))
+        assert (store.first_index(), store.last_index(), store.term(6)) == (7, 8, 1)
+        assert [e.term for e in store.entries(7, 9)] == [1, 2]
+    with sqlite3.connect(tmp_path / "g" / DB_NAME) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (FORMAT_VERSION,)
+        assert db.execute("SELECT compact_idx, compact_term FROM snapshot").fetchone() == (6, 1)
+
+
+def test_missing_entries_behind_the_snapshot_are_a_storage_error(tmp_path: Path) -> None:
+    store = DurableStorage(tmp_path / "g")
+    store.save(HardState(1), batch(1, 30, 1, 10))
+    store.compact(Snapshot(SnapshotMeta(20, 1, ConfState(("a",))), b"s"), keep=5)
+    store.close()
+    with sqlite3.connect(tmp_path / "g" / DB_NAME) as db:
+        db.execute("DELETE FROM entries WHERE idx > 18")  # the log must reach the snapshot
+    with pytest.raises(StorageError, match="snapshot at 20"):
+        DurableStorage(tmp_path / "g")
+    with sqlite3.connect(tmp_path / "g" / DB_NAME) as db:
+        db.execute("DELETE FROM entries WHERE idx = 16")  # the first kept entry is gone
+    with pytest.raises(StorageError, match="not contiguous after the compaction point 15"):
+        DurableStorage(tmp_path / "g")
 
 
 def test_saves_do_not_wait_while_a_snapshot_file_is_written(

@@ -2,11 +2,12 @@
 survives with its content, the log stays contiguous, and a torn WAL tail is discarded on open.
 
 A child (``store_writer.py``) follows a seeded plan of saves (batches, suffix overwrites by a new
-term, compactions, installed snapshots) and prints ``ack n`` after each returns. The test kills
-it after a random number of acks plus a random delay, sometimes appends a torn tail to the WAL
-(random bytes, or a partial copy of the last frames: right salt, broken checksum chain), then
-reopens the store. Because the plan is deterministic, the store must equal the model after
-exactly the acknowledged operations, or after one more (committed but killed before the ack).
+term, compactions that keep some entries behind their snapshot, installed snapshots) and prints
+``ack n`` after each returns. The test kills it after a random number of acks plus a random delay,
+sometimes appends a torn tail to the WAL (random bytes, or a partial copy of the last frames: right
+salt, broken checksum chain), then reopens the store. Because the plan is deterministic, the store
+must equal the model after exactly the acknowledged operations, or after one more (committed but
+killed before the ack).
 ``EMBER_SEED=<n>`` replays a run's decisions (the plans, kill points in acks, tears); where
 within a save the kill lands depends on timing.
 """
