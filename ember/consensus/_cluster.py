@@ -8,8 +8,8 @@ import heapq
 import itertools
 import math
 import uuid
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .._errors import UsageError
 from ..actors._node import current_node
@@ -34,6 +34,18 @@ __all__ = ["Cluster"]
 Consistency = Literal["linearizable", "lease", "stale"]
 _RETRY_PAUSE = 0.05
 _MIN_ATTEMPT = 0.01  # seconds: less is not worth a request
+
+
+_T = TypeVar("_T")
+
+
+class _Next(Exception):
+    """Raised by an attempt of :meth:`Cluster._via_leader`: try the next member; ``error`` is
+    the one to report if none answers in time (None: keep the previous one)."""
+
+    def __init__(self, error: Exception | None) -> None:
+        super().__init__(error)
+        self.error = error
 
 
 def _host_of(node: Node | None) -> RaftHost:
@@ -158,8 +170,13 @@ class Cluster:
             order.insert(0, self._leader)
         return order
 
-    async def _on_leader(self, op: str, args: list[Any], within: float) -> Any:
-        """Run ``op`` on the leader, following hints, for up to ``within`` seconds."""
+    async def _via_leader(
+        self, within: float, attempt: Callable[[str, float], Awaitable[_T]]
+    ) -> _T:
+        """``await attempt(target, remaining_seconds)`` on the member believed to lead, then on
+        the others, following ``NotLeader`` hints, until it returns; after ``within`` seconds,
+        the last error (``NoLeader`` if none). ``attempt`` raises :class:`_Next` to go on to
+        the next member; anything else it raises ends the loop."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         last: Exception = NoLeader(f"no leader for {self.name} within {within} s")
@@ -169,19 +186,32 @@ class Cluster:
                 if remaining <= _MIN_ATTEMPT:
                     raise last
                 try:
-                    return await self.host.call(
-                        node_of(target), op, [self.name, target, *args], remaining
-                    )
+                    return await attempt(target, remaining)
                 except NotLeader as exc:
                     last = exc
                     self._leader = exc.leader_hint
                     if exc.leader_hint is not None:
                         break
-                except (NoLeader, PeerLost, TimeoutError) as exc:
-                    last = exc if not isinstance(exc, TimeoutError) else last
+                except _Next as nxt:
+                    last = nxt.error or last
                     if self._leader == target:
                         self._leader = None
             await asyncio.sleep(min(_RETRY_PAUSE, max(0.0, deadline - loop.time())))
+
+    async def _on_leader(self, op: str, args: list[Any], within: float) -> Any:
+        """Run ``op`` on the leader, following hints, for up to ``within`` seconds."""
+
+        async def attempt(target: str, remaining: float) -> Any:
+            try:
+                return await self.host.call(
+                    node_of(target), op, [self.name, target, *args], remaining
+                )
+            except (NoLeader, PeerLost) as exc:
+                raise _Next(exc) from exc
+            except TimeoutError:
+                raise _Next(None) from None
+
+        return await self._via_leader(within, attempt)
 
     # --- the API ---
 
@@ -278,47 +308,35 @@ class Cluster:
         session: list[Any],
         timeout: float,  # noqa: ASYNC109
     ) -> Any:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        last: Exception = NoLeader(f"no leader for {self.name} within {timeout} s")
-        while True:
-            for target in self._targets():
-                remaining = deadline - loop.time()
-                if remaining <= _MIN_ATTEMPT:
-                    raise last
-                try:
-                    leader, ok, value = await self.host.call(
-                        node_of(target),
-                        "write",
-                        [self.name, target, session, command, False, remaining * 0.8],
-                        remaining,
-                    )
-                except NotLeader as exc:
-                    last = exc
-                    self._leader = exc.leader_hint
-                    if exc.leader_hint is not None:
-                        break
-                    continue
-                except NoLeader as exc:
-                    last = exc
-                    continue
-                except PeerLost as exc:
-                    if self._leader == target:
-                        self._leader = None
-                    if exc.sent:
-                        raise OutcomeUnknown(request_id, str(exc)) from exc
-                    last = NoLeader(str(exc))
-                    continue
-                except OutcomeUnknown as exc:
+        """Send the write to the leader (see :meth:`write` for what each error means)."""
+
+        async def attempt(target: str, remaining: float) -> Any:
+            try:
+                leader, ok, value = await self.host.call(
+                    node_of(target),
+                    "write",
+                    [self.name, target, session, command, False, remaining * 0.8],
+                    remaining,
+                )
+            except NoLeader as exc:
+                raise _Next(exc) from exc
+            except PeerLost as exc:
+                if not exc.sent:
+                    raise _Next(NoLeader(str(exc))) from exc
+                if self._leader == target:
                     self._leader = None
-                    raise OutcomeUnknown(request_id, str(exc)) from exc
-                except TimeoutError as exc:
-                    raise WriteTimeout(request_id, f"no answer within {timeout} s") from exc
-                self._leader = leader
-                if not ok:
-                    raise CommandFailed(value[0], value[1])
-                return value
-            await asyncio.sleep(min(_RETRY_PAUSE, max(0.0, deadline - loop.time())))
+                raise OutcomeUnknown(request_id, str(exc)) from exc
+            except OutcomeUnknown as exc:
+                self._leader = None
+                raise OutcomeUnknown(request_id, str(exc)) from exc
+            except TimeoutError as exc:
+                raise WriteTimeout(request_id, f"no answer within {timeout} s") from exc
+            self._leader = leader
+            if not ok:
+                raise CommandFailed(value[0], value[1])
+            return value
+
+        return await self._via_leader(timeout, attempt)
 
     async def read(
         self,
