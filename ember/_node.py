@@ -6,7 +6,9 @@ import os
 import random
 import ssl
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,11 @@ def next_creation(data_dir: Path) -> int:
     tmp.write_text(f"{creation}\n")
     os.replace(tmp, path)
     return creation
+
+
+default_seed: ContextVar[int | None] = ContextVar("ember_default_seed", default=None)
+"""Seeds each :class:`Node` made without ``seed=`` in this context (mixed with its name): the
+pytest plugin sets it per test, so every node a failing test made replays from one seed."""
 
 
 class Node(KernelNode):
@@ -122,6 +129,8 @@ class Node(KernelNode):
                 creation = 1
         super().__init__(name, creation=creation)
         self.cluster = cluster
+        if seed is None and (base := default_seed.get()) is not None:
+            seed = zlib.crc32(f"{base}/{name}".encode())
         self.rng = random.Random(seed)
         """The node's source of randomness; each core gets a generator seeded from it."""
         self.data_dir = Path(data_dir) if data_dir is not None else None

@@ -5,8 +5,9 @@
 * The ``node`` fixture gives the test a started :class:`ember.Node` named ``test``; the
   ``make_node`` fixture gives a factory ``make_node(name)`` for more nodes in the same loop.
   Both are stopped in order when the test ends.
-* Their nodes are seeded (``Node(seed=...)``) from one seed per test: ``EMBER_SEED`` if set,
-  else a random one. A failing test carries a note with it; ``EMBER_SEED=<n>`` replays the
+* Every node the test makes (with the fixtures or ``ember.Node(...)`` itself) is seeded from one
+  seed per test and its name (``ember._node.default_seed``): ``EMBER_SEED`` if set, else a
+  random one. A failing test carries a note with it; ``EMBER_SEED=<n>`` replays the
   same protocol randomness (with ``PYTHONHASHSEED`` fixed too, set iteration orders match).
 """
 
@@ -17,13 +18,12 @@ import contextlib
 import inspect
 import os
 import random
-import zlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
 
-from .._node import Node
+from .._node import Node, default_seed
 from ._vtime import VirtualTimeLoop
 
 
@@ -72,13 +72,14 @@ def run_test(
     seed = int(env) if env else random.SystemRandom().randrange(2**32)
 
     async def main() -> None:
+        default_seed.set(seed)  # this task's context: nodes the test makes itself too
         async with contextlib.AsyncExitStack() as stack:
             for key, value in list(kwargs.items()):
                 if isinstance(value, _NodeRequest):
                     kwargs[key] = (
-                        _factory(stack, seed)
+                        _factory(stack)
                         if value.factory
-                        else (await stack.enter_async_context(Node("test", seed=seed)))
+                        else (await stack.enter_async_context(Node("test")))
                     )
             await fn(**kwargs)
 
@@ -96,11 +97,8 @@ def run_test(
         raise
 
 
-def _factory(
-    stack: contextlib.AsyncExitStack, seed: int
-) -> Callable[..., Coroutine[Any, Any, Node]]:
+def _factory(stack: contextlib.AsyncExitStack) -> Callable[..., Coroutine[Any, Any, Node]]:
     async def make(name: str, **kwargs: Any) -> Node:
-        kwargs.setdefault("seed", zlib.crc32(f"{seed}/{name}".encode()))
         return await stack.enter_async_context(Node(name, **kwargs))
 
     return make

@@ -6,7 +6,7 @@ from typing import get_args
 
 import msgpack
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ember import EmberError
@@ -66,6 +66,7 @@ def messages(draw: st.DrawFn) -> Message:
 
 
 @given(messages())
+@settings(deadline=None)  # no timing goal here: a loaded machine must not fail it
 def test_every_message_round_trips(msg: Message) -> None:
     assert decode_message(encode_message(msg)) == msg
 
@@ -100,6 +101,7 @@ def test_malformed_messages_raise_a_typed_error(mutate: object, match: str) -> N
 
 
 @given(st.binary(max_size=64))
+@settings(deadline=None)
 def test_garbage_never_escapes_as_another_error(data: bytes) -> None:
     try:
         decode_message(data)

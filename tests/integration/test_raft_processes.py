@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ember.cli._cluster import LocalCluster
-from ember.consensus import Cluster, ClusterError, NoLeader, OutcomeUnknown
+from ember.consensus import Cluster, ClusterError, NoLeader, NotLeader, OutcomeUnknown
 
 pytestmark = pytest.mark.ember_realtime
 
@@ -25,7 +25,7 @@ async def write_until_acked(cluster: Cluster, key: str, value: int) -> None:
         try:
             await cluster.write({"key": key, "value": value}, request_id=key, timeout=5.0)
             return
-        except (OutcomeUnknown, NoLeader):
+        except (OutcomeUnknown, NoLeader, NotLeader):  # none of these is a lost write
             await asyncio.sleep(0.05)
 
 

@@ -86,3 +86,23 @@ def test_a_failing_test_carries_its_seed(monkeypatch: pytest.MonkeyPatch) -> Non
     with pytest.raises(AssertionError) as info:
         run_test(fail, {"node": _NodeRequest(factory=False)})
     assert "EMBER_SEED=77" in "".join(info.value.__notes__)
+
+
+def test_nodes_a_test_makes_itself_replay_from_the_test_seed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    draws: list[tuple[float, float, float]] = []
+
+    async def body() -> None:
+        async with ember.Node("a") as a, ember.Node("b") as b, ember.Node("c", seed=5) as c:
+            draws.append((a.rng.random(), b.rng.random(), c.rng.random()))
+
+    monkeypatch.setenv("EMBER_SEED", "4321")
+    run_test(body, {})
+    run_test(body, {})
+    monkeypatch.setenv("EMBER_SEED", "4322")
+    run_test(body, {})
+    first, again, other = draws
+    assert first == again  # the same test seed: the same draws, node by node
+    assert first[0] != first[1]  # each node's own stream (its name is mixed in)
+    assert other[:2] != first[:2] and other[2] == first[2]  # an explicit seed= wins
