@@ -87,6 +87,9 @@ class Cluster:
         self._voters = self.members[:max_voters]
         self._leader: str | None = None
         self.retry_window = retry_window
+        self._stream = uuid.uuid4().hex[:12]
+        """This handle's life: its own request ids are ``<stream>-<n>``, unique even when the
+        client id is reused after a restart."""
         self._next_seq = 1
         self._open: dict[str, tuple[int, float]] = {}
         """This handle's numbered writes without a known outcome: seq and how long it is held."""
@@ -256,13 +259,13 @@ class Cluster:
         if request_id is None:
             seq: int | None = self._next_seq
             self._next_seq += 1
-            request_id = f"w{seq}"
+            request_id = f"{self._stream}-{seq}"
         else:  # a retry of one of this handle's numbered writes keeps its number
             seq = self._open[request_id][0] if request_id in self._open else None
         retry = request_id in self._open
         if seq is not None:
             self._hold(request_id, seq, math.inf)
-        session = [self.client_id, request_id, seq, self._mark(loop.time())]
+        session = [self.client_id, self._stream, request_id, seq, self._mark(loop.time())]
         try:
             result = await self._write(command, request_id, session, timeout)
         except CommandFailed:

@@ -85,10 +85,10 @@ def node_of(member: str) -> str:
 def _session(value: list[Any]) -> Session:
     """A write's session off the wire, checked: it lands in every member's replicated state."""
     match value:
-        case [str(client), str(request), None | int() as seq, int(mark)] if not isinstance(
-            seq, bool
-        ) and not isinstance(mark, bool):
-            return (client, request, seq, mark)
+        case [str(client), str(stream), str(request), None | int() as seq, int(mark)] if (
+            not isinstance(seq, bool) and not isinstance(mark, bool)
+        ):
+            return (client, stream, request, seq, mark)
     raise UsageError(f"malformed write session {value!r}")
 
 
@@ -526,7 +526,7 @@ class RaftHost:
                         )
                     except PeerLost as exc:
                         if exc.sent:
-                            request = None if session is None else session[1]
+                            request = None if session is None else session[2]
                             raise OutcomeUnknown(request, str(exc)) from exc
                         raise NoLeader(str(exc)) from exc
                     return reply

@@ -157,7 +157,7 @@ async def test_bad_arguments_are_usage_errors(node: Any) -> None:
         await Cluster.start(nodes=3, state_machine="no.such.module:Thing", node=node)
     cluster = await Cluster.start(nodes=1, node=node, name="wire")
     leader = await cluster.wait_for_leader(timeout=10)
-    for session in (["c"], ["c", "r", "1", 1], ["c", "r", None, True], "c/r"):
+    for session in (["c"], ["c", "s", "r", "1", 1], ["c", "s", "r", None, True], "c/r"):
         with pytest.raises(UsageError, match="malformed write session"):
             await node.raft.call(node.name, "write", ["wire", leader, session, {}, False, 1.0], 5)
 

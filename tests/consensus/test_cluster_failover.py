@@ -139,8 +139,9 @@ async def test_an_unknown_outcome_is_held_for_the_retry_window(node: Any) -> Non
         await task
     for k in range(5):
         await cluster.write({"op": "incr", "tag": k})
-    assert (cluster.client_id, "w1") in member.replica.sessions  # held for a retry
-    assert await cluster.write({"op": "incr", "tag": "cancelled"}, request_id="w1") == 1
+    first = f"{cluster._stream}-1"  # the handle's own id for its first write
+    assert (cluster.client_id, first) in member.replica.sessions  # held for a retry
+    assert await cluster.write({"op": "incr", "tag": "cancelled"}, request_id=first) == 1
     assert (await cluster.read("seen")).count("cancelled") == 1
     task = asyncio.ensure_future(cluster.write({"op": "incr", "tag": "again"}))
     await reached_leader(node, "held", leader)
@@ -148,9 +149,34 @@ async def test_an_unknown_outcome_is_held_for_the_retry_window(node: Any) -> Non
     with pytest.raises(asyncio.CancelledError):
         await task
     await cluster.write({"op": "incr", "tag": "x"})
-    assert (cluster.client_id, "w7") in member.replica.sessions
+    seventh = f"{cluster._stream}-7"
+    assert (cluster.client_id, seventh) in member.replica.sessions
     await asyncio.sleep(31)  # the retry window passes: the next write lets the members forget
     await cluster.write({"op": "incr", "tag": "y"})
-    assert (cluster.client_id, "w7") not in member.replica.sessions
+    assert (cluster.client_id, seventh) not in member.replica.sessions
     assert len(member.replica.sessions) == 1
+    await cluster.stop()
+
+
+async def test_a_reused_client_id_neither_collides_with_nor_forgets_the_old_handle(
+    node: Any,
+) -> None:
+    cluster = await Cluster.start(nodes=3, state_machine=Counter, node=node, name="again")
+    leader = await cluster.wait_for_leader(timeout=10)
+    task = asyncio.ensure_future(cluster.write({"op": "incr", "tag": "open"}))
+    await reached_leader(node, "again", leader)
+    task.cancel()  # its outcome is unknown to the old handle, which then goes away
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    open_id = f"{cluster._stream}-1"
+    # A restarted process makes a handle with the same client id: its own writes apply (they
+    # are not mistaken for the old handle's), and its marks leave the old open one alone.
+    restarted = Cluster.connect("again", cluster.members, node=node, client_id=cluster.client_id)
+    base = await restarted.read("n")  # 1 if the cancelled write was applied, else 0
+    for k in range(5):
+        assert await restarted.write({"op": "incr", "tag": k}) == base + k + 1
+    seen = await restarted.read("seen")
+    assert [t for t in seen if t != "open"] == [0, 1, 2, 3, 4]
+    await restarted.write({"op": "incr", "tag": "open"}, request_id=open_id)  # the retry
+    assert (await restarted.read("seen")).count("open") == 1
     await cluster.stop()

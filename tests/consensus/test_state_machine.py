@@ -71,12 +71,13 @@ def test_kv_state_machine() -> None:
 
 
 def chosen(request: str, client: str = "c1") -> Session:
-    """The session of a write whose id the caller chose (no seq), from a client at mark 1."""
-    return (client, request, None, 1)
+    """The session of a write whose id the caller chose (no seq), from a handle at mark 1."""
+    return (client, "s", request, None, 1)
 
 
-def numbered(seq: int, mark: int, client: str = "c1") -> Session:
-    return (client, f"w{seq}", seq, mark)
+def numbered(seq: int, mark: int, client: str = "c1", stream: str = "s") -> Session:
+    """The session of a handle's own request ``seq`` of ``stream`` (id ``w<seq>``)."""
+    return (client, stream, f"w{seq}", seq, mark)
 
 
 def test_replica_applies_a_session_key_once_and_snapshots_sessions() -> None:
@@ -133,10 +134,22 @@ def test_evicted_numbered_outcomes_leave_no_trace() -> None:
     for seq in range(1, 50):  # a client that never advances its mark (it vanished)
         replica.apply(encode_command(numbered(seq, mark=1), {"op": "a"}))
     assert list(replica.sessions) == [("c1", "w47"), ("c1", "w48"), ("c1", "w49")]
-    assert len(replica._numbered["c1"]) == 3
+    assert len(replica._numbered["c1", "s"]) == 3
     replica.apply(encode_command(numbered(50, mark=50), {"op": "a"}))  # it is back
     assert list(replica.sessions) == [("c1", "w50")]
-    assert replica._numbered == {"c1": [(50, "w50")]}
+    assert replica._numbered == {("c1", "s"): [(50, "w50")]}
+
+
+def test_a_mark_forgets_only_its_own_streams_outcomes() -> None:
+    # A client id reused after a restart starts a new stream: its marks must not forget what
+    # the old stream left open (a retry of it from the new handle must still apply once).
+    replica = Replica(Child())
+    replica.apply(encode_command(("c1", "old", "old-1", 1, 1), {"op": "a"}))
+    for seq in range(1, 4):
+        replica.apply(encode_command(("c1", "new", f"new-{seq}", seq, seq), {"op": "a"}))
+    assert ("c1", "old-1") in replica.sessions
+    assert replica.apply(encode_command(chosen("old-1"), {"op": "a"})) == (True, "base-a")
+    assert replica.duplicates == 1
 
 
 def test_replica_reports_handler_errors_and_unencodable_results() -> None:
@@ -154,7 +167,7 @@ def test_replica_reports_handler_errors_and_unencodable_results() -> None:
     assert not ok and kind == "builtins.KeyError" and "nope" in message
     ok, (kind, _) = replica.apply(encode_command(None, {"op": "obj"}))
     assert not ok and kind == "builtins.TypeError"
-    assert [s[:2] for s in msgpack.unpackb(replica.snapshot())[1]] == [["c1", "k"]]
+    assert [s[:3] for s in msgpack.unpackb(replica.snapshot())[1]] == [["c1", "k", "s"]]
     again = Replica(Bad())
     again.restore(replica.snapshot())
     assert again.snapshot() == replica.snapshot()  # order and outcomes survive a snapshot
