@@ -256,13 +256,14 @@ class Cluster:
         the same ``request_id``, it applies once), :class:`CommandFailed` (the handler
         raised)."""
         loop = asyncio.get_running_loop()
+        held = None if request_id is None else self._open.get(request_id)
+        retry = held is not None  # of one of this handle's numbered writes: it keeps its number
         if request_id is None:
             seq: int | None = self._next_seq
             self._next_seq += 1
             request_id = f"{self._stream}-{seq}"
-        else:  # a retry of one of this handle's numbered writes keeps its number
-            seq = self._open[request_id][0] if request_id in self._open else None
-        retry = request_id in self._open
+        else:
+            seq = None if held is None else held[0]
         if seq is not None:
             self._hold(request_id, seq, math.inf)
         session = [self.client_id, self._stream, request_id, seq, self._mark(loop.time())]

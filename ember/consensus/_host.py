@@ -21,7 +21,7 @@ import os
 import random
 import re
 import shutil
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -203,9 +203,6 @@ class RaftHost:
         self.members.clear()
         await asyncio.gather(*(m.stop() for m in members), return_exceptions=True)
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        return self._tasks.spawn(coro)
-
     # --- members ---
 
     def _is_failed(self, member: str) -> bool:
@@ -285,7 +282,7 @@ class RaftHost:
 
     def _on_conf(self, member: RaftMember, change: ConfChange) -> None:
         if change.op == "remove" and change.node == member.id:
-            self._spawn(self.destroy_member(member.group, member.id))
+            self._tasks.spawn(self.destroy_member(member.group, member.id))
 
     async def stop_member(self, group: str, member_id: str) -> None:
         """Stop a member (as if its node crashed cleanly); its data stays."""
@@ -372,7 +369,7 @@ class RaftHost:
                 member.step(msg)
         elif kind == _REQ:
             _, call_id, op, args, timeout = frame
-            self._spawn(self._serve(peer, call_id, op, args, timeout))
+            self._tasks.spawn(self._serve(peer, call_id, op, args, timeout))
         elif kind == _REP:
             _, call_id, failed, value = frame
             call = self._calls.pop(call_id, None)
@@ -446,7 +443,7 @@ class RaftHost:
                 async with asyncio.timeout(self.CONNECT_GRACE):
                     await transport.connect(node)
 
-        task = self._spawn(dial())
+        task = self._tasks.spawn(dial())
         self._redials[node] = task
         task.add_done_callback(lambda _t: self._redials.pop(node, None))
 

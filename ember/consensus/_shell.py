@@ -117,6 +117,12 @@ class RaftMember:
             await asyncio.gather(self._task, return_exceptions=True)
         if self._compaction is not None:
             await asyncio.gather(self._compaction, return_exceptions=True)
+        if self._compaction_error is not None and self.failure is None:
+            # It failed after the loop ended: say so, and do not write to the failed store.
+            self.failure = self._compaction_error
+            log.error(
+                "raft member %s/%s: compaction failed", self.group, self.id, exc_info=self.failure
+            )
         self._fail_all(OutcomeUnknown(None, f"member {self.id} stopped"))
         try:
             if self._deferred is not None and self.failure is None:

@@ -23,7 +23,7 @@ import os
 import sqlite3
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 from .._errors import UsageError
@@ -326,14 +326,24 @@ class DurableStorage:
         if hard_state is None and not entries and snapshot is None:
             return
         _check_batch(entries)
+        self._locked_with_file(snapshot, lambda f: self._save(hard_state, entries, snapshot, f))
+
+    def _locked_with_file(
+        self,
+        snapshot: Snapshot | None,
+        write: Callable[[tuple[str, int] | None], tuple[str, int] | None],
+    ) -> None:
+        """Write ``snapshot``'s file (if any) outside the write lock, then ``write(file)``
+        under it, which returns the file left unused: the one it replaced, or the new one if it
+        did not adopt it (or raised). That file is deleted."""
         file = None if snapshot is None else self._write_file(snapshot)
-        replaced = file  # the file to delete afterwards: the new one unless it is adopted
+        unused = file
         try:
             with self._write_lock:
-                replaced = self._save(hard_state, entries, snapshot, file)
+                unused = write(file)
         finally:
-            if replaced is not None:
-                self._discard(replaced[0])
+            if unused is not None:
+                self._discard(unused[0])
 
     def _save(
         self,
@@ -409,18 +419,12 @@ class DurableStorage:
         (one was installed meanwhile)."""
         if keep < 0:
             raise UsageError(f"keep must not be negative: {keep}")
-        self._check_usable()
-        file = self._write_file(snapshot)
-        replaced: tuple[str, int] | None = file
-        try:
-            with self._write_lock:
-                replaced = self._compact(snapshot, keep, file)
-        finally:
-            if replaced is not None:
-                self._discard(replaced[0])
+        if snapshot.meta.index <= self.snapshot_meta().index:
+            return  # a newer one is held already: spare writing a file for nothing
+        self._locked_with_file(snapshot, lambda f: self._compact(snapshot, keep, f))
 
     def _compact(
-        self, snapshot: Snapshot, keep: int, file: tuple[str, int]
+        self, snapshot: Snapshot, keep: int, file: tuple[str, int] | None
     ) -> tuple[str, int] | None:
         """``compact`` under the write lock; returns the snapshot file to delete."""
         index = snapshot.meta.index

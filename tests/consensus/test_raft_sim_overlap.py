@@ -211,6 +211,7 @@ def test_the_shell_sends_a_leaders_appends_before_it_saves_them() -> None:
 
     async def main() -> Any:
         loop = asyncio.get_running_loop()
+        acked = asyncio.Event()
 
         def send(msg: Message) -> None:
             events.extend(("send", e.data) for e in msg.entries)
@@ -219,6 +220,7 @@ def test_the_shell_sends_a_leaders_appends_before_it_saves_them() -> None:
                     MsgType.APP_RESP, "a", "l", msg.term, index=msg.index + len(msg.entries)
                 )
                 loop.call_soon(member.step, ack)
+                loop.call_soon(acked.set)  # after the step: callbacks run in order
 
         member = RaftMember(
             "g",
@@ -233,7 +235,7 @@ def test_the_shell_sends_a_leaders_appends_before_it_saves_them() -> None:
         member.node.campaign()
         async with asyncio.timeout(5):
             await member.wait_for_leader()
-            await asyncio.sleep(0.01)  # the learner answered the first append
+            await acked.wait()  # the learner answered the first append
             outcome = await member.propose(write)
         await member.stop()
         return outcome
