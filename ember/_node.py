@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import ssl
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import UsageError
+from ._services import Service
 from .actors import Node as KernelNode
 from .actors import Pid
 from .consensus._host import RaftHost
@@ -25,6 +27,8 @@ from .transport._codec import Codec
 from .transport._config import TransportConfig
 from .transport._dist import Distribution
 from .transport._transport import Transport, parse_address
+
+log = logging.getLogger("ember.node")
 
 
 def parse_node_address(spec: str) -> tuple[str, str, int]:
@@ -144,8 +148,34 @@ class Node(KernelNode):
         self.dist: Distribution | None = None
         self.mesh: Membership | None = None
         self._member_subscribers: set[Pid] = set()
+        self._services: dict[str, Service] = {}
         self.raft: RaftHost | None = None
         """This node's Raft groups (see ``ember.consensus``), once started."""
+
+    @property
+    def kernel(self) -> KernelNode:
+        """The actor kernel of this node (the node itself), for services."""
+        return self
+
+    def service(self, name: str) -> Any:
+        """The service ``name`` this node runs (``"raft"``...), or None."""
+        return self._services.get(name)
+
+    def _add_service(self, name: str, service: Service) -> None:
+        if name in self._services:
+            raise UsageError(f"node {self.name} already runs a {name!r} service")
+        self._services[name] = service
+
+    async def _start_services(self) -> None:
+        for service in self._services.values():
+            await service.start()
+
+    async def _stop_services(self) -> None:
+        for name, service in reversed(self._services.items()):
+            try:
+                await service.stop()
+            except Exception:
+                log.exception("node %s: stopping service %s failed", self.name, name)
 
     @property
     def address(self) -> tuple[str, int] | None:
@@ -156,8 +186,9 @@ class Node(KernelNode):
         """Start the kernel, then the transport (if distributed) and the connections asked for."""
         await super().start()
         self.raft = RaftHost(self)
+        self._add_service("raft", self.raft)
         if not self._networked:
-            await self.raft.start()
+            await self._start_services()
             return
         assert self._cookie is not None
         dist: Distribution | None = None
@@ -195,7 +226,7 @@ class Node(KernelNode):
         if self._meshed:
             assert bound is not None
             await self._start_mesh(*(self._advertise or bound))
-        await self.raft.start()
+        await self._start_services()
         for peer, host, port in self._connect:
             await self.connect_node(f"{peer}@{host}:{port}")
 
@@ -304,8 +335,7 @@ class Node(KernelNode):
     async def stop(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - a grace period
         """Stop every process (their exit signals still reach remote links), then the
         transport."""
-        if self.raft is not None:
-            await self.raft.stop()
+        await self._stop_services()
         try:
             await super().stop(timeout)
         finally:

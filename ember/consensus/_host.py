@@ -52,7 +52,7 @@ from ._store import DurableStorage
 from ._types import ConfState, LogStorage
 
 if TYPE_CHECKING:
-    from .._node import Node
+    from .._services import ServiceNode
 
 __all__ = ["PeerLost", "RaftHost", "node_of"]
 
@@ -143,7 +143,7 @@ class RaftHost:
     CONNECT_GRACE = 2.0
     """A request to a node never connected since it was sent fails (``PeerLost``) after this."""
 
-    def __init__(self, node: Node) -> None:
+    def __init__(self, node: ServiceNode) -> None:
         self.node = node
         self.name = node.name
         self.members: dict[tuple[str, str], RaftMember] = {}
