@@ -99,6 +99,16 @@ def test_errors_share_one_root_and_timeouts_are_timeouterrors():
 
 def test_testing_namespace():
     assert public(ember.testing) == {
+        "KVModel",
+        "LinearizabilityResult",
+        "Model",
+        "Operation",
+        "PartitionResult",
+        "RegisterModel",
+        "UNKNOWN",
+        "Verdict",
+        "Witness",
+        "check_linearizability",
         "VirtualTimeDeadlock",
         "VirtualTimeLoop",
         "run",
