@@ -44,6 +44,13 @@ from ._config import TransportConfig
 from ._errors import AuthenticationError
 from ._frame import Channel, Frame
 from ._interface import OnFrames, OnNodeDown, OnNodeUp, guarded_call
+from ._memory_datagrams import (
+    DatagramStatistics,
+    MemoryDatagrams,
+    OnDatagram,
+    check_bind,
+    sim_address,
+)
 from ._peers import PeerTable
 from ._queue import NoRoute, Outbox
 from ._stats import TransportStats
@@ -214,6 +221,11 @@ class MemoryNetwork:
         self._sessions: dict[frozenset[str], _Session] = {}
         self._groups: dict[str, int] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._bound: dict[tuple[str, int], MemoryDatagrams] = {}
+        self._bind_listeners: list[Callable[[str, str], None]] = []
+        self._creations: dict[str, int] = {}
+        self.datagram_stats = DatagramStatistics()
+        """Counters of the datagrams (the mesh's UDP) this network carried."""
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -250,6 +262,49 @@ class MemoryNetwork:
         )
         self._endpoints[node_name] = endpoint
         return endpoint
+
+    def address_of(self, node_name: str) -> str:
+        """The simulated ``"host:port"`` address of ``node_name`` (what its mesh advertises)."""
+        host, port = sim_address(node_name)
+        return f"{host}:{port}"
+
+    def next_creation(self, node_name: str) -> int:
+        """A new incarnation number for ``node_name`` (1, 2, ... per name), so pids of an
+        earlier run of a node never name processes of a later one."""
+        creation = self._creations[node_name] = self._creations.get(node_name, 0) + 1
+        return creation
+
+    def bind_datagrams(
+        self, node_name: str, address: tuple[str, int], on_datagram: OnDatagram
+    ) -> MemoryDatagrams:
+        """A datagram socket for ``node_name`` at ``address``; see ``_memory_datagrams``."""
+        check_bind(self._bound, node_name, address)
+        sock = self._bound[address] = MemoryDatagrams(self, node_name, address, on_datagram)
+        cluster = self._cluster_of(node_name)
+        for listener in list(self._bind_listeners):
+            self.loop.call_soon(listener, node_name, cluster)
+        return sock
+
+    def bound_nodes(self) -> list[tuple[str, str]]:
+        """``(node, cluster)`` of every node with a datagram socket bound now."""
+        return [(s.node_name, self._cluster_of(s.node_name)) for s in self._bound.values()]
+
+    def on_bind(self, listener: Callable[[str, str], None]) -> Callable[[], None]:
+        """Call ``listener(node, cluster)`` (from the loop) for every node bound now and each
+        one that binds later; returns a function that stops it."""
+        self._bind_listeners.append(listener)
+        for name, cluster in self.bound_nodes():
+            self.loop.call_soon(listener, name, cluster)
+
+        def remove() -> None:
+            if listener in self._bind_listeners:
+                self._bind_listeners.remove(listener)
+
+        return remove
+
+    def _cluster_of(self, node_name: str) -> str:
+        endpoint = self._endpoints.get(node_name)
+        return endpoint.cluster if endpoint is not None else ""
 
     def set_faults(
         self,
@@ -294,6 +349,38 @@ class MemoryNetwork:
         return groups is None or groups.get(a, 0) == groups.get(b, 0)
 
     # -- used by endpoints --------------------------------------------------------------------
+
+    def _send_datagram(self, src: MemoryDatagrams, data: bytes, target: tuple[str, int]) -> None:
+        stats = self.datagram_stats
+        stats.sent += 1
+        dst = self._bound.get(target)
+        if dst is None:
+            stats.dropped_unbound += 1
+            return
+        if not self.reachable(src.node_name, dst.node_name):
+            stats.dropped_partitioned += 1
+            return
+        if self.drop and self.rng.random() < self.drop:
+            stats.dropped_by_network += 1
+            return
+        low, high = self.delay
+        delay = self.rng.uniform(low, high) if high > 0.0 else 0.0
+        self.loop.call_later(delay, self._arrive, src.node_name, src.address, dst, data)
+
+    def _arrive(
+        self, src_name: str, source: tuple[str, int], dst: MemoryDatagrams, data: bytes
+    ) -> None:
+        if self._bound.get(dst.address) is not dst:
+            self.datagram_stats.dropped_unbound += 1
+        elif not self.reachable(src_name, dst.node_name):
+            self.datagram_stats.dropped_partitioned += 1
+        else:
+            self.datagram_stats.delivered += 1
+            dst._deliver(data, source)
+
+    def _unbind_datagrams(self, sock: MemoryDatagrams) -> None:
+        if self._bound.get(sock.address) is sock:
+            del self._bound[sock.address]
 
     def _regroup(self) -> None:
         """Apply the current partition to every connection: arm or disarm its down timer."""
