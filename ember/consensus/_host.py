@@ -282,7 +282,7 @@ class RaftHost:
         member.meta = meta  # type: ignore[attr-defined]
         self.members[(group, member_id)] = member
         self.stopped_members.discard(member_id)
-        member.start()
+        self.node.kernel.in_context(member.start)
         return member
 
     def _on_conf(self, member: RaftMember, change: ConfChange) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import random
 import time
@@ -179,6 +180,7 @@ class Membership:
         self._open_datagrams = datagrams
         self._udp: DatagramSocket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._context = contextvars.copy_context()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self._listeners: list[MemberListener] = []
@@ -197,6 +199,7 @@ class Membership:
     async def start(self) -> None:
         """Bind the UDP socket, start the core, discovery and the join."""
         loop = self._loop = asyncio.get_running_loop()
+        self._context = contextvars.copy_context()
         try:
             if self._open_datagrams is not None:
                 self._udp = await self._open_datagrams(self._on_datagram, self._bind)
@@ -318,7 +321,8 @@ class Membership:
                 return
             self._timer.cancel()
         self._timer_at = at
-        self._timer = self._loop.call_at(at, self._on_timer)
+        # The timer runs as this node, whoever's call made the core produce work.
+        self._timer = self._loop.call_at(at, self._on_timer, context=self._context.copy())
 
     def _flush(self) -> None:
         """Send what the core produced, publish its events, re-arm the timer."""

@@ -20,6 +20,7 @@ from .._node import Node
 from ..mesh._config import SwimConfig
 from ..mesh._messages import MemberStatus
 from ..transport._memory import MemoryNetwork
+from ._vtime import VirtualTimeLoop
 
 __all__ = ["SimCluster", "SimNetwork"]
 
@@ -107,21 +108,55 @@ class SimCluster:
     async def kill(self, name: str) -> None:
         """Crash ``name``: its network goes first (peers see the connection drop, as after
         ``kill -9``), so nothing it does while its processes are torn down reaches anyone; no
-        leave is gossiped."""
+        leave is gossiped. A paused node can be killed too."""
         node = self.nodes.pop(name, None)
         if node is None:
             raise UsageError(f"node {name!r} is not running")
         if node.transport is not None:
             await node.transport.close()
+        self.network.resume(name)
+        loop = asyncio.get_running_loop()
+        if isinstance(loop, VirtualTimeLoop):
+            loop.thaw(name)
         if node.mesh is not None:
             await node.mesh.stop()
         await node.stop()
 
+    def pause(self, name: str) -> None:
+        """Freeze ``name`` as ``SIGSTOP`` would: none of its timers, tasks or deliveries run
+        until :meth:`resume`; its peers hear nothing from it and their connections to it go
+        down after the heartbeat timeout. Needs the virtual-time loop."""
+        self.node(name)
+        self._loop().freeze(name)
+        self.network.pause(name)
+
+    def resume(self, name: str) -> None:
+        """Continue a paused node, as ``SIGCONT``: what fell due meanwhile runs at once, late."""
+        self.node(name)
+        self.network.resume(name)
+        self._loop().thaw(name)
+
+    def paused(self) -> frozenset[str]:
+        """The nodes paused now."""
+        loop = asyncio.get_running_loop()
+        return loop.frozen() if isinstance(loop, VirtualTimeLoop) else frozenset()
+
+    @staticmethod
+    def _loop() -> VirtualTimeLoop:
+        loop = asyncio.get_running_loop()
+        if not isinstance(loop, VirtualTimeLoop):
+            raise UsageError("pausing a simulated node needs the virtual-time loop")
+        return loop
+
     async def stop(self, name: str) -> None:
-        """Stop ``name`` gracefully (it leaves the mesh)."""
+        """Stop ``name`` gracefully (it leaves the mesh); a paused node is resumed first."""
         node = self.nodes.pop(name, None)
         if node is None:
             raise UsageError(f"node {name!r} is not running")
+        self.network.resume(name)
+        loop = asyncio.get_running_loop()
+        if isinstance(loop, VirtualTimeLoop):
+            loop.thaw(name)
         await node.stop()
 
     async def stop_all(self) -> None:
@@ -189,6 +224,11 @@ class SimCluster:
         options.update(self._options)
         options.update(self._per_node.get(name, {}))
         node = Node(name, **options)
-        await node.start()
+        loop = asyncio.get_running_loop()
+        if isinstance(loop, VirtualTimeLoop):
+            # The node's work belongs to its own domain of the loop, which pause() freezes.
+            await loop.create_task(node.start(), context=loop.domain_context(name))
+        else:
+            await node.start()
         self.nodes[name] = node
         return node

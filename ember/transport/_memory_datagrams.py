@@ -10,6 +10,7 @@ each other, as UDP's do.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,7 +53,7 @@ class DatagramStatistics:
 class MemoryDatagrams:
     """One node's datagram socket on a memory network (the interface the mesh shell uses)."""
 
-    __slots__ = ("_closed", "_network", "_on_datagram", "address", "node_name")
+    __slots__ = ("_closed", "_context", "_network", "_on_datagram", "address", "node_name")
 
     def __init__(
         self,
@@ -66,6 +67,11 @@ class MemoryDatagrams:
         self.address = address
         self._on_datagram = on_datagram
         self._closed = False
+        self._context = contextvars.copy_context()
+
+    def context(self) -> contextvars.Context:
+        """A copy of the context the socket was bound in (its arrivals run in it)."""
+        return self._context.copy()
 
     def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
         """Send one datagram to ``addr`` (fire and forget, as UDP)."""
