@@ -109,6 +109,8 @@ def test_testing_namespace():
         "Verdict",
         "Witness",
         "check_linearizability",
+        "SimCluster",
+        "SimNetwork",
         "VirtualTimeDeadlock",
         "VirtualTimeLoop",
         "run",
