@@ -9,7 +9,7 @@ from typing import Any
 
 from ..observability import AdminRequest, AdminRoute, Collector, Metric, counter, gauge
 from ._frame import Channel
-from ._peers import PeerTable
+from ._interface import NodeTransport
 
 __all__ = ["TransportProbe"]
 
@@ -18,9 +18,9 @@ _DISCARDS = ("disconnected", "unreachable", "by_network", "on_close")
 
 
 class TransportProbe:
-    """What the node's metrics and admin API see of its transport (a ``PeerTable``)."""
+    """What the node's metrics and admin API see of its transport (TCP or in memory)."""
 
-    def __init__(self, transport: PeerTable[Any]) -> None:
+    def __init__(self, transport: NodeTransport) -> None:
         self.transport = transport
 
     def collectors(self) -> Iterable[Collector]:
