@@ -35,6 +35,7 @@ BENCHMARKS = {
     "raft_core": "bench.raft_core",
     "raft": "bench.raft",
     "chaos": "bench.chaos",
+    "observability": "bench.observability",
     "pykka": "bench.pykka_ref",
     "thespian": "bench.thespian_ref",
 }

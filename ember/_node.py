@@ -12,26 +12,34 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import UsageError
 from ._services import Service
 from .actors import Node as KernelNode
 from .actors import Pid
 from .consensus._host import RaftHost
+from .consensus._metrics import RaftProbe
 from .mesh._config import SwimConfig
 from .mesh._discovery import Discovery, make_discovery, parse_seeds
 from .mesh._events import MemberEvent
 from .mesh._messages import Member
+from .mesh._metrics import MeshProbe
 from .mesh._netdiscovery import NetworkDiscovery
 from .mesh._shell import Membership
+from .observability import AdminConfig, Metrics
+from .observability._actors import kernel_collector, receive_histogram
 from .transport._codec import Codec
 from .transport._config import TransportConfig
 from .transport._dist import Distribution
 from .transport._interface import NodeTransport
 from .transport._memory import MemoryNetwork
 from .transport._memory_datagrams import OnDatagram, sim_address
+from .transport._metrics import TransportProbe
 from .transport._transport import Transport, parse_address
+
+if TYPE_CHECKING:
+    from .observability._admin import AdminService
 
 log = logging.getLogger("ember.node")
 
@@ -91,6 +99,10 @@ class Node(KernelNode):
     (SWIM probe order and jitter, Raft election timeouts): with a seed and the virtual-time
     loop a test replays exactly. ``None`` seeds from the operating system.
 
+    ``admin`` (an :class:`~ember.observability.AdminConfig`) serves the admin API, the
+    Prometheus metrics and the dashboard on their own port (``node.admin``; see
+    ``docs/operability.md``). Metrics are kept either way (``node.metrics``).
+
     ``network`` puts the node on a simulated network (``ember.testing.SimNetwork``, the same
     object as :class:`ember.transport.MemoryNetwork`) instead of TCP and UDP: the transport is
     an endpoint of that network, the mesh's datagrams travel on it, ``listen`` is not needed
@@ -121,6 +133,7 @@ class Node(KernelNode):
         advertise: str | None = None,
         mdns_probe: bool = True,
         seed: int | None = None,
+        admin: AdminConfig | None = None,
         network: MemoryNetwork | None = None,
     ) -> None:
         self._connect = [parse_node_address(c) for c in connect]
@@ -173,6 +186,34 @@ class Node(KernelNode):
         self._services: dict[str, Service] = {}
         self.raft: RaftHost | None = None
         """This node's Raft groups (see ``ember.consensus``), once started."""
+        if admin is not None and not isinstance(admin, AdminConfig):
+            raise UsageError(f"admin must be an AdminConfig, not {admin!r}")
+        self._admin_config = admin
+        self.admin: AdminService | None = None
+        """The admin API (``Node(admin=AdminConfig(...))``), once started."""
+        self._metrics = Metrics()
+        receive = receive_histogram()
+        self.time_receives(receive.observe)
+        self._metrics.add("actors", lambda: kernel_collector(self, receive))
+
+    @property
+    def metrics(self) -> Metrics:
+        """This node's metrics registry: every layer's collectors (``ember.observability``)."""
+        return self._metrics
+
+    def observables(self) -> dict[str, Any]:
+        """The parts the admin API shows: transport, mesh and the services but admin."""
+        out: dict[str, Any] = {}
+        if self.transport is not None:
+            out["transport"] = TransportProbe(self.transport)
+        if self.mesh is not None:
+            out["mesh"] = MeshProbe(self.mesh)
+        for name, service in self._services.items():
+            if name == "raft" and isinstance(service, RaftHost):
+                out[name] = RaftProbe(service)
+            elif name != "admin":
+                out[name] = service
+        return out
 
     @property
     def kernel(self) -> KernelNode:
@@ -189,8 +230,23 @@ class Node(KernelNode):
         self._services[name] = service
 
     async def _start_services(self) -> None:
-        for service in self._services.values():
+        if self._admin_config is not None:
+            from .observability._admin import AdminService  # aiohttp: only when served
+
+            token = self._admin_config.resolve_token(self._cookie, self.cluster)
+            self.admin = AdminService(self, self._admin_config, token)
+            self._add_service("admin", self.admin)
+        for name in ("transport", "mesh"):
+            self._add_collectors(name, self.observables().get(name))
+        for name, service in self._services.items():
             await service.start()
+            self._add_collectors(name, self.observables().get(name, service))
+
+    def _add_collectors(self, name: str, part: Any) -> None:
+        """Add ``part``'s ``collectors()`` (if it has any) to the node's metrics."""
+        collectors = getattr(part, "collectors", None)
+        for i, collector in enumerate(collectors() if collectors is not None else ()):
+            self._metrics.add(f"{name}/{i}" if i else name, collector)
 
     async def _stop_services(self) -> None:
         for name, service in reversed(self._services.items()):

@@ -12,8 +12,9 @@ import asyncio
 import contextvars
 import itertools
 import logging
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
@@ -71,6 +72,11 @@ DEFAULT_CALL_TIMEOUT = 5.0
 EAGER_BUDGET = 64
 """Calls to idle plain-``def`` receivers run eagerly in the caller; every this many, one goes
 through the scheduler instead, which lets the event loop run."""
+SAMPLE_EVERY = 16
+"""With a receive timer installed (``Node.time_receives``), one slice in this many is timed."""
+
+ReceiveTimer = Callable[[float, int], None]
+"""``timer(seconds, messages)``: a timed slice of ``messages`` receives took ``seconds``."""
 
 
 class _ExitNow(BaseException):
@@ -178,6 +184,17 @@ class NodeStats:
     exited: int = 0
     crashed: int = 0
     messages_processed: int = 0
+    restarts: int = 0
+    """Children restarted by the node's supervisors."""
+    exited_normal: int = 0
+    exited_shutdown: int = 0
+    """Exits with ``shutdown`` or ``("shutdown", detail)``."""
+    exited_killed: int = 0
+    exited_noconnection: int = 0
+    exited_error: int = 0
+    """Exits with an exception as the reason (a crash, or a linked crash propagated)."""
+    exited_other: int = 0
+    """Exits with any other reason."""
     dropped_dead: int = 0
     """Messages to a process that no longer exists (or was exiting)."""
     dropped_on_exit: int = 0
@@ -199,6 +216,8 @@ class ProcessInfo:
     monitoring: tuple[Pid, ...]
     name: Any
     trap_exits: bool
+    messages: int = 0
+    """Messages the process has handled so far (its "reductions", for ``ember top``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,6 +267,7 @@ class Node:
         self._node_subscribers: set[Pid] = set()
         self._cancels: dict[asyncio.Task[Any], int] = {}
         """Cancellations requested of each worker to end the process it runs (see ``_uncancel``)."""
+        self._receive_timer: ReceiveTimer | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -404,6 +424,7 @@ class Node:
         proc._itimer = None
         proc._rtimeout = cls.receive_timeout
         proc._call = None
+        proc._handled = 0
         proc.__init__(*args, **kwargs)  # type: ignore[misc]
         self._procs[pid.serial] = proc
         self._stats.spawned += 1
@@ -596,6 +617,7 @@ class Node:
             return fut
         current_process.reset(token)
         self._stats.messages_processed += 1
+        proc._handled += 1
         deferred = proc._call is not eager
         proc._call = None
         if proc._exit is not None:
@@ -689,6 +711,8 @@ class Node:
         stats = self._stats
         me = asyncio.current_task()
         budget = YIELD_EVERY
+        countdown = SAMPLE_EVERY - 1
+        clock = time.perf_counter  # real time: uvloop's loop.time() is per-iteration, in ms
         self._kicked = False
         while True:
             if not runq:
@@ -725,6 +749,12 @@ class Node:
             assert mbox is not None
             recv: Callable[[Any], Any] = proc.receive  # a coroutine function or a plain one
             n = 0
+            t0: float | None = None
+            if countdown:
+                countdown -= 1
+            elif self._receive_timer is not None:  # time one slice in SAMPLE_EVERY
+                countdown = SAMPLE_EVERY - 1
+                t0 = clock()
             try:
                 if proc._async_receive:
                     while mbox and n < SLICE:
@@ -756,9 +786,13 @@ class Node:
                             break
             except BaseException as exc:  # every way out of receive ends it
                 stats.messages_processed += n
+                proc._handled += n
                 await self._crashed(proc, exc)
                 continue
             stats.messages_processed += n
+            proc._handled += n
+            if t0 is not None and self._receive_timer is not None:
+                self._receive_timer(clock() - t0, n)
             proc._worker = None
             if proc._exit is not None:
                 await self._exit_hook(proc, proc._exit)
@@ -1000,7 +1034,7 @@ class Node:
         pid = proc._pid
         pid._proc = None
         self._procs.pop(pid.serial, None)
-        self._stats.exited += 1
+        self._count_exit(reason)
         if proc._name is not None:
             self._names.pop(proc._name, None)
             proc._name = None
@@ -1048,6 +1082,27 @@ class Node:
                     self._enqueue_signal(target, pid, reason, True)
                 elif self._is_remote(other):
                     self._remote.exit(pid, other, reason, True)  # type: ignore[union-attr]
+
+    def _count_exit(self, reason: Any) -> None:
+        s = self._stats
+        s.exited += 1
+        if reason.__class__ is str:
+            if reason == NORMAL:
+                s.exited_normal += 1
+            elif reason == SHUTDOWN:
+                s.exited_shutdown += 1
+            elif reason == KILLED:
+                s.exited_killed += 1
+            elif reason == NOCONNECTION:
+                s.exited_noconnection += 1
+            else:
+                s.exited_other += 1
+        elif isinstance(reason, BaseException):
+            s.exited_error += 1
+        elif isinstance(reason, tuple) and reason and reason[0] == SHUTDOWN:
+            s.exited_shutdown += 1
+        else:
+            s.exited_other += 1
 
     def _down(self, watcher: Pid, ref: Ref, pid: Pid, reason: Any) -> None:
         proc = self._lookup(watcher)
@@ -1363,6 +1418,7 @@ class Node:
             monitoring=tuple((proc._watching or {}).values()),
             name=proc._name,
             trap_exits=proc._trap,
+            messages=proc._handled,
         )
 
     def statistics(self) -> Statistics:
@@ -1370,6 +1426,27 @@ class Node:
         s = self._stats
         counters = {name: getattr(s, name) for name in s.__dataclass_fields__}
         return Statistics(processes=len(self._procs), counters=counters)
+
+    def time_receives(self, timer: ReceiveTimer | None) -> None:
+        """Install (None: remove) ``timer(seconds, messages)``, called for one scheduling slice
+        in :data:`SAMPLE_EVERY` with how long its receives took. The cost when none is
+        installed is one counter per slice; calls run eagerly in their caller are not timed
+        (one in ``EAGER_BUDGET`` goes through the scheduler, so they are sampled too)."""
+        self._receive_timer = timer
+
+    def iter_processes(self) -> Iterator[ProcessInfo]:
+        """A :class:`ProcessInfo` for every live process, in spawn order (for introspection
+        tools: the admin API, ``ember top``)."""
+        for proc in list(self._procs.values()):
+            info = self.process_info(proc._pid)
+            if info is not None:
+                yield info
+
+    def mailbox_lengths(self) -> Iterator[tuple[Pid, int, int]]:
+        """``(pid, mailbox length, messages handled)`` of every live process: the cheap scan
+        behind the mailbox metrics and top-N views."""
+        for proc in self._procs.values():
+            yield proc._pid, len(proc._mbox or ()), proc._handled
 
     @property
     def root(self) -> Pid:
