@@ -34,6 +34,7 @@ BENCHMARKS = {
     "discovery": "bench.discovery",
     "raft_core": "bench.raft_core",
     "raft": "bench.raft",
+    "raft_pause": "bench.raft_pause",
     "pykka": "bench.pykka_ref",
     "thespian": "bench.thespian_ref",
 }
