@@ -36,6 +36,7 @@ BENCHMARKS = {
     "raft": "bench.raft",
     "chaos": "bench.chaos",
     "observability": "bench.observability",
+    "raft_pause": "bench.raft_pause",
     "pykka": "bench.pykka_ref",
     "thespian": "bench.thespian_ref",
 }
