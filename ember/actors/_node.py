@@ -1064,7 +1064,10 @@ class Node:
         also from an exit signal, so that link goes first; links the process made itself stay
         (its children still get its exit signal)."""
         if fut is not None and not fut.done():
-            fut.set_exception(StartError(reason))
+            error = StartError(reason)
+            if isinstance(reason, BaseException):
+                error.__cause__ = reason  # its traceback shows where started failed
+            fut.set_exception(error)
         spawner = self._spawn_links.pop(proc, None)
         if spawner is not None and proc._links is not None:
             proc._links.discard(spawner)
