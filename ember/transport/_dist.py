@@ -30,12 +30,13 @@ from ._codec import EXT_TUPLE, Codec
 from ._errors import ProtocolError, UndecodableError, UnsendableError
 from ._frame import Channel, Frame, FrameRun
 from ._interface import NodeTransport, guarded_call
+from ._kernel_records import register_kernel_records, spawn_allowed
 from ._queue import FrameTooLarge, NoRoute, QueueFull
 from ._wire_errors import ErrorCodec, wire_reason
 
 log = logging.getLogger("ember.transport")
 
-SEND, CALL, REPLY, LINK, UNLINK, EXIT, MONITOR, DEMONITOR, DOWN, SPAWN = range(10)
+SEND, CALL, REPLY, LINK, UNLINK, EXIT, MONITOR, DEMONITOR, DOWN, SPAWN, NSEND = range(11)
 _SEND_HEAD = bytes([0x94, SEND])  # msgpack: an array of 4, then the fixint SEND
 PREFIX_CACHE = 10_000
 _UNDECODABLE = object()
@@ -80,7 +81,9 @@ class Distribution:
 
     Install with :meth:`attach`; feed the transport's callbacks to :meth:`on_frames`,
     :meth:`on_node_up` and :meth:`on_node_down`. ``spawn_allow`` lists the module prefixes that
-    other nodes may spawn from (``None`` allows any importable actor). A call, link, monitor
+    other nodes may spawn from, as whole module names (``"app"`` allows ``app`` and ``app.x``,
+    not ``apple``; ``None`` allows any importable actor); it applies to remote spawns and to
+    child specs sent to this node's supervisors. A call, link, monitor
     or spawn towards a node that is not connected first dials it for up to
     ``connect_timeout`` seconds; if that fails the node counts as unreachable
     (``noconnection``).
@@ -99,6 +102,7 @@ class Distribution:
         self.connect_timeout = connect_timeout
         self.codec = codec if codec is not None else Codec()
         self.spawn_allow = spawn_allow
+        register_kernel_records(self.codec, node.name, lambda: self.spawn_allow)
         self._pending: dict[int, _RemoteCall] = {}
         self._prefixes: dict[int, tuple[Pid, bytes]] = {}
         # Bound once: this is the per-message path.
@@ -241,10 +245,18 @@ class Distribution:
         except NoRoute:
             self.dropped += 1
 
-    def call(self, pid: Pid, msg: Any, timeout: float | None) -> asyncio.Future[Any]:
+    def send_named(self, name: Any, node: str, msg: Any) -> None:
+        try:
+            self.transport.send(node, _USER, self.codec.encode((NSEND, name, msg)))
+        except NoRoute:
+            self.dropped += 1
+
+    def call(
+        self, pid: Pid | tuple[Any, str], msg: Any, timeout: float | None
+    ) -> asyncio.Future[Any]:
         call_id = next(self._ids)
         payload = self.codec.encode((CALL, call_id, pid, msg))  # unsendable: fails right here
-        return self._request(pid.node, call_id, pid, payload, timeout)
+        return self._request(_node_of(pid), call_id, pid, payload, timeout)
 
     def _request(
         self, peer: str, call_id: int, target: Any, payload: bytes, timeout: float | None
@@ -405,7 +417,11 @@ class Distribution:
             return
         code, call_id = head
         if code in _REQUESTS:
-            error = UndecodableError(self.node.name, f"a request from {peer}: {exc.detail}")
+            error: EmberError = UndecodableError(
+                self.node.name, f"a request from {peer}: {exc.detail}"
+            )
+            if isinstance(exc.__cause__, UsageError):  # a child spec this node refuses
+                error = exc.__cause__
             self._signal(peer, (REPLY, call_id, False, self.errors.to_wire(error)))
         elif code == REPLY and (call := self._pending.get(call_id)) is not None:
             call.fail(UndecodableError(self.node.name, f"the reply from {peer}: {exc.detail}"))
@@ -434,6 +450,8 @@ class Distribution:
             node.remote_down(op[1], op[2], op[3], op[4])
         elif code == SPAWN:
             self._serve_spawn(peer, op)
+        elif code == NSEND:
+            node.remote_deliver_named(op[1], op[2])
         else:
             raise ValueError(f"unknown operation {code!r}")
 
@@ -494,8 +512,7 @@ class Distribution:
         _, call_id, target, args, kwargs, name = op
 
         async def run() -> Pid:
-            allow = self.spawn_allow
-            if allow is not None and not any(target.startswith(p) for p in allow):
+            if not spawn_allowed(target, self.spawn_allow):
                 raise UsageError(f"spawning {target!r} is not allowed on {self.node.name}")
             return await self.node.spawn(resolve_actor(target), *args, name=name, **kwargs)
 
@@ -536,10 +553,13 @@ def _log_failure(task: asyncio.Task[Any]) -> None:
         log.error("distribution task failed", exc_info=exc)
 
 
-def _node_of(pid: Any) -> str:
-    if isinstance(pid, Pid):
-        return pid.node
-    return str(pid).rpartition("@")[2]
+def _node_of(dest: Any) -> str:
+    """The node a request goes to: a pid's, ``(name, node)``'s, or ``"spawn@node"``'s."""
+    if isinstance(dest, Pid):
+        return dest.node
+    if isinstance(dest, tuple):
+        return str(dest[1])
+    return str(dest).rpartition("@")[2]
 
 
 def _head(payload: bytes) -> tuple[int, int] | None:
