@@ -396,7 +396,24 @@ class Node:
     def _resolve(self, dest: Any) -> Actor | None:
         if dest.__class__ is Pid:
             return self._lookup(dest)
-        return self._names.get(dest)
+        proc = self._names.get(dest)
+        if proc is None and dest.__class__ is tuple and len(dest) == 2 and dest[1] == self.name:
+            proc = self._names.get(dest[0])  # (name, this node), as Erlang's {Name, node()}
+        return proc
+
+    def _remote_name(self, dest: Any) -> str | None:
+        """The node ``dest`` names if it is ``(name, node)`` for another node (Erlang's
+        ``{Name, Node}``): the process registered as ``name`` there. Else None."""
+        if (
+            dest.__class__ is tuple
+            and len(dest) == 2
+            and dest[1].__class__ is str
+            and dest[1] != self.name
+            and self._remote is not None
+        ):
+            node: str = dest[1]
+            return node
+        return None
 
     # -- spawning -------------------------------------------------------------------------------
 
@@ -531,9 +548,11 @@ class Node:
     # -- messages -------------------------------------------------------------------------------
 
     def send(self, dest: Any, msg: Any) -> None:
-        """Send ``msg`` to a pid or a registered name. Never blocks; a message to a dead pid is
-        dropped and counted. Raises :class:`UnknownName` for an unregistered name and
-        :class:`MailboxFull` for a full bounded mailbox with the ``reject`` policy."""
+        """Send ``msg`` to a pid, a registered name, or ``(name, node)`` (the process registered
+        as ``name`` on node ``node``, as Erlang's ``{Name, Node}``). Never blocks; a message to
+        a dead pid, or to a name not registered on another node, is dropped and counted. Raises
+        :class:`UnknownName` for a local name that is not registered and :class:`MailboxFull`
+        for a full bounded mailbox with the ``reject`` policy."""
         if dest.__class__ is Pid:
             if dest._proc is None and self._remote is not None and dest.node != self.name:
                 self._remote.send(None, dest, msg)  # the remote fast path: no local lookup
@@ -546,9 +565,13 @@ class Node:
                     self._stats.dropped_dead += 1
                 return
         else:
-            proc = self._names.get(dest)
+            proc = self._resolve(dest)
             if proc is None:
-                raise UnknownName(dest)
+                node = self._remote_name(dest)
+                if node is None:
+                    raise UnknownName(dest)
+                self._remote.send_named(dest[0], node, msg)  # type: ignore[union-attr]
+                return
         proc._deliver(msg)
 
     def cast(self, dest: Any, msg: Any) -> None:
@@ -558,6 +581,8 @@ class Node:
             if self._is_remote(dest):
                 me = current_process.get()
                 self._remote.send(me._pid if me is not None else None, dest, msg)  # type: ignore[union-attr]
+            elif (node := self._remote_name(dest)) is not None:
+                self._remote.send_named(dest[0], node, msg)  # type: ignore[union-attr]
             else:
                 self._stats.dropped_dead += 1
             return
@@ -569,7 +594,8 @@ class Node:
     def call(
         self, dest: Any, msg: Any, timeout: float | None = DEFAULT_CALL_TIMEOUT
     ) -> asyncio.Future[Any]:
-        """Send ``msg`` as a request and return what the target's ``receive`` returns.
+        """Send ``msg`` as a request and return what the target's ``receive`` returns. The
+        target is a pid, a registered name or ``(name, node)`` (see :meth:`send`).
 
         Raises :class:`NoProc` if the target does not exist or exits before answering,
         :class:`CallTimeout` after ``timeout`` seconds (None waits forever).
@@ -1127,7 +1153,10 @@ class Node:
         also from an exit signal, so that link goes first; links the process made itself stay
         (its children still get its exit signal)."""
         if fut is not None and not fut.done():
-            fut.set_exception(StartError(reason))
+            error = StartError(reason)
+            if isinstance(reason, BaseException):
+                error.__cause__ = reason  # its traceback shows where started failed
+            fut.set_exception(error)
         spawner = self._spawn_links.pop(proc, None)
         if spawner is not None and proc._links is not None:
             proc._links.discard(spawner)
@@ -1293,7 +1322,14 @@ class Node:
 
     def remote_deliver(self, pid: Pid, msg: Any) -> None:
         """A message from another node for local ``pid`` (dropped and counted if it is gone)."""
-        proc = self._lookup(pid)
+        self._deliver_remote(self._lookup(pid), msg)
+
+    def remote_deliver_named(self, name: Any, msg: Any) -> None:
+        """A message from another node for the process registered here as ``name`` (dropped
+        and counted if there is none)."""
+        self._deliver_remote(self._names.get(name), msg)
+
+    def _deliver_remote(self, proc: Actor | None, msg: Any) -> None:
         if proc is None:
             self._stats.dropped_dead += 1
             return
@@ -1495,7 +1531,7 @@ def call_process(
             node = _node_here()
         proc = node._resolve(dest)
         if proc is None:
-            if node._is_remote(dest):
+            if node._is_remote(dest) or node._remote_name(dest) is not None:
                 return node._remote.call(dest, msg, timeout)  # type: ignore[union-attr]
             return node._failed(NoProc(dest))
     node = proc._node

@@ -656,7 +656,7 @@ class MemoryTransport(PeerTable[_MemPeer]):
         if p.give_up is not None:
             p.give_up.cancel()
             p.give_up = None
-        p.outbox.attach(link)
+        p.outbox.attach(link, link.dst.config.max_frame_size)
         self._network.loop.call_soon(
             self._notify_up, p, link, peer_creation, context=self.context()
         )
