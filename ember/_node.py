@@ -31,6 +31,7 @@ from .observability import AdminConfig, Metrics
 from .observability._actors import kernel_collector, receive_histogram
 from .transport._codec import Codec
 from .transport._config import TransportConfig
+from .transport._cookie import normalize_cookie
 from .transport._dist import Distribution
 from .transport._interface import NodeTransport
 from .transport._memory import MemoryNetwork
@@ -77,7 +78,8 @@ class Node(KernelNode):
     """One Ember node. Without ``listen``/``connect`` it is a local node; with them it runs the
     TCP transport, and pids, links, monitors and calls work across nodes.
 
-    ``cookie`` is the cluster's shared secret (never sent; both sides prove they know it).
+    ``cookie`` is the cluster's shared secret (never sent; both sides prove they know it);
+    whitespace around it is not part of it, as for ``--cookie-file`` (``docs/nodes.md``).
     ``connect`` lists ``"name@host:port"`` peers to connect to at start. ``creation`` numbers
     this incarnation of the node name; by default it is a counter kept in ``data_dir`` (if
     given) or derived from the clock, so pids of an earlier run never name new processes.
@@ -154,8 +156,10 @@ class Node(KernelNode):
             raise UsageError("a node in a mesh must listen (other members reach it there)")
         self._listen = listen
         self._networked = listen is not None or bool(self._connect) or network is not None
-        if self._networked and not cookie:
-            raise UsageError("a distributed node needs a cookie")
+        if self._networked:
+            if not cookie:
+                raise UsageError("a distributed node needs a cookie")
+            cookie = normalize_cookie(cookie)  # the one rule: surrounding whitespace is not in it
         if creation is None:
             if data_dir is not None:
                 creation = next_creation(Path(data_dir))
