@@ -23,6 +23,9 @@ from .mesh._discovery import Discovery, make_discovery, parse_seeds
 from .mesh._events import MemberEvent
 from .mesh._messages import Member
 from .mesh._shell import Membership
+from .registry._config import PgConfig, RegistryConfig
+from .registry._names import Names
+from .registry._pg import ProcessGroups
 from .transport._codec import Codec
 from .transport._config import TransportConfig
 from .transport._dist import Distribution
@@ -84,6 +87,10 @@ class Node(KernelNode):
     ``seed`` seeds :attr:`rng`, the one source of randomness of the node's protocol cores
     (SWIM probe order and jitter, Raft election timeouts): with a seed and the virtual-time
     loop a test replays exactly. ``None`` seeds from the operating system.
+
+    ``registry`` configures ``node.names`` (a :class:`~ember.registry.RegistryConfig`: the
+    consistent tier's ``expect``, the eventual tier's timings) and ``pg`` configures
+    ``node.pg`` (a :class:`~ember.registry.PgConfig`: the scopes to start).
     """
 
     def __init__(
@@ -108,6 +115,8 @@ class Node(KernelNode):
         advertise: str | None = None,
         mdns_probe: bool = True,
         seed: int | None = None,
+        registry: RegistryConfig | None = None,
+        pg: PgConfig | None = None,
     ) -> None:
         self._connect = [parse_node_address(c) for c in connect]
         self._seeds = parse_seeds(join)
@@ -151,6 +160,28 @@ class Node(KernelNode):
         self._services: dict[str, Service] = {}
         self.raft: RaftHost | None = None
         """This node's Raft groups (see ``ember.consensus``), once started."""
+        if registry is not None and not isinstance(registry, RegistryConfig):
+            raise UsageError(f"registry must be a RegistryConfig, not {registry!r}")
+        if pg is not None and not isinstance(pg, PgConfig):
+            raise UsageError(f"pg must be a PgConfig, not {pg!r}")
+        self._registry_config = registry or RegistryConfig()
+        self._pg_config = pg or PgConfig()
+        self._names_service: Names | None = None
+        self._pg_service: ProcessGroups | None = None
+
+    @property
+    def names(self) -> Names:
+        """The registry: global names in three tiers (see ``ember.registry``)."""
+        if self._names_service is None:
+            raise UsageError(f"node {self.name} is not started: it has no names yet")
+        return self._names_service
+
+    @property
+    def pg(self) -> ProcessGroups:
+        """Process groups with OTP ``pg`` semantics (see ``ember.registry``)."""
+        if self._pg_service is None:
+            raise UsageError(f"node {self.name} is not started: it has no pg yet")
+        return self._pg_service
 
     @property
     def kernel(self) -> KernelNode:
@@ -187,6 +218,7 @@ class Node(KernelNode):
         await super().start()
         self.raft = RaftHost(self)
         self._add_service("raft", self.raft)
+        self._add_registry_services()
         if not self._networked:
             await self._start_services()
             return
@@ -229,6 +261,12 @@ class Node(KernelNode):
         await self._start_services()
         for peer, host, port in self._connect:
             await self.connect_node(f"{peer}@{host}:{port}")
+
+    def _add_registry_services(self) -> None:
+        self._names_service = Names(self, self._registry_config)
+        self._add_service("names", self._names_service)
+        self._pg_service = ProcessGroups(self, self._pg_config)
+        self._add_service("pg", self._pg_service)
 
     async def _start_mesh(self, host: str, port: int) -> None:
         if host in ("0.0.0.0", "::", ""):

@@ -14,15 +14,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._errors import UsageError
+
 if TYPE_CHECKING:
     from .actors import Node as KernelNode
     from .mesh._events import MemberEvent
     from .mesh._messages import Member
     from .mesh._shell import Membership
     from .transport._dist import Distribution
+    from .transport._frame import Channel
     from .transport._interface import NodeTransport
 
-__all__ = ["Service", "ServiceNode"]
+__all__ = ["Service", "ServiceNode", "send_to_node"]
 
 
 class Service(Protocol):
@@ -77,3 +80,23 @@ class ServiceNode(Protocol):
         """Another service of this node by name (``"raft"``, ``"names"``, ``"pg"``...), or
         None when the node does not run it."""
         ...
+
+
+def send_to_node(node: ServiceNode, peer: str, channel: Channel, payload: bytes) -> None:
+    """Queue ``payload`` for ``peer`` on ``channel`` (the transport's ``send``: it may raise
+    ``QueueFull``). A peer the transport has no address for is looked up in the mesh's view
+    (a member may be known there first); ``NoRoute`` if neither knows it."""
+    from .transport._queue import NoRoute
+
+    transport = node.transport
+    if transport is None:
+        raise UsageError(f"node {node.name} is not networked: cannot reach {peer}")
+    try:
+        transport.send(peer, channel, payload)
+    except NoRoute:
+        member = next((m for m in node.members() if m.name == peer), None)
+        if member is None:
+            raise
+        host, _, port = member.address.rpartition(":")
+        transport.add_peer_address(peer, host.strip("[]"), int(port))
+        transport.send(peer, channel, payload)
