@@ -1,4 +1,5 @@
-"""``ember.Node``: the kernel node plus, when asked to listen or connect, the TCP transport."""
+"""``ember.Node``: the kernel node plus, when asked to listen or connect, the TCP transport (or,
+on a simulated network, an endpoint of it)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from .mesh._config import SwimConfig
 from .mesh._discovery import Discovery, make_discovery, parse_seeds
 from .mesh._events import MemberEvent
 from .mesh._messages import Member
+from .mesh._netdiscovery import NetworkDiscovery
 from .mesh._shell import Membership
 from .registry._config import PgConfig, RegistryConfig
 from .registry._names import Names
@@ -29,6 +31,9 @@ from .registry._pg import ProcessGroups
 from .transport._codec import Codec
 from .transport._config import TransportConfig
 from .transport._dist import Distribution
+from .transport._interface import NodeTransport
+from .transport._memory import MemoryNetwork
+from .transport._memory_datagrams import OnDatagram, sim_address
 from .transport._transport import Transport, parse_address
 
 log = logging.getLogger("ember.node")
@@ -74,8 +79,9 @@ class Node(KernelNode):
     ``spawn_allow`` lists module prefixes other nodes may spawn from (``None``: any).
 
     Membership (SWIM gossip, see ``docs/mesh.md``) runs when ``discovery`` (``"mdns"``,
-    ``"dns"``, ``"seeds"``, or :class:`~ember.mesh.Discovery` objects), ``join`` (seeds,
-    ``"name@host:port"`` or ``"host:port"``) or ``mesh`` (a :class:`~ember.mesh.SwimConfig` or a
+    ``"dns"``, ``"seeds"``, ``"sim"`` on a simulated network, or
+    :class:`~ember.mesh.Discovery` objects), ``join`` (seeds, ``"name@host:port"`` or
+    ``"host:port"``) or ``mesh`` (a :class:`~ember.mesh.SwimConfig` or a
     profile name: ``"local"``, ``"lan"``, ``"wan"``) is given. ``dns`` names the DNS seed
     record (``"name"`` for SRV records, ``"name:port"`` for A/AAAA records); ``meta`` is this
     node's gossiped metadata. The mesh uses the transport's port for UDP as well;
@@ -87,6 +93,13 @@ class Node(KernelNode):
     ``seed`` seeds :attr:`rng`, the one source of randomness of the node's protocol cores
     (SWIM probe order and jitter, Raft election timeouts): with a seed and the virtual-time
     loop a test replays exactly. ``None`` seeds from the operating system.
+
+    ``network`` puts the node on a simulated network (``ember.testing.SimNetwork``, the same
+    object as :class:`ember.transport.MemoryNetwork`) instead of TCP and UDP: the transport is
+    an endpoint of that network, the mesh's datagrams travel on it, ``listen`` is not needed
+    (the node's address is ``network.address_of(name)``), the cookie defaults to ``"sim"`` and
+    the creation to the network's counter for the name. Everything above the transport runs
+    unchanged, so a whole cluster runs in one process on the virtual-time loop.
 
     ``registry`` configures ``node.names`` (a :class:`~ember.registry.RegistryConfig`: the
     consistent tier's ``expect``, the eventual tier's timings) and ``pg`` configures
@@ -115,6 +128,7 @@ class Node(KernelNode):
         advertise: str | None = None,
         mdns_probe: bool = True,
         seed: int | None = None,
+        network: MemoryNetwork | None = None,
         registry: RegistryConfig | None = None,
         pg: PgConfig | None = None,
     ) -> None:
@@ -127,15 +141,22 @@ class Node(KernelNode):
         self._meta = meta
         self._advertise = parse_address(advertise) if advertise is not None else None
         self._mdns_probe = mdns_probe
-        if self._meshed and listen is None:
+        self._network = network
+        if network is not None:
+            if listen is not None or ssl_server is not None or ssl_client is not None:
+                raise UsageError("a node on a simulated network takes no listen address or TLS")
+            cookie = cookie or "sim"
+        elif self._meshed and listen is None:
             raise UsageError("a node in a mesh must listen (other members reach it there)")
         self._listen = listen
-        self._networked = listen is not None or bool(self._connect)
+        self._networked = listen is not None or bool(self._connect) or network is not None
         if self._networked and not cookie:
             raise UsageError("a distributed node needs a cookie")
         if creation is None:
             if data_dir is not None:
                 creation = next_creation(Path(data_dir))
+            elif network is not None:
+                creation = network.next_creation(name)
             elif self._networked:
                 creation = int(time.time() * 1000) % (2**31 - 1) + 1
             else:
@@ -153,7 +174,8 @@ class Node(KernelNode):
         self._ssl = (ssl_server, ssl_client)
         self._spawn_allow = spawn_allow
         self._codec = Codec()
-        self.transport: Transport | None = None
+        self._bound: tuple[str, int] | None = None
+        self.transport: NodeTransport | None = None
         self.dist: Distribution | None = None
         self.mesh: Membership | None = None
         self._member_subscribers: set[Pid] = set()
@@ -211,7 +233,7 @@ class Node(KernelNode):
     @property
     def address(self) -> tuple[str, int] | None:
         """The address the node listens on, once started (None if it does not listen)."""
-        return self.transport.address if self.transport is not None else None
+        return self._bound
 
     async def start(self) -> None:
         """Start the kernel, then the transport (if distributed) and the connections asked for."""
@@ -237,24 +259,41 @@ class Node(KernelNode):
             assert dist is not None
             dist.on_node_down(peer, reason)
 
-        self.transport = Transport(
-            self.name,
-            self.cluster,
-            self._cookie,
-            self.creation,
-            self._config,
-            on_frames=on_frames,
-            on_node_up=on_up,
-            on_node_down=on_down,
-            ssl_server=self._ssl[0],
-            ssl_client=self._ssl[1],
-            rng=random.Random(self.rng.getrandbits(64)),
-        )
+        transport: NodeTransport
+        if self._network is not None:
+            transport = self._network.endpoint(
+                self.name,
+                self.cluster,
+                self._cookie,
+                self.creation,
+                self._config,
+                on_frames=on_frames,
+                on_node_up=on_up,
+                on_node_down=on_down,
+            )
+        else:
+            transport = Transport(
+                self.name,
+                self.cluster,
+                self._cookie,
+                self.creation,
+                self._config,
+                on_frames=on_frames,
+                on_node_up=on_up,
+                on_node_down=on_down,
+                ssl_server=self._ssl[0],
+                ssl_client=self._ssl[1],
+                rng=random.Random(self.rng.getrandbits(64)),
+            )
+        self.transport = transport
         dist = self.dist = Distribution(
-            self, self.transport, codec=self._codec, spawn_allow=self._spawn_allow
+            self, transport, codec=self._codec, spawn_allow=self._spawn_allow
         )
         dist.attach()
-        bound = await self.transport.start(self._listen)
+        bound = await transport.start(self._listen)
+        if self._network is not None:
+            bound = sim_address(self.name)
+        self._bound = bound
         if self._meshed:
             assert bound is not None
             await self._start_mesh(*(self._advertise or bound))
@@ -274,7 +313,16 @@ class Node(KernelNode):
         assert self.transport is not None and self.dist is not None and self._cookie is not None
         config = self._mesh_config or SwimConfig.lan()
         sources: list[Discovery] = []
-        if self._discovery == "mdns":
+        if self._network is not None and self._discovery in ("mdns", "dns"):
+            raise UsageError(
+                f"discovery {self._discovery!r} needs real sockets; on a simulated network "
+                "use discovery='sim' or join="
+            )
+        if self._discovery == "sim":
+            if self._network is None:
+                raise UsageError("discovery 'sim' is for nodes on a simulated network")
+            sources.append(NetworkDiscovery(self._network, node=self.name, cluster=self.cluster))
+        elif self._discovery == "mdns":
             sources.append(
                 make_discovery(
                     "mdns",
@@ -296,8 +344,22 @@ class Node(KernelNode):
             )
         elif self._discovery not in (None, "seeds"):
             if isinstance(self._discovery, str):
-                raise UsageError(f"discovery must be mdns, dns or seeds, not {self._discovery!r}")
+                raise UsageError(
+                    f"discovery must be mdns, dns, seeds or sim, not {self._discovery!r}"
+                )
             sources = list(self._discovery)
+        network = self._network
+        datagrams = None
+        incarnation = None
+        if network is not None:
+            # Deterministic where the real shell reads the wall clock: a later start of the
+            # same name still outranks its past self, as time only moves forward.
+            incarnation = int(network.loop.time() * 1000) + 1
+
+            async def datagrams(on_datagram: OnDatagram, bind: tuple[str, int]) -> Any:
+                assert network is not None
+                return network.bind_datagrams(self.name, bind, on_datagram)
+
         self.mesh = Membership(
             name=self.name,
             cluster=self.cluster,
@@ -311,6 +373,8 @@ class Node(KernelNode):
             seeds=self._seeds,
             discovery=sources,
             rng=random.Random(self.rng.getrandbits(64)),
+            incarnation=incarnation,
+            datagrams=datagrams,
         )
         self.mesh.add_listener(self._member_event)
         await self.mesh.start()

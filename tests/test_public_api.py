@@ -100,6 +100,8 @@ def test_errors_share_one_root_and_timeouts_are_timeouterrors():
 
 def test_testing_namespace():
     assert public(ember.testing) == {
+        "SimCluster",
+        "SimNetwork",
         "VirtualTimeDeadlock",
         "VirtualTimeLoop",
         "run",

@@ -56,6 +56,7 @@ from ._signals import (
 log = logging.getLogger("ember.actors")
 
 A = TypeVar("A", bound=Actor)
+T = TypeVar("T")
 
 current_node: contextvars.ContextVar[Node] = contextvars.ContextVar("ember_node")
 current_process: contextvars.ContextVar[Actor | None] = contextvars.ContextVar(
@@ -295,6 +296,13 @@ class Node:
         from ._supervisor import Supervisor
 
         self._root = await self.spawn(Supervisor, strategy="one_for_one", name="ember_root")
+
+    def in_context(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` now in this node's own context, so the tasks and timers it starts
+        belong to the node, not to whoever called (services use it to start long-lived work)."""
+        if self._ctx is None:
+            return fn(*args)
+        return self._ctx.copy().run(fn, *args)
 
     async def stop(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - a grace period
         """Shut down: the root supervisor stops its tree in reverse start order, then the other

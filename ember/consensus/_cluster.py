@@ -7,7 +7,6 @@ import asyncio
 import heapq
 import itertools
 import math
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -83,12 +82,12 @@ class Cluster:
         self.host = host
         self.name = check_group_name(name)
         self.members = list(members)
-        self.client_id = client_id or uuid.uuid4().hex
+        self.client_id = client_id or host.unique_id(128)
         self.max_voters = max_voters
         self._voters = self.members[:max_voters]
         self._leader: str | None = None
         self.retry_window = retry_window
-        self._stream = uuid.uuid4().hex[:12]
+        self._stream = host.unique_id(48)
         """This handle's life: its own request ids are ``<stream>-<n>``, unique even when the
         client id is reused after a restart."""
         self._next_seq = 1

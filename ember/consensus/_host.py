@@ -161,6 +161,11 @@ class RaftHost:
         self._rng = random.Random(node.rng.getrandbits(64))
         self.started = False
 
+    def unique_id(self, bits: int) -> str:
+        """A random hex id of ``bits`` bits from the node's seeded randomness (so a simulated
+        run replays; from the OS otherwise)."""
+        return f"{self._rng.getrandbits(bits):0{(bits + 3) // 4}x}"
+
     @property
     def root(self) -> Path | None:
         """Where members keep their data: ``data_dir/raft`` (None: in memory only)."""
@@ -277,7 +282,7 @@ class RaftHost:
         member.meta = meta  # type: ignore[attr-defined]
         self.members[(group, member_id)] = member
         self.stopped_members.discard(member_id)
-        member.start()
+        self.node.kernel.in_context(member.start)
         return member
 
     def _on_conf(self, member: RaftMember, change: ConfChange) -> None:

@@ -10,6 +10,8 @@ tests replayable seeds (``EMBER_SEED``).
 from ._plugin import run_test as run_test
 from ._seeds import seeded as seeded
 from ._seeds import seeds as seeds
+from ._sim import SimCluster as SimCluster
+from ._sim import SimNetwork as SimNetwork
 from ._vtime import VirtualTimeDeadlock as VirtualTimeDeadlock
 from ._vtime import VirtualTimeLoop as VirtualTimeLoop
 from ._vtime import run as run
