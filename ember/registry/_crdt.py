@@ -180,6 +180,8 @@ class NameMap:
         """Nodes whose claims are hidden (declared failed)."""
         self.retired: set[Replica] = set()
         """Incarnations gone for good: their claims are dropped and their dots refused."""
+        self.known: set[Replica] = set()
+        """Every incarnation a claim here came from (and not retired)."""
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -244,6 +246,7 @@ class NameMap:
         counter = shard.vv.get(self.replica, 0) + 1
         shard.see(self.replica, counter)
         shard.put(name, (self.replica, counter, serial, meta))
+        self.known.add(self.replica)
         return [(index, "a", name, self.replica, counter, serial, meta)]
 
     def remove(self, name: Any, claims: Iterable[Claim]) -> list[Op]:
@@ -277,6 +280,7 @@ class NameMap:
                 self._remember(before, name, shard)
                 shard.see(replica, counter)
                 shard.put(name, (replica, counter, op[5], op[6]))
+                self.known.add(replica)
             elif kind == "r":
                 self._remember(before, name, shard)
                 shard.drop(name, replica, counter)
@@ -329,6 +333,7 @@ class NameMap:
                 continue
             self._remember(before, name, shard)
             shard.put(name, claim)
+            self.known.add(replica)
         for replica, top in theirs_vv.items():
             if replica not in retired:
                 shard.see_upto(replica, top)
@@ -356,6 +361,7 @@ class NameMap:
         if replica in self.retired or replica == self.replica:
             return []
         self.retired.add(replica)
+        self.known.discard(replica)
         before: dict[Any, Pid | None] = {}
         for shard in self._shards:
             doomed = [
@@ -370,6 +376,13 @@ class NameMap:
             shard.vv.pop(replica, None)
             shard.cloud = {d for d in shard.cloud if d[0] != replica}
         return self._changes(before)
+
+    def current(self, node: str, creation: int) -> list[Change]:
+        """``node`` runs as incarnation ``creation`` now: retire its other incarnations."""
+        changes: list[Change] = []
+        for replica in [r for r in self.known if r[0] == node and r[1] != creation]:
+            changes.extend(self.retire(replica))
+        return changes
 
     # -- helpers ----------------------------------------------------------------------------
 
