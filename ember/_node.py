@@ -29,6 +29,9 @@ from .mesh._netdiscovery import NetworkDiscovery
 from .mesh._shell import Membership
 from .observability import AdminConfig, Metrics
 from .observability._actors import kernel_collector, receive_histogram
+from .registry._config import PgConfig, RegistryConfig
+from .registry._names import Names
+from .registry._pg import ProcessGroups
 from .transport._codec import Codec
 from .transport._config import TransportConfig
 from .transport._cookie import normalize_cookie
@@ -111,6 +114,10 @@ class Node(KernelNode):
     (the node's address is ``network.address_of(name)``), the cookie defaults to ``"sim"`` and
     the creation to the network's counter for the name. Everything above the transport runs
     unchanged, so a whole cluster runs in one process on the virtual-time loop.
+
+    ``registry`` configures ``node.names`` (a :class:`~ember.registry.RegistryConfig`: the
+    consistent tier's ``expect``, the eventual tier's timings) and ``pg`` configures
+    ``node.pg`` (a :class:`~ember.registry.PgConfig`: the scopes to start).
     """
 
     def __init__(
@@ -137,6 +144,8 @@ class Node(KernelNode):
         seed: int | None = None,
         admin: AdminConfig | None = None,
         network: MemoryNetwork | None = None,
+        registry: RegistryConfig | None = None,
+        pg: PgConfig | None = None,
     ) -> None:
         self._connect = [parse_node_address(c) for c in connect]
         self._seeds = parse_seeds(join)
@@ -199,6 +208,14 @@ class Node(KernelNode):
         receive = receive_histogram()
         self.time_receives(receive.observe)
         self._metrics.add("actors", lambda: kernel_collector(self, receive))
+        if registry is not None and not isinstance(registry, RegistryConfig):
+            raise UsageError(f"registry must be a RegistryConfig, not {registry!r}")
+        if pg is not None and not isinstance(pg, PgConfig):
+            raise UsageError(f"pg must be a PgConfig, not {pg!r}")
+        self._registry_config = registry or RegistryConfig()
+        self._pg_config = pg or PgConfig()
+        self._names_service: Names | None = None
+        self._pg_service: ProcessGroups | None = None
 
     @property
     def metrics(self) -> Metrics:
@@ -218,6 +235,20 @@ class Node(KernelNode):
             elif name != "admin":
                 out[name] = service
         return out
+
+    @property
+    def names(self) -> Names:
+        """The registry: global names in three tiers (see ``ember.registry``)."""
+        if self._names_service is None:
+            raise UsageError(f"node {self.name} is not started: it has no names yet")
+        return self._names_service
+
+    @property
+    def pg(self) -> ProcessGroups:
+        """Process groups with OTP ``pg`` semantics (see ``ember.registry``)."""
+        if self._pg_service is None:
+            raise UsageError(f"node {self.name} is not started: it has no pg yet")
+        return self._pg_service
 
     @property
     def kernel(self) -> KernelNode:
@@ -269,6 +300,7 @@ class Node(KernelNode):
         await super().start()
         self.raft = RaftHost(self)
         self._add_service("raft", self.raft)
+        self._add_registry_services()
         if not self._networked:
             await self._start_services()
             return
@@ -328,6 +360,12 @@ class Node(KernelNode):
         await self._start_services()
         for peer, host, port in self._connect:
             await self.connect_node(f"{peer}@{host}:{port}")
+
+    def _add_registry_services(self) -> None:
+        self._names_service = Names(self, self._registry_config)
+        self._add_service("names", self._names_service)
+        self._pg_service = ProcessGroups(self, self._pg_config)
+        self._add_service("pg", self._pg_service)
 
     async def _start_mesh(self, host: str, port: int) -> None:
         if host in ("0.0.0.0", "::", ""):

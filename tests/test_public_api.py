@@ -25,6 +25,7 @@ EXPECTED = {
     "NOCONNECTION",
     "NOPROC",
     "NORMAL",
+    "Name",
     "NameTaken",
     "Node",
     "NodeDown",

@@ -20,6 +20,7 @@ from typing import Any, Self, TypeVar
 
 from .._errors import (
     CallTimeout,
+    EmberError,
     MailboxFull,
     NameTaken,
     NoProc,
@@ -39,6 +40,7 @@ from ._actor import (
 )
 from ._pid import Pid, Ref
 from ._remote import Remote
+from ._resolver import Resolver
 from ._signals import (
     KILL,
     KILLED,
@@ -165,6 +167,20 @@ class _ExitWaiter:
             self.fut.set_result(reason)
 
 
+class _ExitCallback:
+    """A monitor entry that calls ``fn(pid, reason)`` when the process exits
+    (``Node.watch``)."""
+
+    __slots__ = ("fn", "proc")
+
+    def __init__(self, fn: Callable[[Pid, Any], None], proc: Actor) -> None:
+        self.fn = fn
+        self.proc = proc
+
+    def down(self, pid: Pid, reason: Any) -> None:
+        self.fn(pid, reason)
+
+
 class TimerRef:
     """A timer started by ``send_after``; pass it to ``cancel_timer``. ``when`` is the loop
     time it is due at."""
@@ -263,6 +279,7 @@ class Node:
         self._root: Pid | None = None
         self._eager = EAGER_BUDGET
         self._remote: Remote | None = None
+        self._resolver: Resolver | None = None
         self._node_watchers: dict[str, set[Pid]] = {}
         self._node_subscribers: set[Pid] = set()
         self._cancels: dict[asyncio.Task[Any], int] = {}
@@ -393,6 +410,11 @@ class Node:
         """Install (or remove) the distribution hooks used for pids on other nodes."""
         self._remote = remote
 
+    def attach_resolver(self, resolver: Resolver | None) -> None:
+        """Install (or remove) the resolver of destinations that are neither pids nor local
+        names (``ember.Name(...)``; see :class:`~ember.actors._resolver.Resolver`)."""
+        self._resolver = resolver
+
     def _resolve(self, dest: Any) -> Actor | None:
         if dest.__class__ is Pid:
             return self._lookup(dest)
@@ -414,6 +436,16 @@ class Node:
             node: str = dest[1]
             return node
         return None
+
+    def _dest_pid(self, dest: Any) -> Pid | None:
+        """The pid a destination names now: itself, a local name's process, or what the
+        resolver says (None: it names no process)."""
+        if dest.__class__ is Pid:
+            return dest
+        proc = self._names.get(dest)
+        if proc is not None:
+            return proc._pid
+        return self._resolver.whereis(dest) if self._resolver is not None else None
 
     # -- spawning -------------------------------------------------------------------------------
 
@@ -568,10 +600,12 @@ class Node:
             proc = self._resolve(dest)
             if proc is None:
                 node = self._remote_name(dest)
-                if node is None:
-                    raise UnknownName(dest)
-                self._remote.send_named(dest[0], node, msg)  # type: ignore[union-attr]
-                return
+                if node is not None:
+                    self._remote.send_named(dest[0], node, msg)  # type: ignore[union-attr]
+                    return
+                if self._resolver is not None and self._resolver.send(dest, msg):
+                    return
+                raise UnknownName(dest)
         proc._deliver(msg)
 
     def cast(self, dest: Any, msg: Any) -> None:
@@ -583,8 +617,14 @@ class Node:
                 self._remote.send(me._pid if me is not None else None, dest, msg)  # type: ignore[union-attr]
             elif (node := self._remote_name(dest)) is not None:
                 self._remote.send_named(dest[0], node, msg)  # type: ignore[union-attr]
-            else:
+            elif dest.__class__ is Pid or self._resolver is None:
                 self._stats.dropped_dead += 1
+            else:
+                try:
+                    if not self._resolver.send(dest, msg):
+                        self._stats.dropped_dead += 1
+                except EmberError:
+                    pass  # counted where it was refused (mailbox, transport queue)
             return
         try:
             proc._deliver(msg)
@@ -1181,6 +1221,14 @@ class Node:
         caller traps exits, delivers ``Exit(pid, "noproc")``.
         """
         me = self._caller("link")
+        if pid.__class__ is not Pid:
+            resolved = self._dest_pid(pid)
+            if resolved is None:
+                if me._trap:
+                    me._deliver_signal(Exit(None, NOPROC))
+                    return
+                raise NoProc(pid)
+            pid = resolved
         target = self._lookup(pid)
         if target is None and self._is_remote(pid):
             if me._links is None:
@@ -1200,6 +1248,11 @@ class Node:
     def unlink(self, pid: Pid) -> None:
         """Remove the link between the calling process and ``pid``, if any."""
         me = self._caller("unlink")
+        if pid.__class__ is not Pid:
+            resolved = self._dest_pid(pid)
+            if resolved is None:
+                return
+            pid = resolved
         if me._links is not None:
             me._links.discard(pid)
         if self._is_remote(pid):
@@ -1213,6 +1266,13 @@ class Node:
         """Monitor ``pid`` from the calling process; a :class:`Down` message arrives when it exits
         (at once, with reason ``noproc``, if it does not exist). Monitors stack."""
         me = self._caller("monitor")
+        if pid.__class__ is not Pid:
+            resolved = self._dest_pid(pid)
+            if resolved is None:
+                ref = self.make_ref()
+                me._deliver_signal(Down(ref, pid, NOPROC))
+                return ref
+            pid = resolved
         target = self._lookup(pid)
         if target is None and self._is_remote(pid):
             ref = self.make_ref()
@@ -1247,6 +1307,19 @@ class Node:
             me._mbox.extend(kept)
         return active
 
+    def flush_messages(self, match: Callable[[Any], bool]) -> int:
+        """Remove from the calling process's mailbox every queued message (not call) for
+        which ``match(msg)`` is true, and return how many: the flush of Erlang's
+        ``demonitor(Ref, [flush])`` for notifications of a subscription just ended."""
+        me = self._caller("flush_messages")
+        if not me._mbox:
+            return 0
+        kept = [m for m in me._mbox if m.__class__ is LocalCall or not match(m)]
+        removed = len(me._mbox) - len(kept)
+        me._mbox.clear()
+        me._mbox.extend(kept)
+        return removed
+
     def wait_exit(self, pid: Pid) -> asyncio.Future[Any]:
         """A future that resolves to ``pid``'s exit reason (``noproc`` if it does not exist).
 
@@ -1269,6 +1342,28 @@ class Node:
 
         fut.add_done_callback(forget)
         return fut
+
+    def watch(self, pid: Pid, on_exit: Callable[[Pid, Any], None]) -> Any:
+        """Call ``on_exit(pid, reason)`` when local process ``pid`` exits: a monitor for the
+        layers above the kernel, which have no process to receive a Down. It is called from
+        the loop, synchronously, while the process is being finalized: it must not block, and
+        what it raises propagates into the exit path, so it must not raise. Returns a handle
+        for :meth:`unwatch`, or None (and never calls) if ``pid`` is not a live process here.
+        """
+        target = self._lookup(pid)
+        if target is None or target._state >= EXITING or target._node is not self:
+            return None
+        if target._monitors is None:
+            target._monitors = {}
+        handle = _ExitCallback(on_exit, target)
+        target._monitors[handle] = handle
+        return handle
+
+    def unwatch(self, handle: Any) -> None:
+        """Remove a :meth:`watch` (a no-op once it fired)."""
+        mons = handle.proc._monitors
+        if mons is not None:
+            mons.pop(handle, None)
 
     # -- names ----------------------------------------------------------------------------------
 
@@ -1533,6 +1628,10 @@ def call_process(
         if proc is None:
             if node._is_remote(dest) or node._remote_name(dest) is not None:
                 return node._remote.call(dest, msg, timeout)  # type: ignore[union-attr]
+            if dest.__class__ is not Pid and node._resolver is not None:
+                pid = node._resolver.whereis(dest)
+                if pid is not None:
+                    return call_process(node, pid, msg, timeout)
             return node._failed(NoProc(dest))
     node = proc._node
     state = proc._state
