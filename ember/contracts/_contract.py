@@ -191,7 +191,7 @@ class Contract(metaclass=ContractMeta):
 
 RESERVED = frozenset(
     n for n in dir(Contract) if not n.startswith("__") or n in ("__contract__", "__declared__")
-) | {"outputs", "correlate_by", "name", "version", "abstract"}
+) | {"outputs", "correlate_by", "name", "version", "abstract", "start", "run"}
 
 
 def _graph_of(cls: type) -> Graph:
