@@ -48,8 +48,8 @@ async def test_node_members_processes_and_supervision_shapes() -> None:
             "transport": True,
             "mesh": True,
             "raft": True,
-            "names": False,
-            "pg": False,
+            "names": True,
+            "pg": True,
             "contracts": False,
         }
         _, members, _ = await client.get("/api/v1/members")
@@ -65,7 +65,7 @@ async def test_node_members_processes_and_supervision_shapes() -> None:
 
 async def test_sections_a_node_lacks_say_not_running() -> None:
     async with admin_node() as (_, client):
-        for name in ("names", "pg", "contracts"):
+        for name in ("contracts",):
             status, body, _ = await client.get(f"/api/v1/{name}")
             assert (status, body) == (200, {"service": name, "running": False})
             status, body, _ = await client.get(f"/api/v1/{name}/anything")
