@@ -13,10 +13,12 @@ import heapq
 import itertools
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
 from .._errors import UsageError
+from ..observability import Histogram
 from ._cluster_config import ClusterConfig
 from ._cluster_errors import ChangePending, NoLeader, NotLeader, OutcomeUnknown
 from ._errors import ProposalDropped
@@ -37,6 +39,13 @@ stepping messages during such a small fsync. Larger batches are saved in a worke
 
 class _LeaderChanged(Exception):
     """A read index request was lost to a leader change; the read retries."""
+
+
+def save_histogram() -> Histogram:
+    """An empty histogram of save (write and fsync) durations."""
+    return Histogram(
+        "ember_raft_save_duration_seconds", "Time a durable save of the log (write and fsync) took."
+    )
 
 
 class RaftMember:
@@ -83,6 +92,10 @@ class RaftMember:
         self.elections = 0
         """Times this member became leader (a steady group under load adds none)."""
         self.saves = 0
+        self.save_seconds = save_histogram()
+        """Wall time of every save (the fsync latency, for the metrics)."""
+        self.snapshot_bytes = 0
+        """Size of the state in the latest snapshot taken here."""
         self._deferred: HardState | None = None
         self._pending: dict[int, tuple[int, asyncio.Future[Outcome]]] = {}
         self._reads: dict[bytes, asyncio.Future[int]] = {}
@@ -265,10 +278,12 @@ class RaftMember:
         hard = hard or self._deferred
         self._deferred = None
         self.saves += 1
+        t0 = time.perf_counter()  # the real time of the fsync, whatever the loop's clock
         if self._threaded(rd):
             await asyncio.to_thread(self.storage.save, hard, rd.entries, rd.snapshot)
         else:
             self.storage.save(hard, rd.entries, rd.snapshot)
+        self.save_seconds.observe(time.perf_counter() - t0)
 
     def _compact(self) -> None:
         """Snapshot the state machine at the applied index and compact the log behind it. The
@@ -277,6 +292,7 @@ class RaftMember:
         on stepping, saving and applying (one compaction at a time)."""
         meta = self.node.snapshot_meta(self.applied)
         snap = Snapshot(meta, self.replica.snapshot())
+        self.snapshot_bytes = len(snap.data)
         self._snap_index = meta.index
         keep = self.config.compaction_keep
         if not self._save_in_thread:
