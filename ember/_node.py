@@ -27,6 +27,7 @@ from .transport._codec import Codec
 from .transport._config import TransportConfig
 from .transport._cookie import normalize_cookie
 from .transport._dist import Distribution
+from .transport._frame import Channel
 from .transport._transport import Transport, parse_address
 
 log = logging.getLogger("ember.node")
@@ -226,6 +227,8 @@ class Node(KernelNode):
             self, self.transport, codec=self._codec, spawn_allow=self._spawn_allow
         )
         dist.attach()
+        # Fault requests from `ember fault` and other nodes (refused unless enabled).
+        dist.add_channel_handler(Channel.ADMIN, self.transport.faults.channel.on_frame)
         bound = await self.transport.start(self._listen)
         if self._meshed:
             assert bound is not None
