@@ -16,7 +16,7 @@ from typing import Any
 from ._errors import UsageError
 from ._services import Service
 from .actors import Node as KernelNode
-from .actors import Pid
+from .actors import Pid, Statistics
 from .consensus._host import RaftHost
 from .mesh._config import SwimConfig
 from .mesh._discovery import Discovery, make_discovery, parse_seeds
@@ -84,6 +84,9 @@ class Node(KernelNode):
     it refuses a second live node of the same name), for clusters whose names are unique by
     construction.
 
+    ``mailbox_warning``: a mailbox longer than this is logged once with its pid and class and
+    listed in :meth:`statistics` (``None``: never; see ``docs/actors.md``).
+
     ``seed`` seeds :attr:`rng`, the one source of randomness of the node's protocol cores
     (SWIM probe order and jitter, Raft election timeouts): with a seed and the virtual-time
     loop a test replays exactly. ``None`` seeds from the operating system.
@@ -111,6 +114,7 @@ class Node(KernelNode):
         advertise: str | None = None,
         mdns_probe: bool = True,
         seed: int | None = None,
+        mailbox_warning: int | None = 10_000,
     ) -> None:
         self._connect = [parse_node_address(c) for c in connect]
         self._seeds = parse_seeds(join)
@@ -136,7 +140,7 @@ class Node(KernelNode):
                 creation = int(time.time() * 1000) % (2**31 - 1) + 1
             else:
                 creation = 1
-        super().__init__(name, creation=creation)
+        super().__init__(name, creation=creation, mailbox_warning=mailbox_warning)
         self.cluster = cluster
         if seed is None and (base := default_seed.get()) is not None:
             seed = zlib.crc32(f"{base}/{name}".encode())
@@ -327,13 +331,14 @@ class Node(KernelNode):
         that receives them must register it too, with the same ``code`` if one is given)."""
         self._codec.register(cls, code)
 
-    async def send_wait(self, dest: Any, msg: Any) -> None:
-        """Like ``send``, but when the queue to ``dest``'s node is full, wait for room instead
-        of raising :class:`ember.QueueFull`."""
-        if self.dist is not None and isinstance(dest, Pid) and dest.node != self.name:
-            await self.dist.send_wait(dest, msg)
-        else:
-            self.send(dest, msg)
+    def statistics(self) -> Statistics:
+        """The kernel's figures (``ember.actors.Node.statistics``) plus back-pressure to and
+        from other nodes, as ``remote_<name>`` counters (``ember.transport._flow.FlowStats``)."""
+        stats = super().statistics()
+        if self.dist is not None:
+            flow = self.dist.flow.stats
+            stats.counters.update({f"remote_{k}": getattr(flow, k) for k in flow.__slots__})
+        return stats
 
     def connected_nodes(self) -> list[str]:
         """Names of the nodes this node has an open connection to."""

@@ -177,6 +177,12 @@ class TransportConfig:
     ``suspect_pending_handshakes / suspect_delay`` attempts a second (80), and a correct peer on
     that address pays it once."""
 
+    send_wait_window: int = 256
+    """Messages one node may have sent with ``send_wait`` to one remote process and not yet
+    seen taken into its mailbox; past it ``send_wait`` waits for the receiver's credit. The
+    receiver's mailbox holds at most its bound plus this per sending node. 256 keeps a fast
+    consumer busy across a LAN round trip without letting a slow one pile up much."""
+
     fault_injection: bool = False
     """Accept fault injection (drop, delay, partition; see ``_faults.py``): for testing only
     (``ember node start --chaos``). Off, the hook costs nothing and every request to use it
@@ -204,6 +210,7 @@ class TransportConfig:
         check_int("max_pending_handshakes", self.max_pending_handshakes, 1, 1 << 20)
         check_int("handshake_failure_limit", self.handshake_failure_limit, 1, 1 << 20)
         check_int("suspect_pending_handshakes", self.suspect_pending_handshakes, 1, 1 << 20)
+        check_int("send_wait_window", self.send_wait_window, 1, 1 << 24)
         for name in (
             "heartbeat_interval",
             "heartbeat_timeout",
