@@ -50,6 +50,7 @@ class Actor:
     __slots__ = (
         "_call",
         "_exit",
+        "_handled",
         "_itimer",
         "_links",
         "_mbox",
@@ -95,6 +96,7 @@ class Actor:
     _call: Any  # the call being answered, while receive runs for it
     _mbox_check: int  # the mailbox length at which a delivery takes the slow path (_mailbox.py)
     _watch: list[tuple[int, Any]] | None  # callbacks waiting for the mailbox to drain
+    _handled: int  # messages this process has handled (counted per slice)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

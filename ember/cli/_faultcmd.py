@@ -25,6 +25,7 @@ from .._errors import EmberError, UsageError
 from .._node import parse_node_address
 from ..actors import run
 from ..transport._faults import FaultState
+from ..transport._transport import Transport
 from ._client import add_client_arguments, client_node
 from ._nodecmd import read_cookie
 
@@ -124,7 +125,7 @@ async def ask(args: argparse.Namespace, cookie: str, request: dict[str, Any]) ->
     try:
         async with asyncio.timeout(args.timeout):  # the connect too: a dead node never answers
             await node.start()
-            assert node.transport is not None
+            assert isinstance(node.transport, Transport)
             return await node.transport.faults.channel.ask(name, request, args.timeout)
     finally:
         await node.stop()

@@ -11,6 +11,8 @@ from ._cluster import add_cluster_commands
 from ._faultcmd import add_fault_command
 from ._memberscmd import add_members_command
 from ._nodecmd import add_node_commands
+from ._statuscmd import add_status_command
+from ._topcmd import add_top_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_certs_commands(sub)
     add_members_command(sub)
     add_fault_command(sub)
+    add_status_command(sub)
+    add_top_command(sub)
     return parser
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from .._errors import EmberError, UsageError
 from .._node import Node
 from ..actors import run
+from ..observability import AdminConfig
 from ..transport._config import TransportConfig
 from ..transport._cookie import read_cookie_file
 from ._logs import setup_logging
@@ -52,7 +53,38 @@ def add_node_commands(sub: Any) -> None:
         help="accept fault injection (`ember fault`: partition, delay, drop): testing only",
     )
     start.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_admin_arguments(start)
     start.set_defaults(run=cmd_node_start)
+
+
+def add_admin_arguments(parser: Any) -> None:
+    """The admin API flags (``docs/operability.md``)."""
+    parser.add_argument(
+        "--admin",
+        metavar="HOST:PORT",
+        help="serve the admin API, metrics and dashboard here (port 0: any free port)",
+    )
+    parser.add_argument(
+        "--admin-token-file",
+        type=Path,
+        help="file with the admin bearer token (default: derived from the cookie)",
+    )
+    parser.add_argument(
+        "--admin-allow-mutations",
+        action="store_true",
+        help="serve the mutating admin routes (leave, leadership transfer, fault injection)",
+    )
+
+
+def admin_config(args: argparse.Namespace) -> AdminConfig | None:
+    """The :class:`AdminConfig` the admin flags ask for (None without ``--admin``)."""
+    if args.admin is None:
+        return None
+    return AdminConfig(
+        listen=args.admin,
+        token_file=args.admin_token_file,
+        allow_mutations=args.admin_allow_mutations,
+    )
 
 
 def add_mesh_arguments(parser: Any) -> None:
@@ -155,6 +187,7 @@ async def serve(args: argparse.Namespace, cookie: str) -> int:
         data_dir=args.data_dir if args.data_dir is not None else Path(".ember") / args.name,
         spawn_allow=tuple(args.spawn_allow) if args.spawn_allow else None,
         config=TransportConfig(fault_injection=True) if args.chaos else None,
+        admin=admin_config(args),
         **mesh_options(args),
     )
     if args.chaos:
@@ -164,6 +197,8 @@ async def serve(args: argparse.Namespace, cookie: str) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await node.start()
+    if node.admin is not None:
+        node.admin.on_leave = stop.set  # POST /api/v1/leave: leave gracefully, as on SIGTERM
     if node.mesh is not None:
         # Member events as JSON lines on stdout, for scripts and LocalCluster to follow.
         node.on_member_event(
@@ -187,6 +222,9 @@ async def serve(args: argparse.Namespace, cookie: str) -> int:
             "connected": node.connected_nodes(),
             "incarnation": node.mesh.incarnation if node.mesh is not None else None,
             "members": [m.as_dict() for m in node.members() if m.name != node.name],
+            "admin": "{}:{}".format(*node.admin.address)
+            if node.admin and node.admin.address
+            else None,
         }
         print(json.dumps(ready, default=repr), flush=True)
         await stop.wait()

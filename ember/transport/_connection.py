@@ -189,6 +189,8 @@ class Connection(asyncio.Protocol):
         """Who is on the other side: the dialled name for an initiator (``""`` for an acceptor
         until the handshake names the peer), then the proven name."""
         self.peer_creation: int | None = None
+        self.peer_max_frame_size: int | None = None
+        """The largest frame the peer accepts, once its handshake said."""
         self.remote = "?"
         """The remote address as ``host:port``, for logs."""
         self.remote_host = "?"
@@ -425,6 +427,7 @@ class Connection(asyncio.Protocol):
                 return
         self.peer_name = peer.peer_name
         self.peer_creation = peer.peer_creation
+        self.peer_max_frame_size = peer.peer_max_frame_size
         trailing = self._handshake.trailing_data
         if self.role == "initiator":
             self.state = _AWAIT_STATUS

@@ -2,10 +2,16 @@
 
 Three messages, each a msgpack map in a frame on the CONTROL channel::
 
-    initiator                                              acceptor
-      HELLO    version, cluster, name, creation, challenge_i  ->
-           <-  WELCOME  version, cluster, name, creation, challenge_a, proof_a
-      PROOF    proof_i                                         ->
+    initiator                                                         acceptor
+      HELLO    version, cluster, name, creation, challenge_i, max_frame  ->
+           <-  WELCOME  version, cluster, name, creation, challenge_a, max_frame, proof_a
+      PROOF    proof_i                                                    ->
+
+``max_frame`` is the sender's ``max_frame_size``: each side then refuses to send a frame the
+other would refuse to receive, so a too-large message fails at its sender with
+``FrameTooLarge`` rather than cutting the connection off. It is not in the transcript: a
+tamperer who changed it could only make a side refuse large frames, far less than dropping
+the connection, which it can always do.
 
 ``proof_a`` is HMAC-SHA256(cookie, "acceptor" label + transcript) and ``proof_i`` the same with the
 "initiator" label, where the transcript is both nodes' version, cluster, names, creations and
@@ -38,7 +44,7 @@ import msgpack  # type: ignore[import-untyped]
 
 from .._errors import UsageError
 from ._errors import AuthenticationError, ProtocolError
-from ._frame import Channel, FrameDecoder, encode_frame
+from ._frame import MAX_FRAME_SIZE, Channel, FrameDecoder, encode_frame
 
 __all__ = [
     "CHALLENGE_SIZE",
@@ -55,9 +61,10 @@ __all__ = [
     "rejection_error",
 ]
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 """The wire protocol version this code speaks; peers must speak the same. 2: a USER-channel
-message carries the target's serial and creation instead of a pid ext value."""
+message carries the target's serial and creation instead of a pid ext value. 3: greetings
+carry ``max_frame``; a failed call's reply carries the error's type, arguments and traceback."""
 CHALLENGE_SIZE = 32
 """Bytes in each side's random challenge."""
 HANDSHAKE_MAX_FRAME_SIZE = 4096
@@ -125,6 +132,8 @@ class Established:
     peer_name: str
     peer_creation: int
     peer_version: int
+    peer_max_frame_size: int | None = None
+    """The largest frame the peer accepts, if its greeting said."""
 
 
 Event = SendBytes | Established
@@ -206,6 +215,7 @@ class Handshake:
         creation: int,
         nonce_source: Callable[[int], bytes],
         expected_peer: str | None = None,
+        max_frame_size: int | None = None,
     ) -> None:
         if role not in ("initiator", "acceptor"):
             raise UsageError(f"role must be 'initiator' or 'acceptor', not {role!r}")
@@ -221,6 +231,8 @@ class Handshake:
         self.cluster = cluster
         self.creation = creation
         self.expected_peer = expected_peer
+        self.max_frame_size = max_frame_size
+        """This side's ``max_frame_size``, told to the peer (None: not told)."""
         self._cookie = cookie
         self._nonce_source = nonce_source
         self._state = _S.IDLE if role == "initiator" else _S.AWAIT_HELLO
@@ -256,14 +268,16 @@ class Handshake:
         self._challenge = self._new_challenge()
         self._state = _S.AWAIT_WELCOME
         return _message(
-            {
-                "type": "hello",
-                "version": PROTOCOL_VERSION,
-                "cluster": self.cluster,
-                "name": self.node_name,
-                "creation": self.creation,
-                "challenge": self._challenge,
-            }
+            self._greeting(
+                {
+                    "type": "hello",
+                    "version": PROTOCOL_VERSION,
+                    "cluster": self.cluster,
+                    "name": self.node_name,
+                    "creation": self.creation,
+                    "challenge": self._challenge,
+                }
+            )
         )
 
     def receive_data(self, data: bytes) -> list[Event]:
@@ -327,7 +341,12 @@ class Handshake:
             "challenge": me.challenge,
             "proof": _proof(self._cookie, _ACCEPTOR_LABEL, self._transcript),
         }
-        return [SendBytes(_message(welcome))]
+        return [SendBytes(_message(self._greeting(welcome)))]
+
+    def _greeting(self, fields: dict[str, Any]) -> dict[str, Any]:
+        if self.max_frame_size is not None:
+            fields["max_frame"] = self.max_frame_size
+        return fields
 
     def _on_welcome(self, msg: dict[str, Any]) -> list[Event]:
         """Initiator: check the acceptor's proof, then answer its challenge."""
@@ -375,7 +394,12 @@ class Handshake:
             raise ProtocolError("handshake", f"peer claims our own name {peer.name!r}")
         if self.expected_peer is not None and peer.name != self.expected_peer:
             raise ProtocolError("handshake", f"dialled {self.expected_peer!r}, met {peer.name!r}")
-        self._peer = Established(peer.name, peer.creation, PROTOCOL_VERSION)
+        max_frame = msg.get("max_frame")
+        if max_frame is not None and (
+            max_frame.__class__ is not int or not 1 <= max_frame <= MAX_FRAME_SIZE
+        ):
+            raise ProtocolError("handshake", f"max_frame {max_frame!r} is out of range")
+        self._peer = Established(peer.name, peer.creation, PROTOCOL_VERSION, max_frame)
         return peer
 
     def _check_proof(self, msg: dict[str, Any], label: bytes) -> None:

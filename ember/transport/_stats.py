@@ -47,6 +47,9 @@ class TransportStats:
     """Frames the TCP transport's fault injection dropped or held from a partitioned peer."""
     dropped_on_close: int = 0
     """Queued frames discarded because the transport was closed."""
+    dropped_oversized: int = 0
+    """Frames queued before a connection opened that were over the peer's ``max_frame_size``
+    (learnt in the handshake), discarded rather than sent to be refused."""
 
     protocol_errors: Counter[str] = field(default_factory=Counter)
     """Connections closed because the peer broke the protocol, by error kind (authentication

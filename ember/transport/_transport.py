@@ -394,7 +394,7 @@ class Transport(PeerTable[_Peer]):
         p.conn = conn
         p.creation = conn.peer_creation
         conn.outbox = p.outbox
-        p.outbox.attach(conn)
+        p.outbox.attach(conn, conn.peer_max_frame_size)
         waiters, p.waiters = p.waiters, []
         if p.wakeup is not None:
             waiters.append(p.wakeup)
@@ -465,6 +465,7 @@ class Transport(PeerTable[_Peer]):
             creation=self.creation,
             nonce_source=self._nonce_source,
             expected_peer=expected_peer,
+            max_frame_size=self.config.max_frame_size,
         )
 
     def _accept(self) -> Connection:

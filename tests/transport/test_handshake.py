@@ -472,3 +472,24 @@ def test_challenges_come_from_the_nonce_source() -> None:
 
 def test_repr_names_role_and_state() -> None:
     assert repr(initiator()) == "<Handshake initiator 'a@h' idle>"
+
+
+def test_greetings_carry_each_sides_max_frame_size() -> None:
+    i, a = initiator(max_frame_size=1000), acceptor(max_frame_size=2000)
+    assert message(i.initiate())["max_frame"] == 1000
+    i, a = initiator(max_frame_size=1000), acceptor(max_frame_size=2000)
+    handshake(i, a)
+    assert i.peer == Established("b@h", 2, PROTOCOL_VERSION, 2000)
+    assert a.peer == Established("a@h", 1, PROTOCOL_VERSION, 1000)
+    # a side that does not say leaves the limit unknown
+    i, a = initiator(), acceptor(max_frame_size=2000)
+    handshake(i, a)
+    assert a.peer is not None and a.peer.peer_max_frame_size is None
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2**32, "big", 1.5])
+def test_an_impossible_max_frame_is_a_handshake_error(bad: Any) -> None:
+    a = acceptor()
+    with pytest.raises(ProtocolError) as info:
+        a.receive_data(frame(hello(max_frame=bad)))
+    assert info.value.kind == "handshake"
