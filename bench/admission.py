@@ -18,20 +18,15 @@ The goal (issues 9 and 10) is a connect within 1 s in both attacks.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import contextlib
-import json
-import os
 import statistics
 from typing import Any
 
+from ember.testing._adversity import SilentFlood, wrong_cookie_attempt
 from ember.transport._config import TransportConfig
-from ember.transport._errors import ProtocolError
-from ember.transport._handshake import Handshake
 from ember.transport._transport import Transport
 
-from ._util import goal, perf_counter, ratio, run_uvloop
+from ._util import cli, goal, perf_counter, ratio, run_uvloop
 
 NAME = "admission"
 COOKIE, CLUSTER = "bench-cookie", "bench"
@@ -54,42 +49,6 @@ async def _connect_time(a: Transport, rep: int) -> float:
         await b.close()
 
 
-async def _silent(address: tuple[str, int], i: int, stop: asyncio.Event) -> None:
-    source = (f"127.0.{1 + i // 200}.{2 + i % 200}", 0)
-    while not stop.is_set():
-        try:
-            reader, writer = await asyncio.open_connection(*address, local_addr=source)
-        except OSError:
-            return
-        with contextlib.suppress(ConnectionError):
-            await reader.read()
-        writer.transport.abort()
-
-
-async def _wrong_cookie(address: tuple[str, int]) -> None:
-    reader, writer = await asyncio.open_connection(*address)
-    hs = Handshake(
-        "initiator",
-        node_name="intruder",
-        cluster=CLUSTER,
-        cookie=b"not the cookie",
-        creation=1,
-        nonce_source=os.urandom,
-    )
-    try:
-        writer.write(hs.initiate())
-        with contextlib.suppress(ProtocolError, ConnectionError):
-            while data := await reader.read(65536):
-                hs.receive_data(data)
-        if hs.rejection is not None:
-            writer.write(hs.rejection)
-        with contextlib.suppress(ConnectionError):
-            while await reader.read(65536):
-                pass
-    finally:
-        writer.transport.abort()
-
-
 async def _main(quick: bool, reps: int) -> dict[str, Any]:
     failures = 200 if quick else 1000
     samples: dict[str, list[float]] = {"idle": [], "silent_200": [], "after_failures": []}
@@ -99,19 +58,13 @@ async def _main(quick: bool, reps: int) -> dict[str, Any]:
     try:
         for rep in range(reps):
             samples["idle"].append(await _connect_time(a, rep))
-            stop = asyncio.Event()
-            flood = [asyncio.create_task(_silent(address, i, stop)) for i in range(200)]
-            await asyncio.sleep(1.0)  # let the flood fill the table: the attack is in place
-            samples["silent_200"].append(await _connect_time(a, 100 + rep))
-            stop.set()
-            for task in flood:
-                task.cancel()
-            await asyncio.gather(*flood, return_exceptions=True)
+            async with SilentFlood(address, sockets=200, reopen=10**9):
+                samples["silent_200"].append(await _connect_time(a, 100 + rep))
             started = perf_counter()
 
             async def attacker(n: int) -> None:
                 for _ in range(n):
-                    await _wrong_cookie(address)
+                    await wrong_cookie_attempt(address, CLUSTER)
 
             await asyncio.gather(*(attacker(failures // 4) for _ in range(4)))
             attack_s = perf_counter() - started
@@ -159,13 +112,5 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
     return run_uvloop(_main(quick, reps))  # type: ignore[no-any-return]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--reps", type=int, default=1)
-    args = parser.parse_args()
-    print(json.dumps(run(args.quick, args.reps), indent=2))
-
-
 if __name__ == "__main__":
-    main()
+    cli(run, __doc__)

@@ -44,6 +44,7 @@ from ..actors import Pid
 from ..actors._actor import EXITING
 from ..actors._mailbox import watch
 from ._frame import Channel
+from ._queue import wait_in_line
 
 if TYPE_CHECKING:
     from ..actors import Node
@@ -153,17 +154,7 @@ class FlowControl:
                 break
             self.stats.paced_waits += 1
             assert self.node._loop is not None
-            fut: asyncio.Future[None] = self.node._loop.create_future()
-            window.waiters.append(fut)
-            try:
-                await fut
-            finally:
-                if not fut.done():
-                    fut.cancel()
-                try:
-                    window.waiters.remove(fut)
-                except ValueError:
-                    pass
+            await wait_in_line(window.waiters, self.node._loop)
         window.inflight += 1
         try:
             await self._send(pid, msg, head)

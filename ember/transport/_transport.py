@@ -29,7 +29,7 @@ import os
 import random
 import ssl as _ssl
 from collections.abc import Callable
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from .._errors import UsageError
 from .._ratelog import RateLimitedLog
@@ -475,26 +475,16 @@ class Transport(PeerTable[_Peer]):
 
     def _connection(self, handshake: Handshake) -> Connection:
         assert self._loop is not None and self._warnings is not None
-        if self.faults.enabled:
-            return FaultyConnection(
-                self,
-                handshake,
-                config=self.config,
-                stats=self._stats,
-                on_frames=self._on_frames,
-                loop=self._loop,
-                warnings=self._warnings,
-                faults=self.faults,
-            )
-        return Connection(
-            self,
-            handshake,
-            config=self.config,
-            stats=self._stats,
-            on_frames=self._on_frames,
-            loop=self._loop,
-            warnings=self._warnings,
-        )
+        options: dict[str, Any] = {
+            "config": self.config,
+            "stats": self._stats,
+            "on_frames": self._on_frames,
+            "loop": self._loop,
+            "warnings": self._warnings,
+        }
+        if self.faults.enabled:  # else the plain class: no fault check on any read or write
+            return FaultyConnection(self, handshake, faults=self.faults, **options)
+        return Connection(self, handshake, **options)
 
     def _faults_changed(self) -> None:
         """After a heal, dial at once the peers we are waiting to redial."""
