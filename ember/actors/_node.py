@@ -392,6 +392,8 @@ class Node:
             if not fut.done():
                 fut.cancel()
         self._parked.clear()
+        if self._reports is not None:
+            self._reports.flush()  # counts of long mailboxes held back by the rate limit
         tg = self._tg
         self._tg = None
         await tg.__aexit__(None, None, None)
