@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import UsageError
 from ._services import Service
 from .actors import Node as KernelNode
-from .actors import Pid
+from .actors import Pid, Statistics
 from .consensus._host import RaftHost
 from .consensus._metrics import RaftProbe
 from .mesh._config import SwimConfig
@@ -36,6 +36,7 @@ from .transport._codec import Codec
 from .transport._config import TransportConfig
 from .transport._cookie import normalize_cookie
 from .transport._dist import Distribution
+from .transport._frame import Channel
 from .transport._interface import NodeTransport
 from .transport._memory import MemoryNetwork
 from .transport._memory_datagrams import OnDatagram, sim_address
@@ -100,6 +101,9 @@ class Node(KernelNode):
     it refuses a second live node of the same name), for clusters whose names are unique by
     construction.
 
+    ``mailbox_warning``: a mailbox longer than this is logged once with its pid and class and
+    listed in :meth:`statistics` (``None``: never; see ``docs/actors.md``).
+
     ``seed`` seeds :attr:`rng`, the one source of randomness of the node's protocol cores
     (SWIM probe order and jitter, Raft election timeouts): with a seed and the virtual-time
     loop a test replays exactly. ``None`` seeds from the operating system.
@@ -146,6 +150,7 @@ class Node(KernelNode):
         network: MemoryNetwork | None = None,
         registry: RegistryConfig | None = None,
         pg: PgConfig | None = None,
+        mailbox_warning: int | None = 10_000,
     ) -> None:
         self._connect = [parse_node_address(c) for c in connect]
         self._seeds = parse_seeds(join)
@@ -178,7 +183,7 @@ class Node(KernelNode):
                 creation = int(time.time() * 1000) % (2**31 - 1) + 1
             else:
                 creation = 1
-        super().__init__(name, creation=creation)
+        super().__init__(name, creation=creation, mailbox_warning=mailbox_warning)
         self.cluster = cluster
         if seed is None and (base := default_seed.get()) is not None:
             seed = zlib.crc32(f"{base}/{name}".encode())
@@ -350,6 +355,9 @@ class Node(KernelNode):
             self, transport, codec=self._codec, spawn_allow=self._spawn_allow
         )
         dist.attach()
+        if isinstance(transport, Transport):
+            # Fault requests from `ember fault` and other nodes (refused unless enabled).
+            dist.add_channel_handler(Channel.ADMIN, transport.faults.channel.on_frame)
         bound = await transport.start(self._listen)
         if self._network is not None:
             bound = sim_address(self.name)
@@ -482,13 +490,14 @@ class Node(KernelNode):
         that receives them must register it too, with the same ``code`` if one is given)."""
         self._codec.register(cls, code)
 
-    async def send_wait(self, dest: Any, msg: Any) -> None:
-        """Like ``send``, but when the queue to ``dest``'s node is full, wait for room instead
-        of raising :class:`ember.QueueFull`."""
-        if self.dist is not None and isinstance(dest, Pid) and dest.node != self.name:
-            await self.dist.send_wait(dest, msg)
-        else:
-            self.send(dest, msg)
+    def statistics(self) -> Statistics:
+        """The kernel's figures (``ember.actors.Node.statistics``) plus back-pressure to and
+        from other nodes, as ``remote_<name>`` counters (``ember.transport._flow.FlowStats``)."""
+        stats = super().statistics()
+        if self.dist is not None:
+            flow = self.dist.flow.stats
+            stats.counters.update({f"remote_{k}": getattr(flow, k) for k in flow.__slots__})
+        return stats
 
     def connected_nodes(self) -> list[str]:
         """Names of the nodes this node has an open connection to."""

@@ -59,6 +59,7 @@ EXPECTED = {
     "self",
     "send",
     "send_after",
+    "send_wait",
     "spawn",
     "spawn_link",
     "spawn_monitor",

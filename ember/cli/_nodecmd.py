@@ -15,6 +15,7 @@ from .._errors import EmberError, UsageError
 from .._node import Node
 from ..actors import run
 from ..observability import AdminConfig
+from ..transport._config import TransportConfig
 from ..transport._cookie import read_cookie_file
 from ._logs import setup_logging
 
@@ -45,6 +46,11 @@ def add_node_commands(sub: Any) -> None:
         default=None,
         metavar="PREFIX",
         help="module prefix other nodes may spawn actors from (repeatable; default: any)",
+    )
+    start.add_argument(
+        "--chaos",
+        action="store_true",
+        help="accept fault injection (`ember fault`: partition, delay, drop): testing only",
     )
     start.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add_admin_arguments(start)
@@ -180,9 +186,12 @@ async def serve(args: argparse.Namespace, cookie: str) -> int:
         ssl_client=ssl_client,
         data_dir=args.data_dir if args.data_dir is not None else Path(".ember") / args.name,
         spawn_allow=tuple(args.spawn_allow) if args.spawn_allow else None,
+        config=TransportConfig(fault_injection=True) if args.chaos else None,
         admin=admin_config(args),
         **mesh_options(args),
     )
+    if args.chaos:
+        log.warning("node %s accepts fault injection (--chaos): for testing only", args.name)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from .._errors import EmberError, UsageError
 from .._tasks import OwnedTasks
 from ..transport._errors import ProtocolError
+from ..transport._faults import Faults
 from ..transport._frame import Channel
 from ..transport._transport import parse_address
 from ._config import SwimConfig
@@ -170,6 +171,11 @@ class Membership:
         self._bind = (host, port)
         self._key = mesh_key(cookie, cluster)
         self._transport = transport
+        faults = getattr(transport, "faults", None)
+        self._faults: Faults | None = (
+            faults if isinstance(faults, Faults) and faults.enabled else None
+        )
+        """The transport's fault injection, when enabled: it covers datagrams too."""
         self._router = router
         self._rng = rng if rng is not None else random.Random()
         self._meta = meta
@@ -377,9 +383,27 @@ class Membership:
             self.stats.udp_errors += 1
             return
         data = seal(self._key, kind, body)
-        self._udp.sendto(data, target)
+        faults = self._faults
+        lag = 0.0
+        if faults is not None and faults.active:
+            if self._blocked(faults, address, "blocked_frames") or faults.lose():
+                return
+            lag = faults.lag()
+        if lag:
+            assert self._loop is not None
+            self._loop.call_later(lag, self._udp.sendto, data, target)
+        else:
+            self._udp.sendto(data, target)
         self.stats.udp_sent += 1
         self.stats.udp_bytes_sent += len(data)
+
+    def _blocked(self, faults: Faults, address: str, what: str) -> bool:
+        """Whether fault injection partitions us from the node at ``address`` (counted)."""
+        name = self._names.get(address)
+        if name is not None and faults.blocks(name):
+            faults.count(what)
+            return True
+        return False
 
     def _parse(self, address: str) -> tuple[str, int]:
         parsed = self._addresses.get(address)
@@ -416,6 +440,11 @@ class Membership:
     def _on_datagram(self, data: bytes, addr: tuple[Any, int]) -> None:
         if self._closed or self._swim is None:
             return
+        faults = self._faults
+        if faults is not None and faults.active:
+            sender = format_address(addr[0], addr[1])
+            if self._blocked(faults, sender, "blocked_reads"):
+                return
         self.stats.udp_received += 1
         self.stats.udp_bytes_received += len(data)
         try:
