@@ -205,8 +205,17 @@ class Node(KernelNode):
         return self._bound
 
     async def start(self) -> None:
-        """Start the kernel, then the transport (if distributed) and the connections asked for."""
+        """Start the kernel, then the transport (if distributed) and the connections asked for.
+        If any of it fails (a port in use, a name already taken in the cluster...), what was
+        started is stopped again and the error raised."""
         await super().start()
+        try:
+            await self._start_layers()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_layers(self) -> None:
         self.raft = RaftHost(self)
         self._add_service("raft", self.raft)
         if not self._networked:

@@ -30,7 +30,13 @@ def add_members_command(sub: Any) -> None:
         help="node name this client uses (with --tls-dir: a name with a certificate there; "
         "default ember-cli-PID)",
     )
-    members.add_argument("--timeout", type=float, default=5.0)
+    members.add_argument(
+        "--timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="how long to wait for the node's answer, connecting included (default 5)",
+    )
     members.add_argument("--json", action="store_true", help="one JSON array instead of a table")
     members.set_defaults(run=cmd_members)
 
@@ -40,20 +46,31 @@ def cmd_members(args: argparse.Namespace) -> int:
     try:
         members = run(lambda: query(args, cookie))
     except (EmberError, TimeoutError, OSError) as exc:
-        print(
-            f"ember: cannot get the members of {args.node}: {str(exc) or 'no answer in time'}",
-            file=sys.stderr,
-        )
+        print(f"ember: cannot get the members of {args.node}: {describe(exc)}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps([m.as_dict() for m in members], default=repr))
     else:
         print(format_table(members))
+        name = parse_node_address(args.node)[0]
+        if not [m for m in members if m.name != name]:
+            print(f"(node {name} knows no other member: it has no peers)")
     return 0
 
 
+def describe(exc: BaseException) -> str:
+    """Why a command could not reach a node, in words."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the node running, and listening at that address?)"
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return "no answer in time"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return str(exc) or type(exc).__name__
+
+
 async def query(args: argparse.Namespace, cookie: str) -> tuple[Member, ...]:
-    name, _, _ = parse_node_address(args.node)
+    name, host, port = parse_node_address(args.node)
     me = args.client_name or f"ember-cli-{os.getpid()}"
     ssl_server = ssl_client = None
     if args.tls_dir is not None:
@@ -61,11 +78,13 @@ async def query(args: argparse.Namespace, cookie: str) -> tuple[Member, ...]:
 
         ssl_server = server_context(args.tls_dir, me)
         ssl_client = client_context(args.tls_dir, me)
+    # A short-lived node of its own that dials the one asked (listening on a free loopback
+    # port only because a node that runs a transport listens somewhere).
     node = Node(
         me,
+        listen="127.0.0.1:0",
         cookie=cookie,
         cluster=args.cluster,
-        connect=[args.node],
         ssl_server=ssl_server,
         ssl_client=ssl_client,
     )
@@ -73,6 +92,8 @@ async def query(args: argparse.Namespace, cookie: str) -> tuple[Member, ...]:
         async with asyncio.timeout(args.timeout):  # the connect too: a dead node never answers
             await node.start()
             assert node.transport is not None and node.dist is not None
+            # One attempt: a refused connection is said at once, not after the timeout.
+            await node.transport.connect(name, host, port, retry=False)
             return await fetch_members(node.transport, node.dist, name, args.timeout)
     finally:
         await node.stop()

@@ -33,7 +33,13 @@ def add_node_commands(sub: Any) -> None:
         metavar="NAME@HOST:PORT",
         help="a node to connect to at start (repeatable, or comma-separated)",
     )
-    start.add_argument("--connect-timeout", type=float, default=30.0)
+    start.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long each --connect node may take to answer before the node exits 1 (default 30)",
+    )
     add_mesh_arguments(start)
     start.add_argument("--tls-dir", type=Path, help="directory made by `ember certs init`")
     start.add_argument("--data-dir", type=Path, help="node data directory (default .ember/NAME)")
@@ -128,7 +134,7 @@ def cmd_node_start(args: argparse.Namespace) -> int:
     cookie = read_cookie(args.cookie_file)
     try:
         return run(lambda: serve(args, cookie))
-    except EmberError as exc:
+    except (EmberError, OSError) as exc:  # one line, no traceback: a port in use, a taken name
         log.error("node %s failed: %s", args.name, exc)
         return 1
 
