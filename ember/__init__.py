@@ -56,6 +56,7 @@ from .actors import trap_exits as trap_exits
 from .actors import unlink as unlink
 from .actors import unregister as unregister
 from .actors import whereis as whereis
+from .registry import Name as Name
 from .transport import AuthenticationError as AuthenticationError
 from .transport import ProtocolError as ProtocolError
 from .transport import QueueFull as QueueFull

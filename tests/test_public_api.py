@@ -26,6 +26,7 @@ EXPECTED = {
     "NOCONNECTION",
     "NOPROC",
     "NORMAL",
+    "Name",
     "NameTaken",
     "Node",
     "NodeDown",
@@ -103,6 +104,16 @@ def test_errors_share_one_root_and_timeouts_are_timeouterrors():
 
 def test_testing_namespace():
     assert public(ember.testing) == {
+        "KVModel",
+        "LinearizabilityResult",
+        "Model",
+        "Operation",
+        "PartitionResult",
+        "RegisterModel",
+        "UNKNOWN",
+        "Verdict",
+        "Witness",
+        "check_linearizability",
         "SimCluster",
         "SimNetwork",
         "VirtualTimeDeadlock",

@@ -307,7 +307,10 @@ class Supervisor(Actor):
         self._restarts.append(now)
         while self._restarts[0] < now - self.period:
             self._restarts.popleft()
-        return len(self._restarts) <= self.intensity
+        if len(self._restarts) > self.intensity:
+            return False
+        self.node._stats.restarts += 1
+        return True
 
     # -- starting and stopping children -----------------------------------------------------------
 

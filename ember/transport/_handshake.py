@@ -23,9 +23,12 @@ The initiator proves itself only after the acceptor has, so it is never an oracl
 The initiator is established once it has checked ``proof_a`` and sent ``proof_i``, and may send
 traffic right behind it; the acceptor is established once it has checked ``proof_i``. Either side
 that finds the peer at fault raises, and leaves in :attr:`Handshake.rejection` a REJECT message
-(``{"type": "reject", "kind": ..., "version": ...}``) saying why, to send before closing; so an
-initiator whose proof the acceptor refuses gets that REJECT as the first CONTROL frame after the
-handshake, or just a closed connection.
+(``{"type": "reject", "kind": ..., "version": ..., "detail": ...}``) saying why, to send before
+closing; so an initiator whose proof the acceptor refuses gets that REJECT as the first CONTROL
+frame after the handshake, or just a closed connection. ``detail`` is written for both sides (a
+cluster mismatch names both clusters), and the side that receives it raises the same kind with
+that detail. The shell also sends a REJECT of its own (:func:`reject_frame`) to a connection it
+refuses on arrival (``"busy"``, ``"rate_limited"``).
 """
 
 from __future__ import annotations
@@ -46,12 +49,16 @@ from ._frame import MAX_FRAME_SIZE, Channel, FrameDecoder, encode_frame
 __all__ = [
     "CHALLENGE_SIZE",
     "HANDSHAKE_MAX_FRAME_SIZE",
+    "MAX_DETAIL",
     "PROTOCOL_VERSION",
+    "TRANSIENT_KINDS",
     "Established",
     "Event",
     "Handshake",
     "HandshakeState",
     "SendBytes",
+    "reject_frame",
+    "rejection_error",
 ]
 
 PROTOCOL_VERSION = 3
@@ -72,14 +79,43 @@ _REJECT_KINDS = frozenset(
     {
         "auth",
         "bad_msgpack",
+        "busy",
         "cluster",
         "handshake",
         "malformed",
         "oversized",
+        "rate_limited",
         "unknown_channel",
         "version",
     }
 )
+TRANSIENT_KINDS = frozenset({"busy", "rate_limited"})
+"""REJECT kinds that refuse a connection for now, not for what the peer is: retrying later
+may work (the acceptor had too many handshakes in progress, or too many from our address)."""
+MAX_DETAIL = 400
+"""Longest ``detail`` a REJECT carries (longer ones are cut, sending and receiving)."""
+
+
+def reject_frame(kind: str, detail: str) -> bytes:
+    """A REJECT message telling the peer why it is refused (``kind``, with ``detail``)."""
+    return _message(
+        {"type": "reject", "kind": kind, "version": PROTOCOL_VERSION, "detail": detail[:MAX_DETAIL]}
+    )
+
+
+def rejection_error(msg: dict[str, Any]) -> ProtocolError:
+    """The error a REJECT message from the peer stands for: the kind it names (``"handshake"``
+    if unknown) and its detail."""
+    kind = msg.get("kind")
+    if not isinstance(kind, str) or kind not in _REJECT_KINDS:
+        kind = "handshake"
+    detail = msg.get("detail")
+    text = "rejected by peer"
+    if isinstance(detail, str) and detail:
+        text = f"rejected by peer: {detail[:MAX_DETAIL]}"
+    if kind in ("auth", "cluster"):
+        return AuthenticationError(kind, text)
+    return ProtocolError(kind, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,8 +294,7 @@ class Handshake:
         except ProtocolError as exc:
             self._state = _S.FAILED
             if not self._peer_rejected:
-                reject = {"type": "reject", "kind": exc.kind, "version": PROTOCOL_VERSION}
-                self.rejection = _message(reject)
+                self.rejection = reject_frame(exc.kind, exc.detail)
             raise
         if self.state is _S.ESTABLISHED:
             self.trailing_data = self._frames.take_buffered()
@@ -334,7 +369,13 @@ class Handshake:
             )
         cluster = _field(msg, "cluster", str)
         if cluster != self.cluster:
-            raise AuthenticationError("cluster", f"peer is in cluster {cluster!r}")
+            name = msg.get("name")
+            who = repr(name[:_MAX_NAME_BYTES]) if isinstance(name, str) else "the peer"
+            raise AuthenticationError(
+                "cluster",
+                f"node {who} is in cluster {cluster[:_MAX_NAME_BYTES]!r}, node "
+                f"{self.node_name!r} in cluster {self.cluster!r}",
+            )
         peer = _Peer(
             _field(msg, "name", str), _field(msg, "creation", int), _field(msg, "challenge", bytes)
         )
@@ -359,16 +400,16 @@ class Handshake:
     def _check_proof(self, msg: dict[str, Any], label: bytes) -> None:
         proof = _field(msg, "proof", bytes)
         if not hmac.compare_digest(proof, _proof(self._cookie, label, self._transcript)):
-            raise AuthenticationError("auth", "the peer's proof does not match our cookie")
+            peer = self._peer.peer_name if self._peer is not None else "the peer"
+            raise AuthenticationError(
+                "auth",
+                f"node {self.node_name!r} cannot verify the proof of node {peer!r}: "
+                "their cookies differ",
+            )
 
     def _rejected(self, msg: dict[str, Any]) -> NoReturn:
         self._peer_rejected = True
-        kind = msg.get("kind")
-        if not isinstance(kind, str) or kind not in _REJECT_KINDS:
-            kind = "handshake"
-        if kind in ("auth", "cluster"):
-            raise AuthenticationError(kind, "rejected by peer")
-        raise ProtocolError(kind, "rejected by peer")
+        raise rejection_error(msg)
 
     def _new_challenge(self) -> bytes:
         challenge = self._nonce_source(CHALLENGE_SIZE)

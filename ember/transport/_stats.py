@@ -57,9 +57,19 @@ class TransportStats:
     handshake_timeouts: int = 0
     """Connections closed because the handshake did not finish within ``handshake_timeout``."""
     rate_limited: int = 0
-    """Inbound connections closed on arrival: their address failed too many handshakes."""
+    """Inbound connections refused on arrival (told ``"rate_limited"``): their address is over
+    its failed-handshake budget and already has ``suspect_pending_handshakes`` in progress."""
     refused_busy: int = 0
-    """Inbound connections closed on arrival: too many handshakes were already in progress."""
+    """Inbound connections refused on arrival (told ``"busy"``): ``max_pending_handshakes`` were
+    in progress and every one of them had spoken."""
+    evicted_silent: int = 0
+    """Inbound handshakes closed before they had sent anything, to make room for a newcomer
+    (the table was full, or half full and they had been silent ``silent_handshake_timeout``)."""
+    suspect_handshakes: int = 0
+    """Inbound handshakes admitted from an address over its failure budget (answered after
+    ``suspect_delay``)."""
+    refused_by_peer: int = 0
+    """Outbound attempts a peer refused for now (``busy`` or ``rate_limited``); retried."""
     refused_duplicate: int = 0
     """Inbound connections refused because their node was already connected."""
     simultaneous_connects: int = 0
