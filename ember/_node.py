@@ -21,7 +21,7 @@ from .actors import Pid
 from .consensus._host import RaftHost
 from .consensus._metrics import RaftProbe
 from .mesh._config import SwimConfig
-from .mesh._discovery import Discovery, make_discovery, parse_seeds
+from .mesh._discovery import Discovery, format_address, make_discovery, parse_seeds
 from .mesh._events import MemberEvent
 from .mesh._messages import Member
 from .mesh._metrics import MeshProbe
@@ -291,9 +291,10 @@ class Node(KernelNode):
                 log.exception("node %s: stopping service %s failed", self.name, name)
 
     @property
-    def address(self) -> tuple[str, int] | None:
-        """The address the node listens on, once started (None if it does not listen)."""
-        return self._bound
+    def address(self) -> str | None:
+        """The address the node listens on, ``"host:port"`` (``"[v6]:port"`` for IPv6), once
+        started; None if it does not listen. ``ember.Node(..., connect=[f"a@{a.address}"])``."""
+        return format_address(*self._bound) if self._bound is not None else None
 
     async def start(self) -> None:
         """Start the kernel, then the transport (if distributed) and the connections asked for.

@@ -209,12 +209,11 @@ async def serve(args: argparse.Namespace, cookie: str) -> int:
             except TimeoutError:
                 log.error("could not connect to %s within %s s", peer, args.connect_timeout)
                 return 1
-        host, port = node.address or ("", 0)
-        log.info("node %s listening on %s:%d (creation %d)", node.name, host, port, node.creation)
+        log.info("node %s listening on %s (creation %d)", node.name, node.address, node.creation)
         ready = {
             "event": "ready",
             "node": node.name,
-            "address": f"{host}:{port}",
+            "address": node.address,
             "creation": node.creation,
             "connected": node.connected_nodes(),
             "incarnation": node.mesh.incarnation if node.mesh is not None else None,

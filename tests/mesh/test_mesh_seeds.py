@@ -50,8 +50,8 @@ def closed_port() -> int:
 
 
 def address(node: ember.Node) -> str:
-    host, port = node.address or ("", 0)
-    return f"{host}:{port}"
+    assert node.address is not None
+    return node.address
 
 
 def meshed(name: str, join: list[str], **kw: Any) -> ember.Node:
