@@ -16,6 +16,7 @@ from .._node import Node
 from ..actors import run
 from ..observability import AdminConfig
 from ..transport._cookie import read_cookie_file
+from ._app import AppHook, add_app_arguments, load_app, start_app
 from ._logs import setup_logging
 
 log = logging.getLogger("ember.cli")
@@ -50,9 +51,16 @@ def add_node_commands(sub: Any) -> None:
         action="append",
         default=None,
         metavar="PREFIX",
-        help="module prefix other nodes may spawn actors from (repeatable; default: any)",
+        help="a module other nodes may spawn actors from, with the modules below it ('app' "
+        "allows app and app.x, not apple; repeatable; default: any)",
     )
-    start.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_app_arguments(start)
+    start.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="least severe log level written (JSON lines on stderr; default info)",
+    )
     add_admin_arguments(start)
     start.set_defaults(run=cmd_node_start)
 
@@ -164,13 +172,14 @@ def cmd_node_start(args: argparse.Namespace) -> int:
     setup_logging(args.name, args.log_level)
     cookie = read_cookie(args.cookie_file)
     try:
-        return run(lambda: serve(args, cookie))
+        hook = load_app(args)
+        return run(lambda: serve(args, cookie, hook))
     except (EmberError, OSError) as exc:  # one line, no traceback: a port in use, a taken name
         log.error("node %s failed: %s", args.name, exc)
         return 1
 
 
-async def serve(args: argparse.Namespace, cookie: str) -> int:
+async def serve(args: argparse.Namespace, cookie: str, hook: AppHook | None = None) -> int:
     ssl_server = ssl_client = None
     if args.tls_dir is not None:
         from ..transport._tls import client_context, server_context
@@ -202,6 +211,12 @@ async def serve(args: argparse.Namespace, cookie: str) -> int:
             lambda event: print(json.dumps(event.as_dict(), default=repr), flush=True)
         )
     try:
+        if hook is not None:
+            try:
+                await start_app(hook, node)
+            except Exception as exc:
+                log.error("node %s: --app %s failed", node.name, args.app, exc_info=exc)
+                return 1
         for peer in split_connect(args.connect):
             try:
                 async with asyncio.timeout(args.connect_timeout):

@@ -71,9 +71,7 @@ async def test_group_across_nodes_survives_the_leader_node(tmp_path: Path) -> No
             assert await cluster.read(key) == value
 
         # The stopped node restarts from disk, resumes its member unasked and catches up.
-        nodes[leader] = await _start(
-            leader, tmp_path, list(nodes.values()), listen=address
-        )
+        nodes[leader] = await _start(leader, tmp_path, list(nodes.values()), listen=address)
         async with asyncio.timeout(30):
             while True:
                 try:
