@@ -1,5 +1,6 @@
 """Ember: Erlang/OTP's ideas for Python, a distributed actor runtime on asyncio."""
 
+from ._errors import BindError as BindError
 from ._errors import CallTimeout as CallTimeout
 from ._errors import EmberError as EmberError
 from ._errors import MailboxFull as MailboxFull

@@ -21,7 +21,7 @@ from .actors import Pid, Statistics
 from .consensus._host import RaftHost
 from .consensus._metrics import RaftProbe
 from .mesh._config import SwimConfig
-from .mesh._discovery import Discovery, make_discovery, parse_seeds
+from .mesh._discovery import Discovery, format_address, make_discovery, parse_seeds
 from .mesh._events import MemberEvent
 from .mesh._messages import Member
 from .mesh._metrics import MeshProbe
@@ -296,13 +296,23 @@ class Node(KernelNode):
                 log.exception("node %s: stopping service %s failed", self.name, name)
 
     @property
-    def address(self) -> tuple[str, int] | None:
-        """The address the node listens on, once started (None if it does not listen)."""
-        return self._bound
+    def address(self) -> str | None:
+        """The address the node listens on, ``"host:port"`` (``"[v6]:port"`` for IPv6), once
+        started; None if it does not listen. ``ember.Node(..., connect=[f"a@{a.address}"])``."""
+        return format_address(*self._bound) if self._bound is not None else None
 
     async def start(self) -> None:
-        """Start the kernel, then the transport (if distributed) and the connections asked for."""
+        """Start the kernel, then the transport (if distributed) and the connections asked for.
+        If any of it fails (a port in use, a name already taken in the cluster...), what was
+        started is stopped again and the error raised."""
         await super().start()
+        try:
+            await self._start_layers()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_layers(self) -> None:
         self.raft = RaftHost(self)
         self._add_service("raft", self.raft)
         self._add_registry_services()

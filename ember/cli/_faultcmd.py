@@ -22,11 +22,10 @@ import sys
 from typing import Any
 
 from .._errors import EmberError, UsageError
-from .._node import parse_node_address
 from ..actors import run
 from ..transport._faults import FaultState
 from ..transport._transport import Transport
-from ._client import add_client_arguments, client_node
+from ._client import add_client_arguments, client_node, connect_once, describe
 from ._nodecmd import read_cookie
 
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s)?\s*$")
@@ -113,18 +112,17 @@ def cmd_fault(args: argparse.Namespace) -> int:
         request = request_of(args)
         state = run(lambda: ask(args, cookie, request))
     except (EmberError, TimeoutError, OSError) as exc:
-        print(f"ember: fault on {args.node}: {str(exc) or 'no answer in time'}", file=sys.stderr)
+        print(f"ember: fault on {args.node}: {describe(exc)}", file=sys.stderr)
         return 1
     print(json.dumps(state.as_dict()) if args.json else format_state(state))
     return 0
 
 
 async def ask(args: argparse.Namespace, cookie: str, request: dict[str, Any]) -> FaultState:
-    name, _, _ = parse_node_address(args.node)
     node = client_node(args, cookie)
     try:
         async with asyncio.timeout(args.timeout):  # the connect too: a dead node never answers
-            await node.start()
+            name = await connect_once(node, args)
             assert isinstance(node.transport, Transport)
             return await node.transport.faults.channel.ask(name, request, args.timeout)
     finally:

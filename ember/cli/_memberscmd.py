@@ -13,7 +13,7 @@ from .._node import parse_node_address
 from ..actors import run
 from ..mesh._messages import Member
 from ..mesh._shell import fetch_members
-from ._client import add_client_arguments, client_node
+from ._client import add_client_arguments, client_node, connect_once, describe
 from ._nodecmd import read_cookie
 
 
@@ -29,24 +29,23 @@ def cmd_members(args: argparse.Namespace) -> int:
     try:
         members = run(lambda: query(args, cookie))
     except (EmberError, TimeoutError, OSError) as exc:
-        print(
-            f"ember: cannot get the members of {args.node}: {str(exc) or 'no answer in time'}",
-            file=sys.stderr,
-        )
+        print(f"ember: cannot get the members of {args.node}: {describe(exc)}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps([m.as_dict() for m in members], default=repr))
     else:
         print(format_table(members))
+        name = parse_node_address(args.node)[0]
+        if not [m for m in members if m.name != name]:
+            print(f"(node {name} knows no other member: it has no peers)")
     return 0
 
 
 async def query(args: argparse.Namespace, cookie: str) -> tuple[Member, ...]:
-    name, _, _ = parse_node_address(args.node)
     node = client_node(args, cookie)
     try:
         async with asyncio.timeout(args.timeout):  # the connect too: a dead node never answers
-            await node.start()
+            name = await connect_once(node, args)
             assert node.transport is not None and node.dist is not None
             return await fetch_members(node.transport, node.dist, name, args.timeout)
     finally:

@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 import ember
+from ember.transport._transport import parse_address
 from ember import UsageError
 from ember.transport import Channel
 from tests.dist.test_dist_two_nodes import COOKIE, fast, pair
@@ -88,7 +89,7 @@ async def test_sending_on_a_channel_dials_a_known_peer_on_demand() -> None:
         sink = Sink()
         a.dist.remove_channel_handler(Channel.MEMBERSHIP)  # this test owns it
         a.dist.add_channel_handler(Channel.MEMBERSHIP, sink)
-        c.transport.add_peer_address("a", *a.address)
+        c.transport.add_peer_address("a", *parse_address(a.address))
         assert c.connected_nodes() == []
         c.transport.send("a", Channel.MEMBERSHIP, b"hello")  # not connected: queued, then dialled
         await sink.wait(1)
