@@ -29,6 +29,7 @@ from .mesh._netdiscovery import NetworkDiscovery
 from .mesh._shell import Membership
 from .observability import AdminConfig, Metrics
 from .observability._actors import kernel_collector, receive_histogram
+from .observability._tracing import Tracing, TracingConfig
 from .transport._codec import Codec
 from .transport._config import TransportConfig
 from .transport._dist import Distribution
@@ -101,7 +102,9 @@ class Node(KernelNode):
 
     ``admin`` (an :class:`~ember.observability.AdminConfig`) serves the admin API, the
     Prometheus metrics and the dashboard on their own port (``node.admin``; see
-    ``docs/operability.md``). Metrics are kept either way (``node.metrics``).
+    ``docs/operability.md``). Metrics are kept either way (``node.metrics``). ``tracing``
+    (a :class:`~ember.observability.TracingConfig`) turns on OpenTelemetry spans (off and
+    free by default; ``node.tracing``).
 
     ``network`` puts the node on a simulated network (``ember.testing.SimNetwork``, the same
     object as :class:`ember.transport.MemoryNetwork`) instead of TCP and UDP: the transport is
@@ -134,6 +137,7 @@ class Node(KernelNode):
         mdns_probe: bool = True,
         seed: int | None = None,
         admin: AdminConfig | None = None,
+        tracing: TracingConfig | None = None,
         network: MemoryNetwork | None = None,
     ) -> None:
         self._connect = [parse_node_address(c) for c in connect]
@@ -191,6 +195,9 @@ class Node(KernelNode):
         self._admin_config = admin
         self.admin: AdminService | None = None
         """The admin API (``Node(admin=AdminConfig(...))``), once started."""
+        if tracing is not None and not isinstance(tracing, TracingConfig):
+            raise UsageError(f"tracing must be a TracingConfig, not {tracing!r}")
+        self._tracing = Tracing(tracing, name)
         self._metrics = Metrics()
         receive = receive_histogram()
         self.time_receives(receive.observe)
@@ -200,6 +207,11 @@ class Node(KernelNode):
     def metrics(self) -> Metrics:
         """This node's metrics registry: every layer's collectors (``ember.observability``)."""
         return self._metrics
+
+    @property
+    def tracing(self) -> Tracing:
+        """This node's tracer (disabled unless ``Node(tracing=TracingConfig(...))``)."""
+        return self._tracing
 
     def observables(self) -> dict[str, Any]:
         """The parts the admin API shows: transport, mesh and the services but admin."""
@@ -314,6 +326,8 @@ class Node(KernelNode):
             self, transport, codec=self._codec, spawn_allow=self._spawn_allow
         )
         dist.attach()
+        if self._tracing.enabled:
+            dist.tracing = self._tracing
         bound = await transport.start(self._listen)
         if self._network is not None:
             bound = sim_address(self.name)
@@ -466,6 +480,7 @@ class Node(KernelNode):
             if self.transport is not None:
                 await self.transport.close()
                 self.attach_remote(None)
+            self._tracing.shutdown()
 
 
 def _swim_config(mesh: SwimConfig | str) -> SwimConfig:

@@ -532,9 +532,11 @@ class RaftHost:
                             raise OutcomeUnknown(request, str(exc)) from exc
                         raise NoLeader(str(exc)) from exc
                     return reply
-        ok, value = await member.propose(
-            encode_command(None if session is None else _session(session), command)
-        )
+        attrs = {"ember.raft.group": group, "ember.raft.member": member.id}
+        with self.node.tracing.span("raft.propose", attrs):  # propose to apply
+            ok, value = await member.propose(
+                encode_command(None if session is None else _session(session), command)
+            )
         return [member.id, ok, value]
 
     async def _op_read(self, group: str, target: str | None, key: Any, consistency: str) -> Any:

@@ -17,3 +17,5 @@ from ._metrics import gauge as gauge
 from ._routes import AdminRequest as AdminRequest
 from ._routes import AdminRoute as AdminRoute
 from ._routes import int_param as int_param
+from ._tracing import Tracing as Tracing
+from ._tracing import TracingConfig as TracingConfig

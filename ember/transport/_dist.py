@@ -23,7 +23,8 @@ from typing import Any
 
 from .._errors import CallTimeout, EmberError, MailboxFull, NodeDown, NoProc, UsageError
 from ..actors import NOCONNECTION, NOPROC, Node, Pid, Ref
-from ..actors._node import resolve_actor
+from ..actors._node import CallScope, call_process, resolve_actor
+from ..observability._tracing import Tracing
 from ._codec import Codec
 from ._errors import ProtocolError
 from ._frame import Channel, Frame, FrameRun
@@ -32,7 +33,9 @@ from ._queue import NoRoute, QueueFull
 
 log = logging.getLogger("ember.transport")
 
-SEND, CALL, REPLY, LINK, UNLINK, EXIT, MONITOR, DEMONITOR, DOWN, SPAWN = range(10)
+SEND, CALL, REPLY, LINK, UNLINK, EXIT, MONITOR, DEMONITOR, DOWN, SPAWN, TRACED_CALL = range(11)
+"""``TRACED_CALL`` is ``CALL`` with a fifth element, the W3C trace context: sent only for a
+call made inside a trace (see ``ember.observability``), so untraced calls stay as they are."""
 _SEND_HEAD = bytes([0x94, SEND])  # msgpack: an array of 4, then the fixint SEND
 PREFIX_CACHE = 10_000
 _UNDECODABLE = object()
@@ -119,6 +122,8 @@ class Distribution:
         """Frames of a channel with no handler (dropped)."""
         self.callback_errors = 0
         """Exceptions raised by channel handlers (logged and swallowed)."""
+        self.tracing: Tracing | None = None
+        """The node's tracer, when tracing is on (``ember.observability``)."""
 
     def attach(self) -> None:
         """Route the node's remote operations through this distribution."""
@@ -233,7 +238,12 @@ class Distribution:
         fut: asyncio.Future[Any] = loop.create_future()
         call = _RemoteCall(self, next(self._ids), pid, fut)
         self._pending[call.id] = call
-        payload = self.codec.encode((CALL, call.id, pid, msg))  # unsendable: fails right here
+        traced = self.tracing.client_span(pid, pid.node) if self.tracing is not None else None
+        if traced is None:
+            payload = self.codec.encode((CALL, call.id, pid, msg))  # unsendable: fails here
+        else:
+            fut.add_done_callback(traced.end_with)
+            payload = self.codec.encode((TRACED_CALL, call.id, pid, msg, traced.carrier))
 
         def go() -> None:
             try:
@@ -390,6 +400,9 @@ class Distribution:
             node.remote_deliver(Pid(node.name, op[1], op[2]), op[3])
         elif code == CALL:
             self._serve_call(peer, op[1], op[2], op[3])
+        elif code == TRACED_CALL:
+            scope = self.tracing.server_scope(op[4], op[2], peer) if self.tracing else None
+            self._serve_call(peer, op[1], op[2], op[3], scope)
         elif code == REPLY:
             self._settle_reply(op[1], op[2], op[3])
         elif code == LINK:
@@ -411,8 +424,10 @@ class Distribution:
         else:
             raise ValueError(f"unknown operation {code!r}")
 
-    def _serve_call(self, peer: str, call_id: int, pid: Any, msg: Any) -> None:
-        fut = self.node.call(pid, msg, timeout=None)
+    def _serve_call(
+        self, peer: str, call_id: int, pid: Any, msg: Any, scope: CallScope | None = None
+    ) -> None:
+        fut = call_process(self.node, pid, msg, None, scope)
         if fut.done():  # answered eagerly: reply now, not one loop iteration later
             self._reply(peer, call_id, fut)
         else:
