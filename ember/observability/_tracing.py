@@ -96,6 +96,10 @@ class Tracing:
         self._propagator = TraceContextTextMapPropagator()
         self._getter, self._setter = DefaultGetter(), DefaultSetter()
         self._ratio = config.sample_ratio
+        from opentelemetry import trace
+
+        self._trace = trace
+        self._current_span = trace.get_current_span
 
     def shutdown(self) -> None:
         """Flush and stop the node's own provider (one given in the config is left alone)."""
@@ -109,11 +113,9 @@ class Tracing:
         traced (tracing off, or no span active and the sampler says no)."""
         if self._tracer is None:
             return None
-        from opentelemetry import trace
-
-        parent = trace.get_current_span().get_span_context()
-        if not parent.is_valid and self._ratio == 0.0:
+        if self._ratio == 0.0 and not self._current_span().get_span_context().is_valid:
             return None  # outside any trace and no root sampling: cost nothing more
+        trace = self._trace
         span = self._tracer.start_span(
             "ember.call",
             kind=trace.SpanKind.CLIENT,
@@ -149,9 +151,7 @@ class Tracing:
         if self._tracer is None:
             yield None
             return
-        from opentelemetry import trace
-
-        if not trace.get_current_span().get_span_context().is_valid and self._ratio == 0.0:
+        if self._ratio == 0.0 and not self._current_span().get_span_context().is_valid:
             yield None
             return
         attrs = {"ember.node": self.node_name, **(attributes or {})}
