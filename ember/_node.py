@@ -30,8 +30,13 @@ from .mesh._shell import Membership
 from .observability import AdminConfig, Metrics
 from .observability._actors import kernel_collector, receive_histogram
 from .observability._tracing import Tracing, TracingConfig
+from .registry._config import PgConfig, RegistryConfig
+from .registry._metrics import NamesProbe, PgProbe
+from .registry._names import Names
+from .registry._pg import ProcessGroups
 from .transport._codec import Codec
 from .transport._config import TransportConfig
+from .transport._cookie import normalize_cookie
 from .transport._dist import Distribution
 from .transport._interface import NodeTransport
 from .transport._memory import MemoryNetwork
@@ -78,7 +83,8 @@ class Node(KernelNode):
     """One Ember node. Without ``listen``/``connect`` it is a local node; with them it runs the
     TCP transport, and pids, links, monitors and calls work across nodes.
 
-    ``cookie`` is the cluster's shared secret (never sent; both sides prove they know it).
+    ``cookie`` is the cluster's shared secret (never sent; both sides prove they know it);
+    whitespace around it is not part of it, as for ``--cookie-file`` (``docs/nodes.md``).
     ``connect`` lists ``"name@host:port"`` peers to connect to at start. ``creation`` numbers
     this incarnation of the node name; by default it is a counter kept in ``data_dir`` (if
     given) or derived from the clock, so pids of an earlier run never name new processes.
@@ -112,6 +118,10 @@ class Node(KernelNode):
     (the node's address is ``network.address_of(name)``), the cookie defaults to ``"sim"`` and
     the creation to the network's counter for the name. Everything above the transport runs
     unchanged, so a whole cluster runs in one process on the virtual-time loop.
+
+    ``registry`` configures ``node.names`` (a :class:`~ember.registry.RegistryConfig`: the
+    consistent tier's ``expect``, the eventual tier's timings) and ``pg`` configures
+    ``node.pg`` (a :class:`~ember.registry.PgConfig`: the scopes to start).
     """
 
     def __init__(
@@ -139,6 +149,8 @@ class Node(KernelNode):
         admin: AdminConfig | None = None,
         tracing: TracingConfig | None = None,
         network: MemoryNetwork | None = None,
+        registry: RegistryConfig | None = None,
+        pg: PgConfig | None = None,
     ) -> None:
         self._connect = [parse_node_address(c) for c in connect]
         self._seeds = parse_seeds(join)
@@ -158,8 +170,10 @@ class Node(KernelNode):
             raise UsageError("a node in a mesh must listen (other members reach it there)")
         self._listen = listen
         self._networked = listen is not None or bool(self._connect) or network is not None
-        if self._networked and not cookie:
-            raise UsageError("a distributed node needs a cookie")
+        if self._networked:
+            if not cookie:
+                raise UsageError("a distributed node needs a cookie")
+            cookie = normalize_cookie(cookie)  # the one rule: surrounding whitespace is not in it
         if creation is None:
             if data_dir is not None:
                 creation = next_creation(Path(data_dir))
@@ -202,6 +216,14 @@ class Node(KernelNode):
         receive = receive_histogram()
         self.time_receives(receive.observe)
         self._metrics.add("actors", lambda: kernel_collector(self, receive))
+        if registry is not None and not isinstance(registry, RegistryConfig):
+            raise UsageError(f"registry must be a RegistryConfig, not {registry!r}")
+        if pg is not None and not isinstance(pg, PgConfig):
+            raise UsageError(f"pg must be a PgConfig, not {pg!r}")
+        self._registry_config = registry or RegistryConfig()
+        self._pg_config = pg or PgConfig()
+        self._names_service: Names | None = None
+        self._pg_service: ProcessGroups | None = None
 
     @property
     def metrics(self) -> Metrics:
@@ -221,11 +243,29 @@ class Node(KernelNode):
         if self.mesh is not None:
             out["mesh"] = MeshProbe(self.mesh)
         for name, service in self._services.items():
-            if name == "raft" and isinstance(service, RaftHost):
+            if isinstance(service, RaftHost):
                 out[name] = RaftProbe(service)
+            elif isinstance(service, Names):
+                out[name] = NamesProbe(service)
+            elif isinstance(service, ProcessGroups):
+                out[name] = PgProbe(service)
             elif name != "admin":
                 out[name] = service
         return out
+
+    @property
+    def names(self) -> Names:
+        """The registry: global names in three tiers (see ``ember.registry``)."""
+        if self._names_service is None:
+            raise UsageError(f"node {self.name} is not started: it has no names yet")
+        return self._names_service
+
+    @property
+    def pg(self) -> ProcessGroups:
+        """Process groups with OTP ``pg`` semantics (see ``ember.registry``)."""
+        if self._pg_service is None:
+            raise UsageError(f"node {self.name} is not started: it has no pg yet")
+        return self._pg_service
 
     @property
     def kernel(self) -> KernelNode:
@@ -277,6 +317,7 @@ class Node(KernelNode):
         await super().start()
         self.raft = RaftHost(self)
         self._add_service("raft", self.raft)
+        self._add_registry_services()
         if not self._networked:
             await self._start_services()
             return
@@ -338,6 +379,12 @@ class Node(KernelNode):
         await self._start_services()
         for peer, host, port in self._connect:
             await self.connect_node(f"{peer}@{host}:{port}")
+
+    def _add_registry_services(self) -> None:
+        self._names_service = Names(self, self._registry_config)
+        self._add_service("names", self._names_service)
+        self._pg_service = ProcessGroups(self, self._pg_config)
+        self._add_service("pg", self._pg_service)
 
     async def _start_mesh(self, host: str, port: int) -> None:
         if host in ("0.0.0.0", "::", ""):

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ._errors import UsageError
+
 if TYPE_CHECKING:
     from .actors import Node as KernelNode
     from .mesh._events import MemberEvent
@@ -22,9 +24,10 @@ if TYPE_CHECKING:
     from .observability import Metrics
     from .observability._tracing import Tracing
     from .transport._dist import Distribution
+    from .transport._frame import Channel
     from .transport._interface import NodeTransport
 
-__all__ = ["Service", "ServiceNode"]
+__all__ = ["Service", "ServiceNode", "send_to_node"]
 
 
 class Service(Protocol):
@@ -100,3 +103,23 @@ class ServiceNode(Protocol):
         service but ``admin``. Each may offer ``collectors()``, ``admin_routes()``,
         ``admin_summary()`` and ``ready()`` (see ``ember.observability``)."""
         ...
+
+
+def send_to_node(node: ServiceNode, peer: str, channel: Channel, payload: bytes) -> None:
+    """Queue ``payload`` for ``peer`` on ``channel`` (the transport's ``send``: it may raise
+    ``QueueFull``). A peer the transport has no address for is looked up in the mesh's view
+    (a member may be known there first); ``NoRoute`` if neither knows it."""
+    from .transport._queue import NoRoute
+
+    transport = node.transport
+    if transport is None:
+        raise UsageError(f"node {node.name} is not networked: cannot reach {peer}")
+    try:
+        transport.send(peer, channel, payload)
+    except NoRoute:
+        member = next((m for m in node.members() if m.name == peer), None)
+        if member is None:
+            raise
+        host, _, port = member.address.rpartition(":")
+        transport.add_peer_address(peer, host.strip("[]"), int(port))
+        transport.send(peer, channel, payload)

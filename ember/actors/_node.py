@@ -20,6 +20,7 @@ from typing import Any, Protocol, Self, TypeVar
 
 from .._errors import (
     CallTimeout,
+    EmberError,
     MailboxFull,
     NameTaken,
     NoProc,
@@ -39,6 +40,7 @@ from ._actor import (
 )
 from ._pid import Pid, Ref
 from ._remote import Remote
+from ._resolver import Resolver
 from ._signals import (
     KILL,
     KILLED,
@@ -177,6 +179,20 @@ class _ExitWaiter:
             self.fut.set_result(reason)
 
 
+class _ExitCallback:
+    """A monitor entry that calls ``fn(pid, reason)`` when the process exits
+    (``Node.watch``)."""
+
+    __slots__ = ("fn", "proc")
+
+    def __init__(self, fn: Callable[[Pid, Any], None], proc: Actor) -> None:
+        self.fn = fn
+        self.proc = proc
+
+    def down(self, pid: Pid, reason: Any) -> None:
+        self.fn(pid, reason)
+
+
 class TimerRef:
     """A timer started by ``send_after``; pass it to ``cancel_timer``. ``when`` is the loop
     time it is due at."""
@@ -275,6 +291,7 @@ class Node:
         self._root: Pid | None = None
         self._eager = EAGER_BUDGET
         self._remote: Remote | None = None
+        self._resolver: Resolver | None = None
         self._node_watchers: dict[str, set[Pid]] = {}
         self._node_subscribers: set[Pid] = set()
         self._cancels: dict[asyncio.Task[Any], int] = {}
@@ -405,10 +422,42 @@ class Node:
         """Install (or remove) the distribution hooks used for pids on other nodes."""
         self._remote = remote
 
+    def attach_resolver(self, resolver: Resolver | None) -> None:
+        """Install (or remove) the resolver of destinations that are neither pids nor local
+        names (``ember.Name(...)``; see :class:`~ember.actors._resolver.Resolver`)."""
+        self._resolver = resolver
+
     def _resolve(self, dest: Any) -> Actor | None:
         if dest.__class__ is Pid:
             return self._lookup(dest)
-        return self._names.get(dest)
+        proc = self._names.get(dest)
+        if proc is None and dest.__class__ is tuple and len(dest) == 2 and dest[1] == self.name:
+            proc = self._names.get(dest[0])  # (name, this node), as Erlang's {Name, node()}
+        return proc
+
+    def _remote_name(self, dest: Any) -> str | None:
+        """The node ``dest`` names if it is ``(name, node)`` for another node (Erlang's
+        ``{Name, Node}``): the process registered as ``name`` there. Else None."""
+        if (
+            dest.__class__ is tuple
+            and len(dest) == 2
+            and dest[1].__class__ is str
+            and dest[1] != self.name
+            and self._remote is not None
+        ):
+            node: str = dest[1]
+            return node
+        return None
+
+    def _dest_pid(self, dest: Any) -> Pid | None:
+        """The pid a destination names now: itself, a local name's process, or what the
+        resolver says (None: it names no process)."""
+        if dest.__class__ is Pid:
+            return dest
+        proc = self._names.get(dest)
+        if proc is not None:
+            return proc._pid
+        return self._resolver.whereis(dest) if self._resolver is not None else None
 
     # -- spawning -------------------------------------------------------------------------------
 
@@ -543,9 +592,11 @@ class Node:
     # -- messages -------------------------------------------------------------------------------
 
     def send(self, dest: Any, msg: Any) -> None:
-        """Send ``msg`` to a pid or a registered name. Never blocks; a message to a dead pid is
-        dropped and counted. Raises :class:`UnknownName` for an unregistered name and
-        :class:`MailboxFull` for a full bounded mailbox with the ``reject`` policy."""
+        """Send ``msg`` to a pid, a registered name, or ``(name, node)`` (the process registered
+        as ``name`` on node ``node``, as Erlang's ``{Name, Node}``). Never blocks; a message to
+        a dead pid, or to a name not registered on another node, is dropped and counted. Raises
+        :class:`UnknownName` for a local name that is not registered and :class:`MailboxFull`
+        for a full bounded mailbox with the ``reject`` policy."""
         if dest.__class__ is Pid:
             if dest._proc is None and self._remote is not None and dest.node != self.name:
                 self._remote.send(None, dest, msg)  # the remote fast path: no local lookup
@@ -558,8 +609,14 @@ class Node:
                     self._stats.dropped_dead += 1
                 return
         else:
-            proc = self._names.get(dest)
+            proc = self._resolve(dest)
             if proc is None:
+                node = self._remote_name(dest)
+                if node is not None:
+                    self._remote.send_named(dest[0], node, msg)  # type: ignore[union-attr]
+                    return
+                if self._resolver is not None and self._resolver.send(dest, msg):
+                    return
                 raise UnknownName(dest)
         proc._deliver(msg)
 
@@ -570,8 +627,16 @@ class Node:
             if self._is_remote(dest):
                 me = current_process.get()
                 self._remote.send(me._pid if me is not None else None, dest, msg)  # type: ignore[union-attr]
-            else:
+            elif (node := self._remote_name(dest)) is not None:
+                self._remote.send_named(dest[0], node, msg)  # type: ignore[union-attr]
+            elif dest.__class__ is Pid or self._resolver is None:
                 self._stats.dropped_dead += 1
+            else:
+                try:
+                    if not self._resolver.send(dest, msg):
+                        self._stats.dropped_dead += 1
+                except EmberError:
+                    pass  # counted where it was refused (mailbox, transport queue)
             return
         try:
             proc._deliver(msg)
@@ -581,7 +646,8 @@ class Node:
     def call(
         self, dest: Any, msg: Any, timeout: float | None = DEFAULT_CALL_TIMEOUT
     ) -> asyncio.Future[Any]:
-        """Send ``msg`` as a request and return what the target's ``receive`` returns.
+        """Send ``msg`` as a request and return what the target's ``receive`` returns. The
+        target is a pid, a registered name or ``(name, node)`` (see :meth:`send`).
 
         Raises :class:`NoProc` if the target does not exist or exits before answering,
         :class:`CallTimeout` after ``timeout`` seconds (None waits forever).
@@ -1142,7 +1208,10 @@ class Node:
         also from an exit signal, so that link goes first; links the process made itself stay
         (its children still get its exit signal)."""
         if fut is not None and not fut.done():
-            fut.set_exception(StartError(reason))
+            error = StartError(reason)
+            if isinstance(reason, BaseException):
+                error.__cause__ = reason  # its traceback shows where started failed
+            fut.set_exception(error)
         spawner = self._spawn_links.pop(proc, None)
         if spawner is not None and proc._links is not None:
             proc._links.discard(spawner)
@@ -1167,6 +1236,14 @@ class Node:
         caller traps exits, delivers ``Exit(pid, "noproc")``.
         """
         me = self._caller("link")
+        if pid.__class__ is not Pid:
+            resolved = self._dest_pid(pid)
+            if resolved is None:
+                if me._trap:
+                    me._deliver_signal(Exit(None, NOPROC))
+                    return
+                raise NoProc(pid)
+            pid = resolved
         target = self._lookup(pid)
         if target is None and self._is_remote(pid):
             if me._links is None:
@@ -1186,6 +1263,11 @@ class Node:
     def unlink(self, pid: Pid) -> None:
         """Remove the link between the calling process and ``pid``, if any."""
         me = self._caller("unlink")
+        if pid.__class__ is not Pid:
+            resolved = self._dest_pid(pid)
+            if resolved is None:
+                return
+            pid = resolved
         if me._links is not None:
             me._links.discard(pid)
         if self._is_remote(pid):
@@ -1199,6 +1281,13 @@ class Node:
         """Monitor ``pid`` from the calling process; a :class:`Down` message arrives when it exits
         (at once, with reason ``noproc``, if it does not exist). Monitors stack."""
         me = self._caller("monitor")
+        if pid.__class__ is not Pid:
+            resolved = self._dest_pid(pid)
+            if resolved is None:
+                ref = self.make_ref()
+                me._deliver_signal(Down(ref, pid, NOPROC))
+                return ref
+            pid = resolved
         target = self._lookup(pid)
         if target is None and self._is_remote(pid):
             ref = self.make_ref()
@@ -1233,6 +1322,19 @@ class Node:
             me._mbox.extend(kept)
         return active
 
+    def flush_messages(self, match: Callable[[Any], bool]) -> int:
+        """Remove from the calling process's mailbox every queued message (not call) for
+        which ``match(msg)`` is true, and return how many: the flush of Erlang's
+        ``demonitor(Ref, [flush])`` for notifications of a subscription just ended."""
+        me = self._caller("flush_messages")
+        if not me._mbox:
+            return 0
+        kept = [m for m in me._mbox if m.__class__ is LocalCall or not match(m)]
+        removed = len(me._mbox) - len(kept)
+        me._mbox.clear()
+        me._mbox.extend(kept)
+        return removed
+
     def wait_exit(self, pid: Pid) -> asyncio.Future[Any]:
         """A future that resolves to ``pid``'s exit reason (``noproc`` if it does not exist).
 
@@ -1255,6 +1357,28 @@ class Node:
 
         fut.add_done_callback(forget)
         return fut
+
+    def watch(self, pid: Pid, on_exit: Callable[[Pid, Any], None]) -> Any:
+        """Call ``on_exit(pid, reason)`` when local process ``pid`` exits: a monitor for the
+        layers above the kernel, which have no process to receive a Down. It is called from
+        the loop, synchronously, while the process is being finalized: it must not block, and
+        what it raises propagates into the exit path, so it must not raise. Returns a handle
+        for :meth:`unwatch`, or None (and never calls) if ``pid`` is not a live process here.
+        """
+        target = self._lookup(pid)
+        if target is None or target._state >= EXITING or target._node is not self:
+            return None
+        if target._monitors is None:
+            target._monitors = {}
+        handle = _ExitCallback(on_exit, target)
+        target._monitors[handle] = handle
+        return handle
+
+    def unwatch(self, handle: Any) -> None:
+        """Remove a :meth:`watch` (a no-op once it fired)."""
+        mons = handle.proc._monitors
+        if mons is not None:
+            mons.pop(handle, None)
 
     # -- names ----------------------------------------------------------------------------------
 
@@ -1308,7 +1432,14 @@ class Node:
 
     def remote_deliver(self, pid: Pid, msg: Any) -> None:
         """A message from another node for local ``pid`` (dropped and counted if it is gone)."""
-        proc = self._lookup(pid)
+        self._deliver_remote(self._lookup(pid), msg)
+
+    def remote_deliver_named(self, name: Any, msg: Any) -> None:
+        """A message from another node for the process registered here as ``name`` (dropped
+        and counted if there is none)."""
+        self._deliver_remote(self._names.get(name), msg)
+
+    def _deliver_remote(self, proc: Actor | None, msg: Any) -> None:
         if proc is None:
             self._stats.dropped_dead += 1
             return
@@ -1515,8 +1646,12 @@ def call_process(
             node = _node_here()
         proc = node._resolve(dest)
         if proc is None:
-            if node._is_remote(dest):
+            if node._is_remote(dest) or node._remote_name(dest) is not None:
                 return node._remote.call(dest, msg, timeout)  # type: ignore[union-attr]
+            if dest.__class__ is not Pid and node._resolver is not None:
+                pid = node._resolver.whereis(dest)
+                if pid is not None:
+                    return call_process(node, pid, msg, timeout)
             return node._failed(NoProc(dest))
     node = proc._node
     state = proc._state

@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._errors import EmberError
+from .._errors import EmberError, UsageError
 from .._node import Node
 from ..actors import run
 from ..observability import AdminConfig
+from ..transport._cookie import read_cookie_file
 from ._logs import setup_logging
 
 log = logging.getLogger("ember.cli")
@@ -141,14 +142,12 @@ def mesh_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def read_cookie(path: Path) -> str:
-    """The cookie in ``path`` (surrounding whitespace ignored); it must not be empty."""
+    """The cookie in ``path``, by the rule ``Node(cookie=...)`` follows too (surrounding
+    whitespace ignored; a warning if others can read the file); exits if there is none."""
     try:
-        cookie = path.read_text().strip()
-    except OSError as exc:
-        raise SystemExit(f"ember: cannot read cookie file {path}: {exc}") from exc
-    if not cookie:
-        raise SystemExit(f"ember: cookie file {path} is empty")
-    return cookie
+        return read_cookie_file(path)
+    except UsageError as exc:
+        raise SystemExit(f"ember: {exc}") from exc
 
 
 def split_connect(values: list[str]) -> list[str]:

@@ -497,6 +497,8 @@ class RaftMember:
                     "learner": p.is_learner,
                     "active": p.recent_active,
                     "lag": p.lag,
+                    "inflight_msgs": p.inflight_msgs,
+                    "inflight_bytes": p.inflight_bytes,
                 }
                 for peer, p in st.progress.items()
             },

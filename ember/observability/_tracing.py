@@ -170,13 +170,20 @@ class ClientSpan:
 
     def end_with(self, fut: asyncio.Future[Any]) -> None:
         """End the span with the call's outcome (a done callback of its future)."""
+        if fut.cancelled():
+            self.fail(None)
+        elif (exc := fut.exception()) is not None:
+            self.fail(exc)
+        else:
+            self.span.end()
+
+    def fail(self, exc: BaseException | None) -> None:
+        """End the span marked failed by ``exc`` (None: the call was cancelled)."""
         from opentelemetry.trace import Status, StatusCode
 
-        if fut.cancelled():
-            self.span.set_status(Status(StatusCode.ERROR, "cancelled"))
-        elif (exc := fut.exception()) is not None:
+        if exc is not None:
             self.span.record_exception(exc)
-            self.span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+        self.span.set_status(Status(StatusCode.ERROR, type(exc).__name__ if exc else "cancelled"))
         self.span.end()
 
 

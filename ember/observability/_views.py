@@ -129,7 +129,7 @@ async def supervision_view(node: ServiceNode, within: float) -> list[dict[str, A
                     {
                         "id": None if ch.id is None else str(ch.id),
                         "pid": None if ch.pid is None else str(ch.pid),
-                        "behaviour": f"{ch.behaviour.__module__}.{ch.behaviour.__qualname__}",
+                        "behaviour": _behaviour_name(ch.behaviour),
                         "kind": "worker",
                     }
                 )
@@ -173,3 +173,10 @@ def section_summary(section: Any) -> dict[str, Any]:
     summary = getattr(section, "admin_summary", None)
     body = jsonable(summary()) if summary is not None else {}
     return {"running": True, **body}
+
+
+def _behaviour_name(behaviour: type[Any] | str) -> str:
+    """A child's behaviour as ``pkg.mod.Class`` (a remote child's arrives as a reference)."""
+    if isinstance(behaviour, str):
+        return behaviour.replace(":", ".")
+    return f"{behaviour.__module__}.{behaviour.__qualname__}"

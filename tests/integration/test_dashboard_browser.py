@@ -94,7 +94,9 @@ async def test_dashboard_shows_a_killed_member_failed(tmp_path: Path) -> None:
             await _until("three alive members", lambda: _statuses(driver) == alive)
             assert driver.find_element(By.ID, "node-name").text == "n1"
             services = driver.execute_script("return document.getElementById('services').innerText")
-            assert "names: not running" in services
+            assert "names: 1 local, 0 eventual; 0 conflicts" in services
+            assert "pg: scope default: 0 groups" in services
+            assert "contracts: not running" in services
             cluster.kill("n3")
             await cluster.wait("n3")
             await _until("n3 failed", lambda: _statuses(driver).get("n3") == "failed")
