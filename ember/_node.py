@@ -29,6 +29,7 @@ from .mesh._netdiscovery import NetworkDiscovery
 from .mesh._shell import Membership
 from .observability import AdminConfig, Metrics
 from .observability._actors import kernel_collector, receive_histogram
+from .observability._otlp import MetricsExportConfig
 from .observability._tracing import Tracing, TracingConfig
 from .registry._config import PgConfig, RegistryConfig
 from .registry._metrics import NamesProbe, PgProbe
@@ -110,7 +111,8 @@ class Node(KernelNode):
     Prometheus metrics and the dashboard on their own port (``node.admin``; see
     ``docs/operability.md``). Metrics are kept either way (``node.metrics``). ``tracing``
     (a :class:`~ember.observability.TracingConfig`) turns on OpenTelemetry spans (off and
-    free by default; ``node.tracing``).
+    free by default; ``node.tracing``); ``metrics_export`` (a
+    :class:`~ember.observability.MetricsExportConfig`) pushes the metrics over OTLP.
 
     ``network`` puts the node on a simulated network (``ember.testing.SimNetwork``, the same
     object as :class:`ember.transport.MemoryNetwork`) instead of TCP and UDP: the transport is
@@ -148,6 +150,7 @@ class Node(KernelNode):
         seed: int | None = None,
         admin: AdminConfig | None = None,
         tracing: TracingConfig | None = None,
+        metrics_export: MetricsExportConfig | None = None,
         network: MemoryNetwork | None = None,
         registry: RegistryConfig | None = None,
         pg: PgConfig | None = None,
@@ -212,6 +215,11 @@ class Node(KernelNode):
         if tracing is not None and not isinstance(tracing, TracingConfig):
             raise UsageError(f"tracing must be a TracingConfig, not {tracing!r}")
         self._tracing = Tracing(tracing, name)
+        if metrics_export is not None and not isinstance(metrics_export, MetricsExportConfig):
+            raise UsageError(
+                f"metrics_export must be a MetricsExportConfig, not {metrics_export!r}"
+            )
+        self._metrics_export = metrics_export
         self._metrics = Metrics()
         receive = receive_histogram()
         self.time_receives(receive.observe)
@@ -249,7 +257,7 @@ class Node(KernelNode):
                 out[name] = NamesProbe(service)
             elif isinstance(service, ProcessGroups):
                 out[name] = PgProbe(service)
-            elif name != "admin":
+            elif name not in ("admin", "metrics_export"):
                 out[name] = service
         return out
 
@@ -288,6 +296,11 @@ class Node(KernelNode):
             token = self._admin_config.resolve_token(self._cookie, self.cluster)
             self.admin = AdminService(self, self._admin_config, token)
             self._add_service("admin", self.admin)
+        if self._metrics_export is not None:
+            from .observability._otlp import MetricsExport
+
+            export = MetricsExport(self._metrics, self._metrics_export, self.name)
+            self._add_service("metrics_export", export)
         for name in ("transport", "mesh"):
             self._add_collectors(name, self.observables().get(name))
         for name, service in self._services.items():

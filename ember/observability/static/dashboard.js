@@ -83,7 +83,7 @@ function describe(name, s) {
 
 function render(frame) {
   $("node-name").textContent = frame.node.name;
-  $("node-info").textContent = `${frame.node.address || "local"} · cluster ${frame.node.cluster} · ${frame.node.processes} processes · up ${Math.round(frame.node.uptime_s)} s`;
+  $("node-info").textContent = `${frame.node.address || "local"} · cluster ${frame.node.cluster} · ${frame.node.processes} process${frame.node.processes === 1 ? "" : "es"} · up ${Math.round(frame.node.uptime_s)} s`;
   fill("members", frame.members, (m, tr) => {
     tr.dataset.member = m.name;
     tr.dataset.status = m.status;
