@@ -180,3 +180,21 @@ def test_tracing_config_is_validated() -> None:
         TracingConfig(provider=TracerProvider(), otlp_endpoint="http://x")
     with pytest.raises(ember.UsageError):
         ember.Node("x", tracing="on")  # type: ignore[arg-type]
+
+
+async def test_registry_writes_and_pg_broadcasts_are_spans() -> None:
+    provider, exporter = _provider()
+    tracing = TracingConfig(provider=provider, sample_ratio=1.0)
+    async with ember.Node("r", tracing=tracing) as node:
+        pid = await node.spawn(Leaf)
+        with provider.get_tracer("test").start_as_current_span("request"):
+            await node.names.register("orders", pid, tier="eventual")
+            node.pg.join("workers", pid)
+            assert node.pg.broadcast("workers", 1) == 1
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    request = spans["request"]
+    for name in ("names.register", "pg.broadcast"):
+        assert spans[name].parent is not None
+        assert spans[name].parent.span_id == request.context.span_id
+    assert spans["names.register"].attributes["ember.names.tier"] == "eventual"  # type: ignore[index]
+    assert spans["pg.broadcast"].attributes["ember.pg.scope"] == "default"  # type: ignore[index]
