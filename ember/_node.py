@@ -29,7 +29,10 @@ from .mesh._netdiscovery import NetworkDiscovery
 from .mesh._shell import Membership
 from .observability import AdminConfig, Metrics
 from .observability._actors import kernel_collector, receive_histogram
+from .observability._otlp import MetricsExportConfig
+from .observability._tracing import Tracing, TracingConfig
 from .registry._config import PgConfig, RegistryConfig
+from .registry._metrics import NamesProbe, PgProbe
 from .registry._names import Names
 from .registry._pg import ProcessGroups
 from .transport._codec import Codec
@@ -110,7 +113,10 @@ class Node(KernelNode):
 
     ``admin`` (an :class:`~ember.observability.AdminConfig`) serves the admin API, the
     Prometheus metrics and the dashboard on their own port (``node.admin``; see
-    ``docs/operability.md``). Metrics are kept either way (``node.metrics``).
+    ``docs/operability.md``). Metrics are kept either way (``node.metrics``). ``tracing``
+    (a :class:`~ember.observability.TracingConfig`) turns on OpenTelemetry spans (off and
+    free by default; ``node.tracing``); ``metrics_export`` (a
+    :class:`~ember.observability.MetricsExportConfig`) pushes the metrics over OTLP.
 
     ``network`` puts the node on a simulated network (``ember.testing.SimNetwork``, the same
     object as :class:`ember.transport.MemoryNetwork`) instead of TCP and UDP: the transport is
@@ -147,6 +153,8 @@ class Node(KernelNode):
         mdns_probe: bool = True,
         seed: int | None = None,
         admin: AdminConfig | None = None,
+        tracing: TracingConfig | None = None,
+        metrics_export: MetricsExportConfig | None = None,
         network: MemoryNetwork | None = None,
         registry: RegistryConfig | None = None,
         pg: PgConfig | None = None,
@@ -209,6 +217,14 @@ class Node(KernelNode):
         self._admin_config = admin
         self.admin: AdminService | None = None
         """The admin API (``Node(admin=AdminConfig(...))``), once started."""
+        if tracing is not None and not isinstance(tracing, TracingConfig):
+            raise UsageError(f"tracing must be a TracingConfig, not {tracing!r}")
+        self._tracing = Tracing(tracing, name)
+        if metrics_export is not None and not isinstance(metrics_export, MetricsExportConfig):
+            raise UsageError(
+                f"metrics_export must be a MetricsExportConfig, not {metrics_export!r}"
+            )
+        self._metrics_export = metrics_export
         self._metrics = Metrics()
         receive = receive_histogram()
         self.time_receives(receive.observe)
@@ -227,6 +243,11 @@ class Node(KernelNode):
         """This node's metrics registry: every layer's collectors (``ember.observability``)."""
         return self._metrics
 
+    @property
+    def tracing(self) -> Tracing:
+        """This node's tracer (disabled unless ``Node(tracing=TracingConfig(...))``)."""
+        return self._tracing
+
     def observables(self) -> dict[str, Any]:
         """The parts the admin API shows: transport, mesh and the services but admin."""
         out: dict[str, Any] = {}
@@ -235,9 +256,13 @@ class Node(KernelNode):
         if self.mesh is not None:
             out["mesh"] = MeshProbe(self.mesh)
         for name, service in self._services.items():
-            if name == "raft" and isinstance(service, RaftHost):
+            if isinstance(service, RaftHost):
                 out[name] = RaftProbe(service)
-            elif name != "admin":
+            elif isinstance(service, Names):
+                out[name] = NamesProbe(service)
+            elif isinstance(service, ProcessGroups):
+                out[name] = PgProbe(service)
+            elif name not in ("admin", "metrics_export"):
                 out[name] = service
         return out
 
@@ -276,6 +301,11 @@ class Node(KernelNode):
             token = self._admin_config.resolve_token(self._cookie, self.cluster)
             self.admin = AdminService(self, self._admin_config, token)
             self._add_service("admin", self.admin)
+        if self._metrics_export is not None:
+            from .observability._otlp import MetricsExport
+
+            export = MetricsExport(self._metrics, self._metrics_export, self.name)
+            self._add_service("metrics_export", export)
         for name in ("transport", "mesh"):
             self._add_collectors(name, self.observables().get(name))
         for name, service in self._services.items():
@@ -368,6 +398,8 @@ class Node(KernelNode):
         if isinstance(transport, Transport):
             # Fault requests from `ember fault` and other nodes (refused unless enabled).
             dist.add_channel_handler(Channel.ADMIN, transport.faults.channel.on_frame)
+        if self._tracing.enabled:
+            dist.tracing = self._tracing
         bound = await transport.start(self._listen)
         if self._network is not None:
             bound = sim_address(self.name)
@@ -527,6 +559,7 @@ class Node(KernelNode):
             if self.transport is not None:
                 await self.transport.close()
                 self.attach_remote(None)
+            self._tracing.shutdown()
 
 
 def _swim_config(mesh: SwimConfig | str) -> SwimConfig:

@@ -124,3 +124,24 @@ def test_testing_namespace():
         "seeded",
         "seeds",
     }
+
+
+def test_observability_namespace():
+    import ember.observability
+
+    assert public(ember.observability) == {
+        "AdminConfig",
+        "AdminRequest",
+        "AdminRoute",
+        "Collector",
+        "Histogram",
+        "Metric",
+        "Metrics",
+        "MetricsExportConfig",
+        "Tracing",
+        "TracingConfig",
+        "counter",
+        "derive_token",
+        "gauge",
+        "int_param",
+    }

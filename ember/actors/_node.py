@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 from .._errors import (
     CallTimeout,
@@ -94,13 +94,16 @@ class _ExitNow(BaseException):
 class LocalCall:
     """A call in flight to a local process: the request envelope and its monitor entry."""
 
-    __slots__ = ("bucket", "fut", "msg", "proc")
+    __slots__ = ("bucket", "fut", "msg", "proc", "scope")
 
-    def __init__(self, msg: Any, fut: asyncio.Future[Any], proc: Actor) -> None:
+    def __init__(
+        self, msg: Any, fut: asyncio.Future[Any], proc: Actor, scope: CallScope | None = None
+    ) -> None:
         self.msg = msg
         self.fut = fut
         self.proc = proc
         self.bucket: dict[Any, float] | None = None
+        self.scope = scope
 
     def forget(self) -> None:
         """Drop this call's monitor and deadline entries."""
@@ -127,6 +130,15 @@ class LocalCall:
 
     def expire(self, timeout: float) -> None:
         self.fail(CallTimeout(f"call to {self.proc._pid} got no reply within {timeout} s"))
+
+
+class CallScope(Protocol):
+    """Runs around the receive that answers one call (a tracing span, for one): ``enter``
+    just before it, ``exit`` just after it, in the same task."""
+
+    def enter(self) -> object: ...
+
+    def exit(self, token: object, exc: BaseException | None) -> None: ...
 
 
 class Deadlines:
@@ -882,7 +894,10 @@ class Node:
                         n += 1
                         if msg.__class__ is LocalCall:
                             proc._call = msg
-                            result = await recv(msg.msg)
+                            if msg.scope is None:
+                                result = await recv(msg.msg)
+                            else:
+                                result = await _scoped_async(recv, msg)
                             if proc._call is msg:
                                 proc._call = None
                                 msg.reply(result)
@@ -896,7 +911,7 @@ class Node:
                         n += 1
                         if msg.__class__ is LocalCall:
                             proc._call = msg
-                            result = recv(msg.msg)
+                            result = recv(msg.msg) if msg.scope is None else _scoped(recv, msg)
                             if proc._call is msg:
                                 proc._call = None
                                 msg.reply(result)
@@ -1685,13 +1700,18 @@ def _consume(fut: asyncio.Future[Any]) -> None:
 
 # Calls take their deadline as a ``timeout`` argument, as gen_server:call does (ASYNC109).
 def call_process(
-    node: Node | None, dest: Any, msg: Any, timeout: float | None
+    node: Node | None,
+    dest: Any,
+    msg: Any,
+    timeout: float | None,
+    scope: CallScope | None = None,
 ) -> asyncio.Future[Any]:
     """The one implementation behind ``ember.call`` and ``Node.call``.
 
     Returns a future rather than being a coroutine: a call is on the hot path, and the future
     is all the caller awaits. Errors are set on the future, so ``gather(call(a), call(b))``
-    behaves as with coroutines.
+    behaves as with coroutines. ``scope`` runs around the receive that answers (a call with
+    one always goes through the scheduler).
     """
     proc = dest._proc if dest.__class__ is Pid else None
     if proc is not None and node is not None and proc._node is not node:
@@ -1712,7 +1732,7 @@ def call_process(
     state = proc._state
     if state >= EXITING:
         return node._failed(NoProc(dest))
-    if state == IDLE and proc._eager_receive:
+    if state == IDLE and proc._eager_receive and scope is None:
         # A receive that cannot suspend (plain def, or async def without await), on an idle
         # process, runs right here: the caller waits for it anyway, and nothing else could run
         # before it. Bounded, so a loop of calls cannot starve the event loop.
@@ -1726,7 +1746,7 @@ def call_process(
     loop = node._loop
     assert loop is not None
     fut = loop.create_future()
-    call = LocalCall(msg, fut, proc)
+    call = LocalCall(msg, fut, proc, scope)
     # No monitor entry: until answered, the call sits in the mailbox or in ``proc._call``, and
     # the process fails both when it exits (see ``_finalize``). A caller that is cancelled
     # cancels the future; the reply or the deadline then finds it done and cleans up.
@@ -1738,6 +1758,32 @@ def call_process(
     if timeout is not None:
         call.bucket = node._deadlines.add(call, timeout)  # type: ignore[union-attr]
     return fut
+
+
+def _scoped(recv: Callable[[Any], Any], call: LocalCall) -> Any:
+    scope = call.scope
+    assert scope is not None
+    token = scope.enter()
+    try:
+        result = recv(call.msg)
+    except BaseException as exc:
+        scope.exit(token, exc)
+        raise
+    scope.exit(token, None)
+    return result
+
+
+async def _scoped_async(recv: Callable[[Any], Any], call: LocalCall) -> Any:
+    scope = call.scope
+    assert scope is not None
+    token = scope.enter()
+    try:
+        result = await recv(call.msg)
+    except BaseException as exc:
+        scope.exit(token, exc)
+        raise
+    scope.exit(token, None)
+    return result
 
 
 def _runs_here(proc: Actor) -> bool:

@@ -25,7 +25,8 @@ import msgpack  # type: ignore[import-untyped]
 
 from .._errors import CallTimeout, EmberError, MailboxFull, NodeDown, UsageError
 from ..actors import NOCONNECTION, NOPROC, Node, Pid, Ref
-from ..actors._node import resolve_actor
+from ..actors._node import CallScope, call_process, resolve_actor
+from ..observability._tracing import Tracing
 from ._codec import EXT_TUPLE, Codec
 from ._errors import ProtocolError, UndecodableError, UnsendableError
 from ._flow import FIRST as FLOW_FIRST
@@ -39,6 +40,9 @@ from ._wire_errors import ErrorCodec, wire_reason
 log = logging.getLogger("ember.transport")
 
 SEND, CALL, REPLY, LINK, UNLINK, EXIT, MONITOR, DEMONITOR, DOWN, SPAWN, NSEND = range(11)
+TRACED_CALL = 11
+"""``CALL`` with a fifth element, the W3C trace context: sent only for a call made inside a
+trace (see ``ember.observability``), so untraced calls stay as they are."""
 _SEND_HEAD = bytes([0x94, SEND])  # msgpack: an array of 4, then the fixint SEND
 _SENDW_HEAD = bytes([0x94, SENDW])
 PREFIX_CACHE = 10_000
@@ -141,6 +145,8 @@ class Distribution:
         """Back-pressure to and from other nodes' mailboxes (see ``_flow.py``)."""
         self.callback_errors = 0
         """Exceptions raised by channel handlers (logged and swallowed)."""
+        self.tracing: Tracing | None = None
+        """The node's tracer, when tracing is on (``ember.observability``)."""
 
     def attach(self) -> None:
         """Route the node's remote operations through this distribution."""
@@ -271,8 +277,19 @@ class Distribution:
         self, pid: Pid | tuple[Any, str], msg: Any, timeout: float | None
     ) -> asyncio.Future[Any]:
         call_id = next(self._ids)
-        payload = self.codec.encode((CALL, call_id, pid, msg))  # unsendable: fails right here
-        return self._request(_node_of(pid), call_id, pid, payload, timeout)
+        node = _node_of(pid)
+        traced = self.tracing.client_span(pid, node) if self.tracing is not None else None
+        if traced is None:
+            payload = self.codec.encode((CALL, call_id, pid, msg))  # unsendable: fails here
+            return self._request(node, call_id, pid, payload, timeout)
+        try:
+            payload = self.codec.encode((TRACED_CALL, call_id, pid, msg, traced.carrier))
+        except BaseException as exc:
+            traced.fail(exc)
+            raise
+        fut = self._request(node, call_id, pid, payload, timeout)
+        fut.add_done_callback(traced.end_with)
+        return fut
 
     def _request(
         self, peer: str, call_id: int, target: Any, payload: bytes, timeout: float | None
@@ -448,6 +465,9 @@ class Distribution:
             node.remote_deliver(Pid(node.name, op[1], op[2]), op[3])
         elif code == CALL:
             self._serve_call(peer, op[1], op[2], op[3])
+        elif code == TRACED_CALL:
+            scope = self.tracing.server_scope(op[4], op[2], peer) if self.tracing else None
+            self._serve_call(peer, op[1], op[2], op[3], scope)
         elif code == REPLY:
             self._settle_reply(peer, op[1], op[2], op[3])
         elif code == LINK:
@@ -473,8 +493,10 @@ class Distribution:
         else:
             raise ValueError(f"unknown operation {code!r}")
 
-    def _serve_call(self, peer: str, call_id: int, pid: Any, msg: Any) -> None:
-        fut = self.node.call(pid, msg, timeout=None)
+    def _serve_call(
+        self, peer: str, call_id: int, pid: Any, msg: Any, scope: CallScope | None = None
+    ) -> None:
+        fut = call_process(self.node, pid, msg, None, scope)
         if fut.done():  # answered eagerly: reply now, not one loop iteration later
             self._reply(peer, call_id, fut, pid)
         else:
