@@ -18,6 +18,8 @@ from ._services import Service
 from .actors import Node as KernelNode
 from .actors import Pid
 from .consensus._host import RaftHost
+from .contracts._config import ContractsConfig
+from .contracts._service import ContractsService
 from .mesh._config import SwimConfig
 from .mesh._discovery import Discovery, make_discovery, parse_seeds
 from .mesh._events import MemberEvent
@@ -81,6 +83,9 @@ class Node(KernelNode):
     it refuses a second live node of the same name), for clusters whose names are unique by
     construction.
 
+    ``contracts`` configures the contracts service (``node.contracts``, see
+    ``docs/contracts.md``).
+
     ``seed`` seeds :attr:`rng`, the one source of randomness of the node's protocol cores
     (SWIM probe order and jitter, Raft election timeouts): with a seed and the virtual-time
     loop a test replays exactly. ``None`` seeds from the operating system.
@@ -108,6 +113,7 @@ class Node(KernelNode):
         advertise: str | None = None,
         mdns_probe: bool = True,
         seed: int | None = None,
+        contracts: ContractsConfig | None = None,
     ) -> None:
         self._connect = [parse_node_address(c) for c in connect]
         self._seeds = parse_seeds(join)
@@ -151,6 +157,11 @@ class Node(KernelNode):
         self._services: dict[str, Service] = {}
         self.raft: RaftHost | None = None
         """This node's Raft groups (see ``ember.consensus``), once started."""
+        if contracts is not None and not isinstance(contracts, ContractsConfig):
+            raise UsageError(f"contracts must be a ContractsConfig, not {contracts!r}")
+        self._contracts_config = contracts
+        self.contracts: ContractsService | None = None
+        """This node's contracts service (see ``ember.contracts``), once started."""
 
     @property
     def kernel(self) -> KernelNode:
@@ -187,6 +198,8 @@ class Node(KernelNode):
         await super().start()
         self.raft = RaftHost(self)
         self._add_service("raft", self.raft)
+        self.contracts = ContractsService(self, self._contracts_config)
+        self._add_service("contracts", self.contracts)
         if not self._networked:
             await self._start_services()
             return
