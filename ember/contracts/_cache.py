@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
@@ -13,13 +13,7 @@ import msgpack  # type: ignore[import-untyped]
 __all__ = ["PureCache"]
 
 
-def _canonical(value: Any) -> Any:
-    """``value`` with every mapping's items in a fixed order (equal data, equal bytes)."""
-    if isinstance(value, Mapping):
-        return [[_canonical(k), _canonical(v)] for k, v in sorted(value.items(), key=repr)]
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    return value
+_SCALARS = frozenset((int, float, str, bytes, bool, type(None)))
 
 
 class PureCache:
@@ -27,25 +21,34 @@ class PureCache:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._entries: OrderedDict[bytes, Any] = OrderedDict()
+        self._entries: OrderedDict[Hashable, Any] = OrderedDict()
         self.hits = 0
         self.misses = 0
         self.evictions = 0
         self.unhashable = 0
         """Lookups whose arguments could not be serialized (those steps just run)."""
 
-    def key(self, fingerprint: str, args: Mapping[str, Any]) -> bytes | None:
-        """The content address of a call, or None if its arguments cannot be serialized."""
+    def key(self, fingerprint: str, args: Mapping[str, Any]) -> Hashable | None:
+        """The content address of a call (None if its arguments cannot be serialized).
+
+        Arguments come in the step's parameter order, so equal arguments give equal keys.
+        Scalars are keyed by type and value (``1``, ``1.0`` and ``True`` stay apart); anything
+        else by its msgpack bytes, so containers that are equal as data share a result (a
+        mapping with the same items in another order misses, which is only a lost hit)."""
         if self.size == 0:
             return None
+        values = tuple(args.values())
+        kinds = tuple(map(type, values))
+        if _SCALARS.issuperset(kinds):
+            return (fingerprint, values, kinds)
         try:
-            data = msgpack.packb(_canonical(args))
+            data = msgpack.packb(values)
         except (TypeError, ValueError, OverflowError):
             self.unhashable += 1
             return None
-        return hashlib.blake2b(fingerprint.encode() + b"\0" + data, digest_size=20).digest()
+        return (fingerprint, hashlib.blake2b(data, digest_size=20).digest())
 
-    def get(self, key: bytes) -> tuple[bool, Any]:
+    def get(self, key: Hashable) -> tuple[bool, Any]:
         entries = self._entries
         if key in entries:
             entries.move_to_end(key)
@@ -54,7 +57,7 @@ class PureCache:
         self.misses += 1
         return False, None
 
-    def put(self, key: bytes, value: Any) -> None:
+    def put(self, key: Hashable, value: Any) -> None:
         entries = self._entries
         entries[key] = value
         entries.move_to_end(key)

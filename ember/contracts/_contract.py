@@ -175,7 +175,9 @@ class Contract(metaclass=ContractMeta):
         """The compiled graph (composed contracts given by reference are resolved and checked
         for cycles the first time)."""
         graph = _graph_of(cls)
-        check_composition(graph)
+        if cls.__dict__.get("__composition_checked__") is not graph:
+            check_composition(graph)
+            cls.__composition_checked__ = graph  # type: ignore[attr-defined]
         return graph
 
     @classmethod

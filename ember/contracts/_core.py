@@ -211,7 +211,7 @@ class RunCore:
         if task is None:
             return
         task.node = node
-        task.reason = f"running on {node}"
+        task.reason = ""
         self._change(task, s=TaskStatus.RUNNING, a=attempt, n=node, t0=task.t0)
 
     def unplaced(self, key: str, attempt: int, why: str, now: float) -> None:
@@ -545,7 +545,7 @@ class RunCore:
         if active:
             head = [*itertools.islice(self._running.values(), 3)]
             head += [*itertools.islice(self._parked.values(), 3 - len(head))]
-            reason = "; ".join(f"{t.key}: {t.reason or t.status}" for t in head)
+            reason = "; ".join(f"{t.key}: {_doing(t)}" for t in head)
             if active > len(head):
                 reason += f"{'; ' if head else ''}{active - len(head)} more ready or running"
             return "running", reason, events, deadline
@@ -906,6 +906,15 @@ def _stored_value(
             return CollectionResult(tuple(outcomes))
         return [o.value for o in outcomes]
     return rec.get("v")
+
+
+def _doing(task: _Task) -> str:
+    """What a task is doing, for a run's reason."""
+    if task.reason:
+        return task.reason
+    if task.status == TaskStatus.RUNNING and task.node is not None:
+        return f"running on {task.node}"
+    return task.status
 
 
 def _timer_live(task: _Task, kind: str, attempt: int) -> bool:

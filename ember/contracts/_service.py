@@ -140,6 +140,8 @@ class LocalJournal:
         self.store = store
 
     def apply(self, command: dict[str, Any]) -> list[Any]:
+        if command["op"] == "advance":  # the per-step path: straight to its handler
+            return self.store.advance(command)
         result: list[Any] = self.store.apply_command(command)
         return result
 
@@ -218,7 +220,8 @@ class ContractsService:
         self._turn = 0
         self._candidates: list[Candidate] | None = None
         self._unlisten: Any = None
-        self._base = (0.0, 0.0)
+        self._time: Any = time.monotonic
+        self._epoch = time.time() - time.monotonic()
         self._local_timers: list[tuple[float, str]] = []
         self._timer_handle: asyncio.TimerHandle | None = None
         self._dead_since: dict[str, float] = {}
@@ -229,7 +232,8 @@ class ContractsService:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._base = (time.time(), loop.time())
+        self._time = loop.time
+        self._epoch = time.time() - loop.time()
         if self.node.mesh is not None:
             self._unlisten = self.node.on_member_event(self._on_member)
             self._publish_meta()
@@ -290,8 +294,8 @@ class ContractsService:
     def clock(self) -> float:
         """Seconds since the epoch, advancing with the loop's clock (virtual in tests): the
         time runs record and their durable deadlines are kept in."""
-        wall, mono = self._base
-        return wall + asyncio.get_running_loop().time() - mono
+        now: float = self._epoch + self._time()
+        return now
 
     # --- contracts this node can run ---
 
@@ -1039,7 +1043,10 @@ def _with_reason(status: RunStatus) -> RunStatus:
     active = [
         s for s in status.steps.values() if s.status in ("ready", "placing", "running", "retrying")
     ]
-    parts = [f"{s.name}: {s.reason or s.status}" for s in active[:3]]
+    parts = [
+        f"{s.name}: {s.reason or s.status + (f' on {s.node}' if s.node else '')}"
+        for s in active[:3]
+    ]
     if len(active) > 3:
         parts.append(f"{len(active) - 3} more")
     return dataclasses.replace(status, reason="; ".join(parts) or status.reason)

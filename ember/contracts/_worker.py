@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import traceback
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from .._errors import EmberError
@@ -26,7 +27,7 @@ _GO = ("ember.contracts", "go")
 
 def _cached(
     service: ContractsService, step: Step, call: Call, args: dict[str, Any]
-) -> tuple[bytes | None, bool, Any]:
+) -> tuple[Hashable | None, bool, Any]:
     """``(content address, hit, value)`` of a call of a pure step (no address otherwise)."""
     if not step.cache or call.fn is None:
         return None, False, None
