@@ -1,4 +1,5 @@
-"""``ember.Node``: the kernel node plus, when asked to listen or connect, the TCP transport."""
+"""``ember.Node``: the kernel node plus, when asked to listen or connect, the TCP transport (or,
+on a simulated network, an endpoint of it)."""
 
 from __future__ import annotations
 
@@ -11,24 +12,40 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import UsageError
 from ._services import Service
 from .actors import Node as KernelNode
 from .actors import Pid
 from .consensus._host import RaftHost
+from .consensus._metrics import RaftProbe
 from .contracts._config import ContractsConfig
 from .contracts._service import ContractsService
 from .mesh._config import SwimConfig
 from .mesh._discovery import Discovery, make_discovery, parse_seeds
 from .mesh._events import MemberEvent
 from .mesh._messages import Member
+from .mesh._metrics import MeshProbe
+from .mesh._netdiscovery import NetworkDiscovery
 from .mesh._shell import Membership
+from .observability import AdminConfig, Metrics
+from .observability._actors import kernel_collector, receive_histogram
+from .registry._config import PgConfig, RegistryConfig
+from .registry._names import Names
+from .registry._pg import ProcessGroups
 from .transport._codec import Codec
 from .transport._config import TransportConfig
+from .transport._cookie import normalize_cookie
 from .transport._dist import Distribution
+from .transport._interface import NodeTransport
+from .transport._memory import MemoryNetwork
+from .transport._memory_datagrams import OnDatagram, sim_address
+from .transport._metrics import TransportProbe
 from .transport._transport import Transport, parse_address
+
+if TYPE_CHECKING:
+    from .observability._admin import AdminService
 
 log = logging.getLogger("ember.node")
 
@@ -66,15 +83,17 @@ class Node(KernelNode):
     """One Ember node. Without ``listen``/``connect`` it is a local node; with them it runs the
     TCP transport, and pids, links, monitors and calls work across nodes.
 
-    ``cookie`` is the cluster's shared secret (never sent; both sides prove they know it).
+    ``cookie`` is the cluster's shared secret (never sent; both sides prove they know it);
+    whitespace around it is not part of it, as for ``--cookie-file`` (``docs/nodes.md``).
     ``connect`` lists ``"name@host:port"`` peers to connect to at start. ``creation`` numbers
     this incarnation of the node name; by default it is a counter kept in ``data_dir`` (if
     given) or derived from the clock, so pids of an earlier run never name new processes.
     ``spawn_allow`` lists module prefixes other nodes may spawn from (``None``: any).
 
     Membership (SWIM gossip, see ``docs/mesh.md``) runs when ``discovery`` (``"mdns"``,
-    ``"dns"``, ``"seeds"``, or :class:`~ember.mesh.Discovery` objects), ``join`` (seeds,
-    ``"name@host:port"`` or ``"host:port"``) or ``mesh`` (a :class:`~ember.mesh.SwimConfig` or a
+    ``"dns"``, ``"seeds"``, ``"sim"`` on a simulated network, or
+    :class:`~ember.mesh.Discovery` objects), ``join`` (seeds, ``"name@host:port"`` or
+    ``"host:port"``) or ``mesh`` (a :class:`~ember.mesh.SwimConfig` or a
     profile name: ``"local"``, ``"lan"``, ``"wan"``) is given. ``dns`` names the DNS seed
     record (``"name"`` for SRV records, ``"name:port"`` for A/AAAA records); ``meta`` is this
     node's gossiped metadata. The mesh uses the transport's port for UDP as well;
@@ -89,6 +108,21 @@ class Node(KernelNode):
     ``seed`` seeds :attr:`rng`, the one source of randomness of the node's protocol cores
     (SWIM probe order and jitter, Raft election timeouts): with a seed and the virtual-time
     loop a test replays exactly. ``None`` seeds from the operating system.
+
+    ``admin`` (an :class:`~ember.observability.AdminConfig`) serves the admin API, the
+    Prometheus metrics and the dashboard on their own port (``node.admin``; see
+    ``docs/operability.md``). Metrics are kept either way (``node.metrics``).
+
+    ``network`` puts the node on a simulated network (``ember.testing.SimNetwork``, the same
+    object as :class:`ember.transport.MemoryNetwork`) instead of TCP and UDP: the transport is
+    an endpoint of that network, the mesh's datagrams travel on it, ``listen`` is not needed
+    (the node's address is ``network.address_of(name)``), the cookie defaults to ``"sim"`` and
+    the creation to the network's counter for the name. Everything above the transport runs
+    unchanged, so a whole cluster runs in one process on the virtual-time loop.
+
+    ``registry`` configures ``node.names`` (a :class:`~ember.registry.RegistryConfig`: the
+    consistent tier's ``expect``, the eventual tier's timings) and ``pg`` configures
+    ``node.pg`` (a :class:`~ember.registry.PgConfig`: the scopes to start).
     """
 
     def __init__(
@@ -113,6 +147,10 @@ class Node(KernelNode):
         advertise: str | None = None,
         mdns_probe: bool = True,
         seed: int | None = None,
+        admin: AdminConfig | None = None,
+        network: MemoryNetwork | None = None,
+        registry: RegistryConfig | None = None,
+        pg: PgConfig | None = None,
         contracts: ContractsConfig | None = None,
     ) -> None:
         self._connect = [parse_node_address(c) for c in connect]
@@ -124,15 +162,24 @@ class Node(KernelNode):
         self._meta = meta
         self._advertise = parse_address(advertise) if advertise is not None else None
         self._mdns_probe = mdns_probe
-        if self._meshed and listen is None:
+        self._network = network
+        if network is not None:
+            if listen is not None or ssl_server is not None or ssl_client is not None:
+                raise UsageError("a node on a simulated network takes no listen address or TLS")
+            cookie = cookie or "sim"
+        elif self._meshed and listen is None:
             raise UsageError("a node in a mesh must listen (other members reach it there)")
         self._listen = listen
-        self._networked = listen is not None or bool(self._connect)
-        if self._networked and not cookie:
-            raise UsageError("a distributed node needs a cookie")
+        self._networked = listen is not None or bool(self._connect) or network is not None
+        if self._networked:
+            if not cookie:
+                raise UsageError("a distributed node needs a cookie")
+            cookie = normalize_cookie(cookie)  # the one rule: surrounding whitespace is not in it
         if creation is None:
             if data_dir is not None:
                 creation = next_creation(Path(data_dir))
+            elif network is not None:
+                creation = network.next_creation(name)
             elif self._networked:
                 creation = int(time.time() * 1000) % (2**31 - 1) + 1
             else:
@@ -150,7 +197,8 @@ class Node(KernelNode):
         self._ssl = (ssl_server, ssl_client)
         self._spawn_allow = spawn_allow
         self._codec = Codec()
-        self.transport: Transport | None = None
+        self._bound: tuple[str, int] | None = None
+        self.transport: NodeTransport | None = None
         self.dist: Distribution | None = None
         self.mesh: Membership | None = None
         self._member_subscribers: set[Pid] = set()
@@ -162,6 +210,56 @@ class Node(KernelNode):
         self._contracts_config = contracts
         self.contracts: ContractsService | None = None
         """This node's contracts service (see ``ember.contracts``), once started."""
+        if admin is not None and not isinstance(admin, AdminConfig):
+            raise UsageError(f"admin must be an AdminConfig, not {admin!r}")
+        self._admin_config = admin
+        self.admin: AdminService | None = None
+        """The admin API (``Node(admin=AdminConfig(...))``), once started."""
+        self._metrics = Metrics()
+        receive = receive_histogram()
+        self.time_receives(receive.observe)
+        self._metrics.add("actors", lambda: kernel_collector(self, receive))
+        if registry is not None and not isinstance(registry, RegistryConfig):
+            raise UsageError(f"registry must be a RegistryConfig, not {registry!r}")
+        if pg is not None and not isinstance(pg, PgConfig):
+            raise UsageError(f"pg must be a PgConfig, not {pg!r}")
+        self._registry_config = registry or RegistryConfig()
+        self._pg_config = pg or PgConfig()
+        self._names_service: Names | None = None
+        self._pg_service: ProcessGroups | None = None
+
+    @property
+    def metrics(self) -> Metrics:
+        """This node's metrics registry: every layer's collectors (``ember.observability``)."""
+        return self._metrics
+
+    def observables(self) -> dict[str, Any]:
+        """The parts the admin API shows: transport, mesh and the services but admin."""
+        out: dict[str, Any] = {}
+        if self.transport is not None:
+            out["transport"] = TransportProbe(self.transport)
+        if self.mesh is not None:
+            out["mesh"] = MeshProbe(self.mesh)
+        for name, service in self._services.items():
+            if name == "raft" and isinstance(service, RaftHost):
+                out[name] = RaftProbe(service)
+            elif name != "admin":
+                out[name] = service
+        return out
+
+    @property
+    def names(self) -> Names:
+        """The registry: global names in three tiers (see ``ember.registry``)."""
+        if self._names_service is None:
+            raise UsageError(f"node {self.name} is not started: it has no names yet")
+        return self._names_service
+
+    @property
+    def pg(self) -> ProcessGroups:
+        """Process groups with OTP ``pg`` semantics (see ``ember.registry``)."""
+        if self._pg_service is None:
+            raise UsageError(f"node {self.name} is not started: it has no pg yet")
+        return self._pg_service
 
     @property
     def kernel(self) -> KernelNode:
@@ -178,8 +276,23 @@ class Node(KernelNode):
         self._services[name] = service
 
     async def _start_services(self) -> None:
-        for service in self._services.values():
+        if self._admin_config is not None:
+            from .observability._admin import AdminService  # aiohttp: only when served
+
+            token = self._admin_config.resolve_token(self._cookie, self.cluster)
+            self.admin = AdminService(self, self._admin_config, token)
+            self._add_service("admin", self.admin)
+        for name in ("transport", "mesh"):
+            self._add_collectors(name, self.observables().get(name))
+        for name, service in self._services.items():
             await service.start()
+            self._add_collectors(name, self.observables().get(name, service))
+
+    def _add_collectors(self, name: str, part: Any) -> None:
+        """Add ``part``'s ``collectors()`` (if it has any) to the node's metrics."""
+        collectors = getattr(part, "collectors", None)
+        for i, collector in enumerate(collectors() if collectors is not None else ()):
+            self._metrics.add(f"{name}/{i}" if i else name, collector)
 
     async def _stop_services(self) -> None:
         for name, service in reversed(self._services.items()):
@@ -191,13 +304,14 @@ class Node(KernelNode):
     @property
     def address(self) -> tuple[str, int] | None:
         """The address the node listens on, once started (None if it does not listen)."""
-        return self.transport.address if self.transport is not None else None
+        return self._bound
 
     async def start(self) -> None:
         """Start the kernel, then the transport (if distributed) and the connections asked for."""
         await super().start()
         self.raft = RaftHost(self)
         self._add_service("raft", self.raft)
+        self._add_registry_services()
         self.contracts = ContractsService(self, self._contracts_config)
         self._add_service("contracts", self.contracts)
         if not self._networked:
@@ -218,24 +332,41 @@ class Node(KernelNode):
             assert dist is not None
             dist.on_node_down(peer, reason)
 
-        self.transport = Transport(
-            self.name,
-            self.cluster,
-            self._cookie,
-            self.creation,
-            self._config,
-            on_frames=on_frames,
-            on_node_up=on_up,
-            on_node_down=on_down,
-            ssl_server=self._ssl[0],
-            ssl_client=self._ssl[1],
-            rng=random.Random(self.rng.getrandbits(64)),
-        )
+        transport: NodeTransport
+        if self._network is not None:
+            transport = self._network.endpoint(
+                self.name,
+                self.cluster,
+                self._cookie,
+                self.creation,
+                self._config,
+                on_frames=on_frames,
+                on_node_up=on_up,
+                on_node_down=on_down,
+            )
+        else:
+            transport = Transport(
+                self.name,
+                self.cluster,
+                self._cookie,
+                self.creation,
+                self._config,
+                on_frames=on_frames,
+                on_node_up=on_up,
+                on_node_down=on_down,
+                ssl_server=self._ssl[0],
+                ssl_client=self._ssl[1],
+                rng=random.Random(self.rng.getrandbits(64)),
+            )
+        self.transport = transport
         dist = self.dist = Distribution(
-            self, self.transport, codec=self._codec, spawn_allow=self._spawn_allow
+            self, transport, codec=self._codec, spawn_allow=self._spawn_allow
         )
         dist.attach()
-        bound = await self.transport.start(self._listen)
+        bound = await transport.start(self._listen)
+        if self._network is not None:
+            bound = sim_address(self.name)
+        self._bound = bound
         if self._meshed:
             assert bound is not None
             await self._start_mesh(*(self._advertise or bound))
@@ -243,13 +374,28 @@ class Node(KernelNode):
         for peer, host, port in self._connect:
             await self.connect_node(f"{peer}@{host}:{port}")
 
+    def _add_registry_services(self) -> None:
+        self._names_service = Names(self, self._registry_config)
+        self._add_service("names", self._names_service)
+        self._pg_service = ProcessGroups(self, self._pg_config)
+        self._add_service("pg", self._pg_service)
+
     async def _start_mesh(self, host: str, port: int) -> None:
         if host in ("0.0.0.0", "::", ""):
             raise UsageError("listening on a wildcard address needs advertise='host:port'")
         assert self.transport is not None and self.dist is not None and self._cookie is not None
         config = self._mesh_config or SwimConfig.lan()
         sources: list[Discovery] = []
-        if self._discovery == "mdns":
+        if self._network is not None and self._discovery in ("mdns", "dns"):
+            raise UsageError(
+                f"discovery {self._discovery!r} needs real sockets; on a simulated network "
+                "use discovery='sim' or join="
+            )
+        if self._discovery == "sim":
+            if self._network is None:
+                raise UsageError("discovery 'sim' is for nodes on a simulated network")
+            sources.append(NetworkDiscovery(self._network, node=self.name, cluster=self.cluster))
+        elif self._discovery == "mdns":
             sources.append(
                 make_discovery(
                     "mdns",
@@ -271,8 +417,22 @@ class Node(KernelNode):
             )
         elif self._discovery not in (None, "seeds"):
             if isinstance(self._discovery, str):
-                raise UsageError(f"discovery must be mdns, dns or seeds, not {self._discovery!r}")
+                raise UsageError(
+                    f"discovery must be mdns, dns, seeds or sim, not {self._discovery!r}"
+                )
             sources = list(self._discovery)
+        network = self._network
+        datagrams = None
+        incarnation = None
+        if network is not None:
+            # Deterministic where the real shell reads the wall clock: a later start of the
+            # same name still outranks its past self, as time only moves forward.
+            incarnation = int(network.loop.time() * 1000) + 1
+
+            async def datagrams(on_datagram: OnDatagram, bind: tuple[str, int]) -> Any:
+                assert network is not None
+                return network.bind_datagrams(self.name, bind, on_datagram)
+
         self.mesh = Membership(
             name=self.name,
             cluster=self.cluster,
@@ -286,6 +446,8 @@ class Node(KernelNode):
             seeds=self._seeds,
             discovery=sources,
             rng=random.Random(self.rng.getrandbits(64)),
+            incarnation=incarnation,
+            datagrams=datagrams,
         )
         self.mesh.add_listener(self._member_event)
         await self.mesh.start()

@@ -1,9 +1,12 @@
 """Background tasks owned by one object: kept until done, failures logged, cancelled and
-awaited when the owner stops (no task is left running or failing unseen)."""
+awaited when the owner stops (no task is left running or failing unseen). The tasks run in the
+context the owner was made in, not the caller's, so a node's background work stays the node's
+whoever triggered it (what a simulated pause of one node relies on)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -20,10 +23,11 @@ class OwnedTasks:
         self._log = log
         self._what = what
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._context = contextvars.copy_context()
 
     def spawn(self, coro: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
         """Run ``coro`` as a task of this owner."""
-        task = asyncio.get_running_loop().create_task(coro)
+        task = asyncio.get_running_loop().create_task(coro, context=self._context.copy())
         self._tasks.add(task)
         task.add_done_callback(self._done)
         return task

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
-import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
@@ -56,6 +56,22 @@ class _Transport(Protocol):
     def add_peer_address(self, name: str, host: str, port: int) -> None: ...
     def send(self, peer: str, channel: Channel, payload: bytes) -> None: ...
     def disconnect(self, peer: str) -> None: ...
+
+
+class DatagramSocket(Protocol):
+    """What the shell needs of its UDP socket (an ``asyncio.DatagramTransport`` is one; the
+    simulated network's ``MemoryDatagrams`` is another)."""
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+OpenDatagrams = Callable[
+    [Callable[[bytes, tuple[str, int]], None], tuple[str, int]], Awaitable[DatagramSocket]
+]
+"""``open(on_datagram, bind)`` returns a bound datagram socket that calls ``on_datagram(data,
+source)`` from the loop for each datagram it receives."""
 
 
 class _Router(Protocol):
@@ -119,8 +135,9 @@ class Membership:
     ``host:port`` is the address other members reach this node at (UDP and TCP). ``seeds`` are
     static seeds; ``discovery`` sources introduce more peers over time. ``incarnation`` defaults
     to the wall clock in milliseconds, so a node restarted under the same name outranks its
-    past self in every view. Listeners (:meth:`add_listener`) are called from the loop,
-    synchronously, in event order; what they raise is logged and counted.
+    past self in every view. ``datagrams`` opens the UDP socket (default: a real one bound at
+    ``host:port``; the simulated network passes its own). Listeners (:meth:`add_listener`) are
+    called from the loop, synchronously, in event order; what they raise is logged and counted.
     """
 
     def __init__(
@@ -139,6 +156,7 @@ class Membership:
         discovery: Sequence[Discovery] = (),
         incarnation: int | None = None,
         rng: random.Random | None = None,
+        datagrams: OpenDatagrams | None = None,
     ) -> None:
         if config.packet_overhead < PACKET_OVERHEAD:
             raise UsageError(
@@ -159,8 +177,10 @@ class Membership:
         self._static = list(seeds)
         self._discovery = list(discovery)
         self._swim: Swim | None = None
-        self._udp: asyncio.DatagramTransport | None = None
+        self._open_datagrams = datagrams
+        self._udp: DatagramSocket | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._context = contextvars.copy_context()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self._listeners: list[MemberListener] = []
@@ -179,10 +199,14 @@ class Membership:
     async def start(self) -> None:
         """Bind the UDP socket, start the core, discovery and the join."""
         loop = self._loop = asyncio.get_running_loop()
+        self._context = contextvars.copy_context()
         try:
-            self._udp, _ = await loop.create_datagram_endpoint(
-                lambda: _Datagrams(self), local_addr=self._bind
-            )
+            if self._open_datagrams is not None:
+                self._udp = await self._open_datagrams(self._on_datagram, self._bind)
+            else:
+                self._udp, _ = await loop.create_datagram_endpoint(
+                    lambda: _Datagrams(self), local_addr=self._bind
+                )
         except OSError as exc:
             raise EmberError(
                 f"cannot bind the membership UDP socket {self.address}: {exc}"
@@ -297,7 +321,8 @@ class Membership:
                 return
             self._timer.cancel()
         self._timer_at = at
-        self._timer = self._loop.call_at(at, self._on_timer)
+        # The timer runs as this node, whoever's call made the core produce work.
+        self._timer = self._loop.call_at(at, self._on_timer, context=self._context.copy())
 
     def _flush(self) -> None:
         """Send what the core produced, publish its events, re-arm the timer."""
@@ -379,7 +404,7 @@ class Membership:
             self._send_frame(name, address, Kind.SWIM, body)
 
     def _ask_name(self, address: str) -> None:
-        nonce = os.urandom(8)
+        nonce = self._rng.randbytes(8)
         if len(self._whois) > 1024:
             self._whois.clear()
         self._whois[nonce] = address

@@ -10,6 +10,12 @@ does the clock jump (or, with no timers at all, the loop blocks on real I/O). If
 block forever -- no timers, no ready callbacks, no file descriptors besides its own self-pipe
 and no executor work in flight -- :class:`VirtualTimeDeadlock` is raised instead of hanging.
 
+Domains: a callback scheduled from a context tagged with a domain (see
+:meth:`VirtualTimeLoop.domain_context`) belongs to that domain, and so does everything it
+schedules in turn. :meth:`VirtualTimeLoop.freeze` holds every callback of a domain that falls due
+-- task steps, timers, future callbacks -- until :meth:`VirtualTimeLoop.thaw` releases them, late,
+as ``SIGSTOP`` and ``SIGCONT`` would do to a process. ``SimCluster`` runs each node in a domain.
+
 Work done in executor threads (``run_in_executor``, ``asyncio.to_thread``) takes zero virtual
 time: while such a job is in flight the clock does not jump and the loop waits for it for real.
 Wake-ups from foreign threads via ``call_soon_threadsafe`` are not tracked: a loop idle with no
@@ -19,6 +25,7 @@ timers and no I/O reports a deadlock even if another thread would eventually wak
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 import selectors
 import sys
@@ -35,6 +42,13 @@ _T = TypeVar("_T")
 _Ts = TypeVarTuple("_Ts")
 
 _Events = list[tuple[selectors.SelectorKey, int]]
+
+_DOMAIN: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "ember_vt_domain", default=None
+)
+"""The domain (e.g. a simulated node's name) the running callback belongs to."""
+
+_Held = tuple[Callable[..., object], tuple[Any, ...], contextvars.Context]
 
 # How many pending tasks the deadlock message lists before eliding the rest.
 _MAX_TASKS_IN_MESSAGE = 10
@@ -91,6 +105,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
     def __init__(self) -> None:
         self._vt_now = 0.0
         self._vt_threads = 0
+        self._vt_domains = False
+        self._vt_frozen: dict[str, list[_Held]] = {}
         selector = _VirtualSelector(selectors.DefaultSelector(), self)
         super().__init__(selector)
         # Whatever the base class registered while initialising (the self-pipe) is internal:
@@ -106,6 +122,73 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         if not 0 <= seconds < math.inf:
             raise ValueError(f"cannot advance the clock by {seconds!r} seconds")
         self._vt_now += seconds
+
+    def domain_context(self, domain: str) -> contextvars.Context:
+        """A copy of the current context tagged with ``domain``: run a task in it
+        (``loop.create_task(coro, context=...)``) and what it schedules belongs to ``domain``."""
+        self._vt_domains = True
+        context = contextvars.copy_context()
+        context.run(_DOMAIN.set, domain)
+        return context
+
+    def freeze(self, domain: str) -> None:
+        """Hold every callback of ``domain`` that falls due from now on (idempotent)."""
+        self._vt_frozen.setdefault(domain, [])
+
+    def thaw(self, domain: str) -> None:
+        """Release what :meth:`freeze` held, in the order it fell due (idempotent)."""
+        for callback, args, context in self._vt_frozen.pop(domain, ()):
+            super().call_soon(self._vt_gate, callback, args, context, context=context)
+
+    def frozen(self) -> frozenset[str]:
+        """The domains frozen now."""
+        return frozenset(self._vt_frozen)
+
+    def call_soon(
+        self,
+        callback: Callable[[*_Ts], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.Handle:
+        """Like the base method; a callback of a domain goes through the freeze gate."""
+        if self._vt_domains:
+            if context is None:
+                context = contextvars.copy_context()
+            if context.get(_DOMAIN) is not None:
+                return super().call_soon(self._vt_gate, callback, args, context, context=context)
+        return super().call_soon(callback, *args, context=context)
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[[*_Ts], object],
+        *args: *_Ts,
+        context: contextvars.Context | None = None,
+    ) -> asyncio.TimerHandle:
+        """Like the base method; a timer of a domain goes through the freeze gate."""
+        if self._vt_domains:
+            if context is None:
+                context = contextvars.copy_context()
+            if context.get(_DOMAIN) is not None:
+                return super().call_at(
+                    when, self._vt_gate, callback, args, context, context=context
+                )
+        return super().call_at(when, callback, *args, context=context)
+
+    def _vt_gate(
+        self,
+        callback: Callable[..., object],
+        args: tuple[Any, ...],
+        context: contextvars.Context,
+    ) -> None:
+        # ``context`` is the very object this handle runs in (a task's steps must all run in
+        # the task's own context, so a held step is released into it, not into a copy).
+        domain = _DOMAIN.get()
+        held = self._vt_frozen.get(domain) if domain is not None else None
+        if held is not None:
+            held.append((callback, args, context))
+            return
+        callback(*args)
 
     def run_in_executor(
         self, executor: Executor | None, func: Callable[[*_Ts], _T], *args: *_Ts

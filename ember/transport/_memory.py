@@ -32,6 +32,7 @@ same; what differs is below the outbox:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hmac
 import logging
 import random
@@ -41,9 +42,17 @@ from typing import Self
 
 from .._errors import UsageError
 from ._config import TransportConfig
+from ._cookie import normalize_cookie
 from ._errors import AuthenticationError
 from ._frame import Channel, Frame
 from ._interface import OnFrames, OnNodeDown, OnNodeUp, guarded_call
+from ._memory_datagrams import (
+    DatagramStatistics,
+    MemoryDatagrams,
+    OnDatagram,
+    check_bind,
+    sim_address,
+)
 from ._peers import PeerTable
 from ._queue import NoRoute, Outbox
 from ._stats import TransportStats
@@ -114,7 +123,7 @@ class _Link:
             fifo.entries.append((due, Frame(channel, payload), size))
             self.inflight += size
             if fifo.timer is None:
-                fifo.timer = loop.call_at(due, self._deliver, fifo)
+                fifo.timer = loop.call_at(due, self._deliver, fifo, context=self.dst.context())
         if self.inflight > self.src.config.write_buffer_high:
             self.paused = True
 
@@ -122,7 +131,9 @@ class _Link:
         """Deliver what a healed partition held back."""
         for fifo in self._fifos.values():
             if fifo.entries and fifo.timer is None:
-                fifo.timer = self.network.loop.call_at(fifo.entries[0][0], self._deliver, fifo)
+                fifo.timer = self.network.loop.call_at(
+                    fifo.entries[0][0], self._deliver, fifo, context=self.dst.context()
+                )
 
     def discard(self) -> int:
         dropped = 0
@@ -151,7 +162,9 @@ class _Link:
             size += n
         self.inflight -= size
         if entries:
-            fifo.timer = self.network.loop.call_at(entries[0][0], self._deliver, fifo)
+            fifo.timer = self.network.loop.call_at(
+                entries[0][0], self._deliver, fifo, context=self.dst.context()
+            )
         if self.paused and self.inflight <= self.src.config.write_buffer_high // 4:
             self.paused = False
             peer = self.src._peers.get(self.dst.node_name)
@@ -213,7 +226,13 @@ class MemoryNetwork:
         self._endpoints: dict[str, MemoryTransport] = {}
         self._sessions: dict[frozenset[str], _Session] = {}
         self._groups: dict[str, int] | None = None
+        self._paused: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._bound: dict[tuple[str, int], MemoryDatagrams] = {}
+        self._bind_listeners: list[tuple[Callable[[str, str], None], contextvars.Context]] = []
+        self._creations: dict[str, int] = {}
+        self.datagram_stats = DatagramStatistics()
+        """Counters of the datagrams (the mesh's UDP) this network carried."""
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -250,6 +269,50 @@ class MemoryNetwork:
         )
         self._endpoints[node_name] = endpoint
         return endpoint
+
+    def address_of(self, node_name: str) -> str:
+        """The simulated ``"host:port"`` address of ``node_name`` (what its mesh advertises)."""
+        host, port = sim_address(node_name)
+        return f"{host}:{port}"
+
+    def next_creation(self, node_name: str) -> int:
+        """A new incarnation number for ``node_name`` (1, 2, ... per name), so pids of an
+        earlier run of a node never name processes of a later one."""
+        creation = self._creations[node_name] = self._creations.get(node_name, 0) + 1
+        return creation
+
+    def bind_datagrams(
+        self, node_name: str, address: tuple[str, int], on_datagram: OnDatagram
+    ) -> MemoryDatagrams:
+        """A datagram socket for ``node_name`` at ``address``; see ``_memory_datagrams``."""
+        check_bind(self._bound, node_name, address)
+        sock = self._bound[address] = MemoryDatagrams(self, node_name, address, on_datagram)
+        cluster = self._cluster_of(node_name)
+        for listener, context in list(self._bind_listeners):
+            self.loop.call_soon(listener, node_name, cluster, context=context.copy())
+        return sock
+
+    def bound_nodes(self) -> list[tuple[str, str]]:
+        """``(node, cluster)`` of every node with a datagram socket bound now."""
+        return [(s.node_name, self._cluster_of(s.node_name)) for s in self._bound.values()]
+
+    def on_bind(self, listener: Callable[[str, str], None]) -> Callable[[], None]:
+        """Call ``listener(node, cluster)`` (from the loop) for every node bound now and each
+        one that binds later; returns a function that stops it."""
+        entry = (listener, contextvars.copy_context())
+        self._bind_listeners.append(entry)
+        for name, cluster in self.bound_nodes():
+            self.loop.call_soon(listener, name, cluster, context=entry[1].copy())
+
+        def remove() -> None:
+            if entry in self._bind_listeners:
+                self._bind_listeners.remove(entry)
+
+        return remove
+
+    def _cluster_of(self, node_name: str) -> str:
+        endpoint = self._endpoints.get(node_name)
+        return endpoint.cluster if endpoint is not None else ""
 
     def set_faults(
         self,
@@ -288,12 +351,61 @@ class MemoryNetwork:
         self._regroup()
         self._network_changed()
 
+    def pause(self, name: str) -> None:
+        """Node ``name`` stops answering, as a stopped process does: frames to and from it are
+        held, its connections go down after the heartbeat timeout, datagrams to it are lost."""
+        self._paused.add(name)
+        self._regroup()
+
+    def resume(self, name: str) -> None:
+        """Undo :meth:`pause`: held frames flow again and peers reconnect."""
+        if name in self._paused:
+            self._paused.discard(name)
+            self._regroup()
+            self._network_changed()
+
     def reachable(self, a: str, b: str) -> bool:
         """Whether frames can flow between nodes ``a`` and ``b`` now."""
+        if self._paused and (a in self._paused or b in self._paused):
+            return False
         groups = self._groups
         return groups is None or groups.get(a, 0) == groups.get(b, 0)
 
     # -- used by endpoints --------------------------------------------------------------------
+
+    def _send_datagram(self, src: MemoryDatagrams, data: bytes, target: tuple[str, int]) -> None:
+        stats = self.datagram_stats
+        stats.sent += 1
+        dst = self._bound.get(target)
+        if dst is None:
+            stats.dropped_unbound += 1
+            return
+        if not self.reachable(src.node_name, dst.node_name):
+            stats.dropped_partitioned += 1
+            return
+        if self.drop and self.rng.random() < self.drop:
+            stats.dropped_by_network += 1
+            return
+        low, high = self.delay
+        delay = self.rng.uniform(low, high) if high > 0.0 else 0.0
+        self.loop.call_later(
+            delay, self._arrive, src.node_name, src.address, dst, data, context=dst.context()
+        )
+
+    def _arrive(
+        self, src_name: str, source: tuple[str, int], dst: MemoryDatagrams, data: bytes
+    ) -> None:
+        if self._bound.get(dst.address) is not dst:
+            self.datagram_stats.dropped_unbound += 1
+        elif not self.reachable(src_name, dst.node_name):
+            self.datagram_stats.dropped_partitioned += 1
+        else:
+            self.datagram_stats.delivered += 1
+            dst._deliver(data, source)
+
+    def _unbind_datagrams(self, sock: MemoryDatagrams) -> None:
+        if self._bound.get(sock.address) is sock:
+            del self._bound[sock.address]
 
     def _regroup(self) -> None:
         """Apply the current partition to every connection: arm or disarm its down timer."""
@@ -385,7 +497,7 @@ class MemoryTransport(PeerTable[_MemPeer]):
         self._network = network
         self._node_name = node_name
         self.cluster = cluster
-        self._cookie = cookie.encode() if isinstance(cookie, str) else cookie
+        self._cookie = normalize_cookie(cookie)
         self.creation = creation
         self.config = config if config is not None else TransportConfig()
         self._on_frames = on_frames
@@ -394,6 +506,13 @@ class MemoryTransport(PeerTable[_MemPeer]):
         self._stats = TransportStats()
         self._peers: dict[str, _MemPeer] = {}
         self._state = "new"
+        self._context = contextvars.copy_context()
+
+    def context(self) -> contextvars.Context:
+        """A copy of the context this endpoint was made in: whatever the network does on its
+        behalf (deliveries, up and down callbacks) runs in it, so a simulated node's work stays
+        its own (``SimCluster.pause`` holds exactly that work)."""
+        return self._context.copy()
 
     @property
     def node_name(self) -> str:
@@ -502,7 +621,9 @@ class MemoryTransport(PeerTable[_MemPeer]):
         if p.give_up is None:
             # One attempt per episode of queued frames; later ones come with network changes.
             loop = self._network.loop
-            p.give_up = loop.call_later(self.config.unreachable_timeout, self._give_up, p)
+            p.give_up = loop.call_later(
+                self.config.unreachable_timeout, self._give_up, p, context=self.context()
+            )
             self._network._try_connect(self, p.name)
 
     def _give_up(self, p: _MemPeer) -> None:
@@ -536,8 +657,10 @@ class MemoryTransport(PeerTable[_MemPeer]):
         if p.give_up is not None:
             p.give_up.cancel()
             p.give_up = None
-        p.outbox.attach(link)
-        self._network.loop.call_soon(self._notify_up, p, link, peer_creation)
+        p.outbox.attach(link, link.dst.config.max_frame_size)
+        self._network.loop.call_soon(
+            self._notify_up, p, link, peer_creation, context=self.context()
+        )
 
     def _notify_up(self, p: _MemPeer, link: _Link, peer_creation: int) -> None:
         if self._on_node_up is not None:
@@ -557,7 +680,9 @@ class MemoryTransport(PeerTable[_MemPeer]):
         if reason not in ("closed", "disconnected"):
             self._stats.connections_lost += 1
         if self._on_node_down is not None:
-            self._network.loop.call_soon(self._call, self._on_node_down, p.name, reason)
+            self._network.loop.call_soon(
+                self._call, self._on_node_down, p.name, reason, context=self.context()
+            )
 
     def _receive(self, peer: str, frames: list[Frame], size: int) -> None:
         stats = self._stats
