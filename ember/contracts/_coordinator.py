@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgpack  # type: ignore[import-untyped]
 
-from .._errors import EmberError, NodeDown, NoProc, UsageError
-from ..actors import NOCONNECTION, NOPROC, NORMAL, Actor, Down, Pid, Ref, ReplyHandle, TimerRef
+from .._errors import EmberError, UsageError
+from ..actors import NOPROC, NORMAL, Actor, Down, Pid, Ref, ReplyHandle, TimerRef
 from ._core import Abort, Launch, RunCore
 from ._graph import Graph
 from ._placement import needs_of, place
 from ._policy import CapabilityPolicy
 from ._values import Failure
-from ._worker import WORKER_REF, StepWorker, run_function
+from ._worker import StepWorker, run_function
 
 if TYPE_CHECKING:
     from ._service import ContractsService
@@ -37,8 +37,6 @@ log = logging.getLogger("ember.contracts")
 
 INLINE_BATCH = 256
 """Plain local steps run inline in one turn before the coordinator yields to the loop."""
-RESULT_GRACE = 2.0
-"""Seconds a normally exited remote worker's result may trail its exit notice."""
 MAX_RESTARTS = 3
 """Crashes of one run's coordinator before the run is failed."""
 
@@ -113,6 +111,11 @@ class RunCoordinator(Actor):
         self.seq = 0
         self.tasks: set[asyncio.Task[Any]] = set()
         self.inline: dict[str, bool] = {}
+        self.hosts: dict[str, Pid] = {}
+        """The step host of each node this run sends attempts to (monitored)."""
+        self.host_refs: dict[Ref, str] = {}
+        self.to_host: dict[str, list[tuple[Any, ...]]] = {}
+        """Attempts waiting for their node's step host to be found."""
         if spec.started:
             spec.restarts += 1
             spec.record = None  # resume from what was persisted since
@@ -149,18 +152,10 @@ class RunCoordinator(Actor):
                 core.unknown(key, attempt, detail, now)
             case Down(ref=ref, reason=reason) if core is not None:
                 self._down(core, ref, reason, now)
-            case ("spawned", str(key), int(attempt), Pid() as pid):
-                self._spawned(key, attempt, pid)
-            case ("spawn_failed", str(key), int(attempt), bool(lost), str(why)) if core is not None:
-                self._settle(key, attempt)
-                if lost:
-                    core.lost(key, attempt, now, detail=why)
-                else:
-                    core.failed(key, attempt, Failure("StartError", why, node=None), now)
-            case ("grace", str(key), int(attempt)) if core is not None:
-                if key in self.workers and self.workers[key].attempt == attempt:
-                    self._settle(key, attempt)
-                    core.lost(key, attempt, now, detail="its worker exited without a result")
+            case ("host", str(node), Pid() as host):
+                self._host_found(node, host)
+            case ("no_host", str(node), str(why)) if core is not None:
+                self._host_lost(core, node, why, now)
             case ("tick",) if core is not None:
                 # Due at timer_at: the clock may read a hair earlier (float rounding).
                 due = self.timer_at if self.timer_at is not None else now
@@ -202,9 +197,8 @@ class RunCoordinator(Actor):
         for task in self.tasks:
             task.cancel()
         if not self.closing and self.core is not None and self.core.outcome is None:
-            for att in self.workers.values():
-                if att.pid is not None:
-                    self.node.exit(att.pid, "abort")
+            for key, att in list(self.workers.items()):
+                self._stop_attempt(key, att)
 
     # --- starting ---
 
@@ -435,33 +429,65 @@ class RunCoordinator(Actor):
             att.ref = self.node.monitor(att.pid)
             self.refs[att.ref] = launch.key
             service.stats.steps_local += 1
-        else:
-            service.stats.steps_remote += 1
-            self._spawn_task(self._spawn_remote(node, args, launch.key, launch.attempt))
-
-    async def _spawn_remote(self, node: str, args: tuple[Any, ...], key: str, attempt: int) -> None:
-        try:
-            pid = await self.node.spawn(WORKER_REF, *args, on=node)
-        except (NodeDown, NoProc) as exc:
-            self.node.send(
-                self.pid, ("spawn_failed", key, attempt, True, f"node {node} lost: {exc}")
-            )
-        except EmberError as exc:
-            why = f"node {node} cannot start a step worker: {type(exc).__name__}: {exc}"
-            self.node.send(self.pid, ("spawn_failed", key, attempt, False, why))
-        else:
-            self.node.send(self.pid, ("spawned", key, attempt, pid))
-
-    def _spawned(self, key: str, attempt: int, pid: Pid) -> None:
-        att = self.workers.get(key)
-        if att is None or att.attempt != attempt:
-            return  # it reported (or was aborted) before its spawn answered
-        att.pid = pid
-        if att.aborted:
-            self.node.exit(pid, "abort")
             return
-        att.ref = self.node.monitor(pid)
-        self.refs[att.ref] = key
+        service.stats.steps_remote += 1
+        host = self.hosts.get(node)
+        if host is None and (known := service.hosts.get(node)) is not None:
+            self._host_found(node, known)
+            host = known
+        if host is not None:
+            self._send_run(node, host, args)
+            return
+        queued = self.to_host.setdefault(node, [])
+        queued.append(args)
+        if len(queued) == 1:
+            self._spawn_task(self._find_host(node))
+
+    async def _find_host(self, node: str) -> None:
+        try:
+            host = await self.service.host_of(node)
+        except EmberError as exc:
+            self.node.send(self.pid, ("no_host", node, f"{type(exc).__name__}: {exc}"))
+        else:
+            self.node.send(self.pid, ("host", node, host))
+
+    def _host_found(self, node: str, host: Pid) -> None:
+        if node not in self.hosts:
+            ref = self.node.monitor(host)
+            self.hosts[node] = host
+            self.host_refs[ref] = node
+        for args in self.to_host.pop(node, []):
+            att = self.workers.get(args[3])
+            if att is not None and att.attempt == args[6] and not att.aborted:
+                self._send_run(node, host, args)
+
+    def _send_run(self, node: str, host: Pid, args: tuple[Any, ...]) -> None:
+        """Hand an attempt to ``node``'s step host (one message; the worker reports here)."""
+        try:
+            self.node.send(host, ("run", *args))
+        except EmberError as exc:  # e.g. arguments that cannot travel
+            self.node.send(
+                self.pid,
+                ("fail", args[3], args[6], Failure.of(exc, node).as_list(), node),
+            )
+
+    def _host_lost(
+        self, core: RunCore, node: str, why: str, now: float, *, reached: bool = True
+    ) -> None:
+        """``node``'s step host is gone: every attempt sent there is lost (``reached``), or,
+        when the host was gone before anything was sent to it (a node restarted since it was
+        found), placed again."""
+        self.to_host.pop(node, None)
+        host = self.hosts.pop(node, None)
+        if host is not None:
+            self.service.forget_host(node, host)
+        for key, att in list(self.workers.items()):
+            if att.node == node:
+                self._settle(key, att.attempt)
+                if reached:
+                    core.lost(key, att.attempt, now, detail=f"node {node} lost while it ran: {why}")
+                else:
+                    core.unplaced(key, att.attempt, f"node {node} restarted ({why})", now)
 
     def _settle(self, key: str, attempt: int) -> bool:
         """Forget the worker of a reported attempt; False if it was not the current one."""
@@ -488,27 +514,30 @@ class RunCoordinator(Actor):
         att = self.workers.get(abort.key)
         if att is None or att.attempt != abort.attempt:
             return
-        if att.pid is None:
-            att.aborted = True  # the spawn is under way: stop it when it answers
-            return
         self._settle(abort.key, abort.attempt)
-        self.node.exit(att.pid, "abort")
+        self._stop_attempt(abort.key, att)
+
+    def _stop_attempt(self, key: str, att: _Attempt) -> None:
+        att.aborted = True
+        if att.pid is not None:
+            self.node.exit(att.pid, "abort")
+        elif (host := self.hosts.get(att.node)) is not None:
+            self.node.send(host, ("abort", self.pid, key, att.attempt))
 
     def _down(self, core: RunCore, ref: Ref, reason: Any, now: float) -> None:
+        node = self.host_refs.pop(ref, None)
+        if node is not None:
+            why = f"its step host exited ({reason})"
+            self._host_lost(core, node, why, now, reached=reason != NOPROC)
+            return
         key = self.refs.pop(ref, None)
         att = None if key is None else self.workers.get(key)
         if key is None or att is None or att.ref != ref:
             return
-        if reason == NOCONNECTION:
-            self._settle(key, att.attempt)
-            core.lost(key, att.attempt, now, detail=f"node {att.node} lost while it ran")
-        elif reason in (NORMAL, NOPROC):
-            # A remote worker's result travels apart from its exit notice: give it a moment.
-            att.ref = None
-            self.send_after(RESULT_GRACE, ("grace", key, att.attempt))
-        else:
-            self._settle(key, att.attempt)
-            core.failed(key, att.attempt, Failure("WorkerExit", repr(reason), node=att.node), now)
+        self._settle(key, att.attempt)
+        # A local worker reports before it exits, so an exit without a report is a failure.
+        why = "the worker exited without a result" if reason == NORMAL else repr(reason)
+        core.failed(key, att.attempt, Failure("WorkerExit", why, node=att.node), now)
 
     # --- timers, the end, and giving up ---
 
@@ -544,9 +573,8 @@ class RunCoordinator(Actor):
     def _abandon(self, why: str) -> None:
         log.info("run %s: coordinator on %s stops: %s", self.spec.run_id, self.node.name, why)
         self.closing = True
-        for att in list(self.workers.values()):
-            if att.pid is not None:
-                self.node.exit(att.pid, "abort")
+        for key, att in list(self.workers.items()):
+            self._stop_attempt(key, att)
         self.workers.clear()
         self.service.run_abandoned(self.spec, why)
         self.stop()

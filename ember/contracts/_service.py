@@ -22,7 +22,7 @@ import msgpack  # type: ignore[import-untyped]
 
 from .._errors import EmberError, UsageError
 from .._tasks import OwnedTasks
-from ..actors import Actor, Pid, Supervisor, child
+from ..actors import Actor, Pid, Supervisor, call, child
 from ..actors._node import current_node
 from ..consensus import (
     Cluster,
@@ -56,6 +56,7 @@ from ._handle import RunHandle
 from ._placement import Candidate
 from ._policy import CapabilityPolicy, offered_capabilities
 from ._status import RunStatus, RunSummary
+from ._stephost import LOCATOR_REF, StepHost
 from ._store import RunStore
 
 if TYPE_CHECKING:
@@ -216,7 +217,7 @@ class ContractsService:
         self.cluster: Cluster | None = None
         self._entries: dict[str, _Entry] = {}
         self._sup: Pid | None = None
-        self._tasks = OwnedTasks(log, "contracts task")
+        self._tasks = node.kernel.in_context(OwnedTasks, log, "contracts task")
         self._turn = 0
         self._candidates: list[Candidate] | None = None
         self._unlisten: Any = None
@@ -225,6 +226,9 @@ class ContractsService:
         self._local_timers: list[tuple[float, str]] = []
         self._timer_handle: asyncio.TimerHandle | None = None
         self._dead_since: dict[str, float] = {}
+        self.hosts: dict[str, Pid] = {}
+        """The step host of each node, as found (see ``_stephost``)."""
+        self._host: Pid | None = None
         self._nudged: dict[str, float] = {}
         self.started = False
 
@@ -453,6 +457,32 @@ class ContractsService:
                 1.0,
             )
         return self._sup
+
+    def step_host(self) -> Pid:
+        """This node's step host (started on first use)."""
+        if self._host is None or self.node.kernel.process_info(self._host) is None:
+            self._host = self.node.kernel.in_context(self.node.kernel.spawn_nowait, StepHost)
+        return self._host
+
+    async def host_of(self, node: str) -> Pid:
+        """The step host of ``node``, found once by a locator spawned there."""
+        if node == self.node.name:
+            return self.step_host()
+        host = self.hosts.get(node)
+        if host is not None:
+            return host
+        kernel = self.node.kernel
+        async with asyncio.timeout(self.config.store_timeout):
+            locator = await kernel.spawn(LOCATOR_REF, on=node)
+            host = await call(locator, "host", timeout=self.config.store_timeout)
+        if not isinstance(host, Pid):
+            raise UsageError(f"node {node} answered {host!r} for its step host")
+        self.hosts[node] = host
+        return host
+
+    def forget_host(self, node: str, host: Pid) -> None:
+        if self.hosts.get(node) == host:
+            del self.hosts[node]
 
     # --- what coordinators report ---
 
@@ -761,7 +791,10 @@ class ContractsService:
             return
         due = self._local_timers[0][0]
         delay = max(0.0, due - self.clock())
-        self._timer_handle = asyncio.get_running_loop().call_later(delay, self._local_timer, due)
+        loop = asyncio.get_running_loop()
+        self._timer_handle = self.node.kernel.in_context(
+            loop.call_later, delay, self._local_timer, due
+        )
 
     def _local_timer(self, due: float) -> None:
         self._timer_handle = None
