@@ -20,6 +20,8 @@ from .actors import Node as KernelNode
 from .actors import Pid, Statistics
 from .consensus._host import RaftHost
 from .consensus._metrics import RaftProbe
+from .contracts._config import ContractsConfig
+from .contracts._service import ContractsService
 from .mesh._config import SwimConfig
 from .mesh._discovery import Discovery, format_address, make_discovery, parse_seeds
 from .mesh._events import MemberEvent
@@ -107,6 +109,9 @@ class Node(KernelNode):
     ``mailbox_warning``: a mailbox longer than this is logged once with its pid and class and
     listed in :meth:`statistics` (``None``: never; see ``docs/actors.md``).
 
+    ``contracts`` configures the contracts service (``node.contracts``, see
+    ``docs/contracts.md``).
+
     ``seed`` seeds :attr:`rng`, the one source of randomness of the node's protocol cores
     (SWIM probe order and jitter, Raft election timeouts): with a seed and the virtual-time
     loop a test replays exactly. ``None`` seeds from the operating system.
@@ -159,6 +164,7 @@ class Node(KernelNode):
         registry: RegistryConfig | None = None,
         pg: PgConfig | None = None,
         mailbox_warning: int | None = 10_000,
+        contracts: ContractsConfig | None = None,
     ) -> None:
         self._connect = [parse_node_address(c) for c in connect]
         self._seeds = parse_seeds(join)
@@ -212,6 +218,11 @@ class Node(KernelNode):
         self._services: dict[str, Service] = {}
         self.raft: RaftHost | None = None
         """This node's Raft groups (see ``ember.consensus``), once started."""
+        if contracts is not None and not isinstance(contracts, ContractsConfig):
+            raise UsageError(f"contracts must be a ContractsConfig, not {contracts!r}")
+        self._contracts_config = contracts
+        self.contracts: ContractsService | None = None
+        """This node's contracts service (see ``ember.contracts``), once started."""
         if admin is not None and not isinstance(admin, AdminConfig):
             raise UsageError(f"admin must be an AdminConfig, not {admin!r}")
         self._admin_config = admin
@@ -346,6 +357,8 @@ class Node(KernelNode):
         self.raft = RaftHost(self)
         self._add_service("raft", self.raft)
         self._add_registry_services()
+        self.contracts = ContractsService(self, self._contracts_config)
+        self._add_service("contracts", self.contracts)
         if not self._networked:
             await self._start_services()
             return
