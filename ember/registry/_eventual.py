@@ -49,6 +49,9 @@ log = logging.getLogger("ember.registry.eventual")
 EVENTUAL = 3
 """REGISTRY frame kind of this tier."""
 
+GOSSIP_TOPIC = "ember.names"
+"""The mesh gossip topic of this tier's deltas."""
+
 _HIDE = frozenset(("failed",))
 _RETIRE = frozenset(("left", "reaped"))
 _BACK = frozenset(("joined", "alive"))
@@ -322,14 +325,13 @@ class EventualTier:
 
     def _gossip_hook(self) -> Callable[[bytes], bool] | None:
         mesh = self.node.mesh
-        gossip = getattr(mesh, "gossip", None)
-        if gossip is None or mesh is None:
+        if mesh is None:
             return None
-        mesh.add_gossip_listener(self._on_gossip)  # type: ignore[attr-defined]
-        return lambda frame: bool(gossip("ember.names", frame))
+        self._unsubscribe.append(mesh.add_gossip_listener(self._on_gossip))
+        return lambda frame: mesh.gossip(GOSSIP_TOPIC, frame)
 
-    def _on_gossip(self, key: str, data: bytes) -> None:
-        if key == "ember.names":
+    def _on_gossip(self, topic: str, data: bytes) -> None:
+        if topic == GOSSIP_TOPIC:
             self._on_payload(None, data)
 
     # -- anti-entropy -----------------------------------------------------------------------
