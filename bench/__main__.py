@@ -34,6 +34,9 @@ BENCHMARKS = {
     "discovery": "bench.discovery",
     "raft_core": "bench.raft_core",
     "raft": "bench.raft",
+    "chaos": "bench.chaos",
+    "observability": "bench.observability",
+    "raft_pause": "bench.raft_pause",
     "pykka": "bench.pykka_ref",
     "thespian": "bench.thespian_ref",
 }
@@ -124,6 +127,7 @@ def cross(benchmarks: dict[str, Any]) -> dict[str, float | None]:
 def goals(benchmarks: dict[str, Any], xr: dict[str, float | None]) -> dict[str, Any]:
     """The goals of issues 2 to 5, each with its measured value and pass/fail (None: not
     run)."""
+    from .chaos import goals as chaos_goals
     from .mesh import goals as mesh_goals
     from .raft import goals as raft_goals
     from .remote import goals as remote_goals
@@ -205,6 +209,7 @@ def goals(benchmarks: dict[str, Any], xr: dict[str, float | None]) -> dict[str, 
         **remote_goals(benchmarks),
         **mesh_goals(benchmarks),
         **raft_goals(benchmarks),
+        **chaos_goals(benchmarks),
     }
 
 

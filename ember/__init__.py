@@ -6,6 +6,7 @@ from ._errors import MailboxFull as MailboxFull
 from ._errors import NameTaken as NameTaken
 from ._errors import NodeDown as NodeDown
 from ._errors import NoProc as NoProc
+from ._errors import RemoteError as RemoteError
 from ._errors import StartError as StartError
 from ._errors import UnknownName as UnknownName
 from ._errors import UsageError as UsageError

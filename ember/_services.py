@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .mesh._events import MemberEvent
     from .mesh._messages import Member
     from .mesh._shell import Membership
+    from .observability import Metrics
     from .transport._dist import Distribution
     from .transport._frame import Channel
     from .transport._interface import NodeTransport
@@ -31,7 +32,11 @@ __all__ = ["Service", "ServiceNode", "send_to_node"]
 class Service(Protocol):
     """A layer the node hosts. ``start`` runs once the transport and mesh are up (and the
     services added before it are started); ``stop`` runs in reverse order, before the node's
-    processes stop, and must not raise."""
+    processes stop, and must not raise.
+
+    Optionally, for operators (``ember.observability``): ``collectors()`` (read after
+    ``start``, each added to ``node.metrics`` under the service's name), ``admin_routes()``
+    (mounted under ``/api/v1/<name>``), ``admin_summary()`` and ``ready()``."""
 
     async def start(self) -> None: ...
 
@@ -79,6 +84,17 @@ class ServiceNode(Protocol):
     def service(self, name: str) -> Any:
         """Another service of this node by name (``"raft"``, ``"names"``, ``"pg"``...), or
         None when the node does not run it."""
+        ...
+
+    @property
+    def metrics(self) -> Metrics:
+        """The node's metrics registry (``ember.observability``)."""
+        ...
+
+    def observables(self) -> dict[str, Any]:
+        """The node's parts the admin API shows, by name: ``transport``, ``mesh`` and every
+        service but ``admin``. Each may offer ``collectors()``, ``admin_routes()``,
+        ``admin_summary()`` and ``ready()`` (see ``ember.observability``)."""
         ...
 
 

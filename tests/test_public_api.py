@@ -35,6 +35,7 @@ EXPECTED = {
     "RECEIVE_TIMEOUT",
     "ReceiveTimeout",
     "Ref",
+    "RemoteError",
     "ReplyHandle",
     "SHUTDOWN",
     "StartError",
@@ -89,6 +90,7 @@ def test_errors_share_one_root_and_timeouts_are_timeouterrors():
         "NameTaken",
         "NoProc",
         "NodeDown",
+        "RemoteError",
         "StartError",
         "UnknownName",
         "UsageError",
@@ -100,6 +102,16 @@ def test_errors_share_one_root_and_timeouts_are_timeouterrors():
 
 def test_testing_namespace():
     assert public(ember.testing) == {
+        "KVModel",
+        "LinearizabilityResult",
+        "Model",
+        "Operation",
+        "PartitionResult",
+        "RegisterModel",
+        "UNKNOWN",
+        "Verdict",
+        "Witness",
+        "check_linearizability",
         "SimCluster",
         "SimNetwork",
         "VirtualTimeDeadlock",
