@@ -676,7 +676,7 @@ class ConsistentTier:
             try:
                 send_to_node(self.node, node, Channel.REGISTRY, frame)
                 self.stats.pushes_sent += 1
-            except (QueueFull, NoRoute):
+            except (QueueFull, NoRoute, UsageError):
                 self._subscribers.discard(node)  # it resubscribes when its cache goes stale
 
     def _on_frame(self, peer: str, frame: list[Any]) -> None:

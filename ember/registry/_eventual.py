@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from .._errors import EmberError, NameTaken, NoProc, UnknownName
+from .._errors import EmberError, NameTaken, NoProc, UnknownName, UsageError
 from .._services import send_to_node
 from .._tasks import OwnedTasks
 from ..actors import Pid
@@ -320,7 +320,7 @@ class EventualTier:
     def _send(self, peer: str, frame: bytes) -> None:
         try:
             send_to_node(self.node, peer, Channel.REGISTRY, frame)
-        except (QueueFull, NoRoute):
+        except (QueueFull, NoRoute, UsageError):  # UsageError: this node's transport closed
             self.stats.push_failures += 1
 
     def _gossip_hook(self) -> Callable[[bytes], bool] | None:

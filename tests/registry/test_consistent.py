@@ -173,3 +173,65 @@ async def test_a_single_local_node_with_expect_one_forms_a_solo_group() -> None:
         token = await register()
         assert isinstance(token, int)
         assert node.names.whereis("me") == pid
+
+
+def leader_node(sim: SimCluster) -> str | None:
+    for name, member in members(sim).items():
+        if member is not None and member.role.name == "LEADER":
+            return name
+    return None
+
+
+@pytest.mark.parametrize("seed", [51, 52])
+async def test_the_history_is_linearizable_under_leader_loss_and_partitions(seed: int) -> None:
+    import asyncio
+    import random
+
+    from namesworkload import NamesModel, Recorder, check_tokens, consistent_op
+
+    from ember.testing import Verdict, check_linearizability
+
+    async with cluster(["a", "b", "c", "d", "e"], seed) as sim:
+        await formed(sim, voters=5)
+        rng = random.Random(seed)
+        rec = Recorder()
+        names = ["n0", "n1", "n2"]
+        stop = asyncio.Event()
+        pids: dict[str, list[Pid]] = {}
+
+        async def client(node_name: str, pid: Pid, crng: random.Random) -> None:
+            node = sim.node(node_name)
+            while not stop.is_set() and node_name in sim.nodes:
+                await consistent_op(rec, node, pid, crng.choice(names), crng)
+                await asyncio.sleep(crng.uniform(0.0, 0.05))
+
+        tasks = []
+        for name in sim.nodes:
+            pids[name] = [await sim.node(name).spawn(Sleeper) for _ in range(2)]
+            for pid in pids[name]:
+                crng = random.Random(rng.getrandbits(32))
+                tasks.append(asyncio.create_task(client(name, pid, crng)))
+        leaders = []
+        for round_ in range(3):
+            await asyncio.sleep(1.0)
+            await sim.wait_for(lambda: leader_node(sim) is not None, what="a leader")
+            leader = leader_node(sim)
+            assert leader is not None
+            leaders.append(leader)
+            if round_ == 1:  # lose the leader's node for good
+                for pid in pids[leader]:
+                    rec.exited(pid, names)
+                await sim.kill(leader)
+            else:  # cut the leader off with one follower: a minority
+                other = next(n for n in sim.nodes if n != leader)
+                sim.partition({leader, other})
+                await asyncio.sleep(2.0)
+                sim.heal()
+        await asyncio.sleep(1.0)
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        result = check_linearizability(rec.ops, NamesModel(), budget=30.0)
+        assert result.verdict is Verdict.OK, result
+        done = [op for op in rec.ops if op.end is not None and op.input[0] != "release"]
+        assert len(done) > 50 and len(set(leaders)) >= 2  # the nemesis did bite
+        check_tokens(rec)
