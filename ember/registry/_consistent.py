@@ -146,6 +146,8 @@ class ConsistentTier:
         """The member node a client's cache follows."""
         self._source_index = 0
         self._released_nodes: dict[str, int] = {}
+        self._failed_at: dict[str, int] = {}
+        """Nodes seen gone by this leader's node -> the applied index then."""
         self._stale_checked = False
         self._announced: str | None = None
         self._started = 0.0
@@ -609,8 +611,13 @@ class ConsistentTier:
         if sm is None:
             return
         gone_nodes = self._gone(sm.nodes())
+        for node in list(self._failed_at):
+            if node not in gone_nodes:
+                del self._failed_at[node]  # back (or its names are gone)
         for gone in sorted(gone_nodes):
-            upto = member.applied
+            # Only what was registered before the failure was seen: a node that registers
+            # after that is alive, whatever the view says.
+            upto = self._failed_at.setdefault(gone, member.applied)
             if self._released_nodes.get(gone, -1) >= upto:
                 continue
             await self._write(

@@ -77,7 +77,9 @@ class Recorder:
     def done(self, input: Any, output: Any, start: float, end: float | None) -> None:
         self.ops.append(Operation(input[2] if len(input) > 2 else None, input, output, start, end))
 
-    def exited(self, pid: ember.Pid, names: Sequence[Any]) -> None:
+    def may_release(self, pid: ember.Pid, names: Sequence[Any]) -> None:
+        """From now on, ``pid``'s names may be released (it exits, its node is killed or may
+        be declared failed)."""
         at = self.now()
         for name in names:
             self.ops.append(Operation(pid, ("release", name, pid), None, at, None))

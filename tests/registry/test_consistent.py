@@ -220,7 +220,7 @@ async def test_the_history_is_linearizable_under_leader_loss_and_partitions(seed
             leaders.append(leader)
             if round_ == 1:  # lose the leader's node for good
                 for pid in pids[leader]:
-                    rec.exited(pid, names)
+                    rec.may_release(pid, names)
                 await sim.kill(leader)
             else:  # cut the leader off with one follower: a minority
                 other = next(n for n in sim.nodes if n != leader)
