@@ -222,6 +222,8 @@ class Membership:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self._listeners: list[MemberListener] = []
+        self._gossip_listeners: list[Callable[[str, bytes], None]] = []
+        self._gossip_seq = 0
         self._names: dict[str, str] = {}
         """address -> node name, for TCP packets to seeds known only by address."""
         self._awaiting: dict[str, list[bytes]] = {}
@@ -321,6 +323,25 @@ class Membership:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
+    def gossip(self, topic: str, data: bytes) -> bool:
+        """Broadcast ``data`` under ``topic`` to every member on the gossip's UDP packets,
+        where it fits (epidemic: each member passes it on). It reaches the gossip listeners of
+        the other members at most once each, in no particular order, and may be lost (UDP):
+        for layers that repair what gossip misses. False when it was not queued (too large
+        for a packet, or the gossip queue is full)."""
+        self._gossip_seq += 1
+        queued = self._core().gossip(f"{topic}#{self.name}#{self._gossip_seq}", data)
+        if queued:
+            self._schedule()
+        return queued
+
+    def add_gossip_listener(self, listener: Callable[[str, bytes], None]) -> Callable[[], None]:
+        """Call ``listener(topic, data)`` for every broadcast other members :meth:`gossip`
+        (from the loop; what it raises is logged and counted); returns its remover."""
+        self._gossip_listeners.append(listener)
+        listeners = self._gossip_listeners
+        return lambda: listeners.remove(listener) if listener in listeners else None
+
     def update_meta(self, meta: Meta) -> None:
         """Replace this node's metadata; gossiped with a new incarnation."""
         self._core().update_meta(meta, now=self._now())
@@ -381,6 +402,14 @@ class Membership:
             self._send(out)
         for event in ready.events:
             self._apply_event(event)
+        for key, data in ready.custom:
+            topic = key.partition("#")[0]
+            for gossip_listener in list(self._gossip_listeners):
+                try:
+                    gossip_listener(topic, data)
+                except Exception:
+                    self.stats.listener_errors += 1
+                    log.exception("gossip listener %r raised", gossip_listener)
         if swim.left and swim.leave_done:
             self._left.set()
         self._schedule()
