@@ -299,7 +299,9 @@ def _log_problem(line: str) -> str | None:
         if str(record.get("level", "")).lower() == "critical":
             return "critical"
         return None
-    return "traceback" if _TRACEBACK.search(line) else None
+    if _TRACEBACK.search(line):
+        return "traceback"
+    return "critical" if line.startswith("CRITICAL") else None
 
 
 def check_logs(logs: Mapping[str, Iterable[str]], allow: Sequence[str] = ()) -> CheckResult:

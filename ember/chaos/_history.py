@@ -95,6 +95,8 @@ class History:
     """
 
     events: list[Event] = field(default_factory=list)
+    tally: dict[str, int] = field(default_factory=lambda: {"ok": 0, "fail": 0, "info": 0})
+    """Completions recorded by :meth:`complete`, by type (for a live display)."""
     _open: dict[int, Event] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -128,6 +130,7 @@ class History:
         if self._open.get(invoke.process) is not invoke:
             raise UsageError(f"operation {invoke.index} of process {invoke.process} is not open")
         del self._open[invoke.process]
+        self.tally[type] += 1
         event = Event(
             len(self.events), type, invoke.process, invoke.f, invoke.key, value, time, error, node
         )

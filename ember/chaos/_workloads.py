@@ -1,0 +1,141 @@
+"""Workloads: clients that issue operations against the cluster and record each one in the
+history, Jepsen's way.
+
+A client records ``invoke``, performs the operation through the public API, and records
+``ok`` with the result, ``fail`` when the operation certainly did not happen (the error says
+so: ``NoLeader``, ``NotLeader``, a failed read) or ``info`` when it may have (a timeout, a lost
+leader, a lost connection). After ``info`` the client continues under a new process id, so
+each process's operations stay sequential and an unknown outcome stays open to the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections.abc import Callable
+from typing import Any
+
+from .._errors import EmberError, UsageError
+from ..consensus import Cluster, CommandFailed, NoLeader, NotLeader
+from ._history import EventType, History
+from ._scenario import WorkloadSpec
+
+__all__ = ["KVWorkload", "Processes", "classify"]
+
+# Errors that prove a write was not applied (docs/consensus.md, "Errors").
+_NOT_WRITTEN = (NoLeader, NotLeader, CommandFailed)
+
+
+def classify(f: str, exc: BaseException) -> EventType:
+    """``fail`` if ``exc`` proves operation ``f`` did not happen (or ``f`` changes nothing),
+    ``info`` if it may have."""
+    if f in ("read", "final_read"):
+        return "fail"  # a read changes nothing: whether it ran does not matter
+    return "fail" if isinstance(exc, _NOT_WRITTEN) else "info"
+
+
+class Processes:
+    """Hands out process ids, unique across the run's workloads, and unique written values."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count()
+        self._values = itertools.count(1)
+
+    def process(self) -> int:
+        return next(self._ids)
+
+    def value(self) -> int:
+        return next(self._values)
+
+
+class KVWorkload:
+    """Reads, writes and compare-and-sets on ``spec.keys`` keys of the KV group, by
+    ``spec.clients`` clients, at ``spec.rate`` operations per second in all."""
+
+    def __init__(  # noqa: PLR0917 - one of each, in the order the runner has them
+        self,
+        spec: WorkloadSpec,
+        cluster: Cluster,
+        history: History,
+        clock: Callable[[], float],
+        rng: random.Random,
+        ids: Processes,
+    ) -> None:
+        self.spec = spec
+        self.cluster = cluster
+        self.history = history
+        self.clock = clock
+        self.rng = rng
+        self.ids = ids
+        self.keys = [f"k{i}" for i in range(spec.keys)]
+        self._ops = list(spec.mix)
+        self._weights = [spec.mix[o] for o in self._ops]
+
+    async def run(self, until: float) -> None:
+        """Run every client until ``until`` (on the run's clock)."""
+        seeds = [self.rng.getrandbits(64) for _ in range(self.spec.clients)]
+        async with asyncio.TaskGroup() as tg:
+            for seed in seeds:
+                tg.create_task(self._client(random.Random(seed), until))
+
+    async def _client(self, rng: random.Random, until: float) -> None:
+        process = self.ids.process()
+        seen: dict[str, Any] = {}  # the last value this client read or wrote, per key
+        pause = self.spec.clients / self.spec.rate if self.spec.rate else 0.0
+        while self.clock() < until:
+            if pause:
+                await asyncio.sleep(pause * rng.uniform(0.5, 1.5))
+                if self.clock() >= until:
+                    return
+            f = rng.choices(self._ops, self._weights)[0]
+            key = rng.choice(self.keys)
+            if f == "read":
+                value: Any = None
+            elif f == "write":
+                value = self.ids.value()
+            else:
+                value = (seen.get(key) if rng.random() < 0.8 else None, self.ids.value())
+            outcome, result = await self._perform(process, f, key, value)
+            if outcome == "info":
+                process = self.ids.process()
+            elif outcome == "ok" and f == "read":
+                seen[key] = result
+            elif outcome == "ok" and (f == "write" or result):
+                seen[key] = value if f == "write" else value[1]
+
+    async def _perform(self, process: int, f: str, key: str, value: Any) -> tuple[EventType, Any]:
+        """Invoke, perform and complete one operation; return its outcome and result."""
+        invoke = self.history.invoke(process, f, key, value, self.clock())
+        timeout = self.spec.timeout
+        try:
+            async with asyncio.timeout(timeout * 2 + 1.0):  # the API bounds it; this is a guard
+                if f in ("read", "final_read"):
+                    result = await self.cluster.read(key, timeout=timeout)
+                elif f == "write":
+                    await self.cluster.write({"key": key, "value": value}, timeout=timeout)
+                    result = None
+                else:
+                    old, new = value
+                    command = {"op": "cas", "key": key, "old": old, "new": new}
+                    result = bool(await self.cluster.write(command, timeout=timeout))
+        except UsageError:
+            raise  # a bug of the runner, not an outcome
+        except (EmberError, TimeoutError, OSError) as exc:
+            outcome = classify(f, exc)
+            self.history.complete(invoke, outcome, None, self.clock(), error=type(exc).__name__)
+            return outcome, None
+        self.history.complete(invoke, "ok", result, self.clock())
+        return "ok", result
+
+    async def final_reads(self, within: float) -> None:
+        """Read every key once successfully (retrying failed reads), for at most ``within``
+        seconds in all."""
+        deadline = self.clock() + within
+        process = self.ids.process()
+        for key in self.keys:
+            while self.clock() < deadline:
+                outcome, _ = await self._perform(process, "final_read", key, None)
+                if outcome == "ok":
+                    break
+                await asyncio.sleep(0.2)
