@@ -35,6 +35,8 @@ BENCHMARKS = {
     "raft_core": "bench.raft_core",
     "raft": "bench.raft",
     "chaos": "bench.chaos",
+    "observability": "bench.observability",
+    "raft_pause": "bench.raft_pause",
     "pykka": "bench.pykka_ref",
     "thespian": "bench.thespian_ref",
 }

@@ -60,9 +60,11 @@ class PlainEcho(ember.Actor):
 _DEFAULT = object()
 
 
-async def ember_call(n: int, cls: type[ember.Actor], call_timeout: Any) -> float:
+async def ember_call(n: int, cls: type[ember.Actor], call_timeout: Any, setup: Any = None) -> float:
     assert_uvloop()
     async with ember.Node("bench") as node:
+        if setup is not None:
+            setup(node)
         pid = await node.spawn(cls)
         call = ember.call
         gc.collect()

@@ -59,10 +59,12 @@ class Producer(ember.Actor):
             await asyncio.sleep(0)
 
 
-async def ember_tell(n: int, burst: int, consumer: type[ember.Actor]) -> float:
+async def ember_tell(n: int, burst: int, consumer: type[ember.Actor], setup: Any = None) -> float:
     assert_uvloop()
     loop = asyncio.get_running_loop()
     async with ember.Node("bench") as node:
+        if setup is not None:
+            setup(node)
         done: asyncio.Future[None] = loop.create_future()
         cons = await node.spawn(consumer, n, done)
         prod = await node.spawn(Producer)

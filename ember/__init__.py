@@ -6,6 +6,7 @@ from ._errors import MailboxFull as MailboxFull
 from ._errors import NameTaken as NameTaken
 from ._errors import NodeDown as NodeDown
 from ._errors import NoProc as NoProc
+from ._errors import RemoteError as RemoteError
 from ._errors import StartError as StartError
 from ._errors import UnknownName as UnknownName
 from ._errors import UsageError as UsageError
@@ -54,6 +55,7 @@ from .actors import trap_exits as trap_exits
 from .actors import unlink as unlink
 from .actors import unregister as unregister
 from .actors import whereis as whereis
+from .registry import Name as Name
 from .transport import AuthenticationError as AuthenticationError
 from .transport import ProtocolError as ProtocolError
 from .transport import QueueFull as QueueFull

@@ -29,6 +29,9 @@ class NoProc(EmberError):
         self.pid = pid
         self.reason = reason
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, (self.pid, self.reason))
+
 
 class NodeDown(NoProc):
     """The node hosting the target process became unreachable (reason ``"noconnection"``)."""
@@ -48,6 +51,9 @@ class MailboxFull(EmberError):
         super().__init__(f"mailbox of {pid} is full")
         self.pid = pid
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, (self.pid,))
+
 
 class NameTaken(EmberError):
     """The name is already registered; ``owner`` is the pid that holds it."""
@@ -57,6 +63,9 @@ class NameTaken(EmberError):
         self.name = name
         self.owner = owner
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, (self.name, self.owner))
+
 
 class UnknownName(EmberError):
     """No process is registered under that name."""
@@ -65,6 +74,9 @@ class UnknownName(EmberError):
         super().__init__(f"no process registered as {name!r}")
         self.name = name
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, (self.name,))
+
 
 class StartError(EmberError):
     """An actor's ``started`` hook failed, so ``spawn`` could not start it; ``reason`` says why."""
@@ -72,3 +84,30 @@ class StartError(EmberError):
     def __init__(self, reason: Any) -> None:
         super().__init__(f"actor failed to start: {reason!r}")
         self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, (self.reason,))
+
+
+class RemoteError(EmberError):
+    """An exception raised on another node that has no Ember type to arrive as (a user's own
+    exception, a ``KeyError`` from a constructor...). Ember's own errors cross nodes with their
+    type; anything else arrives as this, carrying what the remote node knew of it.
+
+    ``type_name`` is the remote exception's ``module.QualName`` (``"builtins.KeyError"``),
+    ``message`` its ``str()``, ``remote_traceback`` its formatted traceback on the remote node
+    (empty if it had none) and ``node`` the node it was raised on.
+    """
+
+    def __init__(
+        self, type_name: str, message: str, remote_traceback: str = "", node: str | None = None
+    ) -> None:
+        where = f" (on node {node})" if node else ""
+        super().__init__(f"{type_name}: {message}{where}" if message else f"{type_name}{where}")
+        self.type_name = type_name
+        self.message = message
+        self.remote_traceback = remote_traceback
+        self.node = node
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, (self.type_name, self.message, self.remote_traceback, self.node))

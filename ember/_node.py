@@ -12,26 +12,38 @@ import zlib
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import UsageError
 from ._services import Service
 from .actors import Node as KernelNode
 from .actors import Pid
 from .consensus._host import RaftHost
+from .consensus._metrics import RaftProbe
 from .mesh._config import SwimConfig
 from .mesh._discovery import Discovery, make_discovery, parse_seeds
 from .mesh._events import MemberEvent
 from .mesh._messages import Member
+from .mesh._metrics import MeshProbe
 from .mesh._netdiscovery import NetworkDiscovery
 from .mesh._shell import Membership
+from .observability import AdminConfig, Metrics
+from .observability._actors import kernel_collector, receive_histogram
+from .registry._config import PgConfig, RegistryConfig
+from .registry._names import Names
+from .registry._pg import ProcessGroups
 from .transport._codec import Codec
 from .transport._config import TransportConfig
+from .transport._cookie import normalize_cookie
 from .transport._dist import Distribution
 from .transport._interface import NodeTransport
 from .transport._memory import MemoryNetwork
 from .transport._memory_datagrams import OnDatagram, sim_address
+from .transport._metrics import TransportProbe
 from .transport._transport import Transport, parse_address
+
+if TYPE_CHECKING:
+    from .observability._admin import AdminService
 
 log = logging.getLogger("ember.node")
 
@@ -69,7 +81,8 @@ class Node(KernelNode):
     """One Ember node. Without ``listen``/``connect`` it is a local node; with them it runs the
     TCP transport, and pids, links, monitors and calls work across nodes.
 
-    ``cookie`` is the cluster's shared secret (never sent; both sides prove they know it).
+    ``cookie`` is the cluster's shared secret (never sent; both sides prove they know it);
+    whitespace around it is not part of it, as for ``--cookie-file`` (``docs/nodes.md``).
     ``connect`` lists ``"name@host:port"`` peers to connect to at start. ``creation`` numbers
     this incarnation of the node name; by default it is a counter kept in ``data_dir`` (if
     given) or derived from the clock, so pids of an earlier run never name new processes.
@@ -91,12 +104,20 @@ class Node(KernelNode):
     (SWIM probe order and jitter, Raft election timeouts): with a seed and the virtual-time
     loop a test replays exactly. ``None`` seeds from the operating system.
 
+    ``admin`` (an :class:`~ember.observability.AdminConfig`) serves the admin API, the
+    Prometheus metrics and the dashboard on their own port (``node.admin``; see
+    ``docs/operability.md``). Metrics are kept either way (``node.metrics``).
+
     ``network`` puts the node on a simulated network (``ember.testing.SimNetwork``, the same
     object as :class:`ember.transport.MemoryNetwork`) instead of TCP and UDP: the transport is
     an endpoint of that network, the mesh's datagrams travel on it, ``listen`` is not needed
     (the node's address is ``network.address_of(name)``), the cookie defaults to ``"sim"`` and
     the creation to the network's counter for the name. Everything above the transport runs
     unchanged, so a whole cluster runs in one process on the virtual-time loop.
+
+    ``registry`` configures ``node.names`` (a :class:`~ember.registry.RegistryConfig`: the
+    consistent tier's ``expect``, the eventual tier's timings) and ``pg`` configures
+    ``node.pg`` (a :class:`~ember.registry.PgConfig`: the scopes to start).
     """
 
     def __init__(
@@ -121,7 +142,10 @@ class Node(KernelNode):
         advertise: str | None = None,
         mdns_probe: bool = True,
         seed: int | None = None,
+        admin: AdminConfig | None = None,
         network: MemoryNetwork | None = None,
+        registry: RegistryConfig | None = None,
+        pg: PgConfig | None = None,
     ) -> None:
         self._connect = [parse_node_address(c) for c in connect]
         self._seeds = parse_seeds(join)
@@ -141,8 +165,10 @@ class Node(KernelNode):
             raise UsageError("a node in a mesh must listen (other members reach it there)")
         self._listen = listen
         self._networked = listen is not None or bool(self._connect) or network is not None
-        if self._networked and not cookie:
-            raise UsageError("a distributed node needs a cookie")
+        if self._networked:
+            if not cookie:
+                raise UsageError("a distributed node needs a cookie")
+            cookie = normalize_cookie(cookie)  # the one rule: surrounding whitespace is not in it
         if creation is None:
             if data_dir is not None:
                 creation = next_creation(Path(data_dir))
@@ -173,6 +199,56 @@ class Node(KernelNode):
         self._services: dict[str, Service] = {}
         self.raft: RaftHost | None = None
         """This node's Raft groups (see ``ember.consensus``), once started."""
+        if admin is not None and not isinstance(admin, AdminConfig):
+            raise UsageError(f"admin must be an AdminConfig, not {admin!r}")
+        self._admin_config = admin
+        self.admin: AdminService | None = None
+        """The admin API (``Node(admin=AdminConfig(...))``), once started."""
+        self._metrics = Metrics()
+        receive = receive_histogram()
+        self.time_receives(receive.observe)
+        self._metrics.add("actors", lambda: kernel_collector(self, receive))
+        if registry is not None and not isinstance(registry, RegistryConfig):
+            raise UsageError(f"registry must be a RegistryConfig, not {registry!r}")
+        if pg is not None and not isinstance(pg, PgConfig):
+            raise UsageError(f"pg must be a PgConfig, not {pg!r}")
+        self._registry_config = registry or RegistryConfig()
+        self._pg_config = pg or PgConfig()
+        self._names_service: Names | None = None
+        self._pg_service: ProcessGroups | None = None
+
+    @property
+    def metrics(self) -> Metrics:
+        """This node's metrics registry: every layer's collectors (``ember.observability``)."""
+        return self._metrics
+
+    def observables(self) -> dict[str, Any]:
+        """The parts the admin API shows: transport, mesh and the services but admin."""
+        out: dict[str, Any] = {}
+        if self.transport is not None:
+            out["transport"] = TransportProbe(self.transport)
+        if self.mesh is not None:
+            out["mesh"] = MeshProbe(self.mesh)
+        for name, service in self._services.items():
+            if name == "raft" and isinstance(service, RaftHost):
+                out[name] = RaftProbe(service)
+            elif name != "admin":
+                out[name] = service
+        return out
+
+    @property
+    def names(self) -> Names:
+        """The registry: global names in three tiers (see ``ember.registry``)."""
+        if self._names_service is None:
+            raise UsageError(f"node {self.name} is not started: it has no names yet")
+        return self._names_service
+
+    @property
+    def pg(self) -> ProcessGroups:
+        """Process groups with OTP ``pg`` semantics (see ``ember.registry``)."""
+        if self._pg_service is None:
+            raise UsageError(f"node {self.name} is not started: it has no pg yet")
+        return self._pg_service
 
     @property
     def kernel(self) -> KernelNode:
@@ -189,8 +265,23 @@ class Node(KernelNode):
         self._services[name] = service
 
     async def _start_services(self) -> None:
-        for service in self._services.values():
+        if self._admin_config is not None:
+            from .observability._admin import AdminService  # aiohttp: only when served
+
+            token = self._admin_config.resolve_token(self._cookie, self.cluster)
+            self.admin = AdminService(self, self._admin_config, token)
+            self._add_service("admin", self.admin)
+        for name in ("transport", "mesh"):
+            self._add_collectors(name, self.observables().get(name))
+        for name, service in self._services.items():
             await service.start()
+            self._add_collectors(name, self.observables().get(name, service))
+
+    def _add_collectors(self, name: str, part: Any) -> None:
+        """Add ``part``'s ``collectors()`` (if it has any) to the node's metrics."""
+        collectors = getattr(part, "collectors", None)
+        for i, collector in enumerate(collectors() if collectors is not None else ()):
+            self._metrics.add(f"{name}/{i}" if i else name, collector)
 
     async def _stop_services(self) -> None:
         for name, service in reversed(self._services.items()):
@@ -209,6 +300,7 @@ class Node(KernelNode):
         await super().start()
         self.raft = RaftHost(self)
         self._add_service("raft", self.raft)
+        self._add_registry_services()
         if not self._networked:
             await self._start_services()
             return
@@ -268,6 +360,12 @@ class Node(KernelNode):
         await self._start_services()
         for peer, host, port in self._connect:
             await self.connect_node(f"{peer}@{host}:{port}")
+
+    def _add_registry_services(self) -> None:
+        self._names_service = Names(self, self._registry_config)
+        self._add_service("names", self._names_service)
+        self._pg_service = ProcessGroups(self, self._pg_config)
+        self._add_service("pg", self._pg_service)
 
     async def _start_mesh(self, host: str, port: int) -> None:
         if host in ("0.0.0.0", "::", ""):

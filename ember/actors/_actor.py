@@ -49,6 +49,7 @@ class Actor:
     __slots__ = (
         "_call",
         "_exit",
+        "_handled",
         "_itimer",
         "_links",
         "_mbox",
@@ -90,6 +91,7 @@ class Actor:
     _itimer: asyncio.TimerHandle | None
     _rtimeout: float | None
     _call: Any  # the call being answered, while receive runs for it
+    _handled: int  # messages this process has handled (counted per slice)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -12,13 +12,15 @@ import asyncio
 import contextvars
 import itertools
 import logging
+import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Self, TypeVar
 
 from .._errors import (
     CallTimeout,
+    EmberError,
     MailboxFull,
     NameTaken,
     NoProc,
@@ -38,6 +40,7 @@ from ._actor import (
 )
 from ._pid import Pid, Ref
 from ._remote import Remote
+from ._resolver import Resolver
 from ._signals import (
     KILL,
     KILLED,
@@ -71,6 +74,11 @@ DEFAULT_CALL_TIMEOUT = 5.0
 EAGER_BUDGET = 64
 """Calls to idle plain-``def`` receivers run eagerly in the caller; every this many, one goes
 through the scheduler instead, which lets the event loop run."""
+SAMPLE_EVERY = 16
+"""With a receive timer installed (``Node.time_receives``), one slice in this many is timed."""
+
+ReceiveTimer = Callable[[float, int], None]
+"""``timer(seconds, messages)``: a timed slice of ``messages`` receives took ``seconds``."""
 
 
 class _ExitNow(BaseException):
@@ -159,6 +167,20 @@ class _ExitWaiter:
             self.fut.set_result(reason)
 
 
+class _ExitCallback:
+    """A monitor entry that calls ``fn(pid, reason)`` when the process exits
+    (``Node.watch``)."""
+
+    __slots__ = ("fn", "proc")
+
+    def __init__(self, fn: Callable[[Pid, Any], None], proc: Actor) -> None:
+        self.fn = fn
+        self.proc = proc
+
+    def down(self, pid: Pid, reason: Any) -> None:
+        self.fn(pid, reason)
+
+
 class TimerRef:
     """A timer started by ``send_after``; pass it to ``cancel_timer``. ``when`` is the loop
     time it is due at."""
@@ -178,6 +200,17 @@ class NodeStats:
     exited: int = 0
     crashed: int = 0
     messages_processed: int = 0
+    restarts: int = 0
+    """Children restarted by the node's supervisors."""
+    exited_normal: int = 0
+    exited_shutdown: int = 0
+    """Exits with ``shutdown`` or ``("shutdown", detail)``."""
+    exited_killed: int = 0
+    exited_noconnection: int = 0
+    exited_error: int = 0
+    """Exits with an exception as the reason (a crash, or a linked crash propagated)."""
+    exited_other: int = 0
+    """Exits with any other reason."""
     dropped_dead: int = 0
     """Messages to a process that no longer exists (or was exiting)."""
     dropped_on_exit: int = 0
@@ -199,6 +232,8 @@ class ProcessInfo:
     monitoring: tuple[Pid, ...]
     name: Any
     trap_exits: bool
+    messages: int = 0
+    """Messages the process has handled so far (its "reductions", for ``ember top``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,10 +279,12 @@ class Node:
         self._root: Pid | None = None
         self._eager = EAGER_BUDGET
         self._remote: Remote | None = None
+        self._resolver: Resolver | None = None
         self._node_watchers: dict[str, set[Pid]] = {}
         self._node_subscribers: set[Pid] = set()
         self._cancels: dict[asyncio.Task[Any], int] = {}
         """Cancellations requested of each worker to end the process it runs (see ``_uncancel``)."""
+        self._receive_timer: ReceiveTimer | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -373,10 +410,42 @@ class Node:
         """Install (or remove) the distribution hooks used for pids on other nodes."""
         self._remote = remote
 
+    def attach_resolver(self, resolver: Resolver | None) -> None:
+        """Install (or remove) the resolver of destinations that are neither pids nor local
+        names (``ember.Name(...)``; see :class:`~ember.actors._resolver.Resolver`)."""
+        self._resolver = resolver
+
     def _resolve(self, dest: Any) -> Actor | None:
         if dest.__class__ is Pid:
             return self._lookup(dest)
-        return self._names.get(dest)
+        proc = self._names.get(dest)
+        if proc is None and dest.__class__ is tuple and len(dest) == 2 and dest[1] == self.name:
+            proc = self._names.get(dest[0])  # (name, this node), as Erlang's {Name, node()}
+        return proc
+
+    def _remote_name(self, dest: Any) -> str | None:
+        """The node ``dest`` names if it is ``(name, node)`` for another node (Erlang's
+        ``{Name, Node}``): the process registered as ``name`` there. Else None."""
+        if (
+            dest.__class__ is tuple
+            and len(dest) == 2
+            and dest[1].__class__ is str
+            and dest[1] != self.name
+            and self._remote is not None
+        ):
+            node: str = dest[1]
+            return node
+        return None
+
+    def _dest_pid(self, dest: Any) -> Pid | None:
+        """The pid a destination names now: itself, a local name's process, or what the
+        resolver says (None: it names no process)."""
+        if dest.__class__ is Pid:
+            return dest
+        proc = self._names.get(dest)
+        if proc is not None:
+            return proc._pid
+        return self._resolver.whereis(dest) if self._resolver is not None else None
 
     # -- spawning -------------------------------------------------------------------------------
 
@@ -404,6 +473,7 @@ class Node:
         proc._itimer = None
         proc._rtimeout = cls.receive_timeout
         proc._call = None
+        proc._handled = 0
         proc.__init__(*args, **kwargs)  # type: ignore[misc]
         self._procs[pid.serial] = proc
         self._stats.spawned += 1
@@ -510,9 +580,11 @@ class Node:
     # -- messages -------------------------------------------------------------------------------
 
     def send(self, dest: Any, msg: Any) -> None:
-        """Send ``msg`` to a pid or a registered name. Never blocks; a message to a dead pid is
-        dropped and counted. Raises :class:`UnknownName` for an unregistered name and
-        :class:`MailboxFull` for a full bounded mailbox with the ``reject`` policy."""
+        """Send ``msg`` to a pid, a registered name, or ``(name, node)`` (the process registered
+        as ``name`` on node ``node``, as Erlang's ``{Name, Node}``). Never blocks; a message to
+        a dead pid, or to a name not registered on another node, is dropped and counted. Raises
+        :class:`UnknownName` for a local name that is not registered and :class:`MailboxFull`
+        for a full bounded mailbox with the ``reject`` policy."""
         if dest.__class__ is Pid:
             if dest._proc is None and self._remote is not None and dest.node != self.name:
                 self._remote.send(None, dest, msg)  # the remote fast path: no local lookup
@@ -525,8 +597,14 @@ class Node:
                     self._stats.dropped_dead += 1
                 return
         else:
-            proc = self._names.get(dest)
+            proc = self._resolve(dest)
             if proc is None:
+                node = self._remote_name(dest)
+                if node is not None:
+                    self._remote.send_named(dest[0], node, msg)  # type: ignore[union-attr]
+                    return
+                if self._resolver is not None and self._resolver.send(dest, msg):
+                    return
                 raise UnknownName(dest)
         proc._deliver(msg)
 
@@ -537,8 +615,16 @@ class Node:
             if self._is_remote(dest):
                 me = current_process.get()
                 self._remote.send(me._pid if me is not None else None, dest, msg)  # type: ignore[union-attr]
-            else:
+            elif (node := self._remote_name(dest)) is not None:
+                self._remote.send_named(dest[0], node, msg)  # type: ignore[union-attr]
+            elif dest.__class__ is Pid or self._resolver is None:
                 self._stats.dropped_dead += 1
+            else:
+                try:
+                    if not self._resolver.send(dest, msg):
+                        self._stats.dropped_dead += 1
+                except EmberError:
+                    pass  # counted where it was refused (mailbox, transport queue)
             return
         try:
             proc._deliver(msg)
@@ -548,7 +634,8 @@ class Node:
     def call(
         self, dest: Any, msg: Any, timeout: float | None = DEFAULT_CALL_TIMEOUT
     ) -> asyncio.Future[Any]:
-        """Send ``msg`` as a request and return what the target's ``receive`` returns.
+        """Send ``msg`` as a request and return what the target's ``receive`` returns. The
+        target is a pid, a registered name or ``(name, node)`` (see :meth:`send`).
 
         Raises :class:`NoProc` if the target does not exist or exits before answering,
         :class:`CallTimeout` after ``timeout`` seconds (None waits forever).
@@ -596,6 +683,7 @@ class Node:
             return fut
         current_process.reset(token)
         self._stats.messages_processed += 1
+        proc._handled += 1
         deferred = proc._call is not eager
         proc._call = None
         if proc._exit is not None:
@@ -689,6 +777,8 @@ class Node:
         stats = self._stats
         me = asyncio.current_task()
         budget = YIELD_EVERY
+        countdown = SAMPLE_EVERY - 1
+        clock = time.perf_counter  # real time: uvloop's loop.time() is per-iteration, in ms
         self._kicked = False
         while True:
             if not runq:
@@ -725,6 +815,12 @@ class Node:
             assert mbox is not None
             recv: Callable[[Any], Any] = proc.receive  # a coroutine function or a plain one
             n = 0
+            t0: float | None = None
+            if countdown:
+                countdown -= 1
+            elif self._receive_timer is not None:  # time one slice in SAMPLE_EVERY
+                countdown = SAMPLE_EVERY - 1
+                t0 = clock()
             try:
                 if proc._async_receive:
                     while mbox and n < SLICE:
@@ -756,9 +852,13 @@ class Node:
                             break
             except BaseException as exc:  # every way out of receive ends it
                 stats.messages_processed += n
+                proc._handled += n
                 await self._crashed(proc, exc)
                 continue
             stats.messages_processed += n
+            proc._handled += n
+            if t0 is not None and self._receive_timer is not None:
+                self._receive_timer(clock() - t0, n)
             proc._worker = None
             if proc._exit is not None:
                 await self._exit_hook(proc, proc._exit)
@@ -1000,7 +1100,7 @@ class Node:
         pid = proc._pid
         pid._proc = None
         self._procs.pop(pid.serial, None)
-        self._stats.exited += 1
+        self._count_exit(reason)
         if proc._name is not None:
             self._names.pop(proc._name, None)
             proc._name = None
@@ -1049,6 +1149,27 @@ class Node:
                 elif self._is_remote(other):
                     self._remote.exit(pid, other, reason, True)  # type: ignore[union-attr]
 
+    def _count_exit(self, reason: Any) -> None:
+        s = self._stats
+        s.exited += 1
+        if reason.__class__ is str:
+            if reason == NORMAL:
+                s.exited_normal += 1
+            elif reason == SHUTDOWN:
+                s.exited_shutdown += 1
+            elif reason == KILLED:
+                s.exited_killed += 1
+            elif reason == NOCONNECTION:
+                s.exited_noconnection += 1
+            else:
+                s.exited_other += 1
+        elif isinstance(reason, BaseException):
+            s.exited_error += 1
+        elif isinstance(reason, tuple) and reason and reason[0] == SHUTDOWN:
+            s.exited_shutdown += 1
+        else:
+            s.exited_other += 1
+
     def _down(self, watcher: Pid, ref: Ref, pid: Pid, reason: Any) -> None:
         proc = self._lookup(watcher)
         if proc is None:
@@ -1072,7 +1193,10 @@ class Node:
         also from an exit signal, so that link goes first; links the process made itself stay
         (its children still get its exit signal)."""
         if fut is not None and not fut.done():
-            fut.set_exception(StartError(reason))
+            error = StartError(reason)
+            if isinstance(reason, BaseException):
+                error.__cause__ = reason  # its traceback shows where started failed
+            fut.set_exception(error)
         spawner = self._spawn_links.pop(proc, None)
         if spawner is not None and proc._links is not None:
             proc._links.discard(spawner)
@@ -1097,6 +1221,14 @@ class Node:
         caller traps exits, delivers ``Exit(pid, "noproc")``.
         """
         me = self._caller("link")
+        if pid.__class__ is not Pid:
+            resolved = self._dest_pid(pid)
+            if resolved is None:
+                if me._trap:
+                    me._deliver_signal(Exit(None, NOPROC))
+                    return
+                raise NoProc(pid)
+            pid = resolved
         target = self._lookup(pid)
         if target is None and self._is_remote(pid):
             if me._links is None:
@@ -1116,6 +1248,11 @@ class Node:
     def unlink(self, pid: Pid) -> None:
         """Remove the link between the calling process and ``pid``, if any."""
         me = self._caller("unlink")
+        if pid.__class__ is not Pid:
+            resolved = self._dest_pid(pid)
+            if resolved is None:
+                return
+            pid = resolved
         if me._links is not None:
             me._links.discard(pid)
         if self._is_remote(pid):
@@ -1129,6 +1266,13 @@ class Node:
         """Monitor ``pid`` from the calling process; a :class:`Down` message arrives when it exits
         (at once, with reason ``noproc``, if it does not exist). Monitors stack."""
         me = self._caller("monitor")
+        if pid.__class__ is not Pid:
+            resolved = self._dest_pid(pid)
+            if resolved is None:
+                ref = self.make_ref()
+                me._deliver_signal(Down(ref, pid, NOPROC))
+                return ref
+            pid = resolved
         target = self._lookup(pid)
         if target is None and self._is_remote(pid):
             ref = self.make_ref()
@@ -1163,6 +1307,19 @@ class Node:
             me._mbox.extend(kept)
         return active
 
+    def flush_messages(self, match: Callable[[Any], bool]) -> int:
+        """Remove from the calling process's mailbox every queued message (not call) for
+        which ``match(msg)`` is true, and return how many: the flush of Erlang's
+        ``demonitor(Ref, [flush])`` for notifications of a subscription just ended."""
+        me = self._caller("flush_messages")
+        if not me._mbox:
+            return 0
+        kept = [m for m in me._mbox if m.__class__ is LocalCall or not match(m)]
+        removed = len(me._mbox) - len(kept)
+        me._mbox.clear()
+        me._mbox.extend(kept)
+        return removed
+
     def wait_exit(self, pid: Pid) -> asyncio.Future[Any]:
         """A future that resolves to ``pid``'s exit reason (``noproc`` if it does not exist).
 
@@ -1185,6 +1342,28 @@ class Node:
 
         fut.add_done_callback(forget)
         return fut
+
+    def watch(self, pid: Pid, on_exit: Callable[[Pid, Any], None]) -> Any:
+        """Call ``on_exit(pid, reason)`` when local process ``pid`` exits: a monitor for the
+        layers above the kernel, which have no process to receive a Down. It is called from
+        the loop, synchronously, while the process is being finalized: it must not block, and
+        what it raises propagates into the exit path, so it must not raise. Returns a handle
+        for :meth:`unwatch`, or None (and never calls) if ``pid`` is not a live process here.
+        """
+        target = self._lookup(pid)
+        if target is None or target._state >= EXITING or target._node is not self:
+            return None
+        if target._monitors is None:
+            target._monitors = {}
+        handle = _ExitCallback(on_exit, target)
+        target._monitors[handle] = handle
+        return handle
+
+    def unwatch(self, handle: Any) -> None:
+        """Remove a :meth:`watch` (a no-op once it fired)."""
+        mons = handle.proc._monitors
+        if mons is not None:
+            mons.pop(handle, None)
 
     # -- names ----------------------------------------------------------------------------------
 
@@ -1238,7 +1417,14 @@ class Node:
 
     def remote_deliver(self, pid: Pid, msg: Any) -> None:
         """A message from another node for local ``pid`` (dropped and counted if it is gone)."""
-        proc = self._lookup(pid)
+        self._deliver_remote(self._lookup(pid), msg)
+
+    def remote_deliver_named(self, name: Any, msg: Any) -> None:
+        """A message from another node for the process registered here as ``name`` (dropped
+        and counted if there is none)."""
+        self._deliver_remote(self._names.get(name), msg)
+
+    def _deliver_remote(self, proc: Actor | None, msg: Any) -> None:
         if proc is None:
             self._stats.dropped_dead += 1
             return
@@ -1363,6 +1549,7 @@ class Node:
             monitoring=tuple((proc._watching or {}).values()),
             name=proc._name,
             trap_exits=proc._trap,
+            messages=proc._handled,
         )
 
     def statistics(self) -> Statistics:
@@ -1370,6 +1557,27 @@ class Node:
         s = self._stats
         counters = {name: getattr(s, name) for name in s.__dataclass_fields__}
         return Statistics(processes=len(self._procs), counters=counters)
+
+    def time_receives(self, timer: ReceiveTimer | None) -> None:
+        """Install (None: remove) ``timer(seconds, messages)``, called for one scheduling slice
+        in :data:`SAMPLE_EVERY` with how long its receives took. The cost when none is
+        installed is one counter per slice; calls run eagerly in their caller are not timed
+        (one in ``EAGER_BUDGET`` goes through the scheduler, so they are sampled too)."""
+        self._receive_timer = timer
+
+    def iter_processes(self) -> Iterator[ProcessInfo]:
+        """A :class:`ProcessInfo` for every live process, in spawn order (for introspection
+        tools: the admin API, ``ember top``)."""
+        for proc in list(self._procs.values()):
+            info = self.process_info(proc._pid)
+            if info is not None:
+                yield info
+
+    def mailbox_lengths(self) -> Iterator[tuple[Pid, int, int]]:
+        """``(pid, mailbox length, messages handled)`` of every live process: the cheap scan
+        behind the mailbox metrics and top-N views."""
+        for proc in self._procs.values():
+            yield proc._pid, len(proc._mbox or ()), proc._handled
 
     @property
     def root(self) -> Pid:
@@ -1418,8 +1626,12 @@ def call_process(
             node = _node_here()
         proc = node._resolve(dest)
         if proc is None:
-            if node._is_remote(dest):
+            if node._is_remote(dest) or node._remote_name(dest) is not None:
                 return node._remote.call(dest, msg, timeout)  # type: ignore[union-attr]
+            if dest.__class__ is not Pid and node._resolver is not None:
+                pid = node._resolver.whereis(dest)
+                if pid is not None:
+                    return call_process(node, pid, msg, timeout)
             return node._failed(NoProc(dest))
     node = proc._node
     state = proc._state

@@ -24,9 +24,16 @@ class Remote(Protocol):
         """Deliver ``msg`` to a remote pid (at most once, ordered per sender/receiver pair)."""
         ...
 
-    def call(self, pid: Pid, msg: Any, timeout: float | None) -> asyncio.Future[Any]:
-        """A call to a remote process; the future fails with ``NoProc``/``NodeDown``/
-        ``CallTimeout`` as a local call would."""
+    def send_named(self, name: Any, node: str, msg: Any) -> None:
+        """Deliver ``msg`` to the process registered as ``name`` on ``node`` (dropped and
+        counted there if there is none)."""
+        ...
+
+    def call(
+        self, pid: Pid | tuple[Any, str], msg: Any, timeout: float | None
+    ) -> asyncio.Future[Any]:
+        """A call to a remote process (a pid, or ``(name, node)``); the future fails with
+        ``NoProc``/``NodeDown``/``CallTimeout`` as a local call would."""
         ...
 
     def link(self, local: Pid, remote: Pid) -> None:

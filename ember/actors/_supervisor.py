@@ -26,6 +26,7 @@ Restart = Literal["permanent", "transient", "temporary"]
 Shutdown = float | Literal["brutal_kill"] | None
 
 STRATEGIES = ("one_for_one", "one_for_all", "rest_for_one", "simple_one_for_one")
+_SUPERVISOR_REF = "ember.actors._supervisor:Supervisor"
 RESTARTS = ("permanent", "transient", "temporary")
 
 
@@ -35,7 +36,10 @@ class ChildSpec:
 
     id: Any
     """Unique among the supervisor's children; defaults to the actor class's name."""
-    cls: type[Actor]
+    cls: type[Actor] | str
+    """The actor class, or its importable reference ``"pkg.mod:Class"``, imported by the
+    supervisor the spec is given to (a spec sent to another node's supervisor names a class
+    that node can import, and need not be importable here)."""
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     restart: Restart = "permanent"
@@ -54,12 +58,29 @@ class ChildSpec:
         seconds = isinstance(sd, int | float) and not isinstance(sd, bool) and sd >= 0
         if not (sd is None or sd == "brutal_kill" or seconds):
             raise UsageError(f"shutdown must be seconds >= 0, 'brutal_kill' or None, got {sd!r}")
-        if not (isinstance(self.cls, type) and issubclass(self.cls, Actor)):
-            raise UsageError(f"a child must be an Actor subclass, got {self.cls!r}")
+        cls = self.cls
+        if isinstance(cls, str):
+            module, sep, qualname = cls.partition(":")
+            if not (module and sep and qualname):
+                raise UsageError(f"a child reference looks like 'pkg.mod:Class', not {cls!r}")
+        elif not (isinstance(cls, type) and issubclass(cls, Actor)):
+            raise UsageError(f"a child must be an Actor subclass, got {cls!r}")
+
+    def actor_class(self) -> type[Actor]:
+        """The child's actor class, imported if the spec names it by reference."""
+        if isinstance(self.cls, str):
+            from ._node import resolve_actor
+
+            return resolve_actor(self.cls)
+        return self.cls
+
+    def resolved(self) -> ChildSpec:
+        """This spec with its class imported (itself if it holds the class)."""
+        return self if isinstance(self.cls, type) else replace(self, cls=self.actor_class())
 
 
 def child(
-    cls: type[Actor],
+    cls: type[Actor] | str,
     *args: Any,
     id: Any = None,
     restart: Restart = "permanent",
@@ -67,12 +88,19 @@ def child(
     name: Any = None,
     **kwargs: Any,
 ) -> ChildSpec:
-    """A child spec: start ``cls(*args, **kwargs)``. Supervisors default to ``shutdown=None``
-    (wait for their whole tree), workers to 5 seconds."""
+    """A child spec: start ``cls(*args, **kwargs)``; ``cls`` may be a reference
+    ``"pkg.mod:Class"`` (see :attr:`ChildSpec.cls`). Supervisors default to ``shutdown=None``
+    (wait for their whole tree), workers to 5 seconds; a class given by reference is taken for
+    a worker unless it is Ember's ``Supervisor`` (pass ``shutdown=`` for your own)."""
     if shutdown == "default":
-        shutdown = None if isinstance(cls, type) and issubclass(cls, Supervisor) else 5.0
+        if isinstance(cls, str):
+            shutdown = None if cls == _SUPERVISOR_REF else 5.0
+        else:
+            shutdown = None if isinstance(cls, type) and issubclass(cls, Supervisor) else 5.0
+    if id is None:
+        id = cls.rpartition(":")[2] if isinstance(cls, str) else getattr(cls, "__qualname__", cls)
     return ChildSpec(
-        id=id if id is not None else getattr(cls, "__qualname__", cls),
+        id=id,
         cls=cls,
         args=args,
         kwargs=kwargs,
@@ -99,7 +127,9 @@ class ChildInfo:
     pid: Pid | None
     """None when not running (stopped, or waiting for a restart to be tried again)."""
     kind: Literal["worker", "supervisor"]
-    behaviour: type[Actor]
+    behaviour: type[Actor] | str
+    """The child's actor class; from a supervisor on another node, its ``"pkg.mod:Class"``
+    reference when that module is not loaded on this node."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +173,7 @@ class Supervisor(Actor):
             raise UsageError("intensity must be an int >= 0 and period > 0")
         if not all(isinstance(c, ChildSpec) for c in children):
             raise UsageError("children must be child specs: use ember.child(...)")
+        children = [c.resolved() for c in children]
         ids = [c.id for c in children]
         if len(set(ids)) != len(ids):
             raise UsageError(f"child ids must be unique, got {ids}")
@@ -276,14 +307,18 @@ class Supervisor(Actor):
         self._restarts.append(now)
         while self._restarts[0] < now - self.period:
             self._restarts.popleft()
-        return len(self._restarts) <= self.intensity
+        if len(self._restarts) > self.intensity:
+            return False
+        self.node._stats.restarts += 1
+        return True
 
     # -- starting and stopping children -----------------------------------------------------------
 
     async def _start(self, c: _Child) -> Pid:
         spec = c.spec
         try:
-            pid = await self.node.spawn_link(spec.cls, *spec.args, name=spec.name, **spec.kwargs)
+            cls = spec.actor_class()
+            pid = await self.node.spawn_link(cls, *spec.args, name=spec.name, **spec.kwargs)
         except StartError:
             raise
         except Exception as exc:  # the constructor failed, or the name is taken
@@ -330,7 +365,7 @@ class Supervisor(Actor):
         if op == "which_children":
             return [self._info(c) for c in self._children]
         if op == "count_children":
-            sups = sum(1 for c in self._children if issubclass(c.spec.cls, Supervisor))
+            sups = sum(1 for c in self._children if issubclass(c.spec.actor_class(), Supervisor))
             return {
                 "specs": 1 if self._template is not None else len(self._children),
                 "active": sum(1 for c in self._children if c.pid is not None),
@@ -361,7 +396,7 @@ class Supervisor(Actor):
         else:
             if len(args) != 1 or not isinstance(args[0], ChildSpec):
                 raise UsageError("start_child needs one child spec: use ember.child(...)")
-            spec = args[0]
+            spec = args[0].resolved()
             old = next((c for c in self._children if c.spec.id == spec.id), None)
             if old is not None:
                 state = "already present" if old.pid is None else f"already started as {old.pid}"
@@ -394,11 +429,12 @@ class Supervisor(Actor):
         raise UsageError(f"no child {child_id!r}")
 
     def _info(self, c: _Child) -> ChildInfo:
+        cls = c.spec.actor_class()
         kind: Literal["worker", "supervisor"] = (
-            "supervisor" if issubclass(c.spec.cls, Supervisor) else "worker"
+            "supervisor" if issubclass(cls, Supervisor) else "worker"
         )
         child_id = None if self._template is not None else c.spec.id
-        return ChildInfo(id=child_id, pid=c.pid, kind=kind, behaviour=c.spec.cls)
+        return ChildInfo(id=child_id, pid=c.pid, kind=kind, behaviour=cls)
 
 
 async def _call(sup: Any, op: str, arg: Any = None) -> Any:

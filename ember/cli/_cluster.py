@@ -35,6 +35,8 @@ class NodeProcess:
     address: str = ""
     creation: int = 0
     incarnation: int | None = None
+    admin: str | None = None
+    """The admin API's ``host:port`` (with ``--admin``)."""
     view: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Each member as this node last reported it (``Member.as_dict()`` plus ``kind``)."""
     stderr_task: asyncio.Task[None] | None = field(default=None, repr=False)
@@ -174,6 +176,7 @@ class LocalCluster:
                 node.address = event["address"]
                 node.creation = event["creation"]
                 node.incarnation = event.get("incarnation")
+                node.admin = event.get("admin")
                 for member in event.get("members", ()):
                     node.view.setdefault(member["name"], {"kind": "ready", **member})
                 if not ready.done():
@@ -190,6 +193,26 @@ class LocalCluster:
                     f"(see {self.workdir / (node.name + '.log')})"
                 )
             )
+
+    def log_tail(self, name: str, lines: int = 10) -> list[str]:
+        """The last ``lines`` lines node ``name`` logged."""
+        try:
+            text = (self.workdir / f"{name}.log").read_text(errors="replace")
+        except OSError:
+            return []
+        return text.splitlines()[-lines:]
+
+    async def wait_any_exit(self) -> NodeProcess:
+        """Wait until a running node's process ends; return it."""
+        waits = {asyncio.ensure_future(n.process.wait()): n for n in self.running()}
+        if not waits:
+            raise EmberError("no node is running")
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+        return waits[next(iter(done))]
 
     def running(self) -> list[NodeProcess]:
         """The nodes whose process is still running."""
@@ -321,6 +344,11 @@ def add_cluster_commands(sub: Any) -> None:
         help="mdns (default): nodes find each other by mDNS; seeds: join through the first "
         "node; none: no membership, a full mesh of connections",
     )
+    up.add_argument(
+        "--admin",
+        action="store_true",
+        help="each node serves its admin API and dashboard on a free loopback port",
+    )
     up.set_defaults(run=cmd_cluster_up)
 
 
@@ -333,6 +361,7 @@ def cmd_cluster_up(args: argparse.Namespace) -> int:
         cluster=args.cluster or f"ember-{secrets.token_hex(3)}",
         workdir=args.workdir,
         discovery=args.discovery,
+        extra_args=("--admin", "127.0.0.1:0") if args.admin else (),
     )
     return run(lambda: _up(cluster))
 
@@ -350,10 +379,28 @@ async def _up(cluster: LocalCluster) -> int:
     }[cluster.discovery]
     print(f"cluster {cluster.cluster!r}: {len(nodes)} nodes, {how}")
     for node in nodes:
-        print(f"  {node.name:<8} {node.address:<22} pid {node.process.pid}")
+        admin = f"   admin http://{node.admin}/" if node.admin else ""
+        print(f"  {node.name:<8} {node.address:<22} pid {node.process.pid}{admin}")
     print(f"cookie file: {cluster.cookie_file}   logs: {cluster.workdir}/<node>.log")
     print("Ctrl-C stops them all.", flush=True)
-    await stop.wait()
+    stopping = asyncio.ensure_future(stop.wait())
+    while not stop.is_set() and cluster.running():
+        died = asyncio.ensure_future(cluster.wait_any_exit())
+        await asyncio.wait({stopping, died}, return_when=asyncio.FIRST_COMPLETED)
+        if not died.done():
+            died.cancel()
+            break
+        node = died.result()
+        await cluster.wait(node.name)  # its log is complete once its stderr is drained
+        print(
+            f"node {node.name} (pid {node.process.pid}) exited with code "
+            f"{node.process.returncode}; last log lines:",
+            file=sys.stderr,
+        )
+        for line in cluster.log_tail(node.name):
+            print(f"  {line}", file=sys.stderr)
+        print(f"{len(cluster.running())} of {len(cluster.nodes)} nodes still running", flush=True)
+    stopping.cancel()
     codes = await cluster.stop()
     print("stopped: " + ", ".join(f"{n} exit {c}" for n, c in codes.items()), flush=True)
     return 0 if all(c == 0 for c in codes.values()) else 1

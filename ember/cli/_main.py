@@ -10,6 +10,8 @@ from ._certscmd import add_certs_commands
 from ._cluster import add_cluster_commands
 from ._memberscmd import add_members_command
 from ._nodecmd import add_node_commands
+from ._statuscmd import add_status_command
+from ._topcmd import add_top_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_cluster_commands(sub)
     add_certs_commands(sub)
     add_members_command(sub)
+    add_status_command(sub)
+    add_top_command(sub)
     return parser
 
 

@@ -11,9 +11,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._errors import EmberError
+from .._errors import EmberError, UsageError
 from .._node import Node
 from ..actors import run
+from ..observability import AdminConfig
+from ..transport._cookie import read_cookie_file
 from ._logs import setup_logging
 
 log = logging.getLogger("ember.cli")
@@ -45,7 +47,38 @@ def add_node_commands(sub: Any) -> None:
         help="module prefix other nodes may spawn actors from (repeatable; default: any)",
     )
     start.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_admin_arguments(start)
     start.set_defaults(run=cmd_node_start)
+
+
+def add_admin_arguments(parser: Any) -> None:
+    """The admin API flags (``docs/operability.md``)."""
+    parser.add_argument(
+        "--admin",
+        metavar="HOST:PORT",
+        help="serve the admin API, metrics and dashboard here (port 0: any free port)",
+    )
+    parser.add_argument(
+        "--admin-token-file",
+        type=Path,
+        help="file with the admin bearer token (default: derived from the cookie)",
+    )
+    parser.add_argument(
+        "--admin-allow-mutations",
+        action="store_true",
+        help="serve the mutating admin routes (leave, leadership transfer, fault injection)",
+    )
+
+
+def admin_config(args: argparse.Namespace) -> AdminConfig | None:
+    """The :class:`AdminConfig` the admin flags ask for (None without ``--admin``)."""
+    if args.admin is None:
+        return None
+    return AdminConfig(
+        listen=args.admin,
+        token_file=args.admin_token_file,
+        allow_mutations=args.admin_allow_mutations,
+    )
 
 
 def add_mesh_arguments(parser: Any) -> None:
@@ -109,14 +142,12 @@ def mesh_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def read_cookie(path: Path) -> str:
-    """The cookie in ``path`` (surrounding whitespace ignored); it must not be empty."""
+    """The cookie in ``path``, by the rule ``Node(cookie=...)`` follows too (surrounding
+    whitespace ignored; a warning if others can read the file); exits if there is none."""
     try:
-        cookie = path.read_text().strip()
-    except OSError as exc:
-        raise SystemExit(f"ember: cannot read cookie file {path}: {exc}") from exc
-    if not cookie:
-        raise SystemExit(f"ember: cookie file {path} is empty")
-    return cookie
+        return read_cookie_file(path)
+    except UsageError as exc:
+        raise SystemExit(f"ember: {exc}") from exc
 
 
 def split_connect(values: list[str]) -> list[str]:
@@ -149,6 +180,7 @@ async def serve(args: argparse.Namespace, cookie: str) -> int:
         ssl_client=ssl_client,
         data_dir=args.data_dir if args.data_dir is not None else Path(".ember") / args.name,
         spawn_allow=tuple(args.spawn_allow) if args.spawn_allow else None,
+        admin=admin_config(args),
         **mesh_options(args),
     )
     stop = asyncio.Event()
@@ -156,6 +188,8 @@ async def serve(args: argparse.Namespace, cookie: str) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await node.start()
+    if node.admin is not None:
+        node.admin.on_leave = stop.set  # POST /api/v1/leave: leave gracefully, as on SIGTERM
     if node.mesh is not None:
         # Member events as JSON lines on stdout, for scripts and LocalCluster to follow.
         node.on_member_event(
@@ -179,6 +213,9 @@ async def serve(args: argparse.Namespace, cookie: str) -> int:
             "connected": node.connected_nodes(),
             "incarnation": node.mesh.incarnation if node.mesh is not None else None,
             "members": [m.as_dict() for m in node.members() if m.name != node.name],
+            "admin": "{}:{}".format(*node.admin.address)
+            if node.admin and node.admin.address
+            else None,
         }
         print(json.dumps(ready, default=repr), flush=True)
         await stop.wait()

@@ -26,7 +26,7 @@ from ._host import PeerLost, RaftHost, check_group_name, node_of
 from ._state_machine import KVStateMachine, StateMachine, state_machine_ref
 
 if TYPE_CHECKING:
-    from .._node import Node
+    from .._services import ServiceNode
 
 __all__ = ["Cluster"]
 
@@ -47,11 +47,12 @@ class _Next(Exception):
         self.error = error
 
 
-def _host_of(node: Node | None) -> RaftHost:
-    node = node if node is not None else current_node.get(None)  # type: ignore[assignment]
+def _host_of(node: ServiceNode | None) -> RaftHost:
     if node is None:
+        node = current_node.get(None)  # type: ignore[assignment]
+    if node is None or not hasattr(node, "service"):
         raise UsageError("no current node: pass node= or run inside 'async with ember.Node(...)'")
-    host: RaftHost | None = getattr(node, "raft", None)
+    host: RaftHost | None = node.service("raft")
     if host is None or not host.started:
         raise UsageError(f"node {node.name} runs no Raft host (is it started?)")
     return host
@@ -106,7 +107,7 @@ class Cluster:
         name: str = "default",
         config: ClusterConfig | None = None,
         durable: bool | None = None,
-        node: Node | None = None,
+        node: ServiceNode | None = None,
         timeout: float = 10.0,  # noqa: ASYNC109
     ) -> Cluster:
         """Start a new group. ``nodes=["a", "b", "c"]``: one member on each named node
@@ -151,7 +152,7 @@ class Cluster:
         name: str,
         nodes: Sequence[str],
         *,
-        node: Node | None = None,
+        node: ServiceNode | None = None,
         client_id: str | None = None,
         retry_window: float = DEFAULT_RETRY_WINDOW,
     ) -> Cluster:

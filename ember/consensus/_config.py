@@ -49,6 +49,13 @@ class RaftConfig:
     """The most append messages in flight to one follower in the replicate state (pipelining).
     With ``max_size_per_msg`` this bounds the bytes buffered per follower."""
 
+    max_inflight_bytes: int = 8 << 20
+    """The most bytes of entry data in flight to one follower (etcd's ``MaxInflightBytes``):
+    the window is full once this much is unacknowledged (the last message may cross it). The
+    tighter of this and ``max_inflight_msgs x max_size_per_msg`` bounds what a lagging follower
+    costs the leader in memory and storage reads at any time. 8 MiB keeps a LAN link busy and
+    is far under the transport's RAFT queue."""
+
     max_uncommitted_bytes: int = 1 << 26
     """The most bytes of proposed but uncommitted entry data a leader accepts; beyond that
     :meth:`propose` raises ``ProposalDropped("uncommitted_limit")`` (back-pressure). A single
@@ -78,6 +85,7 @@ class RaftConfig:
             "heartbeat_tick",
             "max_size_per_msg",
             "max_inflight_msgs",
+            "max_inflight_bytes",
             "max_uncommitted_bytes",
             "snapshot_chunk_size",
             "max_committed_size_per_ready",

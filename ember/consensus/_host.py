@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Any
 import msgpack  # type: ignore[import-untyped]
 
 from .._errors import EmberError, UsageError
+from .._services import send_to_node
 from .._tasks import OwnedTasks
 from ..transport._frame import Channel
-from ..transport._queue import NoRoute
 from ._cluster_config import ClusterConfig
 from ._cluster_errors import (
     ClusterError,
@@ -349,20 +349,8 @@ class RaftHost:
         return send
 
     def _send_frame(self, peer: str, payload: bytes) -> None:
-        """Queue ``payload`` for ``peer`` on the RAFT channel. A peer the transport has no
-        address for is looked up in the mesh's view (a member may be known there first)."""
-        transport = self.node.transport
-        if transport is None:
-            raise UsageError(f"node {self.name} is not networked: cannot reach {peer}")
-        try:
-            transport.send(peer, Channel.RAFT, payload)
-        except NoRoute:
-            member = next((m for m in self.node.members() if m.name == peer), None)
-            if member is None:
-                raise
-            host, _, port = member.address.rpartition(":")
-            transport.add_peer_address(peer, host.strip("[]"), int(port))
-            transport.send(peer, Channel.RAFT, payload)
+        """Queue ``payload`` for ``peer`` on the RAFT channel."""
+        send_to_node(self.node, peer, Channel.RAFT, payload)
 
     def _on_frame(self, peer: str, payload: bytes) -> None:
         frame = msgpack.unpackb(payload, strict_map_key=False)

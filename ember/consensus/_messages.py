@@ -173,7 +173,8 @@ class Ready:
 class ProgressStatus:
     """The leader's view of one peer: ``match`` (highest index known replicated), ``next`` (next
     index to send), ``state`` (``probe``, ``replicate`` or ``snapshot``), and ``lag`` (entries
-    behind the leader's last index; the shell promotes a learner once it is small)."""
+    behind the leader's last index; the shell promotes a learner once it is small), and the
+    append messages and bytes of entry data in flight to it (bounded by the window)."""
 
     match: int
     next: int
@@ -181,6 +182,8 @@ class ProgressStatus:
     is_learner: bool
     recent_active: bool
     lag: int
+    inflight_msgs: int = 0
+    inflight_bytes: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from ._types import Compacted, ConfState, Entry, EntryType, LogStorage, Snapshot
 
 __all__ = ["Raft"]
 
+_SENDS_PER_ANSWER = 2
 _TRANSFER = b"transfer"  # context of a vote request sent because of TIMEOUT_NOW
 _RESPONSE = {
     MsgType.VOTE: MsgType.VOTE_RESP,
@@ -174,7 +175,10 @@ class Raft:
         self.bcast_append()
 
     def _new_progress(self, peer: str, last: int) -> Progress:
-        return Progress(last + 1, self.cfg.max_inflight_msgs, peer in self.learners)
+        cfg = self.cfg
+        return Progress(
+            last + 1, cfg.max_inflight_msgs, cfg.max_inflight_bytes, peer in self.learners
+        )
 
     # ------------------------------------------------------------------ ticking
 
@@ -464,11 +468,12 @@ class Raft:
             self._handle_append_resp(m, pr)
         elif t == MsgType.HEARTBEAT_RESP:
             pr.recent_active = True
-            pr.probe_sent = False
             pr.lease_tick = max(pr.lease_tick, min(m.index, self.leader_ticks))
-            if pr.state == REPLICATE and pr.inflights.full():
-                pr.inflights.free_first()
-            if pr.match < self.log.last_index():
+            # Never a re-send of what is in flight (reads make heartbeat rounds frequent, and
+            # each re-send would read up to max_size_per_msg again): only a heartbeat sent
+            # after the last append lets one more probe out, and a full window's is empty.
+            pr.heartbeat_answered(m.index)
+            if pr.match < self.log.last_index() or pr.state == PROBE:
                 self.send_append(m.frm)
             if m.context:
                 self._ack_read(m.frm, m.context)
@@ -516,8 +521,13 @@ class Raft:
             self.bcast_append()
         elif was_paused:
             self.send_append(m.frm)
-        while self.send_append(m.frm, send_empty=False):
-            pass
+        # Fill the window, at most _SENDS_PER_ANSWER messages per answer: each answer frees
+        # about one message, so a far-behind member is fed at its own pace and the window
+        # opens within a few round trips, but one answer never makes the leader read a whole
+        # window from storage at once (a catch-up never monopolises its loop).
+        for _ in range(_SENDS_PER_ANSWER):
+            if not self.send_append(m.frm, send_empty=False):
+                break
         if m.frm == self.lead_transferee and pr.match == self.log.last_index():
             self.send(Message(MsgType.TIMEOUT_NOW, m.frm, self.id, self.term))
 
@@ -557,10 +567,14 @@ class Raft:
         prev_term = log.term(prev)
         if prev_term is None:
             return self._send_snapshot(to, pr)
-        try:
-            ents = log.entries_from(pr.next, self.cfg.max_size_per_msg)
-        except Compacted:
-            return self._send_snapshot(to, pr)
+        ents: list[Entry] = []
+        if not (pr.state == REPLICATE and pr.inflights.full()):
+            try:
+                ents = log.entries_from(pr.next, self.cfg.max_size_per_msg)
+            except Compacted:
+                return self._send_snapshot(to, pr)
+        # else: a probe of a full window, empty: it re-sends nothing, and a rejection of it
+        # says the window was lost (see heartbeat_answered).
         if not ents and not send_empty:
             return False
         self.send(
@@ -575,7 +589,12 @@ class Raft:
                 log.committed,
             )
         )
-        pr.sent_entries(ents[-1].index if ents else prev, len(ents))
+        pr.sent_entries(
+            ents[-1].index if ents else prev,
+            len(ents),
+            sum(len(e.data) for e in ents),
+            self.leader_ticks,
+        )
         return True
 
     def _send_snapshot(self, to: str, pr: Progress) -> bool:
@@ -856,8 +875,14 @@ class Raft:
 
     def report_unreachable(self, peer: str) -> None:
         pr = self.prs.get(peer) if self.role == Role.LEADER else None
-        if pr is not None and pr.state == REPLICATE:
+        if pr is None or pr.state == SNAPSHOT:
+            return
+        if pr.state == REPLICATE:
             pr.become_probe()
+        # Probe again only once the peer answers a later heartbeat: not at every flush, each
+        # reading entries again for a peer that cannot take them.
+        pr.probe_sent = True
+        pr.sent_tick = self.leader_ticks
 
     def report_snapshot(self, peer: str, ok: bool) -> None:
         pr = self.prs.get(peer) if self.role == Role.LEADER else None

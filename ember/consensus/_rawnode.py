@@ -235,6 +235,8 @@ class RawNode:
                     pr.is_learner,
                     pr.recent_active or peer == r.id,
                     last - pr.match,
+                    pr.inflights.count(),
+                    pr.inflights.bytes,
                 )
                 for peer, pr in sorted(r.prs.items())
             }

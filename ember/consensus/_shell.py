@@ -13,9 +13,11 @@ import heapq
 import itertools
 import logging
 import random
+import time
 from collections.abc import Callable
 from typing import Any
 
+from ..observability import Histogram
 from ._cluster_config import ClusterConfig
 from ._cluster_errors import NoLeader, NotLeader, OutcomeUnknown
 from ._errors import ProposalDropped
@@ -36,6 +38,13 @@ stepping messages during such a small fsync. Larger batches are saved in a worke
 
 class _LeaderChanged(Exception):
     """A read index request was lost to a leader change; the read retries."""
+
+
+def save_histogram() -> Histogram:
+    """An empty histogram of save (write and fsync) durations."""
+    return Histogram(
+        "ember_raft_save_duration_seconds", "Time a durable save of the log (write and fsync) took."
+    )
 
 
 class RaftMember:
@@ -82,6 +91,10 @@ class RaftMember:
         self.elections = 0
         """Times this member became leader (a steady group under load adds none)."""
         self.saves = 0
+        self.save_seconds = save_histogram()
+        """Wall time of every save (the fsync latency, for the metrics)."""
+        self.snapshot_bytes = 0
+        """Size of the state in the latest snapshot taken here."""
         self._deferred: HardState | None = None
         self._pending: dict[int, tuple[int, asyncio.Future[Outcome]]] = {}
         self._reads: dict[bytes, asyncio.Future[int]] = {}
@@ -264,10 +277,12 @@ class RaftMember:
         hard = hard or self._deferred
         self._deferred = None
         self.saves += 1
+        t0 = time.perf_counter()  # the real time of the fsync, whatever the loop's clock
         if self._threaded(rd):
             await asyncio.to_thread(self.storage.save, hard, rd.entries, rd.snapshot)
         else:
             self.storage.save(hard, rd.entries, rd.snapshot)
+        self.save_seconds.observe(time.perf_counter() - t0)
 
     def _compact(self) -> None:
         """Snapshot the state machine at the applied index and compact the log behind it. The
@@ -276,6 +291,7 @@ class RaftMember:
         on stepping, saving and applying (one compaction at a time)."""
         meta = self.node.snapshot_meta(self.applied)
         snap = Snapshot(meta, self.replica.snapshot())
+        self.snapshot_bytes = len(snap.data)
         self._snap_index = meta.index
         keep = self.config.compaction_keep
         if not self._save_in_thread:
@@ -481,6 +497,8 @@ class RaftMember:
                     "learner": p.is_learner,
                     "active": p.recent_active,
                     "lag": p.lag,
+                    "inflight_msgs": p.inflight_msgs,
+                    "inflight_bytes": p.inflight_bytes,
                 }
                 for peer, p in st.progress.items()
             },

@@ -2,14 +2,16 @@
 network in virtual ticks.
 
 The network drops, delays (so reorders) and duplicates messages by a seeded rng, and can be
-partitioned. A crash loses everything not persisted: the member's core and state machine are
-dropped and only its :class:`MemoryStorage` survives; a restart builds a new core from it. A
-member handles a ``Ready`` as the shell does: early messages, save, the other messages, apply,
-advance; :meth:`Simulation.hold_saves` models a slow disk (the save and all after it wait while
-the member keeps stepping, and a crash then loses unsaved entries a leader already sent). Each
+partitioned; a fixed ``latency`` delays every message alike (in order, as TCP does). A paused
+member (SIGSTOP) neither ticks nor reads: messages to it wait in its inbox until it resumes. A
+crash loses everything not persisted: the member's core and state machine are dropped and only
+its :class:`MemoryStorage` survives; a restart builds a new core from it. A member handles a
+``Ready`` as the shell does: early messages, save, the other messages, apply, advance;
+:meth:`Simulation.hold_saves` models a slow disk (the save and all after it wait while the
+member keeps stepping, and a crash then loses unsaved entries a leader already sent). Each
 member applies committed entries to a list (its "state machine"), optionally compacting its log
-behind snapshots of that list. The simulator checks Raft's safety properties (§5.2 Figure 3) as it
-goes and raises :class:`SafetyViolation` when one breaks.
+behind snapshots of that list. The simulator checks Raft's safety properties (§5.2 Figure 3) as
+it goes and raises :class:`SafetyViolation` when one breaks.
 """
 
 from __future__ import annotations
@@ -75,10 +77,11 @@ def _decode_state(data: bytes) -> list[tuple[int, bytes]]:
 class Simulation:
     """Members ``ids`` (all voters unless ``voters``/``learners`` say otherwise) bootstrapped as a
     new group. ``drop``, ``dup`` are per-message probabilities; each message is delivered after
-    0..``max_delay`` ticks. ``snapshot_every``: a member compacts its log behind a snapshot once
-    it has applied that many entries past its last one, keeping ``compaction_keep`` entries
-    behind the snapshot (for followers a little behind). ``storage`` makes each member's store
-    (default :class:`MemoryStorage`). ``config`` overrides RaftConfig fields."""
+    ``latency`` + 0..``max_delay`` ticks. ``snapshot_every``: a member compacts its log behind a
+    snapshot once it has applied that many entries past its last one, keeping
+    ``compaction_keep`` entries behind the snapshot (for followers a little behind).
+    ``storage`` makes each member's store (default :class:`MemoryStorage`). ``config``
+    overrides RaftConfig fields."""
 
     def __init__(
         self,
@@ -90,6 +93,7 @@ class Simulation:
         drop: float = 0.0,
         dup: float = 0.0,
         max_delay: int = 0,
+        latency: int = 0,
         snapshot_every: int | None = None,
         compaction_keep: int = 0,
         check: bool = True,
@@ -100,6 +104,7 @@ class Simulation:
         self.seed = seed
         self.rng = random.Random(seed)
         self.drop, self.dup, self.max_delay = drop, dup, max_delay
+        self.latency = latency
         self.snapshot_every = snapshot_every
         self.compaction_keep = compaction_keep
         self.check_safety = check
@@ -109,6 +114,7 @@ class Simulation:
         self._queue: list[tuple[int, int, Message]] = []  # (deliver at, seq, message)
         self.blocked: set[tuple[str, str]] = set()
         self.held: set[str] = set()  # members whose saves wait (see hold_saves)
+        self.paused: dict[str, list[Message]] = {}  # paused members and their inboxes
         self.sent: dict[MsgType, int] = {}
         self.rejected = 0  # rejected appends sent (the cost of finding where logs match)
         self.members: dict[str, SimMember] = {}
@@ -150,6 +156,7 @@ class Simulation:
         m = self.members[node_id]
         m.node = m.saving = None
         self.held.discard(node_id)
+        self.paused.pop(node_id, None)
 
     def hold_saves(self, node_id: str) -> None:
         """Let the member's next save wait (a slow disk) until :meth:`release_saves`: it sends
@@ -159,6 +166,17 @@ class Simulation:
 
     def release_saves(self) -> None:
         self.held = set()
+
+    def pause(self, node_id: str) -> None:
+        """Freeze the member (SIGSTOP): it neither ticks, handles ``Ready`` nor reads messages;
+        those sent to it wait, in order, until :meth:`resume`."""
+        self.paused.setdefault(node_id, [])
+
+    def resume(self, node_id: str) -> None:
+        """Unfreeze the member: its inbox is delivered first, in the order it was sent."""
+        for msg in self.paused.pop(node_id, []):
+            self._seq += 1
+            heapq.heappush(self._queue, (self.now, self._seq, msg))
 
     def restart(self, node_id: str) -> None:
         if self.members[node_id].node is None:
@@ -194,7 +212,7 @@ class Simulation:
         msg = decode_message(encode_message(msg))  # every message crosses the wire form
         copies = 2 if self.dup and rng.random() < self.dup else 1
         for _ in range(copies):
-            delay = rng.randint(0, self.max_delay) if self.max_delay else 0
+            delay = self.latency + (rng.randint(0, self.max_delay) if self.max_delay else 0)
             self._seq += 1
             heapq.heappush(self._queue, (self.now + delay, self._seq, msg))
 
@@ -208,7 +226,7 @@ class Simulation:
         whether anything happened."""
         busy = False
         for m in self.members.values():
-            if m.node is None:
+            if m.node is None or m.id in self.paused:
                 continue
             if m.saving is None and m.node.has_ready():
                 self._start_ready(m)
@@ -221,6 +239,10 @@ class Simulation:
             busy = True
             dest = self.members.get(msg.to)
             if dest is None or dest.node is None or (msg.frm, msg.to) in self.blocked:
+                continue
+            inbox = self.paused.get(msg.to)
+            if inbox is not None:
+                inbox.append(msg)
                 continue
             dest.node.step(msg)
         return busy
@@ -239,7 +261,7 @@ class Simulation:
             self.settle()
             self.now += 1
             for m in self.members.values():
-                if m.node is not None:
+                if m.node is not None and m.id not in self.paused:
                     m.node.tick()
             self.settle()
 

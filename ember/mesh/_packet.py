@@ -14,6 +14,7 @@ from enum import IntEnum
 
 import msgpack  # type: ignore[import-untyped]
 
+from ..transport._cookie import normalize_cookie
 from ..transport._errors import AuthenticationError, ProtocolError
 
 __all__ = [
@@ -50,8 +51,9 @@ class Kind(IntEnum):
 
 def mesh_key(cookie: str | bytes, cluster: str) -> bytes:
     """The key that authenticates membership datagrams of ``cluster``."""
-    secret = cookie.encode() if isinstance(cookie, str) else cookie
-    return hmac.new(secret, b"ember-mesh-v1\0" + cluster.encode(), hashlib.sha256).digest()
+    return hmac.new(
+        normalize_cookie(cookie), b"ember-mesh-v1\0" + cluster.encode(), hashlib.sha256
+    ).digest()
 
 
 def seal(key: bytes, kind: Kind, body: bytes) -> bytes:

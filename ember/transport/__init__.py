@@ -3,9 +3,9 @@
 from ._codec import Codec as Codec
 from ._config import TransportConfig as TransportConfig
 from ._dist import Distribution as Distribution
-from ._dist import RemoteError as RemoteError
 from ._errors import AuthenticationError as AuthenticationError
 from ._errors import ProtocolError as ProtocolError
+from ._errors import UndecodableError as UndecodableError
 from ._errors import UnsendableError as UnsendableError
 from ._frame import Channel as Channel
 from ._frame import Frame as Frame

@@ -67,17 +67,32 @@ _TUPLE_MARK = _TupleMark()
 _TUPLE_EXT = _ext(EXT_TUPLE, b"")
 
 
+Dump = Callable[[Any], dict[str, Any]]
+"""Turns a record into the fields it travels as (raises ``UnsendableError`` if it cannot)."""
+Load = Callable[[dict[str, Any]], Any]
+"""Rebuilds a record from the fields that arrived (raises if they are refused)."""
+
+
 class _Record:
     """One registered dataclass: how to mark it on the wire and rebuild it."""
 
-    __slots__ = ("cls", "fields", "marker", "names", "type_id")
+    __slots__ = ("cls", "dump", "fields", "load", "marker", "names", "type_id")
 
-    def __init__(self, cls: type, type_id: int | str) -> None:
+    def __init__(
+        self, cls: type, type_id: int | str, dump: Dump | None = None, load: Load | None = None
+    ) -> None:
         self.cls = cls
         self.type_id = type_id
         self.fields = tuple(f.name for f in dataclasses.fields(cls) if f.init)
         self.names = frozenset(self.fields)
         self.marker = _ext(EXT_RECORD, msgpack.packb(type_id))
+        self.dump = dump
+        self.load = load
+
+    def values(self, obj: Any) -> dict[str, Any]:
+        if self.dump is not None:
+            return self.dump(obj)
+        return {name: getattr(obj, name) for name in self.fields}
 
     def rebuild(self, items: list[Any]) -> Any:
         if len(items) != 2 or items[1].__class__ is not dict:
@@ -86,6 +101,8 @@ class _Record:
         if not fields.keys() <= self.names:
             # Fields a newer sender added are dropped, as protobuf does with unknown fields.
             fields = {k: v for k, v in fields.items() if k in self.names}
+        if self.load is not None:
+            return self.load(fields)
         return self.cls(**fields)
 
 
@@ -152,10 +169,24 @@ class Codec:
         bytes; without it the class is named by ``"module.QualName"``. Every node must register the
         class the same way.
         """
-        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
-            raise UsageError(f"only dataclasses can be registered, not {cls!r}")
         if code is not None and (code.__class__ is not int or not 0 <= code <= _MAX_CODE):
             raise UsageError(f"code must be an int in 0..{_MAX_CODE}, not {code!r}")
+        return self.register_record(cls, code)
+
+    def register_record(
+        self,
+        cls: type[_T],
+        code: int | None = None,
+        *,
+        dump: Dump | None = None,
+        load: Load | None = None,
+    ) -> type[_T]:
+        """:meth:`register`, with a say in how the record travels: ``dump(obj)`` gives the
+        fields it is sent as (instead of its init fields as they are), ``load(fields)``
+        rebuilds it (instead of ``cls(**fields)``); how Ember's own records carry classes by
+        reference and check them on arrival."""
+        if not (isinstance(cls, type) and dataclasses.is_dataclass(cls)):
+            raise UsageError(f"only dataclasses can be registered, not {cls!r}")
         type_id: int | str = f"{cls.__module__}.{cls.__qualname__}" if code is None else code
         known = self._by_class.get(cls)
         if known is not None:
@@ -165,7 +196,7 @@ class Codec:
         taken = self._by_id.get(type_id)
         if taken is not None:
             raise UsageError(f"type id {type_id!r} is already taken by {taken.cls.__qualname__}")
-        record = _Record(cls, type_id)
+        record = _Record(cls, type_id, dump, load)
         self._by_class[cls] = record
         self._by_id[type_id] = record
         self._by_marker[record.marker.data] = record
@@ -294,7 +325,7 @@ class Codec:
             return _ext(EXT_REF, self._leaf.pack([obj.node, obj.serial, obj.creation]))
         record = self._by_class.get(cls)
         if record is not None:
-            return [record.marker, {name: getattr(obj, name) for name in record.fields}]
+            return [record.marker, record.values(obj)]
         if cls is int:
             raise UnsendableError(cls, "integer outside msgpack's range -2**63 .. 2**64-1")
         if dataclasses.is_dataclass(cls):

@@ -132,8 +132,15 @@ class TransportConfig:
     connect_timeout: float = 5.0
     """Longest one TCP connect attempt may take before it counts as failed and is retried."""
     max_pending_handshakes: int = 64
-    """Most inbound connections still in their handshake at once; more are closed on arrival
-    (counted as ``refused_busy``), so a connection flood cannot exhaust memory."""
+    """Most inbound connections in their handshake at once. When that many are pending, a new
+    one evicts the oldest that has not sent a complete first message yet (``evicted_silent``);
+    only if all of them have spoken is it refused (``refused_busy``, and the peer is told
+    ``"busy"``). So sockets that connect and say nothing cannot lock a correct peer out."""
+    silent_handshake_timeout: float = 1.0
+    """While half of ``max_pending_handshakes`` or more are in use, an inbound connection that
+    has not sent its first handshake message within this long is closed at the next arrival,
+    instead of holding its slot for the whole ``handshake_timeout`` (a value above that acts as
+    ``handshake_timeout``). A correct peer speaks within one round trip of connecting."""
 
     connect_backoff_initial: float = 0.05
     """Wait before the second attempt to reach a peer; it doubles after each failed attempt."""
@@ -148,11 +155,26 @@ class TransportConfig:
     dead node must not hold queue space for ever."""
 
     handshake_failure_limit: int = 5
-    """How many failed handshakes from one remote address (IP) are tolerated within
-    ``handshake_failure_window``; past it, new connections from that address are closed on
-    arrival (counted as ``rate_limited``) until old failures leave the window."""
+    """How many failed handshakes (wrong cookie or cluster, protocol errors, timeouts, silence)
+    from one remote address (IP) are tolerated within ``handshake_failure_window``. Past it the
+    address is *suspect*: it is never refused for its address alone (a peer that proves the
+    cookie gets in: every client on one host, or behind one NAT, shares an address), but it may
+    run only ``suspect_pending_handshakes`` handshakes at once (more are refused as
+    ``rate_limited``) and its handshakes are answered after ``suspect_delay``."""
     handshake_failure_window: float = 60.0
     """The sliding window, in seconds, over which failed handshakes are counted."""
+    suspect_pending_handshakes: int = 4
+    """Most handshakes a suspect address may have in progress at once."""
+    suspect_delay: float = 0.05
+    """How long the acceptor waits before answering a suspect address's first handshake message:
+    a peer retrying a failing handshake in a loop is held to about
+    ``suspect_pending_handshakes / suspect_delay`` attempts a second (80), and a correct peer on
+    that address pays it once."""
+
+    warning_interval: float = 10.0
+    """Warnings that can repeat without bound (refused connections, failed handshakes, a peer
+    refusing us) are written at most once per kind per this many seconds, then once more with
+    the count of those held back (see ``ember._ratelog``)."""
 
     def __post_init__(self) -> None:
         check_int("max_frame_size", self.max_frame_size, 1, MAX_FRAME_SIZE)
@@ -168,6 +190,7 @@ class TransportConfig:
         check_int("write_buffer_high", self.write_buffer_high, 4, 1 << 40)
         check_int("max_pending_handshakes", self.max_pending_handshakes, 1, 1 << 20)
         check_int("handshake_failure_limit", self.handshake_failure_limit, 1, 1 << 20)
+        check_int("suspect_pending_handshakes", self.suspect_pending_handshakes, 1, 1 << 20)
         for name in (
             "heartbeat_interval",
             "heartbeat_timeout",
@@ -177,6 +200,8 @@ class TransportConfig:
             "connect_backoff_max",
             "unreachable_timeout",
             "handshake_failure_window",
+            "silent_handshake_timeout",
+            "warning_interval",
         ):
             check_positive(name, getattr(self, name))
         if self.heartbeat_timeout < 2 * self.heartbeat_interval:
@@ -184,6 +209,9 @@ class TransportConfig:
                 f"heartbeat_timeout ({self.heartbeat_timeout}) must be at least twice "
                 f"heartbeat_interval ({self.heartbeat_interval})"
             )
+        delay = self.suspect_delay
+        if delay.__class__ not in (int, float) or not 0 <= delay < self.handshake_timeout:
+            raise UsageError(f"suspect_delay must be in [0, handshake_timeout), not {delay!r}")
         if self.connect_backoff_max < self.connect_backoff_initial:
             raise UsageError("connect_backoff_max must be >= connect_backoff_initial")
         jitter = self.connect_backoff_jitter
@@ -200,13 +228,14 @@ class TransportConfig:
         """Nodes on one machine (tests, ``ember cluster up``): fast failure detection and retries.
 
         Heartbeat 0.25 s / timeout 1 s (loopback has no jitter worth the name), handshake 2 s,
-        backoff 10 ms to 0.5 s, and a lenient failure limit (100 a minute) since every test
-        client shares 127.0.0.1.
+        silence under pressure 0.5 s, backoff 10 ms to 0.5 s, and a lenient failure limit (100
+        a minute) since every test client shares 127.0.0.1.
         """
         base: dict[str, Any] = {
             "heartbeat_interval": 0.25,
             "heartbeat_timeout": 1.0,
             "handshake_timeout": 2.0,
+            "silent_handshake_timeout": 0.5,
             "connect_timeout": 2.0,
             "connect_backoff_initial": 0.01,
             "connect_backoff_max": 0.5,
@@ -225,7 +254,8 @@ class TransportConfig:
         """Nodes across regions: longer timeouts for tens to hundreds of ms RTT and lossy paths.
 
         Heartbeat 2 s / timeout 10 s (a few lost segments and their retransmits must not look
-        like a dead node), handshake and connect 15 s, backoff 0.2 s to 10 s with 30 % jitter,
+        like a dead node), handshake and connect 15 s (silence under pressure 3 s, a few
+        round trips), backoff 0.2 s to 10 s with 30 % jitter,
         a 4 MiB write buffer to cover a larger bandwidth-delay product, 60 s before queued
         frames for an unreachable peer are dropped.
         """
@@ -234,6 +264,7 @@ class TransportConfig:
             "heartbeat_interval": 2.0,
             "heartbeat_timeout": 10.0,
             "handshake_timeout": 15.0,
+            "silent_handshake_timeout": 3.0,
             "connect_timeout": 15.0,
             "connect_backoff_initial": 0.2,
             "connect_backoff_max": 10.0,

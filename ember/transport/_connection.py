@@ -36,10 +36,20 @@ from typing import Literal, Protocol, cast
 import msgpack  # type: ignore[import-untyped]
 
 from .._errors import EmberError
+from .._ratelog import RateLimitedLog
+from ._admission import Admit, Refuse
 from ._config import TransportConfig
 from ._errors import AuthenticationError, ProtocolError
 from ._frame import Channel, Frame, FrameDecoder, FrameRun, encode_frame
-from ._handshake import _REJECT_KINDS, Established, Handshake, SendBytes
+from ._handshake import (
+    TRANSIENT_KINDS,
+    Established,
+    Handshake,
+    HandshakeState,
+    SendBytes,
+    reject_frame,
+    rejection_error,
+)
 from ._interface import OnFrames, guarded_call
 from ._queue import Outbox
 from ._stats import TransportStats
@@ -105,8 +115,13 @@ _CLOSED = ConnectionState.CLOSED
 class ConnectionOwner(Protocol):
     """What a connection reports to (the transport). Called from the loop; must not block."""
 
-    def connection_accepting(self, conn: Connection) -> bool:
-        """An inbound TCP connection arrived: may its handshake start? (rate limits)"""
+    def connection_accepting(self, conn: Connection) -> Admit[Connection] | Refuse | None:
+        """An inbound TCP connection arrived: may its handshake start? ``Admit`` (paced if
+        ``suspect``), ``Refuse`` (the peer is told why), or None (just close: shutting down)."""
+        ...
+
+    def connection_spoke(self, conn: Connection) -> None:
+        """Acceptor: the peer's first handshake message was complete and valid."""
         ...
 
     def connection_verdict(self, conn: Connection, peer: Established) -> Status:
@@ -142,12 +157,7 @@ def _parse_status(payload: bytes) -> str:
             status: str = msg["status"]
             return status
         if kind == "reject":
-            reason = msg.get("kind")
-            if not isinstance(reason, str) or reason not in _REJECT_KINDS:
-                reason = "handshake"
-            if reason in ("auth", "cluster"):
-                raise AuthenticationError(reason, "rejected by peer")
-            raise ProtocolError(reason, "rejected by peer")
+            raise rejection_error(msg)
     raise ProtocolError("handshake", "expected a status message after the handshake")
 
 
@@ -169,6 +179,7 @@ class Connection(asyncio.Protocol):
         stats: TransportStats,
         on_frames: OnFrames,
         loop: asyncio.AbstractEventLoop,
+        warnings: RateLimitedLog,
     ) -> None:
         self.role = handshake.role
         self.local_name = handshake.node_name
@@ -178,6 +189,8 @@ class Connection(asyncio.Protocol):
         """Who is on the other side: the dialled name for an initiator (``""`` for an acceptor
         until the handshake names the peer), then the proven name."""
         self.peer_creation: int | None = None
+        self.peer_max_frame_size: int | None = None
+        """The largest frame the peer accepts, once its handshake said."""
         self.remote = "?"
         """The remote address as ``host:port``, for logs."""
         self.remote_host = "?"
@@ -195,6 +208,10 @@ class Connection(asyncio.Protocol):
         self._stats = stats
         self._on_frames = on_frames
         self._loop = loop
+        self._warnings = warnings
+        self._spoke = False
+        self._hold_until = 0.0  # a suspect peer's answers wait until then
+        self._held: list[bytes] = []
         self._transport: asyncio.Transport | None = None
         self._decoder = FrameDecoder(config.max_frame_size)
         self._timer: asyncio.TimerHandle | None = None
@@ -229,14 +246,23 @@ class Connection(asyncio.Protocol):
             self.remote = f"{peername[0]}:{peername[1]}"
         high = self._config.write_buffer_high
         transport.set_write_buffer_limits(high=high, low=high // 4)
-        self._timer = self._loop.call_later(self._config.handshake_timeout, self._handshake_expired)
         if self.role == "acceptor":
-            if not self._owner.connection_accepting(self):
+            verdict = self._owner.connection_accepting(self)
+            if verdict.__class__ is not Admit:
                 self._reason = "refused"
                 self._closing = True
-                transport.abort()
-            return
-        transport.write(self._handshake.initiate())
+                if isinstance(verdict, Refuse):
+                    transport.write(reject_frame(verdict.kind, verdict.detail))
+                    transport.close()
+                else:
+                    transport.abort()
+                return
+            assert isinstance(verdict, Admit)
+            if verdict.suspect:
+                self._hold_until = self._loop.time() + self._config.suspect_delay
+        self._timer = self._loop.call_later(self._config.handshake_timeout, self._handshake_expired)
+        if self.role == "initiator":
+            transport.write(self._handshake.initiate())
 
     def data_received(self, data: bytes) -> None:
         self._heard = True
@@ -314,6 +340,15 @@ class Connection(asyncio.Protocol):
         if self._linger is None:
             self._linger = self._loop.call_later(self._config.handshake_timeout, self.abort)
 
+    def refuse(self, kind: str, detail: str, reason: str = "refused") -> None:
+        """Refuse a connection still in its handshake: tell the peer why, then close."""
+        if self.state is _CLOSED or self._transport is None:
+            return
+        if self.state is _HANDSHAKE:
+            self._transport.write(reject_frame(kind, detail))
+        self._reason = self._reason or reason
+        self.close()
+
     def abort(self, reason: str = "aborted") -> None:
         """Close at once, discarding what is buffered."""
         if self.state is _CLOSED or self._transport is None:
@@ -338,15 +373,34 @@ class Connection(asyncio.Protocol):
             except ProtocolError as exc:
                 self._fail(exc)
                 return
+            if not self._spoke and self._handshake.state is not HandshakeState.AWAIT_HELLO:
+                self._spoke = True
+                if self.role == "acceptor":
+                    self._owner.connection_spoke(self)
             transport = self._transport
             assert transport is not None
             for event in events:
                 if isinstance(event, SendBytes):
-                    transport.write(event.data)
+                    if self._hold_until:
+                        self._hold(event.data)
+                    else:
+                        transport.write(event.data)
                 else:
                     self._established(event)
         elif self.state is _AWAIT_STATUS:
             self._await_status(data)
+
+    def _hold(self, data: bytes) -> None:
+        """Pace a suspect peer: write ``data`` at ``_hold_until``, not now."""
+        if not self._held:
+            self._loop.call_at(self._hold_until, self._release)
+        self._held.append(data)
+
+    def _release(self) -> None:
+        self._hold_until = 0.0
+        held, self._held = self._held, []
+        if self.state is _HANDSHAKE and not self._closing and self._transport is not None:
+            self._transport.write(b"".join(held))
 
     def _established(self, peer: Established) -> None:
         ssl_object = (
@@ -366,6 +420,7 @@ class Connection(asyncio.Protocol):
                 return
         self.peer_name = peer.peer_name
         self.peer_creation = peer.peer_creation
+        self.peer_max_frame_size = peer.peer_max_frame_size
         trailing = self._handshake.trailing_data
         if self.role == "initiator":
             self.state = _AWAIT_STATUS
@@ -468,18 +523,27 @@ class Connection(asyncio.Protocol):
                 f"handshake with {self.peer_name or self.remote} took over "
                 f"{self._config.handshake_timeout}s"
             )
-            log.warning("%r: %s", self, self._error)
+            self._warnings.emit(("handshake_timeout", self.role), "%r: %s", self, self._error)
             self._reason = "handshake_timeout"
             self.abort()
 
     def _fail(self, error: ProtocolError) -> None:
-        """The peer broke the protocol: count, log, tell it why if still handshaking, close."""
+        """The peer broke the protocol: count, log, tell it why if still handshaking, close.
+        A transient refusal (``busy``, ``rate_limited``) is no fault: it becomes
+        :class:`PeerRefused`, which the dialler retries."""
+        if error.kind in TRANSIENT_KINDS and self.role == "initiator":
+            self._stats.refused_by_peer += 1
+            why = error.detail.removeprefix("rejected by peer: ")
+            self._error = PeerRefused(self.peer_name, f"{error.kind}: {why}")
+            self._reason = f"refused_{error.kind}"
+            self.abort()
+            return
         self._stats.protocol_errors[error.kind] += 1
         if self.state is not _OPEN:
             self._stats.handshake_failures += 1
         self._error = error
         self._reason = f"protocol_error:{error.kind}"
-        log.warning("%r closed: %s", self, error)
+        self._warnings.emit(("protocol_error", error.kind, self.role), "%r closed: %s", self, error)
         rejection = self._handshake.rejection
         if self.state is _HANDSHAKE and rejection is not None and self._transport is not None:
             self._transport.write(rejection)

@@ -21,35 +21,30 @@ import logging
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from .._errors import CallTimeout, EmberError, MailboxFull, NodeDown, NoProc, UsageError
+import msgpack  # type: ignore[import-untyped]
+
+from .._errors import CallTimeout, EmberError, MailboxFull, NodeDown, UsageError
 from ..actors import NOCONNECTION, NOPROC, Node, Pid, Ref
 from ..actors._node import resolve_actor
-from ._codec import Codec
-from ._errors import ProtocolError
+from ._codec import EXT_TUPLE, Codec
+from ._errors import ProtocolError, UndecodableError, UnsendableError
 from ._frame import Channel, Frame, FrameRun
 from ._interface import NodeTransport, guarded_call
-from ._queue import NoRoute, QueueFull
+from ._kernel_records import register_kernel_records, spawn_allowed
+from ._queue import FrameTooLarge, NoRoute, QueueFull
+from ._wire_errors import ErrorCodec, wire_reason
 
 log = logging.getLogger("ember.transport")
 
-SEND, CALL, REPLY, LINK, UNLINK, EXIT, MONITOR, DEMONITOR, DOWN, SPAWN = range(10)
+SEND, CALL, REPLY, LINK, UNLINK, EXIT, MONITOR, DEMONITOR, DOWN, SPAWN, NSEND = range(11)
 _SEND_HEAD = bytes([0x94, SEND])  # msgpack: an array of 4, then the fixint SEND
 PREFIX_CACHE = 10_000
 _UNDECODABLE = object()
+_TUPLE_MARK = msgpack.ExtType(EXT_TUPLE, b"")
 _USER = Channel.USER
 
-
-class RemoteError(EmberError):
-    """A remote node failed a request for a reason other than a missing process."""
-
-
-def wire_reason(reason: Any) -> Any:
-    """An exit reason that can cross the wire: exceptions travel as ``("exception", type,
-    message)``; anything else the codec cannot encode travels as its ``repr``."""
-    if isinstance(reason, BaseException):
-        t = type(reason)
-        return ("exception", f"{t.__module__}.{t.__qualname__}", str(reason))
-    return reason
+_REQUESTS = (CALL, SPAWN)
+"""Operations that expect a REPLY: one that cannot be applied is answered with the error."""
 
 
 class _RemoteCall:
@@ -73,9 +68,12 @@ class _RemoteCall:
 
     def expire(self, timeout: float) -> None:
         self.bucket = None
+        self.fail(CallTimeout(f"call to {self.pid} got no reply within {timeout} s"))
+
+    def fail(self, exc: BaseException) -> None:
         fut = self.settle()
         if fut is not None:
-            fut.set_exception(CallTimeout(f"call to {self.pid} got no reply within {timeout} s"))
+            fut.set_exception(exc)
 
 
 class Distribution:
@@ -83,7 +81,9 @@ class Distribution:
 
     Install with :meth:`attach`; feed the transport's callbacks to :meth:`on_frames`,
     :meth:`on_node_up` and :meth:`on_node_down`. ``spawn_allow`` lists the module prefixes that
-    other nodes may spawn from (``None`` allows any importable actor). A call, link, monitor
+    other nodes may spawn from, as whole module names (``"app"`` allows ``app`` and ``app.x``,
+    not ``apple``; ``None`` allows any importable actor); it applies to remote spawns and to
+    child specs sent to this node's supervisors. A call, link, monitor
     or spawn towards a node that is not connected first dials it for up to
     ``connect_timeout`` seconds; if that fails the node counts as unreachable
     (``noconnection``).
@@ -102,6 +102,7 @@ class Distribution:
         self.connect_timeout = connect_timeout
         self.codec = codec if codec is not None else Codec()
         self.spawn_allow = spawn_allow
+        register_kernel_records(self.codec, node.name, lambda: self.spawn_allow)
         self._pending: dict[int, _RemoteCall] = {}
         self._prefixes: dict[int, tuple[Pid, bytes]] = {}
         # Bound once: this is the per-message path.
@@ -112,8 +113,16 @@ class Distribution:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._handlers: dict[Channel, Callable[[str, bytes], None]] = {}
         self._node_listeners: list[Callable[[str, bool], None]] = []
+        self.errors = ErrorCodec()
         self.dropped = 0
         self.protocol_errors = 0
+        """Operations that decoded but made no sense (logged and dropped)."""
+        self.undecodable = 0
+        """Messages from other nodes this node could not decode (an unregistered record type,
+        say); a call or spawn among them is answered with ``UndecodableError``."""
+        self.replies_failed = 0
+        """Replies that could not be sent as they were (too large for a frame, or not
+        encodable): the caller got the error instead."""
         self.signal_overflows = 0
         self.unhandled_frames = 0
         """Frames of a channel with no handler (dropped)."""
@@ -163,9 +172,7 @@ class Distribution:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         for call in list(self._pending.values()):
-            fut = call.settle()
-            if fut is not None:
-                fut.set_exception(NodeDown(call.pid))
+            call.fail(NodeDown(call.pid))
 
     # -- outbound (the kernel's Remote hooks) ---------------------------------------------------
 
@@ -178,8 +185,19 @@ class Distribution:
     def _signal(self, peer: str, op: tuple[Any, ...]) -> None:
         """Send a signal (link, exit, monitor, Down, reply...). Signals are never dropped
         quietly: if the peer's queue is full, the connection is declared failed, so both sides
-        see ``noconnection`` rather than a link or monitor silently broken."""
-        self._signal_payload(peer, self.codec.encode(op))
+        see ``noconnection`` rather than a link or monitor silently broken. An exit reason that
+        cannot travel (not encodable, or too large) travels as its ``repr``, cut short."""
+        try:
+            payload = self.codec.encode(op)
+            self._signal_payload(peer, payload)
+        except (UnsendableError, FrameTooLarge):
+            if op[0] not in (EXIT, DOWN):
+                raise
+            at = (
+                3 if op[0] == EXIT else 4
+            )  # (EXIT, sender, target, reason, link), (DOWN, ..., reason)
+            stand_in = (*op[:at], repr(op[at])[:1000], *op[at + 1 :])
+            self._signal_payload(peer, self.codec.encode(stand_in))
 
     def _signal_payload(self, peer: str, payload: bytes) -> None:
         try:
@@ -227,30 +245,44 @@ class Distribution:
         except NoRoute:
             self.dropped += 1
 
-    def call(self, pid: Pid, msg: Any, timeout: float | None) -> asyncio.Future[Any]:
+    def send_named(self, name: Any, node: str, msg: Any) -> None:
+        try:
+            self.transport.send(node, _USER, self.codec.encode((NSEND, name, msg)))
+        except NoRoute:
+            self.dropped += 1
+
+    def call(
+        self, pid: Pid | tuple[Any, str], msg: Any, timeout: float | None
+    ) -> asyncio.Future[Any]:
+        call_id = next(self._ids)
+        payload = self.codec.encode((CALL, call_id, pid, msg))  # unsendable: fails right here
+        return self._request(_node_of(pid), call_id, pid, payload, timeout)
+
+    def _request(
+        self, peer: str, call_id: int, target: Any, payload: bytes, timeout: float | None
+    ) -> asyncio.Future[Any]:
+        """Send a request (a call or a spawn) once ``peer`` is connected; its future settles
+        with the reply, or fails with why it could not be sent."""
         loop = self.node._loop
         assert loop is not None
         fut: asyncio.Future[Any] = loop.create_future()
-        call = _RemoteCall(self, next(self._ids), pid, fut)
-        self._pending[call.id] = call
-        payload = self.codec.encode((CALL, call.id, pid, msg))  # unsendable: fails right here
+        call = _RemoteCall(self, call_id, target, fut)
+        self._pending[call_id] = call
 
         def go() -> None:
             try:
-                sent = self._send_payload(pid.node, payload)
-            except QueueFull as exc:
-                if call.settle() is not None:
-                    fut.set_exception(exc)
+                sent = self._send_payload(peer, payload)
+            except (QueueFull, FrameTooLarge) as exc:
+                call.fail(exc)
                 return
             if not sent:
                 lost()
 
         def lost() -> None:
-            if call.settle() is not None:
-                fut.set_exception(NodeDown(pid))
+            call.fail(NodeDown(target))
 
-        self._when_connected(pid.node, go, lost)
-        if timeout is not None:
+        self._when_connected(peer, go, lost)
+        if timeout is not None and not fut.done():
             deadlines = self.node._deadlines
             assert deadlines is not None
             call.bucket = deadlines.add(call, timeout)  # type: ignore[arg-type]
@@ -285,20 +317,9 @@ class Distribution:
     async def spawn(
         self, node: str, target: str, args: tuple[Any, ...], kwargs: dict[str, Any], name: Any
     ) -> Pid:
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        call = _RemoteCall(self, next(self._ids), f"spawn@{node}", fut)
-        self._pending[call.id] = call
-        payload = self.codec.encode((SPAWN, call.id, target, list(args), kwargs, name))
-
-        def lost() -> None:
-            if call.settle() is not None:
-                fut.set_exception(NodeDown(f"spawn@{node}"))
-
-        self._when_connected(
-            node, lambda: None if self._send_payload(node, payload) else lost(), lost
-        )
-        pid: Pid = await fut
+        call_id = next(self._ids)
+        payload = self.codec.encode((SPAWN, call_id, target, list(args), kwargs, name))
+        pid: Pid = await self._request(node, call_id, f"spawn@{node}", payload, None)
         return pid
 
     def _when_connected(self, peer: str, ready: Any, unreachable: Any) -> None:
@@ -380,9 +401,30 @@ class Distribution:
         try:
             return self.codec.decode(payload)
         except ProtocolError as exc:
-            self.protocol_errors += 1
-            log.warning("bad frame from %s: %s", peer, exc)
+            self._undecodable(peer, payload, exc)
             return _UNDECODABLE
+
+    def _undecodable(self, peer: str, payload: bytes, exc: ProtocolError) -> None:
+        """A message from ``peer`` that this node cannot decode: count it, and if it was a
+        request or a reply, fail its call (the head of the operation, its code and call id, is
+        plain msgpack, read here without the rest)."""
+        self.undecodable += 1
+        n = self.undecodable
+        if n & (n - 1) == 0:  # the 1st, 2nd, 4th, 8th...: a flood costs a few lines
+            log.warning("cannot decode a message from %s (%d so far): %s", peer, n, exc.detail)
+        head = _head(payload)
+        if head is None:
+            return
+        code, call_id = head
+        if code in _REQUESTS:
+            error: EmberError = UndecodableError(
+                self.node.name, f"a request from {peer}: {exc.detail}"
+            )
+            if isinstance(exc.__cause__, UsageError):  # a child spec this node refuses
+                error = exc.__cause__
+            self._signal(peer, (REPLY, call_id, False, self.errors.to_wire(error)))
+        elif code == REPLY and (call := self._pending.get(call_id)) is not None:
+            call.fail(UndecodableError(self.node.name, f"the reply from {peer}: {exc.detail}"))
 
     def _apply(self, peer: str, node: Node, op: Any) -> None:
         code = op[0]
@@ -391,7 +433,7 @@ class Distribution:
         elif code == CALL:
             self._serve_call(peer, op[1], op[2], op[3])
         elif code == REPLY:
-            self._settle_reply(op[1], op[2], op[3])
+            self._settle_reply(peer, op[1], op[2], op[3])
         elif code == LINK:
             if not node.remote_link(op[2], op[1]):
                 self._signal(peer, (EXIT, op[2], op[1], NOPROC, True))
@@ -408,30 +450,53 @@ class Distribution:
             node.remote_down(op[1], op[2], op[3], op[4])
         elif code == SPAWN:
             self._serve_spawn(peer, op)
+        elif code == NSEND:
+            node.remote_deliver_named(op[1], op[2])
         else:
             raise ValueError(f"unknown operation {code!r}")
 
     def _serve_call(self, peer: str, call_id: int, pid: Any, msg: Any) -> None:
         fut = self.node.call(pid, msg, timeout=None)
         if fut.done():  # answered eagerly: reply now, not one loop iteration later
-            self._reply(peer, call_id, fut)
+            self._reply(peer, call_id, fut, pid)
         else:
-            fut.add_done_callback(lambda f: self._reply(peer, call_id, f))
+            fut.add_done_callback(lambda f: self._reply(peer, call_id, f, pid))
 
-    def _reply(self, peer: str, call_id: int, fut: asyncio.Future[Any]) -> None:
+    def _reply(self, peer: str, call_id: int, fut: asyncio.Future[Any], target: Any) -> None:
+        """Answer request ``call_id`` of ``peer`` with the outcome of ``fut``. A reply that
+        cannot be sent as it is (not encodable, too large for a frame) fails the caller's call
+        with that error instead, and is logged here once."""
         if fut.cancelled():
-            result: tuple[Any, ...] = (REPLY, call_id, False, ("error", "cancelled"))
-        elif (exc := fut.exception()) is not None:
-            result = (REPLY, call_id, False, _wire_error(exc))
+            exc: BaseException | None = asyncio.CancelledError(
+                f"the request to {target} was cancelled"
+            )
         else:
-            result = (REPLY, call_id, True, fut.result())
+            exc = fut.exception()
         try:
-            payload = self.codec.encode(result)
-        except EmberError as exc:  # the value could not be encoded: tell the caller
-            payload = self.codec.encode((REPLY, call_id, False, ("error", str(exc))))
-        self._signal_payload(peer, payload)
+            if exc is None:
+                payload = self.codec.encode((REPLY, call_id, True, fut.result()))
+            else:
+                payload = self._error_reply(call_id, exc)
+            self._signal_payload(peer, payload)
+            return
+        except (UnsendableError, FrameTooLarge) as error:
+            failure: EmberError = error
+        if isinstance(failure, FrameTooLarge):
+            node = failure.node or self.node.name
+            failure = FrameTooLarge(failure.size, failure.limit, node, f"the reply of {target}")
+        self.replies_failed += 1
+        log.warning(
+            "cannot send the reply to %s for %s (the call fails): %s", peer, target, failure
+        )
+        self._signal_payload(peer, self._error_reply(call_id, failure))
 
-    def _settle_reply(self, call_id: int, ok: bool, value: Any) -> None:
+    def _error_reply(self, call_id: int, exc: BaseException) -> bytes:
+        try:
+            return self.codec.encode((REPLY, call_id, False, self.errors.to_wire(exc)))
+        except UnsendableError:  # its arguments cannot travel: it arrives as a RemoteError
+            return self.codec.encode((REPLY, call_id, False, self.errors.to_wire(exc, False)))
+
+    def _settle_reply(self, peer: str, call_id: int, ok: bool, value: Any) -> None:
         call = self._pending.get(call_id)
         if call is None:
             return  # timed out meanwhile
@@ -441,18 +506,17 @@ class Distribution:
         if ok:
             fut.set_result(value)
         else:
-            fut.set_exception(_local_error(call.pid, value))
+            fut.set_exception(self.errors.from_wire(value, peer))
 
     def _serve_spawn(self, peer: str, op: Any) -> None:
         _, call_id, target, args, kwargs, name = op
 
         async def run() -> Pid:
-            allow = self.spawn_allow
-            if allow is not None and not any(target.startswith(p) for p in allow):
+            if not spawn_allowed(target, self.spawn_allow):
                 raise UsageError(f"spawning {target!r} is not allowed on {self.node.name}")
             return await self.node.spawn(resolve_actor(target), *args, name=name, **kwargs)
 
-        self._start(run(), lambda f: self._reply(peer, call_id, f))
+        self._start(run(), lambda f: self._reply(peer, call_id, f, f"spawn of {target}"))
 
     def _start(
         self,
@@ -478,9 +542,7 @@ class Distribution:
         kernel fires ``noconnection`` for links and monitors."""
         log.info("node %s down: %s", peer, reason)
         for call in [c for c in self._pending.values() if _node_of(c.pid) == peer]:
-            fut = call.settle()
-            if fut is not None:
-                fut.set_exception(NodeDown(call.pid))
+            call.fail(NodeDown(call.pid))
         self.node.node_down(peer)
         for listener in list(self._node_listeners):
             guarded_call(self, "node listener", listener, peer, False)
@@ -491,24 +553,29 @@ def _log_failure(task: asyncio.Task[Any]) -> None:
         log.error("distribution task failed", exc_info=exc)
 
 
-def _node_of(pid: Any) -> str:
-    if isinstance(pid, Pid):
-        return pid.node
-    return str(pid).rpartition("@")[2]
+def _node_of(dest: Any) -> str:
+    """The node a request goes to: a pid's, ``(name, node)``'s, or ``"spawn@node"``'s."""
+    if isinstance(dest, Pid):
+        return dest.node
+    if isinstance(dest, tuple):
+        return str(dest[1])
+    return str(dest).rpartition("@")[2]
 
 
-def _wire_error(exc: BaseException) -> tuple[Any, ...]:
-    if isinstance(exc, NoProc):
-        return ("noproc", wire_reason(exc.reason))
-    if isinstance(exc, MailboxFull):
-        return ("mailbox_full", None)
-    return ("error", f"{type(exc).__name__}: {exc}")
-
-
-def _local_error(pid: Any, value: Any) -> BaseException:
-    kind, detail = value
-    if kind == "noproc":
-        return NoProc(pid, detail)
-    if kind == "mailbox_full":
-        return MailboxFull(pid)
-    return RemoteError(f"{pid}: {detail}")
+def _head(payload: bytes) -> tuple[int, int] | None:
+    """The operation code and call id at the head of an undecodable USER payload, if they are
+    readable (they are plain msgpack ints); None otherwise."""
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=len(payload))
+    unpacker.feed(payload)
+    try:
+        if unpacker.read_array_header() < 3:
+            return None
+        code = unpacker.unpack()
+        if code == _TUPLE_MARK:  # an operation sent as a tuple: the codec's marker first
+            code = unpacker.unpack()
+        call_id = unpacker.unpack()
+    except Exception:
+        return None
+    if code.__class__ is int and call_id.__class__ is int:
+        return code, call_id
+    return None

@@ -2,10 +2,16 @@
 
 Three messages, each a msgpack map in a frame on the CONTROL channel::
 
-    initiator                                              acceptor
-      HELLO    version, cluster, name, creation, challenge_i  ->
-           <-  WELCOME  version, cluster, name, creation, challenge_a, proof_a
-      PROOF    proof_i                                         ->
+    initiator                                                         acceptor
+      HELLO    version, cluster, name, creation, challenge_i, max_frame  ->
+           <-  WELCOME  version, cluster, name, creation, challenge_a, max_frame, proof_a
+      PROOF    proof_i                                                    ->
+
+``max_frame`` is the sender's ``max_frame_size``: each side then refuses to send a frame the
+other would refuse to receive, so a too-large message fails at its sender with
+``FrameTooLarge`` rather than cutting the connection off. It is not in the transcript: a
+tamperer who changed it could only make a side refuse large frames, far less than dropping
+the connection, which it can always do.
 
 ``proof_a`` is HMAC-SHA256(cookie, "acceptor" label + transcript) and ``proof_i`` the same with the
 "initiator" label, where the transcript is both nodes' version, cluster, names, creations and
@@ -17,9 +23,12 @@ The initiator proves itself only after the acceptor has, so it is never an oracl
 The initiator is established once it has checked ``proof_a`` and sent ``proof_i``, and may send
 traffic right behind it; the acceptor is established once it has checked ``proof_i``. Either side
 that finds the peer at fault raises, and leaves in :attr:`Handshake.rejection` a REJECT message
-(``{"type": "reject", "kind": ..., "version": ...}``) saying why, to send before closing; so an
-initiator whose proof the acceptor refuses gets that REJECT as the first CONTROL frame after the
-handshake, or just a closed connection.
+(``{"type": "reject", "kind": ..., "version": ..., "detail": ...}``) saying why, to send before
+closing; so an initiator whose proof the acceptor refuses gets that REJECT as the first CONTROL
+frame after the handshake, or just a closed connection. ``detail`` is written for both sides (a
+cluster mismatch names both clusters), and the side that receives it raises the same kind with
+that detail. The shell also sends a REJECT of its own (:func:`reject_frame`) to a connection it
+refuses on arrival (``"busy"``, ``"rate_limited"``).
 """
 
 from __future__ import annotations
@@ -35,22 +44,27 @@ import msgpack  # type: ignore[import-untyped]
 
 from .._errors import UsageError
 from ._errors import AuthenticationError, ProtocolError
-from ._frame import Channel, FrameDecoder, encode_frame
+from ._frame import MAX_FRAME_SIZE, Channel, FrameDecoder, encode_frame
 
 __all__ = [
     "CHALLENGE_SIZE",
     "HANDSHAKE_MAX_FRAME_SIZE",
+    "MAX_DETAIL",
     "PROTOCOL_VERSION",
+    "TRANSIENT_KINDS",
     "Established",
     "Event",
     "Handshake",
     "HandshakeState",
     "SendBytes",
+    "reject_frame",
+    "rejection_error",
 ]
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 """The wire protocol version this code speaks; peers must speak the same. 2: a USER-channel
-message carries the target's serial and creation instead of a pid ext value."""
+message carries the target's serial and creation instead of a pid ext value. 3: greetings
+carry ``max_frame``; a failed call's reply carries the error's type, arguments and traceback."""
 CHALLENGE_SIZE = 32
 """Bytes in each side's random challenge."""
 HANDSHAKE_MAX_FRAME_SIZE = 4096
@@ -65,14 +79,43 @@ _REJECT_KINDS = frozenset(
     {
         "auth",
         "bad_msgpack",
+        "busy",
         "cluster",
         "handshake",
         "malformed",
         "oversized",
+        "rate_limited",
         "unknown_channel",
         "version",
     }
 )
+TRANSIENT_KINDS = frozenset({"busy", "rate_limited"})
+"""REJECT kinds that refuse a connection for now, not for what the peer is: retrying later
+may work (the acceptor had too many handshakes in progress, or too many from our address)."""
+MAX_DETAIL = 400
+"""Longest ``detail`` a REJECT carries (longer ones are cut, sending and receiving)."""
+
+
+def reject_frame(kind: str, detail: str) -> bytes:
+    """A REJECT message telling the peer why it is refused (``kind``, with ``detail``)."""
+    return _message(
+        {"type": "reject", "kind": kind, "version": PROTOCOL_VERSION, "detail": detail[:MAX_DETAIL]}
+    )
+
+
+def rejection_error(msg: dict[str, Any]) -> ProtocolError:
+    """The error a REJECT message from the peer stands for: the kind it names (``"handshake"``
+    if unknown) and its detail."""
+    kind = msg.get("kind")
+    if not isinstance(kind, str) or kind not in _REJECT_KINDS:
+        kind = "handshake"
+    detail = msg.get("detail")
+    text = "rejected by peer"
+    if isinstance(detail, str) and detail:
+        text = f"rejected by peer: {detail[:MAX_DETAIL]}"
+    if kind in ("auth", "cluster"):
+        return AuthenticationError(kind, text)
+    return ProtocolError(kind, text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +132,8 @@ class Established:
     peer_name: str
     peer_creation: int
     peer_version: int
+    peer_max_frame_size: int | None = None
+    """The largest frame the peer accepts, if its greeting said."""
 
 
 Event = SendBytes | Established
@@ -170,6 +215,7 @@ class Handshake:
         creation: int,
         nonce_source: Callable[[int], bytes],
         expected_peer: str | None = None,
+        max_frame_size: int | None = None,
     ) -> None:
         if role not in ("initiator", "acceptor"):
             raise UsageError(f"role must be 'initiator' or 'acceptor', not {role!r}")
@@ -185,6 +231,8 @@ class Handshake:
         self.cluster = cluster
         self.creation = creation
         self.expected_peer = expected_peer
+        self.max_frame_size = max_frame_size
+        """This side's ``max_frame_size``, told to the peer (None: not told)."""
         self._cookie = cookie
         self._nonce_source = nonce_source
         self._state = _S.IDLE if role == "initiator" else _S.AWAIT_HELLO
@@ -215,14 +263,16 @@ class Handshake:
         self._challenge = self._new_challenge()
         self._state = _S.AWAIT_WELCOME
         return _message(
-            {
-                "type": "hello",
-                "version": PROTOCOL_VERSION,
-                "cluster": self.cluster,
-                "name": self.node_name,
-                "creation": self.creation,
-                "challenge": self._challenge,
-            }
+            self._greeting(
+                {
+                    "type": "hello",
+                    "version": PROTOCOL_VERSION,
+                    "cluster": self.cluster,
+                    "name": self.node_name,
+                    "creation": self.creation,
+                    "challenge": self._challenge,
+                }
+            )
         )
 
     def receive_data(self, data: bytes) -> list[Event]:
@@ -244,8 +294,7 @@ class Handshake:
         except ProtocolError as exc:
             self._state = _S.FAILED
             if not self._peer_rejected:
-                reject = {"type": "reject", "kind": exc.kind, "version": PROTOCOL_VERSION}
-                self.rejection = _message(reject)
+                self.rejection = reject_frame(exc.kind, exc.detail)
             raise
         if self.state is _S.ESTABLISHED:
             self.trailing_data = self._frames.take_buffered()
@@ -287,7 +336,12 @@ class Handshake:
             "challenge": me.challenge,
             "proof": _proof(self._cookie, _ACCEPTOR_LABEL, self._transcript),
         }
-        return [SendBytes(_message(welcome))]
+        return [SendBytes(_message(self._greeting(welcome)))]
+
+    def _greeting(self, fields: dict[str, Any]) -> dict[str, Any]:
+        if self.max_frame_size is not None:
+            fields["max_frame"] = self.max_frame_size
+        return fields
 
     def _on_welcome(self, msg: dict[str, Any]) -> list[Event]:
         """Initiator: check the acceptor's proof, then answer its challenge."""
@@ -315,7 +369,13 @@ class Handshake:
             )
         cluster = _field(msg, "cluster", str)
         if cluster != self.cluster:
-            raise AuthenticationError("cluster", f"peer is in cluster {cluster!r}")
+            name = msg.get("name")
+            who = repr(name[:_MAX_NAME_BYTES]) if isinstance(name, str) else "the peer"
+            raise AuthenticationError(
+                "cluster",
+                f"node {who} is in cluster {cluster[:_MAX_NAME_BYTES]!r}, node "
+                f"{self.node_name!r} in cluster {self.cluster!r}",
+            )
         peer = _Peer(
             _field(msg, "name", str), _field(msg, "creation", int), _field(msg, "challenge", bytes)
         )
@@ -329,22 +389,27 @@ class Handshake:
             raise ProtocolError("handshake", f"peer claims our own name {peer.name!r}")
         if self.expected_peer is not None and peer.name != self.expected_peer:
             raise ProtocolError("handshake", f"dialled {self.expected_peer!r}, met {peer.name!r}")
-        self._peer = Established(peer.name, peer.creation, PROTOCOL_VERSION)
+        max_frame = msg.get("max_frame")
+        if max_frame is not None and (
+            max_frame.__class__ is not int or not 1 <= max_frame <= MAX_FRAME_SIZE
+        ):
+            raise ProtocolError("handshake", f"max_frame {max_frame!r} is out of range")
+        self._peer = Established(peer.name, peer.creation, PROTOCOL_VERSION, max_frame)
         return peer
 
     def _check_proof(self, msg: dict[str, Any], label: bytes) -> None:
         proof = _field(msg, "proof", bytes)
         if not hmac.compare_digest(proof, _proof(self._cookie, label, self._transcript)):
-            raise AuthenticationError("auth", "the peer's proof does not match our cookie")
+            peer = self._peer.peer_name if self._peer is not None else "the peer"
+            raise AuthenticationError(
+                "auth",
+                f"node {self.node_name!r} cannot verify the proof of node {peer!r}: "
+                "their cookies differ",
+            )
 
     def _rejected(self, msg: dict[str, Any]) -> NoReturn:
         self._peer_rejected = True
-        kind = msg.get("kind")
-        if not isinstance(kind, str) or kind not in _REJECT_KINDS:
-            kind = "handshake"
-        if kind in ("auth", "cluster"):
-            raise AuthenticationError(kind, "rejected by peer")
-        raise ProtocolError(kind, "rejected by peer")
+        raise rejection_error(msg)
 
     def _new_challenge(self) -> bytes:
         challenge = self._nonce_source(CHALLENGE_SIZE)

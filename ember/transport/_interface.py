@@ -109,6 +109,10 @@ class NodeTransport(Protocol):
         """A snapshot of the counters."""
         ...
 
+    def peer_queues(self) -> dict[str, tuple[bool, dict[str, int]]]:
+        """Per peer: connected, and frames queued per channel name (metrics, admin API)."""
+        ...
+
     async def close(self) -> None:
         """Close every connection and stop; idempotent."""
         ...

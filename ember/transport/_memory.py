@@ -42,6 +42,7 @@ from typing import Self
 
 from .._errors import UsageError
 from ._config import TransportConfig
+from ._cookie import normalize_cookie
 from ._errors import AuthenticationError
 from ._frame import Channel, Frame
 from ._interface import OnFrames, OnNodeDown, OnNodeUp, guarded_call
@@ -496,7 +497,7 @@ class MemoryTransport(PeerTable[_MemPeer]):
         self._network = network
         self._node_name = node_name
         self.cluster = cluster
-        self._cookie = cookie.encode() if isinstance(cookie, str) else cookie
+        self._cookie = normalize_cookie(cookie)
         self.creation = creation
         self.config = config if config is not None else TransportConfig()
         self._on_frames = on_frames
@@ -656,7 +657,7 @@ class MemoryTransport(PeerTable[_MemPeer]):
         if p.give_up is not None:
             p.give_up.cancel()
             p.give_up = None
-        p.outbox.attach(link)
+        p.outbox.attach(link, link.dst.config.max_frame_size)
         self._network.loop.call_soon(
             self._notify_up, p, link, peer_creation, context=self.context()
         )

@@ -85,3 +85,11 @@ class PeerTable(Generic[P]):
     def statistics(self) -> TransportStats:
         """A snapshot of the transport's counters."""
         return self._stats.snapshot()
+
+    def peer_queues(self) -> dict[str, tuple[bool, dict[str, int]]]:
+        """For every peer with a slot: whether it is connected, and the frames queued for it
+        per channel name (for the metrics and the admin API)."""
+        return {
+            name: (p.conn is not None, {ch.name: p.outbox.queued(ch) for ch in Channel})
+            for name, p in self._peers.items()
+        }

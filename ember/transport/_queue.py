@@ -48,15 +48,25 @@ class QueueFull(EmberError):
 
 
 class FrameTooLarge(EmberError, ValueError):
-    """A payload does not fit in one frame of the configured ``max_frame_size``; not sent."""
+    """A payload does not fit in one frame: it is ``size`` bytes and ``limit`` is the
+    ``max_frame_size`` of ``node`` (None: this node's own), the smaller of the two ends' limits
+    (they tell each other in the handshake). Nothing was sent. ``what`` names what was too
+    large (``"a frame"``, ``"the reply of <pid>"``)."""
 
-    def __init__(self, size: int, limit: int) -> None:
-        super().__init__(f"a frame of {size} bytes exceeds max_frame_size {limit}")
+    def __init__(
+        self, size: int, limit: int, node: str | None = None, what: str = "a frame"
+    ) -> None:
+        whose = f" of node {node}" if node else ""
+        super().__init__(
+            f"{what} is too large: {size} bytes, over the max_frame_size {limit}{whose}"
+        )
         self.size = size
         self.limit = limit
+        self.node = node
+        self.what = what
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (self.__class__, (self.size, self.limit))
+        return (self.__class__, (self.size, self.limit, self.node, self.what))
 
 
 class NoRoute(EmberError):
@@ -133,9 +143,11 @@ class Outbox:
     __slots__ = (
         "_closed",
         "_early",
+        "_limit_node",
         "_loop",
         "_max_frame_size",
         "_order",
+        "_own_limit",
         "_queues",
         "_scheduled",
         "_stats",
@@ -153,7 +165,8 @@ class Outbox:
         self.peer = peer
         self._loop = loop
         self._stats = stats
-        self._max_frame_size = config.max_frame_size
+        self._own_limit = self._max_frame_size = config.max_frame_size
+        self._limit_node: str | None = None  # whose limit _max_frame_size is (None: ours)
         # Indexed by channel number; drained in this order, so CONTROL goes out first.
         self._queues = tuple(_ChannelQueue(ch, config.policy(ch)) for ch in Channel)
         self._order = self._queues
@@ -185,7 +198,7 @@ class Outbox:
         q = self._queues[channel]
         length = len(payload) + 1
         if length > self._max_frame_size:
-            raise FrameTooLarge(length, self._max_frame_size)
+            raise FrameTooLarge(length, self._max_frame_size, self._limit_node)
         size = length + 4
         if (q.frames >= q.max_frames or q.nbytes + size > q.max_bytes) and not self._overflow(
             q, size
@@ -215,7 +228,7 @@ class Outbox:
         size = len(payload) + 5
         while self._closed is None and q.overflow == "reject" and not q.has_room(size):
             if size - 4 > self._max_frame_size:
-                raise FrameTooLarge(size - 4, self._max_frame_size)
+                raise FrameTooLarge(size - 4, self._max_frame_size, self._limit_node)
             waiter = self._loop.create_future()
             q.waiters.append(waiter)
             try:
@@ -231,14 +244,40 @@ class Outbox:
             raise self._closed
         self.put(channel, payload)
 
-    def attach(self, writer: Writer) -> None:
-        """Start draining into ``writer`` (a connection that just became established)."""
+    def attach(self, writer: Writer, peer_limit: int | None = None) -> None:
+        """Start draining into ``writer`` (a connection that just became established).
+
+        ``peer_limit`` is the peer's ``max_frame_size``, as its handshake said: frames above it
+        are refused from now on (the peer would cut the connection off for one), and those
+        already queued are dropped (counted as ``dropped_oversized``)."""
+        if peer_limit is not None and peer_limit < self._own_limit:
+            self._max_frame_size, self._limit_node = peer_limit, self.peer
+            self._drop_oversized()
+        else:
+            self._max_frame_size, self._limit_node = self._own_limit, None
         self._writer = writer
         self.schedule()
 
     def detach(self) -> None:
         """Stop draining: the connection is gone. Queued frames stay until :meth:`discard`."""
         self._writer = None
+
+    def _drop_oversized(self) -> None:
+        limit = self._max_frame_size
+        for q in self._queues:
+            items = q.items
+            if not any(len(payload) >= limit for payload in list(items)[1::2]):
+                continue
+            kept: deque[bytes] = deque()
+            while items:
+                header, payload = items.popleft(), items.popleft()
+                if len(payload) + 1 > limit:
+                    q.frames -= 1
+                    q.nbytes -= len(payload) + 5
+                    self._stats.dropped_oversized += 1
+                else:
+                    kept += (header, payload)
+            q.items = kept
 
     def schedule(self) -> None:
         """Flush soon if there is a writer and anything to write (after ``resume_writing``)."""

@@ -45,6 +45,9 @@ class TransportStats:
     """Frames the simulated network dropped (memory transport only: fault injection)."""
     dropped_on_close: int = 0
     """Queued frames discarded because the transport was closed."""
+    dropped_oversized: int = 0
+    """Frames queued before a connection opened that were over the peer's ``max_frame_size``
+    (learnt in the handshake), discarded rather than sent to be refused."""
 
     protocol_errors: Counter[str] = field(default_factory=Counter)
     """Connections closed because the peer broke the protocol, by error kind (authentication
@@ -54,9 +57,19 @@ class TransportStats:
     handshake_timeouts: int = 0
     """Connections closed because the handshake did not finish within ``handshake_timeout``."""
     rate_limited: int = 0
-    """Inbound connections closed on arrival: their address failed too many handshakes."""
+    """Inbound connections refused on arrival (told ``"rate_limited"``): their address is over
+    its failed-handshake budget and already has ``suspect_pending_handshakes`` in progress."""
     refused_busy: int = 0
-    """Inbound connections closed on arrival: too many handshakes were already in progress."""
+    """Inbound connections refused on arrival (told ``"busy"``): ``max_pending_handshakes`` were
+    in progress and every one of them had spoken."""
+    evicted_silent: int = 0
+    """Inbound handshakes closed before they had sent anything, to make room for a newcomer
+    (the table was full, or half full and they had been silent ``silent_handshake_timeout``)."""
+    suspect_handshakes: int = 0
+    """Inbound handshakes admitted from an address over its failure budget (answered after
+    ``suspect_delay``)."""
+    refused_by_peer: int = 0
+    """Outbound attempts a peer refused for now (``busy`` or ``rate_limited``); retried."""
     refused_duplicate: int = 0
     """Inbound connections refused because their node was already connected."""
     simultaneous_connects: int = 0

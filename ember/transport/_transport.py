@@ -32,9 +32,12 @@ from collections.abc import Callable
 from typing import Literal, Self
 
 from .._errors import UsageError
-from ._backoff import Backoff, FailureLimiter
+from .._ratelog import RateLimitedLog
+from ._admission import Admission, Admit, Refuse
+from ._backoff import Backoff
 from ._config import TransportConfig
 from ._connection import Connection, HandshakeTimeout, PeerRefused, Status
+from ._cookie import normalize_cookie
 from ._errors import ProtocolError
 from ._handshake import Established, Handshake
 from ._interface import OnFrames, OnNodeDown, OnNodeUp, guarded_call
@@ -89,9 +92,10 @@ class Transport(PeerTable[_Peer]):
 
     ``on_frames``, ``on_node_up`` and ``on_node_down`` are called as described in
     :mod:`ember.transport._interface`: from the loop, synchronously, never concurrently, must not
-    block. ``cookie`` is the cluster's shared secret (``str`` is UTF-8 encoded); ``creation``
-    this node's incarnation number (0..2**32-1, different after each restart). ``ssl_server`` /
-    ``ssl_client`` turn on TLS for accepted / dialled connections: they are passed as they are to
+    block. ``cookie`` is the cluster's shared secret (surrounding whitespace is not part of it,
+    ``str`` is UTF-8 encoded: see ``_cookie.py``); ``creation`` this node's incarnation number
+    (0..2**32-1, different after each restart). ``ssl_server`` / ``ssl_client`` turn on TLS
+    for accepted / dialled connections: they are passed as they are to
     ``loop.create_server`` / ``loop.create_connection``, so mutual authentication is whatever the
     contexts say (``verify_mode = CERT_REQUIRED`` on the server context for client
     certificates); the client verifies the server's certificate against the host it dials.
@@ -114,7 +118,7 @@ class Transport(PeerTable[_Peer]):
         rng: random.Random | None = None,
         nonce_source: Callable[[int], bytes] = os.urandom,
     ) -> None:
-        self._cookie = cookie.encode() if isinstance(cookie, str) else cookie
+        self._cookie = normalize_cookie(cookie)
         # Validate names, cookie and creation now rather than at the first connection.
         Handshake(
             "acceptor",
@@ -136,13 +140,18 @@ class Transport(PeerTable[_Peer]):
         self._rng = rng if rng is not None else random.Random()
         self._nonce_source = nonce_source
         self._stats = TransportStats()
-        self._limiter = FailureLimiter(
-            self.config.handshake_failure_limit, self.config.handshake_failure_window
+        config = self.config
+        self._admission: Admission[Connection] = Admission(
+            max_pending=config.max_pending_handshakes,
+            silent_timeout=min(config.silent_handshake_timeout, config.handshake_timeout),
+            failure_limit=config.handshake_failure_limit,
+            failure_window=config.handshake_failure_window,
+            suspect_pending=config.suspect_pending_handshakes,
         )
+        self._warnings: RateLimitedLog | None = None  # made with the loop, in start()
         self._peers: dict[str, _Peer] = {}
         self._addresses: dict[str, tuple[str, int]] = {}
         self._connections: set[Connection] = set()
-        self._handshaking: set[Connection] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
         self._address: tuple[str, int] | None = None
@@ -170,6 +179,7 @@ class Transport(PeerTable[_Peer]):
         if self._state != "new":
             raise UsageError(f"transport {self._node_name!r} was already started")
         loop = self._loop = asyncio.get_running_loop()
+        self._warnings = RateLimitedLog(log, self.config.warning_interval, loop.time, loop)
         self._state = "running"
         self._stop = asyncio.Event()
         group_ready: asyncio.Future[None] = loop.create_future()
@@ -230,6 +240,8 @@ class Transport(PeerTable[_Peer]):
                 if not waiter.done():
                     waiter.set_exception(error)
         self._stop.set()
+        assert self._warnings is not None
+        self._warnings.flush()
         try:
             await self._runner
         finally:
@@ -290,26 +302,43 @@ class Transport(PeerTable[_Peer]):
 
     # -- ConnectionOwner ----------------------------------------------------------------------
 
-    def connection_accepting(self, conn: Connection) -> bool:
+    def connection_accepting(self, conn: Connection) -> Admit[Connection] | Refuse | None:
         if self._state != "running":
-            return False
-        assert self._loop is not None
-        if not self._limiter.allowed(conn.remote_host, self._loop.time()):
-            self._stats.rate_limited += 1
-            log.warning("%s: refusing %s: too many failed handshakes", self._node_name, conn.remote)
-            return False
-        if len(self._handshaking) >= self.config.max_pending_handshakes:
-            self._stats.refused_busy += 1
-            log.warning(
-                "%s: refusing %s: %d handshakes in progress",
+            return None
+        assert self._loop is not None and self._warnings is not None
+        verdict = self._admission.arrive(conn, conn.remote_host, self._loop.time())
+        if isinstance(verdict, Refuse):
+            if verdict.kind == "busy":
+                self._stats.refused_busy += 1
+            else:
+                self._stats.rate_limited += 1
+            self._warnings.emit(
+                ("refused", verdict.kind),
+                "%s: refusing %s: %s: %s",
                 self._node_name,
                 conn.remote,
-                len(self._handshaking),
+                verdict.kind,
+                verdict.detail,
             )
-            return False
-        self._handshaking.add(conn)
+            return verdict
+        if verdict.evict:
+            self._stats.evicted_silent += len(verdict.evict)
+            for victim in verdict.evict:
+                victim.refuse("busy", "closed to make room: it sent nothing while others waited")
+            self._warnings.emit(
+                ("evicted",),
+                "%s: closed %d silent handshakes to make room (the last from %s)",
+                self._node_name,
+                len(verdict.evict),
+                verdict.evict[-1].remote,
+            )
+        if verdict.suspect:
+            self._stats.suspect_handshakes += 1
         self._connections.add(conn)
-        return True
+        return verdict
+
+    def connection_spoke(self, conn: Connection) -> None:
+        self._admission.spoke(conn)
 
     def connection_verdict(self, conn: Connection, peer: Established) -> Status:
         if self._state != "running":
@@ -335,7 +364,8 @@ class Transport(PeerTable[_Peer]):
         return "ok"
 
     def connection_open(self, conn: Connection) -> None:
-        self._handshaking.discard(conn)
+        assert self._loop is not None
+        self._admission.leave(conn, self._loop.time(), failed=False)
         self._connections.add(conn)
         p = self._peer(conn.peer_name)
         if p.dialing is conn:
@@ -349,7 +379,7 @@ class Transport(PeerTable[_Peer]):
         p.conn = conn
         p.creation = conn.peer_creation
         conn.outbox = p.outbox
-        p.outbox.attach(conn)
+        p.outbox.attach(conn, conn.peer_max_frame_size)
         waiters, p.waiters = p.waiters, []
         if p.wakeup is not None:
             waiters.append(p.wakeup)
@@ -364,7 +394,9 @@ class Transport(PeerTable[_Peer]):
         self, conn: Connection, reason: str, error: BaseException | None, was_open: bool
     ) -> None:
         self._connections.discard(conn)
-        self._handshaking.discard(conn)
+        if conn in self._admission and self._loop is not None:
+            failed = isinstance(error, ProtocolError | HandshakeTimeout)
+            self._admission.leave(conn, self._loop.time(), failed=failed)
         p = self._peers.get(conn.peer_name) if conn.peer_name else None
         if p is not None and p.dialing is conn:
             p.dialing = None
@@ -378,13 +410,6 @@ class Transport(PeerTable[_Peer]):
             log.info("%s: node %r down: %s", self._node_name, p.name, reason)
             if self._on_node_down is not None:
                 self._call(self._on_node_down, p.name, reason)
-        elif (
-            not was_open
-            and conn.role == "acceptor"
-            and isinstance(error, ProtocolError | HandshakeTimeout)
-            and self._loop is not None
-        ):
-            self._limiter.failed(conn.remote_host, self._loop.time())
         if self._all_closed is not None and not self._connections and not self._all_closed.done():
             self._all_closed.set_result(None)
 
@@ -425,11 +450,16 @@ class Transport(PeerTable[_Peer]):
             creation=self.creation,
             nonce_source=self._nonce_source,
             expected_peer=expected_peer,
+            max_frame_size=self.config.max_frame_size,
         )
 
     def _accept(self) -> Connection:
         assert self._loop is not None
         handshake = self._handshake("acceptor")
+        return self._connection(handshake)
+
+    def _connection(self, handshake: Handshake) -> Connection:
+        assert self._loop is not None and self._warnings is not None
         return Connection(
             self,
             handshake,
@@ -437,6 +467,7 @@ class Transport(PeerTable[_Peer]):
             stats=self._stats,
             on_frames=self._on_frames,
             loop=self._loop,
+            warnings=self._warnings,
         )
 
     def _dial(self, p: _Peer) -> None:
@@ -478,7 +509,17 @@ class Transport(PeerTable[_Peer]):
                 except ProtocolError as exc:  # AuthenticationError included: connect() raises it
                     self._fail_waiters(p, exc)
                 except PeerRefused as exc:
-                    log.debug("%s: dial to %r refused: %s", self._node_name, p.name, exc.status)
+                    if exc.status in ("nok", "alive", "closing"):  # races settled by the rule
+                        log.debug("%s: dial to %r refused: %s", self._node_name, p.name, exc.status)
+                    else:
+                        assert self._warnings is not None
+                        self._warnings.emit(
+                            ("refused_by", p.name),
+                            "%s: node %r refused our connection for now (%s); retrying",
+                            self._node_name,
+                            p.name,
+                            exc.status,
+                        )
                 except (OSError, HandshakeTimeout, TimeoutError) as exc:
                     self._stats.connect_failures += 1
                     log.debug(
@@ -513,15 +554,7 @@ class Transport(PeerTable[_Peer]):
 
     async def _dial_once(self, p: _Peer, host: str, port: int) -> None:
         assert self._loop is not None
-        handshake = self._handshake("initiator", expected_peer=p.name)
-        conn = Connection(
-            self,
-            handshake,
-            config=self.config,
-            stats=self._stats,
-            on_frames=self._on_frames,
-            loop=self._loop,
-        )
+        conn = self._connection(self._handshake("initiator", expected_peer=p.name))
         assert conn.ready is not None
         p.dialing = conn
         try:

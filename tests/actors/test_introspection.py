@@ -104,9 +104,18 @@ async def test_statistics_counters(caplog: pytest.LogCaptureFixture) -> None:
         assert c["crashed"] - base["crashed"] == 1
         assert c["messages_processed"] - base["messages_processed"] == 10 + 1 + 1
         assert c["dropped_dead"] - base["dropped_dead"] == 1
+        assert c["exited_error"] - base["exited_error"] == 1
+        assert node.process_info(pid).messages == 11  # type: ignore[union-attr]
         assert set(c) == {
             "spawned",
             "exited",
+            "exited_normal",
+            "exited_shutdown",
+            "exited_killed",
+            "exited_noconnection",
+            "exited_error",
+            "exited_other",
+            "restarts",
             "crashed",
             "messages_processed",
             "dropped_dead",

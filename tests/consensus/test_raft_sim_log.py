@@ -323,15 +323,24 @@ def test_replication_is_pipelined_up_to_max_inflight() -> None:
 
 
 def test_a_probing_leader_sends_one_append_at_a_time() -> None:
-    sim = Simulation(ids(3), 38)
+    sim = Simulation(ids(3), 38, latency=1)
     leader = sim.wait_leader()
+    sim.one(b"warm", 3)
     follower = next(i for i in ids(3) if i != leader)
     sim.node(leader).report_unreachable(follower)
     seen = _apps_to(sim, follower)
-    sim.blocked = {(follower, leader)}
-    for k in range(4):
+    for k in range(2):
         sim.node(leader).propose(b"p%d" % k)
         sim.settle()
-    assert len(seen) == 1  # paused until an answer or the next heartbeat
-    sim.tick()  # a heartbeat; its answer is lost too, so still one
+    assert seen == []  # unreachable: no append until it answers a heartbeat sent since
+    assert sim.run_until(lambda: len(seen) == 1, 5)  # the probe
+    sim.blocked = {(follower, leader)}  # its answer is lost
+    for k in range(4):
+        sim.node(leader).propose(b"q%d" % k)
+        sim.settle()
+    assert len(seen) == 1  # paused until an answer or a later heartbeat's answer
+    sim.tick(3)  # heartbeats, whose answers are lost too, so still one
     assert len(seen) == 1
+    sim.blocked = set()
+    index = sim.one(b"end", 3)
+    assert sim.members[follower].last_applied >= index

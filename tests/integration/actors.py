@@ -15,3 +15,34 @@ class Echo(ember.Actor):
             case "node":
                 return self.node.name
         return msg
+
+
+class FailsToStart(ember.Actor):
+    async def started(self) -> None:
+        raise ValueError("no database here")
+
+
+class Big(ember.Actor):
+    """Answers ``("bytes", n)`` with ``n`` bytes."""
+
+    async def receive(self, msg: Any) -> Any:
+        match msg:
+            case ("bytes", n):
+                return b"x" * n
+        return msg
+
+
+class SupervisorClient(ember.Actor):
+    """Runs supervisor verbs on a supervisor of another node, for a third party."""
+
+    async def receive(self, msg: Any) -> Any:
+        match msg:
+            case ("which", sup):
+                return await ember.Supervisor.which_children(sup)
+            case ("count", sup):
+                return await ember.Supervisor.count_children(sup)
+            case ("start", sup, spec):
+                return await ember.Supervisor.start_child(sup, spec)
+            case ("terminate", sup, child_id):
+                return await ember.Supervisor.terminate_child(sup, child_id)
+        return msg

@@ -20,6 +20,7 @@ from ember.transport._handshake import (
     _INITIATOR_LABEL,
     CHALLENGE_SIZE,
     HANDSHAKE_MAX_FRAME_SIZE,
+    MAX_DETAIL,
     PROTOCOL_VERSION,
     Established,
     Event,
@@ -29,6 +30,7 @@ from ember.transport._handshake import (
     _Peer,
     _proof,
     _transcript,
+    reject_frame,
 )
 
 COOKIE = b"cluster secret"
@@ -180,8 +182,13 @@ def test_wrong_cookie_fails_at_the_initiator_first() -> None:
     assert i.state is HandshakeState.FAILED
     assert i.peer is None
     assert i.rejection is not None
-    assert message(i.rejection) == {"type": "reject", "kind": "auth", "version": PROTOCOL_VERSION}
-    with pytest.raises(AuthenticationError, match="rejected by peer"):
+    assert message(i.rejection) == {
+        "type": "reject",
+        "kind": "auth",
+        "version": PROTOCOL_VERSION,
+        "detail": info.value.detail,
+    }
+    with pytest.raises(AuthenticationError, match=r"rejected by peer: .*cookies differ"):
         a.receive_data(i.rejection)
     assert a.rejection is None  # nobody answers a reject
 
@@ -205,15 +212,17 @@ def test_wrong_cookie_at_the_acceptor() -> None:
     ]
 
 
-def test_wrong_cluster_at_the_acceptor() -> None:
+def test_wrong_cluster_at_the_acceptor_names_both_clusters_on_both_sides() -> None:
     i, a = initiator(cluster="staging"), acceptor()
     with pytest.raises(AuthenticationError) as info:
         a.receive_data(i.initiate())
     assert info.value.kind == "cluster"
+    both = "node 'a@h' is in cluster 'staging', node 'b@h' in cluster 'prod'"
+    assert info.value.detail == both
     assert a.rejection is not None
     with pytest.raises(AuthenticationError) as info:
         i.receive_data(a.rejection)
-    assert (info.value.kind, info.value.detail) == ("cluster", "rejected by peer")
+    assert (info.value.kind, info.value.detail) == ("cluster", f"rejected by peer: {both}")
 
 
 def test_wrong_cluster_at_the_initiator() -> None:
@@ -235,6 +244,7 @@ def test_version_mismatch_at_the_acceptor() -> None:
         "type": "reject",
         "kind": "version",
         "version": PROTOCOL_VERSION,
+        "detail": f"peer speaks protocol version {PROTOCOL_VERSION + 1}, we {PROTOCOL_VERSION}",
     }
 
 
@@ -371,6 +381,8 @@ def test_expected_peer() -> None:
     [
         ("auth", AuthenticationError, "auth"),
         ("version", ProtocolError, "version"),
+        ("busy", ProtocolError, "busy"),
+        ("rate_limited", ProtocolError, "rate_limited"),
         ("no such kind", ProtocolError, "handshake"),
         (7, ProtocolError, "handshake"),
     ],
@@ -383,6 +395,14 @@ def test_rejection_from_the_peer(kind: Any, error: type[Exception], expected_kin
     assert isinstance(info.value, ProtocolError)
     assert info.value.kind == expected_kind
     assert i.rejection is None
+
+
+def test_a_rejection_carries_its_detail_cut_to_a_bound() -> None:
+    i = initiator()
+    i.initiate()
+    with pytest.raises(ProtocolError) as info:
+        i.receive_data(reject_frame("busy", "x" * 10_000))
+    assert info.value.detail == "rejected by peer: " + "x" * MAX_DETAIL
 
 
 def test_calls_out_of_turn_are_usage_errors() -> None:
@@ -452,3 +472,24 @@ def test_challenges_come_from_the_nonce_source() -> None:
 
 def test_repr_names_role_and_state() -> None:
     assert repr(initiator()) == "<Handshake initiator 'a@h' idle>"
+
+
+def test_greetings_carry_each_sides_max_frame_size() -> None:
+    i, a = initiator(max_frame_size=1000), acceptor(max_frame_size=2000)
+    assert message(i.initiate())["max_frame"] == 1000
+    i, a = initiator(max_frame_size=1000), acceptor(max_frame_size=2000)
+    handshake(i, a)
+    assert i.peer == Established("b@h", 2, PROTOCOL_VERSION, 2000)
+    assert a.peer == Established("a@h", 1, PROTOCOL_VERSION, 1000)
+    # a side that does not say leaves the limit unknown
+    i, a = initiator(), acceptor(max_frame_size=2000)
+    handshake(i, a)
+    assert a.peer is not None and a.peer.peer_max_frame_size is None
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2**32, "big", 1.5])
+def test_an_impossible_max_frame_is_a_handshake_error(bad: Any) -> None:
+    a = acceptor()
+    with pytest.raises(ProtocolError) as info:
+        a.receive_data(frame(hello(max_frame=bad)))
+    assert info.value.kind == "handshake"

@@ -17,7 +17,7 @@ from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 import pytest
-from transport_kit import CLUSTER, COOKIE, WAIT, RawPeer, Recorder
+from transport_kit import CLUSTER, COOKIE, WAIT, LogWaiter, RawPeer, Recorder
 
 from ember import UsageError
 from ember.transport._certs import init_cluster_ca, issue_node_cert
@@ -25,6 +25,7 @@ from ember.transport._config import ChannelPolicy, TransportConfig
 from ember.transport._connection import HEARTBEAT
 from ember.transport._errors import AuthenticationError, ProtocolError
 from ember.transport._frame import Channel, encode_frame
+from ember.transport._handshake import Handshake
 from ember.transport._queue import EARLY_WRITE, FrameTooLarge, NoRoute, QueueFull
 from ember.transport._tls import client_context, server_context
 from ember.transport._transport import Transport, parse_address
@@ -130,6 +131,10 @@ async def test_wrong_cluster_is_refused() -> None:
                 async with asyncio.timeout(WAIT):
                     await a.connect("b", *other.address)
             assert info.value.kind == "cluster"
+            # Both sides are told both names.
+            assert "node 'a' is in cluster 'test', node 'b' in cluster 'other-cluster'" in str(
+                info.value
+            )
             assert ra.ups == rec.ups == []
     finally:
         await other.close()
@@ -408,18 +413,149 @@ async def test_send_errors() -> None:
         a.send("b", Channel.USER, b"x")  # closed
 
 
-async def test_failed_handshakes_are_rate_limited_per_address() -> None:
-    config = FAST.replace(handshake_failure_limit=2)
-    async with node("a", config=config) as (a, _ra):
+async def _silent_flood(
+    address: tuple[str, int], sockets: int, reopen: int
+) -> list[asyncio.Task[None]]:
+    """Connect ``sockets`` sockets from many loopback source addresses that never speak, and
+    re-open each one the node closes (up to ``reopen`` times in all): an attacker who keeps the
+    pressure on. Returns once all are connected once, with the tasks for the caller to cancel."""
+    budget = [reopen]
+    connected = [0]
+    all_in = asyncio.Event()
+
+    async def one(i: int) -> None:
+        source = (f"127.0.{1 + i // 200}.{2 + i % 200}", 0)
+        first = True
+        while True:
+            try:
+                reader, writer = await asyncio.open_connection(*address, local_addr=source)
+            except OSError:
+                return
+            finally:
+                if first:
+                    first = False
+                    connected[0] += 1
+                    if connected[0] == sockets:
+                        all_in.set()
+            try:
+                await reader.read()  # until the node closes it
+            except ConnectionError:
+                pass
+            finally:
+                writer.transport.abort()
+            if budget[0] <= 0:
+                return
+            budget[0] -= 1
+
+    tasks = [asyncio.create_task(one(i)) for i in range(sockets)]
+    async with asyncio.timeout(WAIT):
+        await all_in.wait()
+    return tasks
+
+
+async def test_silent_sockets_cannot_lock_a_correct_peer_out() -> None:
+    # Issue 9: about 70 sockets that connect and never speak used to deny every newcomer (the
+    # cap of 64 pending handshakes) until their handshake timeout. Now the newcomer evicts the
+    # oldest silent one, speaks at once and keeps its slot, however hard the flood pushes.
+    config = FAST.replace(handshake_timeout=30.0)  # silence alone would hold a slot for 30 s
+    async with node("a", config=config) as (a, _ra), node("b") as (b, _rb):
         assert a.address is not None
-        for _ in range(2):
-            raw = await RawPeer.open(a.address)
-            raw.writer.write(b"\xff" * 16)
-            assert await raw.closed_by_peer()
-        raw = await RawPeer.open(a.address)  # a well-behaved client from the same address
-        raw.writer.write(b"")
-        assert await raw.closed_by_peer()
-        assert a.statistics().rate_limited == 1
+        flood = await _silent_flood(a.address, sockets=200, reopen=2000)
+        try:
+            await connect(b, a)  # bounded by WAIT, far below the 30 s the flood used to cost
+        finally:
+            for task in flood:
+                task.cancel()
+            await asyncio.gather(*flood, return_exceptions=True)
+        stats = a.statistics()
+        assert a.connected_nodes() == ["b"]
+        assert stats.refused_busy == 0  # nobody that spoke was turned away
+        assert stats.evicted_silent >= 200 - config.max_pending_handshakes
+
+
+async def test_a_busy_node_tells_the_refused_peer_why_and_it_retries() -> None:
+    config = FAST.replace(max_pending_handshakes=1, handshake_timeout=30.0)
+    async with (
+        node("a", config=config) as (a, _ra),
+        node("b") as (b, _rb),
+        LogWaiter("ember.transport") as logs,
+    ):
+        assert a.address is not None
+        staller = await RawPeer.open(a.address)  # speaks a valid HELLO, then stalls
+        hello = Handshake(
+            "initiator",
+            node_name="m",
+            cluster=CLUSTER,
+            cookie=COOKIE.encode(),
+            creation=1,
+            nonce_source=os.urandom,
+        )
+        staller.writer.write(hello.initiate())
+        await staller.next_frame()  # the WELCOME: the staller has spoken and holds the slot
+        dial = asyncio.create_task(connect(b, a))
+        try:
+            refused = await logs.wait("refused our connection for now")
+            assert "(busy: 1 handshakes in progress); retrying" in refused.getMessage()
+            assert b.statistics().refused_by_peer >= 1
+            assert not dial.done()  # refused for now, so still dialling
+            staller.close()
+            await dial  # the slot is free: b gets in on a retry
+        finally:
+            dial.cancel()
+        assert a.statistics().refused_busy >= 1
+        assert a.connected_nodes() == ["b"]
+
+
+async def _wrong_cookie_attempt(address: tuple[str, int]) -> None:
+    """One handshake with a wrong cookie, as a misconfigured node makes it: HELLO, then the
+    node's proof fails to verify here, so we send the REJECT and wait for the node to close."""
+    raw = await RawPeer.open(address)
+    hs = Handshake(
+        "initiator",
+        node_name="intruder",
+        cluster=CLUSTER,
+        cookie=b"not the cookie",
+        creation=1,
+        nonce_source=os.urandom,
+    )
+    try:
+        raw.writer.write(hs.initiate())
+        async with asyncio.timeout(WAIT):
+            with contextlib.suppress(ProtocolError):  # a rate_limited refusal comes instead
+                while data := await raw.reader.read(65536):
+                    hs.receive_data(data)
+            if hs.rejection is not None:
+                raw.writer.write(hs.rejection)
+            await raw.closed_by_peer()
+    finally:
+        raw.close()
+
+
+async def test_a_correct_client_gets_in_after_1000_failed_handshakes_from_its_address(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Issue 10: a node with a wrong cookie once locked every client of its host out for a
+    # minute. The address is now only paced (suspect), so a peer that proves the cookie from
+    # it gets in; and the failures cost a bounded number of log lines.
+    config = FAST.replace(handshake_failure_limit=5, suspect_delay=0.001)
+    async with node("a", config=config) as (a, _ra), node("b") as (b, _rb):
+        assert a.address is not None
+        address = a.address
+
+        async def attacker(n: int) -> None:
+            for _ in range(n):
+                await _wrong_cookie_attempt(address)
+
+        async with asyncio.timeout(60):
+            await asyncio.gather(*(attacker(250) for _ in range(4)))
+        stats = a.statistics()
+        assert stats.protocol_errors["auth"] + stats.rate_limited >= 1000
+        assert stats.suspect_handshakes >= 900
+        await connect(b, a)  # from 127.0.0.1 too, within WAIT
+        assert a.connected_nodes() == ["b"]
+    lines = [r for r in caplog.records if r.name == "ember.transport" and r.levelname == "WARNING"]
+    assert len(lines) <= 6, [r.getMessage() for r in lines]
+    assert any("more like it" in r.getMessage() for r in lines)
 
 
 async def test_a_silent_stranger_is_cut_off_by_the_handshake_timeout() -> None:

@@ -255,3 +255,23 @@ def test_both_transports_have_the_node_transport_interface() -> None:
                 assert inspect.signature(ours) == inspect.signature(theirs), (cls, name)
             else:
                 assert isinstance(ours, property), (cls, name)
+
+
+async def test_outbox_takes_the_peers_smaller_frame_limit_when_attached() -> None:
+    box, stats = outbox()
+    box.put(Channel.USER, bytes(10))
+    box.put(Channel.USER, bytes(600))  # fits our limit (1000), not the peer's (500)
+    box.put(Channel.CONTROL, bytes(20))
+    writer = FakeWriter()
+    box.attach(writer, peer_limit=500)
+    assert stats.dropped_oversized == 1 and box.pending == 2
+    with pytest.raises(FrameTooLarge) as info:
+        box.put(Channel.USER, bytes(600))
+    assert (info.value.limit, info.value.node) == (500, "peer")
+    await asyncio.sleep(0)
+    assert [len(f.payload) for f in FrameDecoder().feed(writer.writes[0])] == [20, 10]
+    box.detach()
+    box.attach(writer, peer_limit=5000)  # a larger peer limit: ours binds
+    with pytest.raises(FrameTooLarge) as info:
+        box.put(Channel.USER, bytes(1000))
+    assert (info.value.limit, info.value.node) == (1000, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections import defaultdict
 from collections.abc import Callable
@@ -58,6 +59,37 @@ class Recorder:
     async def wait(self, predicate: Callable[[], bool], bound: float = WAIT) -> None:
         async with asyncio.timeout(bound):
             while not predicate():
+                self._changed.clear()
+                await self._changed.wait()
+
+
+class LogWaiter(logging.Handler):
+    """Awaits a log record: ``async with LogWaiter("ember.transport") as w: ... await
+    w.wait("text")`` returns the first record whose message contains ``text``."""
+
+    def __init__(self, logger: str) -> None:
+        super().__init__(logging.DEBUG)
+        self._logger = logging.getLogger(logger)
+        self.records: list[logging.LogRecord] = []
+        self._changed = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self._changed.set()
+
+    async def __aenter__(self) -> LogWaiter:
+        self._logger.addHandler(self)
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._logger.removeHandler(self)
+
+    async def wait(self, text: str, bound: float = WAIT) -> logging.LogRecord:
+        async with asyncio.timeout(bound):
+            while True:
+                for record in self.records:
+                    if text in record.getMessage():
+                        return record
                 self._changed.clear()
                 await self._changed.wait()
 

@@ -1,0 +1,28 @@
+"""What the kernel needs from a registry: destinations that are neither a pid nor a local name.
+
+``send``, ``cast``, ``call``, ``link`` and ``monitor`` accept such a destination (for example
+``ember.Name("orders", tier="consistent")``) wherever they accept a pid, as OTP's
+``{via, Module, Name}``: the kernel asks the :class:`Resolver` installed with
+``Node.attach_resolver``, which the registry provides; the kernel never imports it. Methods are
+called from the node's event loop, synchronously, and must not block.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ._pid import Pid
+
+
+class Resolver(Protocol):
+    """Resolves destinations the kernel does not know itself."""
+
+    def whereis(self, dest: Any) -> Pid | None:
+        """The pid ``dest`` names now, or None when it names none (or is not a destination
+        this resolver understands). Used by ``call``, ``link`` and ``monitor``."""
+        ...
+
+    def send(self, dest: Any, msg: Any) -> bool:
+        """Deliver ``msg`` to the process ``dest`` names (at most once); False when it names
+        none now. May raise as a send to a pid does (``MailboxFull``, ``QueueFull``)."""
+        ...

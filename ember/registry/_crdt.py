@@ -1,0 +1,403 @@
+"""The eventual tier's replicated map of names: a pure, add-wins observed-remove map (ORSWOT) of
+name -> claims, with delta and sharded full-state merges. No clock, no I/O, no randomness.
+
+A *claim* is one registration: ``(replica, counter, serial, meta)``. ``replica`` is
+``(node, creation)``, the incarnation of the node that made it, and every claim is made by the
+pid's own node, so the pid is ``Pid(node, serial, creation)``. ``(replica, counter)`` is the
+claim's *dot*, unique in the cluster: counters run per replica and per shard.
+
+Each shard keeps its entries and its causal context: the dots it has seen, as a version vector
+(every dot up to ``vv[replica]``) plus a cloud of dots seen out of order. A dot that is in the
+context but not in the entries was removed; an add of it arriving late is ignored, so nothing is
+resurrected, and no per-name tombstone is kept (the context compacts to one int per replica).
+Deltas carry explicit adds and removes; a shard's full state carries its entries and context.
+
+Visibility: a claim whose node is *down* (declared failed by the mesh) is hidden, not removed,
+so a node that was only cut off keeps its names when it returns. When several visible claims
+name different pids (registered on two sides of a partition), the claim of the smallest pid
+wins, on every replica alike. A *retired* replica (an incarnation that is gone for good: its
+node was reaped, or came back with another creation) has its claims dropped and its dots
+refused from then on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgpack  # type: ignore[import-untyped]
+
+from ..actors import Pid
+
+__all__ = ["Change", "Claim", "NameMap", "Op", "Replica", "ShardState", "claim_pid", "shard_of"]
+
+Replica = tuple[str, int]
+"""A node incarnation: ``(node name, creation)``."""
+Claim = tuple[Replica, int, int, Any]
+"""``(replica, counter, serial, meta)``: one registration."""
+Op = tuple[Any, ...]
+"""A delta operation: ``(shard, "a", name, replica, counter, serial, meta)`` adds a claim,
+``(shard, "r", name, replica, counter)`` removes one (an observed remove)."""
+
+_MASK = (1 << 64) - 1
+
+
+def shard_of(name: Any, shards: int) -> int:
+    """The shard of ``name``: the same on every node and in every process."""
+    return zlib.crc32(msgpack.packb(name)) % shards
+
+
+def claim_pid(claim: Claim) -> Pid:
+    (node, creation), _, serial, _ = claim
+    return Pid(node, serial, creation)
+
+
+def _pid_key(claim: Claim) -> tuple[str, int, int]:
+    (node, creation), _, serial, _ = claim
+    return (node, creation, serial)
+
+
+def _entry_hash(name: Any, claim: Claim) -> int:
+    (node, creation), counter, serial, meta = claim
+    packed = msgpack.packb((name, node, creation, counter, serial, meta), default=repr)
+    return int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(), "little")
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """The winner of ``name`` changed from ``old`` to ``new`` (pids; None: no holder)."""
+
+    name: Any
+    old: Pid | None
+    new: Pid | None
+
+
+@dataclass(frozen=True, slots=True)
+class ShardState:
+    """One shard's full state: its claims and its causal context."""
+
+    shard: int
+    entries: tuple[tuple[Any, Claim], ...]
+    vv: tuple[tuple[Replica, int], ...]
+    cloud: tuple[tuple[Replica, int], ...]
+
+
+class _Shard:
+    __slots__ = ("cloud", "digest", "entries", "vv")
+
+    def __init__(self) -> None:
+        self.entries: dict[Any, Claim | list[Claim]] = {}
+        """name -> its claim, or a list of claims while a conflict lasts."""
+        self.vv: dict[Replica, int] = {}
+        self.cloud: set[tuple[Replica, int]] = set()
+        self.digest = 0
+        """XOR of the entries' hashes."""
+
+    def seen(self, replica: Replica, counter: int) -> bool:
+        return counter <= self.vv.get(replica, 0) or (replica, counter) in self.cloud
+
+    def see(self, replica: Replica, counter: int) -> None:
+        top = self.vv.get(replica, 0)
+        if counter <= top:
+            return
+        if counter != top + 1:
+            self.cloud.add((replica, counter))
+            return
+        top = counter
+        cloud = self.cloud
+        while cloud and (replica, top + 1) in cloud:
+            top += 1
+            cloud.discard((replica, top))
+        self.vv[replica] = top
+
+    def see_upto(self, replica: Replica, top: int) -> None:
+        """Every dot of ``replica`` up to ``top`` is seen."""
+        mine = self.vv.get(replica, 0)
+        if top <= mine:
+            return
+        cloud = self.cloud
+        if cloud:
+            for dot in [d for d in cloud if d[0] == replica and d[1] <= top]:
+                cloud.discard(dot)
+            while (replica, top + 1) in cloud:
+                top += 1
+                cloud.discard((replica, top))
+        self.vv[replica] = top
+
+    def claims(self, name: Any) -> list[Claim]:
+        entry = self.entries.get(name)
+        if entry is None:
+            return []
+        return entry if isinstance(entry, list) else [entry]
+
+    def put(self, name: Any, claim: Claim) -> None:
+        entry = self.entries.get(name)
+        if entry is None:
+            self.entries[name] = claim
+        elif isinstance(entry, list):
+            entry.append(claim)
+        else:
+            self.entries[name] = [entry, claim]
+        self.digest ^= _entry_hash(name, claim)
+
+    def drop(self, name: Any, replica: Replica, counter: int) -> bool:
+        """Remove the claim with that dot, if present."""
+        kept: list[Claim] = []
+        gone: Claim | None = None
+        for claim in self.claims(name):
+            if gone is None and claim[0] == replica and claim[1] == counter:
+                gone = claim
+            else:
+                kept.append(claim)
+        if gone is None:
+            return False
+        self.digest ^= _entry_hash(name, gone)
+        if not kept:
+            del self.entries[name]
+        elif len(kept) == 1:
+            self.entries[name] = kept[0]
+        else:
+            self.entries[name] = kept
+        return True
+
+    def context_hash(self) -> int:
+        packed = msgpack.packb((sorted(self.vv.items()), sorted(self.cloud)))
+        return int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(), "little")
+
+
+class NameMap:
+    """The map of names of one replica (see the module docstring). ``replica`` is this node's
+    incarnation; ``shards`` must be the same on every node."""
+
+    def __init__(self, replica: Replica, shards: int = 64) -> None:
+        self.replica = replica
+        self.nshards = shards
+        self._shards = [_Shard() for _ in range(shards)]
+        self.down: set[str] = set()
+        """Nodes whose claims are hidden (declared failed)."""
+        self.retired: set[Replica] = set()
+        """Incarnations gone for good: their claims are dropped and their dots refused."""
+        self.known: set[Replica] = set()
+        """Every incarnation a claim here came from (and not retired)."""
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return sum(len(s.entries) for s in self._shards)
+
+    def shard_of(self, name: Any) -> int:
+        return shard_of(name, self.nshards)
+
+    def all_claims(self, name: Any) -> list[Claim]:
+        """Every claim of ``name``, hidden ones too."""
+        return self._shards[self.shard_of(name)].claims(name)
+
+    def claims(self, name: Any) -> list[Claim]:
+        """The visible claims of ``name``."""
+        down = self.down
+        return [c for c in self.all_claims(name) if c[0][0] not in down]
+
+    def winner(self, name: Any) -> Claim | None:
+        """The claim that holds ``name`` now (the smallest pid among the visible claims)."""
+        return self._winner(self.all_claims(name))
+
+    def _winner(self, claims: list[Claim]) -> Claim | None:
+        down = self.down
+        best: Claim | None = None
+        for claim in claims:
+            if claim[0][0] in down:
+                continue
+            if best is None or _pid_key(claim) < _pid_key(best):
+                best = claim
+        return best
+
+    def names(self) -> Iterator[Any]:
+        """Every name with a visible claim."""
+        down = self.down
+        for shard in self._shards:
+            for name, entry in shard.entries.items():
+                claims = entry if isinstance(entry, list) else (entry,)
+                if any(c[0][0] not in down for c in claims):
+                    yield name
+
+    def entries(self) -> Iterator[tuple[Any, Claim]]:
+        """Every claim, hidden ones too, with its name."""
+        for shard in self._shards:
+            for name, entry in shard.entries.items():
+                for claim in entry if isinstance(entry, list) else (entry,):
+                    yield name, claim
+
+    def owned_by(self, node: str) -> Iterator[tuple[Any, Claim]]:
+        """The claims of pids on ``node`` (any incarnation)."""
+        for name, claim in self.entries():
+            if claim[0][0] == node:
+                yield name, claim
+
+    # -- local updates ----------------------------------------------------------------------
+
+    def add(self, name: Any, serial: int, meta: Any = None) -> list[Op]:
+        """A claim of ``name`` by this replica's process ``serial``; returns its delta. The
+        caller checked that no other visible claim names a live process."""
+        index = self.shard_of(name)
+        shard = self._shards[index]
+        counter = shard.vv.get(self.replica, 0) + 1
+        shard.see(self.replica, counter)
+        shard.put(name, (self.replica, counter, serial, meta))
+        self.known.add(self.replica)
+        return [(index, "a", name, self.replica, counter, serial, meta)]
+
+    def remove(self, name: Any, claims: Iterable[Claim]) -> list[Op]:
+        """Observed remove of ``claims`` of ``name``; returns the delta."""
+        index = self.shard_of(name)
+        shard = self._shards[index]
+        ops: list[Op] = []
+        for replica, counter, _, _ in list(claims):
+            if shard.drop(name, replica, counter):
+                shard.see(replica, counter)
+                ops.append((index, "r", name, replica, counter))
+        return ops
+
+    # -- merges -----------------------------------------------------------------------------
+
+    def merge(self, ops: Iterable[Op]) -> list[Change]:
+        """Apply a delta (from any replica, in any order, any number of times)."""
+        before: dict[Any, Pid | None] = {}
+        shards = self._shards
+        retired = self.retired
+        for op in ops:
+            index, kind, name = op[0], op[1], op[2]
+            replica: Replica = op[3]
+            counter: int = op[4]
+            if replica in retired:
+                continue
+            shard = shards[index]
+            if kind == "a":
+                if shard.seen(replica, counter):
+                    continue
+                self._remember(before, name, shard)
+                shard.see(replica, counter)
+                shard.put(name, (replica, counter, op[5], op[6]))
+                self.known.add(replica)
+            elif kind == "r":
+                self._remember(before, name, shard)
+                shard.drop(name, replica, counter)
+                shard.see(replica, counter)
+            else:
+                raise ValueError(f"unknown delta operation {kind!r}")
+        return self._changes(before)
+
+    def digests(self) -> list[int]:
+        """One digest per shard, over its entries and causal context."""
+        return [(s.digest ^ s.context_hash()) & _MASK for s in self._shards]
+
+    def differing(self, digests: list[int]) -> list[int]:
+        """The shards whose digest differs from ``digests`` (all of them if the count
+        differs)."""
+        mine = self.digests()
+        if len(digests) != len(mine):
+            return list(range(self.nshards))
+        return [i for i, (a, b) in enumerate(zip(mine, digests, strict=True)) if a != b]
+
+    def shard_state(self, index: int) -> ShardState:
+        shard = self._shards[index]
+        entries = tuple(
+            (name, claim)
+            for name, entry in shard.entries.items()
+            for claim in (entry if isinstance(entry, list) else (entry,))
+        )
+        return ShardState(index, entries, tuple(shard.vv.items()), tuple(sorted(shard.cloud)))
+
+    def merge_shard(self, state: ShardState) -> list[Change]:
+        """Join one shard's full state from another replica into this one."""
+        shard = self._shards[state.shard]
+        retired = self.retired
+        theirs_vv = dict(state.vv)
+        theirs_cloud = set(state.cloud)
+        theirs = {(claim[0], claim[1]) for _, claim in state.entries}
+
+        def they_saw(replica: Replica, counter: int) -> bool:
+            return counter <= theirs_vv.get(replica, 0) or (replica, counter) in theirs_cloud
+
+        before: dict[Any, Pid | None] = {}
+        for name, claim in [(n, c) for n in list(shard.entries) for c in shard.claims(n)]:
+            dot = (claim[0], claim[1])
+            if dot not in theirs and they_saw(*dot):
+                self._remember(before, name, shard)
+                shard.drop(name, *dot)
+        for name, claim in state.entries:
+            replica, counter = claim[0], claim[1]
+            if replica in retired or shard.seen(replica, counter):
+                continue
+            self._remember(before, name, shard)
+            shard.put(name, claim)
+            self.known.add(replica)
+        for replica, top in theirs_vv.items():
+            if replica not in retired:
+                shard.see_upto(replica, top)
+        for replica, counter in theirs_cloud:
+            if replica not in retired:
+                shard.see(replica, counter)
+        return self._changes(before)
+
+    # -- membership -------------------------------------------------------------------------
+
+    def set_down(self, node: str, down: bool) -> list[Change]:
+        """Hide (``down``) or show again the claims of ``node``'s pids."""
+        if (node in self.down) == down:
+            return []
+        names = [name for name, _ in self.owned_by(node)]
+        before = {name: self._pid(self.winner(name)) for name in names}
+        if down:
+            self.down.add(node)
+        else:
+            self.down.discard(node)
+        return self._changes(before)
+
+    def retire(self, replica: Replica) -> list[Change]:
+        """Drop every claim of ``replica`` and refuse its dots from now on."""
+        if replica in self.retired or replica == self.replica:
+            return []
+        self.retired.add(replica)
+        self.known.discard(replica)
+        before: dict[Any, Pid | None] = {}
+        for shard in self._shards:
+            doomed = [
+                (name, claim)
+                for name in list(shard.entries)
+                for claim in shard.claims(name)
+                if claim[0] == replica
+            ]
+            for name, claim in doomed:
+                self._remember(before, name, shard)
+                shard.drop(name, replica, claim[1])
+            shard.vv.pop(replica, None)
+            shard.cloud = {d for d in shard.cloud if d[0] != replica}
+        return self._changes(before)
+
+    def current(self, node: str, creation: int) -> list[Change]:
+        """``node`` runs as incarnation ``creation`` now: retire its other incarnations."""
+        changes: list[Change] = []
+        for replica in [r for r in self.known if r[0] == node and r[1] != creation]:
+            changes.extend(self.retire(replica))
+        return changes
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _pid(claim: Claim | None) -> Pid | None:
+        return claim_pid(claim) if claim is not None else None
+
+    def _remember(self, before: dict[Any, Pid | None], name: Any, shard: _Shard) -> None:
+        if name not in before:
+            before[name] = self._pid(self._winner(shard.claims(name)))
+
+    def _changes(self, before: dict[Any, Pid | None]) -> list[Change]:
+        out = []
+        for name, old in before.items():
+            new = self._pid(self.winner(name))
+            if new != old:
+                out.append(Change(name, old, new))
+        return out

@@ -1,0 +1,165 @@
+"""The admin API over real loopback HTTP: every route's shape, auth, bad input, mutations."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+
+import pytest
+
+import ember
+from ember.consensus import Cluster
+
+from ..consensus.clusterkit import eventually
+from .adminkit import TOKEN, admin_node, promtool_check
+
+pytestmark = pytest.mark.ember_realtime
+
+
+class Echo(ember.Actor):
+    async def receive(self, msg: object) -> object:
+        return msg
+
+
+async def test_every_listed_route_answers_json() -> None:
+    async with admin_node() as (node, client):
+        await Cluster.start(3, name="orders", node=node)
+        status, index, _ = await client.get("/api/v1")
+        assert status == 200 and index["version"] == 1
+        gets = [r["path"] for r in index["routes"] if r["method"] == "GET" and "{" not in r["path"]]
+        assert {"/api/v1/node", "/api/v1/members", "/api/v1/raft", "/api/v1/names"} <= set(gets)
+        for path in gets:
+            status, body, response = await client.get(path)
+            assert status == 200, (path, body)
+            assert response.content_type == "application/json"
+        status, group, _ = await client.get("/api/v1/raft/orders")
+        assert status == 200 and len(group["members"]) == 3
+        assert {"role", "term", "commit", "applied", "progress"} <= set(group["members"][0])
+
+
+async def test_node_members_processes_and_supervision_shapes() -> None:
+    async with admin_node() as (node, client):
+        pid = await node.spawn(Echo)
+        for _ in range(5):
+            await node.call(pid, "x")
+        _, me, _ = await client.get("/api/v1/node")
+        assert me["name"] == "a" and me["processes"] >= 2
+        assert me["sections"] == {
+            "transport": True,
+            "mesh": True,
+            "raft": True,
+            "names": True,
+            "pg": True,
+            "contracts": False,
+        }
+        _, members, _ = await client.get("/api/v1/members")
+        assert [m["name"] for m in members["members"]] == ["a"]
+        assert members["members"][0]["status"] == "alive"
+        _, top, _ = await client.get("/api/v1/processes?top=1&by=messages")
+        assert top["by"] == "messages" and len(top["processes"]) == 1
+        assert top["processes"][0]["pid"] == str(pid) and top["processes"][0]["messages"] == 5
+        _, tree, _ = await client.get("/api/v1/supervision")
+        assert tree["trees"][0]["id"] == "ember_root"
+        assert tree["trees"][0]["kind"] == "supervisor"
+
+
+async def test_sections_a_node_lacks_say_not_running() -> None:
+    async with admin_node() as (_, client):
+        for name in ("contracts",):
+            status, body, _ = await client.get(f"/api/v1/{name}")
+            assert (status, body) == (200, {"service": name, "running": False})
+            status, body, _ = await client.get(f"/api/v1/{name}/anything")
+            assert status == 404 and "not running" in body["error"]
+
+
+async def test_auth_token_cookie_and_open_probes() -> None:
+    async with admin_node() as (_, client):
+        assert (await client.get("/livez", token=None))[0] == 200
+        assert (await client.get("/readyz", token=None))[0] == 200
+        status, body, response = await client.get("/api/v1/node", token=None)
+        assert status == 401 and body["status"] == 401
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        assert (await client.get("/api/v1/node", token="wrong"))[0] == 401
+        assert (await client.get("/metrics", token=None))[0] == 401
+        assert (await client.post("/api/v1/session", {"token": "wrong"}, token=None))[0] == 401
+        assert (await client.post("/api/v1/session", {"token": TOKEN}, token=None))[0] == 200
+        # The session cookie now in the client's jar is good for reading...
+        assert (await client.get("/api/v1/node", token=None))[0] == 200
+        # ...but not for a mutation, which needs the header (and is off here anyway).
+        assert (await client.post("/api/v1/leave", token=None))[0] == 401
+
+
+async def test_bad_input_gets_a_clear_4xx() -> None:
+    async with admin_node() as (_, client):
+        status, body, _ = await client.get("/api/v1/nope")
+        assert status == 404 and body == {"error": "Not Found", "status": 404}
+        for query in ("top=x", "top=0", "top=100000", "by=age"):
+            status, body, _ = await client.get(f"/api/v1/processes?{query}")
+            assert status == 400 and body["error"], query
+        status, body, _ = await client.get("/api/v1/raft/nogroup")
+        assert status == 404
+        assert (await client.post("/api/v1/leave"))[0] == 403
+        status, body, _ = await client.get("/api/v1/leave")
+        assert status == 405
+
+
+async def test_mutations_when_enabled_are_audited(caplog: pytest.LogCaptureFixture) -> None:
+    async with admin_node(allow_mutations=True) as (node, client):
+        cluster = await Cluster.start(3, name="orders", node=node)
+        leader = await cluster.wait_for_leader(timeout=20)
+        status, body = await client.post("/api/v1/raft/orders/transfer", {"bad": 1})
+        assert status == 400
+        other = next(m for m in ("a#1", "a#2", "a#3") if m != leader)
+        status, body = await client.post("/api/v1/raft/orders/transfer", {"to": other})
+        assert (status, body) == (200, {"group": "orders", "transfer_to": other})
+        await eventually(lambda: _leader_is(cluster, other))
+        with caplog.at_level(logging.WARNING, "ember.admin"):
+            status, body = await client.post("/api/v1/leave")
+        assert (status, body) == (200, {"left": True})
+        assert any(
+            "admin audit" in r.message and "/api/v1/leave" in r.message for r in caplog.records
+        )
+        async with client.session.post(
+            client.base + "/api/v1/leave",
+            data=b"{not json",
+            headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"},
+        ) as r:
+            assert r.status == 400
+
+
+async def _leader_is(cluster: Cluster, member: str) -> bool:
+    return (await cluster.status(member))["leader"] == member
+
+
+async def test_readyz_waits_for_raft_leaders() -> None:
+    async with admin_node() as (node, client):
+        cluster = await Cluster.start(3, name="orders", node=node)
+        await cluster.wait_for_leader(timeout=20)
+        status, body, _ = await client.get("/readyz", token=None)
+        assert status == 200 and body["checks"]["raft"]["ok"]
+        assert body["checks"]["mesh"]["ok"]
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool (Debian prometheus) missing")
+async def test_live_metrics_pass_promtool() -> None:
+    async with admin_node() as (node, client):
+        cluster = await Cluster.start(3, name="orders", node=node)
+        await cluster.wait_for_leader(timeout=20)
+        await cluster.write({"key": "k", "value": 1}, timeout=10)
+        pid = await node.spawn(Echo)
+        for _ in range(100):
+            await node.call(pid, 1)
+        status, text, response = await client.get("/metrics")
+        assert status == 200 and response.content_type == "text/plain"
+        for family in (
+            "ember_processes",
+            "ember_messages_processed_total",
+            "ember_receive_duration_seconds_bucket",
+            "ember_transport_frames_total",
+            "ember_mesh_members",
+            "ember_raft_commit_index",
+            "ember_raft_save_duration_seconds_count",
+            "ember_admin_requests_total",
+        ):
+            assert f"\n{family}" in text, family
+        assert promtool_check(text) == ""

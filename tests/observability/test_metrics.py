@@ -1,0 +1,119 @@
+"""The per-node metrics registry, the cheap histogram and the kernel's metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+import ember
+from ember.observability import Histogram, Metrics, counter, gauge
+
+
+def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = metrics.exposition().decode()
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def test_histogram_buckets_sum_and_batches() -> None:
+    h = Histogram("x_seconds", "doc", bounds=(0.1, 1.0))
+    h.observe(0.05)
+    h.observe(3.0, 2)  # two items of 1.5 s each
+    h.observe(0.5)
+    assert h.buckets() == [(0.1, 1), (1.0, 2), (float("inf"), 4)]
+    assert (h.count, h.sum) == (4, 3.55)
+    assert h.quantile(0.5) == 1.0 and Histogram("y", "d").quantile(0.5) is None
+    merged = Histogram.merge(Histogram("x_seconds", "doc", bounds=(0.1, 1.0)), [h, h])
+    assert merged.count == 8 and merged.buckets()[-1] == (float("inf"), 8)
+    with pytest.raises(ember.UsageError):
+        Histogram("z", "d", bounds=(1.0, 0.5))
+    with pytest.raises(ember.UsageError):
+        Histogram.merge(Histogram("z", "d"), [h])
+
+
+def test_collectors_are_read_at_collection_and_failures_are_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = Metrics()
+    value = [1.0]
+    remove = metrics.add("good", lambda: [gauge("t_value", "A value.", value[0])])
+
+    def bad() -> list[object]:
+        raise RuntimeError("boom")
+
+    metrics.add("bad", bad)  # type: ignore[arg-type]
+    with pytest.raises(ember.UsageError):
+        metrics.add("good", lambda: [])
+    assert metrics.scrapes == 0  # nothing is read until someone asks
+    with caplog.at_level(logging.CRITICAL, "ember.observability"):
+        value[0] = 7.0
+        s = _samples(metrics)
+    assert s[("t_value", ())] == 7.0
+    assert s[("ember_metrics_collector_errors_total", (("collector", "bad"),))] == 1.0
+    assert metrics.scrapes == 1
+    remove()
+    assert metrics.names() == ["bad"]
+
+
+def test_families_helpers_label_samples() -> None:
+    family = counter("x_things", "Things.", labels=["kind"], samples=[(("a",), 2), (("b",), 3)])
+    assert [(s.name, s.labels, s.value) for s in family.samples] == [
+        ("x_things_total", {"kind": "a"}, 2),
+        ("x_things_total", {"kind": "b"}, 3),
+    ]
+
+
+class Crasher(ember.Actor):
+    def receive(self, msg: object) -> None:
+        raise ValueError(msg)
+
+
+class Echo(ember.Actor):
+    async def receive(self, msg: object) -> object:
+        if msg is None:  # never taken: the await makes every call go through a worker
+            await asyncio.sleep(0)
+        return msg
+
+
+async def test_kernel_metrics_count_exits_by_class_and_time_receives(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with ember.Node("k") as node:
+        pid = await node.spawn(Echo)
+        for i in range(200):
+            await node.call(pid, i)  # 200 slices of one message: one in 16 is timed
+        crasher = await node.spawn(Crasher)
+        exited = node.wait_exit(crasher)
+        with caplog.at_level(logging.CRITICAL, "ember.actors"):
+            node.send(crasher, "boom")
+            await exited
+        stopped = await node.spawn(Echo)
+        node.exit(stopped, "kill")
+        await node.wait_exit(stopped)
+        s = _samples(node.metrics)
+        assert s[("ember_processes_exited_total", (("reason", "error"),))] == 1
+        assert s[("ember_processes_exited_total", (("reason", "killed"),))] == 1
+        assert s[("ember_processes_crashed_total", ())] == 1
+        assert s[("ember_messages_processed_total", ())] == 201
+        # Sampled: some slices were timed, each message counted at its slice's mean.
+        assert s[("ember_receive_duration_seconds_count", ())] == 200 // 16
+        assert s[("ember_processes", ())] == len(node.processes())
+
+
+async def test_mailbox_gauges_see_the_longest_queue() -> None:
+    async with ember.Node("m") as node:
+        pid = await node.spawn(Echo)
+        for i in range(50):
+            node.send(pid, i)  # queued: no worker has run yet
+        s = _samples(node.metrics)
+        assert s[("ember_mailbox_messages_max", ())] == 50
+        assert s[("ember_mailbox_messages", ())] >= 50
+        node.time_receives(None)  # no timer: nothing is timed
+        await node.call(pid, "flush")
+        assert _samples(node.metrics)[("ember_mailbox_messages", ())] == 0
