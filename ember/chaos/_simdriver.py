@@ -25,6 +25,8 @@ from ._scenario import Scenario
 __all__ = ["ChaosNetwork", "SimDriver"]
 
 CLIENT = "client"
+BASE_DELAY = (0.0002, 0.002)
+"""Every frame's delay on the simulated network without faults, in seconds (a LAN's)."""
 
 
 class ChaosNetwork(MemoryNetwork):
@@ -52,13 +54,17 @@ class _NodeLogs(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         self.lines: dict[str, list[str]] = {}
+        self.muted: set[str] = set()
+        """Nodes being torn down after a simulated kill -9: a killed process logs nothing."""
         self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
         name = _DOMAIN.get()
+        node = current_node.get(None)
         if name is None:
-            node = current_node.get(None)
             name = node.name if node is not None else "runner"
+        if name in self.muted or (node is not None and node.name in self.muted):
+            return
         self.lines.setdefault(name, []).append(self.format(record))
 
 
@@ -83,7 +89,9 @@ class SimDriver(Driver):
         )
         self._logs = _NodeLogs()
         self._root_level = logging.getLogger().level
-        self.notes.append("delay and loss apply to every link of the simulated network")
+        self.network.set_faults(delay=BASE_DELAY)
+        if {"delay", "loss"} & set(scenario.faults()):
+            self.notes.append("delay and loss apply to every link of the simulated network")
 
     @property
     def client(self) -> Node:
@@ -107,7 +115,13 @@ class SimDriver(Driver):
         return [n for n in self.names if n in self.sim.nodes]
 
     async def kill(self, name: str) -> None:
-        await self.sim.kill(name)
+        # The teardown runs in the runner's context: what it logs is the simulation's, not the
+        # node's (a process killed with SIGKILL logs nothing).
+        self._logs.muted.update((name, "runner"))
+        try:
+            await self.sim.kill(name)
+        finally:
+            self._logs.muted.clear()
 
     async def restart(self, name: str) -> None:
         await self.sim.restart(name)
@@ -124,7 +138,7 @@ class SimDriver(Driver):
     async def network_faults(
         self, targets: Iterable[str], delay: tuple[float, float] | None, loss: float | None
     ) -> None:
-        self.network.set_faults(drop=loss or 0.0, delay=delay or (0.0, 0.0))
+        self.network.set_faults(drop=loss or 0.0, delay=delay or BASE_DELAY)
 
     def rss(self) -> dict[str, int]:
         return {"sim": rss_of("self")}

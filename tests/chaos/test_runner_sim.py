@@ -33,10 +33,6 @@ SCENARIO = textwrap.dedent(
     fault = "partition"
     target = "leader"
     duration = 3
-    [checks]
-    # A known bug, reported: after a kill, pg's stop sends on the closed transport
-    # (test_a_kill_leaves_no_traceback_in_the_logs below keeps it visible).
-    logs_allow = ["stopping service pg failed"]
     """
 )
 
@@ -100,11 +96,3 @@ async def test_a_fault_the_driver_cannot_inject_is_refused_before_anything_start
     text = SCENARIO.replace('fault = "kill"', 'fault = "slow-disk"')
     with pytest.raises(DriverError, match="cannot inject slow-disk"):
         await run(text, 1, tmp_path)
-
-
-@pytest.mark.xfail(reason="pg.stop sends on the closed transport of a killed node", strict=True)
-async def test_a_kill_leaves_no_traceback_in_the_logs(tmp_path):
-    text = SCENARIO.replace('logs_allow = ["stopping service pg failed"]', "")
-    result = await run(text, 5, tmp_path)
-    logs = next(c for c in result.checks if c.name == "clean_logs")
-    assert logs.validity is Validity.VALID, logs.witness
