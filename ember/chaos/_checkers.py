@@ -26,6 +26,7 @@ __all__ = [
     "check_logs",
     "check_lost_writes",
     "check_rss",
+    "check_unique_owners",
     "overall",
 ]
 
@@ -333,3 +334,107 @@ def check_logs(logs: Mapping[str, Iterable[str]], allow: Sequence[str] = ()) -> 
         f"no tracebacks in {lines} log lines of {len(logs)} nodes",
         figures,
     )
+
+
+def _node_of(pid_text: str) -> str:
+    """The node of a pid as ``str(pid)`` shows it (``<node.id.creation>``-like text)."""
+    return pid_text.strip("<>").split(".")[0].split("@")[-1]
+
+
+def check_unique_owners(
+    history: History,
+    views: Mapping[str, Mapping[str, str | None]],
+    faults: Sequence[Mapping[str, Any]],
+    tier: str,
+) -> CheckResult:
+    """Every name has at most one owner: after the final heal and settle, every node sees the
+    same holder (or none) under each name; and, for consistent names, no two processes held
+    a name at once: a successful registration of a name another process holds must follow a
+    release of it (an unregister, or a fault on the holder's node that releases its names).
+    """
+    split: list[dict[str, Any]] = []
+    names = sorted({n for view in views.values() for n in view}, key=str)
+    for name in names:
+        owners = {node: view.get(name) for node, view in views.items()}
+        if len(set(owners.values())) > 1:
+            split.append({"name": name, "owners": owners})
+    doubles: list[dict[str, Any]] = []
+    if tier == "consistent":
+        doubles = _double_owners(history, faults, set(names))
+    figures = {
+        "tier": tier,
+        "names": len(names),
+        "nodes": len(views),
+        "diverged_names": len(split),
+        "double_owners": len(doubles),
+        "registrations": sum(
+            1
+            for i, d in history.pairs()
+            if i.f == "register" and i.key in names and d is not None and d.type == "ok"
+        ),
+    }
+    if not views:
+        return CheckResult(f"unique_{tier}_names", Validity.UNKNOWN, "no node answered", figures)
+    if split or doubles:
+        first = split[0]["name"] if split else doubles[0]["name"]
+        return CheckResult(
+            f"unique_{tier}_names",
+            Validity.INVALID,
+            f"{len(split)} names seen with different owners after settling, {len(doubles)} "
+            f"held by two processes at once (first: {first!r})",
+            figures,
+            {"diverged": split[:_WITNESS_OPS], "double_owners": doubles[:_WITNESS_OPS]},
+        )
+    return CheckResult(
+        f"unique_{tier}_names",
+        Validity.VALID,
+        f"{len(names)} {tier} names: one owner each on all {len(views)} nodes",
+        figures,
+    )
+
+
+def _double_owners(
+    history: History, faults: Sequence[Mapping[str, Any]], names: set[Any]
+) -> list[dict[str, Any]]:
+    regs: dict[Any, list[tuple[Event, Event]]] = {}
+    releases: dict[Any, list[tuple[float, float]]] = {}
+    for invoke, done in history.pairs():
+        if invoke.key not in names:
+            continue
+        if invoke.f == "register" and done is not None and done.type == "ok":
+            regs.setdefault(invoke.key, []).append((invoke, done))
+        elif invoke.f == "unregister" and (done is None or done.type != "fail"):
+            end = done.time if done is not None else float("inf")
+            releases.setdefault(invoke.key, []).append((invoke.time, end))
+    out: list[dict[str, Any]] = []
+    for name, rows in regs.items():
+        rows.sort(key=lambda r: r[1].time)
+        for (inv_a, done_a), (inv_b, done_b) in itertools.pairwise(rows):
+            holder_a, holder_b = done_a.value[0], done_b.value[0]
+            if holder_a == holder_b:
+                continue  # registering the same process again is idempotent
+            lo, hi = inv_a.time, done_b.time
+            released = any(s <= hi and e >= lo for s, e in releases.get(name, ()))
+            node = _node_of(holder_a)
+            faulted = any(
+                node in f["targets"] or f["fault"] == "partition"
+                for f in faults
+                if f["start"] <= hi and (f["stop"] is None or f["stop"] >= lo)
+            )
+            if not released and not faulted:
+                out.append(
+                    {
+                        "name": name,
+                        "first": {
+                            "index": inv_a.index,
+                            "holder": holder_a,
+                            "at": round(done_a.time, 6),
+                        },
+                        "second": {
+                            "index": inv_b.index,
+                            "holder": holder_b,
+                            "at": round(done_b.time, 6),
+                        },
+                    }
+                )
+    return out

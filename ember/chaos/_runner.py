@@ -22,13 +22,14 @@ from ._checkers import (
     check_logs,
     check_lost_writes,
     check_rss,
+    check_unique_owners,
     overall,
 )
 from ._driver import Driver, DriverError
 from ._history import History
 from ._nemesis import Link, Step, cut_links, resolve_targets, schedule
 from ._scenario import FaultSpec, Scenario
-from ._workloads import KVWorkload, Processes
+from ._workloads import KVWorkload, NamesWorkload, Processes
 
 __all__ = ["FaultRecord", "Progress", "RunResult", "Runner"]
 
@@ -104,6 +105,8 @@ class Runner:
         self._cuts: dict[int, set[Link]] = {}
         self._undo: dict[int, tuple[FaultRecord, Callable[[], Awaitable[None]]]] = {}
         self._over = asyncio.Event()  # the workload phase ended: the nemesis stops
+        self.views: dict[str, dict[str, dict[str, str | None]]] = {}
+        """Per name tier, each node's view of the names after the final heal."""
 
     def clock(self) -> float:
         """Seconds since the workload phase began (the run's clock)."""
@@ -126,19 +129,22 @@ class Runner:
         s = self.scenario
         self.driver.check_supported()
         for spec in s.workloads:
-            if spec.kind != "kv":
-                raise DriverError(f"the {spec.kind} workload is not available yet (kv is)")
+            if spec.kind not in ("kv", "names"):
+                raise DriverError(f"the {spec.kind} workload is not available yet (kv, names are)")
         try:
             await self.driver.start()
             kv = await self.driver.start_kv()
             self._t0 = self.driver.now()
             ids = Processes()
-            workloads = [
-                KVWorkload(
-                    spec, kv, self.history, self.clock, random.Random(self.rng.getrandbits(64)), ids
-                )
-                for spec in s.workloads
-            ]
+            workloads: list[KVWorkload | NamesWorkload] = []
+            for spec in s.workloads:
+                rng = random.Random(self.rng.getrandbits(64))
+                if spec.kind == "kv":
+                    workloads.append(KVWorkload(spec, kv, self.history, self.clock, rng, ids))
+                else:
+                    workloads.append(
+                        NamesWorkload(spec, self.driver, self.history, self.clock, rng, ids)
+                    )
             steps = schedule(s, random.Random(self.rng.getrandbits(64)))
             self.phases["workload_start"] = 0.0
             done = asyncio.Event()
@@ -158,6 +164,8 @@ class Runner:
                 self.phases["settled"] = self.clock()
                 for w in workloads:
                     await w.final_reads(within=max(30.0, s.settle * 4))
+                    if isinstance(w, NamesWorkload):
+                        self.views[w.spec.tier] = await w.final_views()
                 self.phases["end"] = self.clock()
                 done.set()
         finally:
@@ -180,6 +188,10 @@ class Runner:
                 self.history, 0.0, self.phases["workload_end"], max_gap=c.max_unavailable
             )
         )
+        if c.unique_names:
+            faults = [f.as_dict() for f in self.faults]
+            for tier, views in self.views.items():
+                out.append(check_unique_owners(self.history, views, faults, tier))
         if c.rss_limit_mb is not None:
             out.append(check_rss(self.rss, c.rss_limit_mb))
         if c.logs:

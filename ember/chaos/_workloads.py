@@ -16,12 +16,13 @@ import random
 from collections.abc import Callable
 from typing import Any
 
-from .._errors import EmberError, UsageError
+from .._errors import EmberError, NameTaken, NoProc, UnknownName, UsageError
 from ..consensus import Cluster, CommandFailed, NoLeader, NotLeader
+from ..registry import TierUnavailable
 from ._history import EventType, History
 from ._scenario import WorkloadSpec
 
-__all__ = ["KVWorkload", "Processes", "classify"]
+__all__ = ["KVWorkload", "NamesWorkload", "Processes", "classify"]
 
 # Errors that prove a write was not applied (docs/consensus.md, "Errors").
 _NOT_WRITTEN = (NoLeader, NotLeader, CommandFailed)
@@ -139,3 +140,129 @@ class KVWorkload:
                 if outcome == "ok":
                     break
                 await asyncio.sleep(0.2)
+
+
+class NamesWorkload:
+    """Registrations, releases and lookups of ``spec.keys`` global names in ``spec.tier``, for
+    holder processes on every node of the cluster, so that during a partition both sides try
+    to take the same name (split-brain attempts).
+
+    ``register`` completes ``ok`` with the fencing token (None for eventual names), ``fail``
+    with ``NameTaken`` (the value is the holder), ``TierUnavailable`` or a dead holder, or
+    ``info``; ``unregister`` and ``whereis`` likewise. After the final heal,
+    :meth:`final_views` asks every node which process it sees under each name.
+    """
+
+    def __init__(  # noqa: PLR0917 - one of each, in the order the runner has them
+        self,
+        spec: WorkloadSpec,
+        driver: Any,
+        history: History,
+        clock: Callable[[], float],
+        rng: random.Random,
+        ids: Processes,
+    ) -> None:
+        self.spec = spec
+        self.driver = driver
+        self.history = history
+        self.clock = clock
+        self.rng = rng
+        self.ids = ids
+        self.keys = [f"{spec.tier}-{i}" for i in range(spec.keys)]  # a tier's own names
+        self._ops = list(spec.mix)
+        self._weights = [spec.mix[o] for o in self._ops]
+        self._holders: dict[str, Any] = {}
+
+    async def _holder(self, node: str, fresh: bool = False) -> Any:
+        """A live holder process on ``node`` (spawned on first use, or again after a kill)."""
+        from ._probe import Holder
+
+        pid = self._holders.get(node)
+        if pid is None or fresh:
+            pid = self._holders[node] = await self.driver.client.spawn(Holder, on=node)
+        return pid
+
+    async def run(self, until: float) -> None:
+        seeds = [self.rng.getrandbits(64) for _ in range(self.spec.clients)]
+        async with asyncio.TaskGroup() as tg:
+            for seed in seeds:
+                tg.create_task(self._client(random.Random(seed), until))
+
+    async def _client(self, rng: random.Random, until: float) -> None:
+        process = self.ids.process()
+        pause = self.spec.clients / self.spec.rate if self.spec.rate else 0.0
+        while self.clock() < until:
+            if pause:
+                await asyncio.sleep(pause * rng.uniform(0.5, 1.5))
+                if self.clock() >= until:
+                    return
+            f = rng.choices(self._ops, self._weights)[0]
+            name = rng.choice(self.keys)
+            node = rng.choice(self.driver.live() or self.driver.names)
+            if await self._perform(process, f, name, node) == "info":
+                process = self.ids.process()
+
+    async def _perform(self, process: int, f: str, name: str, node: str) -> EventType:
+        names = self.driver.client.names
+        tier = self.spec.tier
+        timeout = self.spec.timeout
+        value: Any = node if f == "register" else None
+        invoke = self.history.invoke(process, f, name, value, self.clock())
+        try:
+            async with asyncio.timeout(timeout * 2 + 1.0):
+                if f == "register":
+                    holder = await self._holder(node)
+                    try:
+                        token = await names.register(name, holder, tier, timeout=timeout)
+                    except NoProc:
+                        holder = await self._holder(node, fresh=True)
+                        token = await names.register(name, holder, tier, timeout=timeout)
+                    result: Any = [str(holder), token]
+                elif f == "unregister":
+                    await names.unregister(name, tier, timeout=timeout)
+                    result = None
+                elif tier == "consistent":
+                    pid = await names.whereis(name, tier, consistency="linearizable")
+                    result = None if pid is None else str(pid)
+                else:
+                    pid = names.whereis(name, tier)
+                    result = None if pid is None else str(pid)
+        except UsageError:
+            raise
+        except NameTaken as exc:
+            self.history.complete(invoke, "fail", str(exc.owner), self.clock(), error="NameTaken")
+            return "fail"
+        except (UnknownName, NoProc, TierUnavailable) as exc:
+            self.history.complete(invoke, "fail", None, self.clock(), error=type(exc).__name__)
+            return "fail"
+        except (EmberError, TimeoutError, OSError) as exc:
+            outcome: EventType = "fail" if f == "whereis" else "info"
+            self.history.complete(invoke, outcome, None, self.clock(), error=type(exc).__name__)
+            return outcome
+        self.history.complete(invoke, "ok", result, self.clock(), node=node)
+        return "ok"
+
+    async def final_reads(self, within: float) -> None:
+        """Nothing to read through the history: :meth:`final_views` asks every node."""
+
+    async def final_views(self, within: float = 10.0) -> dict[str, dict[str, str | None]]:
+        """Every live node's view: name -> the holder it sees (as text) or None."""
+        from ._probe import Holder
+
+        client = self.driver.client
+        views: dict[str, dict[str, str | None]] = {}
+        for node in [*self.driver.live(), client.name]:
+            try:
+                async with asyncio.timeout(within):
+                    probe = await client.spawn(Holder, on=node) if node != client.name else None
+                    if probe is None:
+                        seen = [client.names.whereis(n, self.spec.tier) for n in self.keys]
+                        answer = [None if p is None else str(p) for p in seen]
+                    else:
+                        answer = await client.call(
+                            probe, ("view", self.keys, self.spec.tier), timeout=within
+                        )
+            except (EmberError, TimeoutError):
+                continue
+            views[node] = dict(zip(self.keys, answer, strict=True))
+        return views

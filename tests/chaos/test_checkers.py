@@ -14,6 +14,7 @@ from ember.chaos._checkers import (
     check_logs,
     check_lost_writes,
     check_rss,
+    check_unique_owners,
     overall,
 )
 from ember.chaos._history import History
@@ -163,3 +164,44 @@ def test_overall_and_exit_codes():
     assert overall([result(Validity.VALID), result(Validity.UNKNOWN)]) is Validity.UNKNOWN
     assert overall([result(Validity.UNKNOWN), result(Validity.INVALID)]) is Validity.INVALID
     assert [v.exit_code for v in Validity] == [0, 1, 2]
+
+
+# --- unique owners -------------------------------------------------------------------------
+
+
+def test_unique_owners_catches_views_that_disagree_after_the_heal():
+    views = {"n1": {"a": "<n1.2.1>", "b": None}, "n2": {"a": "<n3.2.1>", "b": None}}
+    r = check_unique_owners(History(), views, [], "eventual")
+    assert r.validity is Validity.INVALID and r.name == "unique_eventual_names"
+    assert r.witness["diverged"] == [{"name": "a", "owners": {"n1": "<n1.2.1>", "n2": "<n3.2.1>"}}]
+    same = {"n1": {"a": "<n1.2.1>"}, "n2": {"a": "<n1.2.1>"}}
+    assert check_unique_owners(History(), same, [], "eventual").validity is Validity.VALID
+    assert check_unique_owners(History(), {}, [], "eventual").validity is Validity.UNKNOWN
+
+
+def test_unique_owners_catches_a_consistent_name_held_twice():
+    views = {"n1": {"c": "<n2.2.1>"}, "n2": {"c": "<n2.2.1>"}}
+    taken = (
+        Script()
+        .op(0, "register", "c", "n1", 0.0, 1.0, ("<n1.2.1>", 1))
+        .op(1, "register", "c", "n2", 2.0, 3.0, ("<n2.2.1>", 2))  # nobody released it
+        .history()
+    )
+    r = check_unique_owners(taken, views, [], "consistent")
+    assert r.validity is Validity.INVALID and r.figures["double_owners"] == 1
+    assert r.witness["double_owners"][0]["second"]["holder"] == "<n2.2.1>"
+    # Released in between (an unregister, or a fault on the first holder's node): fine.
+    released = Script().op(0, "register", "c", "n1", 0.0, 1.0, ("<n1.2.1>", 1))
+    released.op(2, "unregister", "c", None, 1.5, 1.8).op(
+        1, "register", "c", "n2", 2.0, 3.0, ("<n2.2.1>", 2)
+    )
+    assert (
+        check_unique_owners(released.history(), views, [], "consistent").validity is Validity.VALID
+    )
+    kill = [{"fault": "kill", "targets": ["n1"], "start": 1.2, "stop": 4.0}]
+    assert check_unique_owners(taken, views, kill, "consistent").validity is Validity.VALID
+    # The same process registering again is idempotent; eventual names may be claimed twice.
+    again = Script().op(0, "register", "c", "n2", 0, 1, ("<n2.2.1>", 2))
+    again.op(1, "register", "c", "n2", 2, 3, ("<n2.2.1>", 2))
+    assert check_unique_owners(again.history(), views, [], "consistent").validity is Validity.VALID
+    assert check_unique_owners(taken, views, [], "eventual").validity is Validity.VALID
