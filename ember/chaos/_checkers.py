@@ -25,6 +25,7 @@ __all__ = [
     "check_linearizable",
     "check_logs",
     "check_lost_writes",
+    "check_pg_converged",
     "check_rss",
     "check_unique_owners",
     "overall",
@@ -438,3 +439,43 @@ def _double_owners(
                     }
                 )
     return out
+
+
+def check_pg_converged(observed: Mapping[str, Any]) -> CheckResult:
+    """Every node's view of every group equals the union of the members each node holds
+    locally, within the stated bound after the heal (``observed`` from the pg workload)."""
+    views: Mapping[str, list[list[str]]] = observed["views"]
+    truth: list[list[str]] = observed["truth"]
+    after = observed["converged_after"]
+    figures = {
+        "groups": len(observed["groups"]),
+        "nodes": len(views),
+        "members": sum(len(t) for t in truth),
+        "converged_after_s": after,
+        "within_s": observed["within"],
+    }
+    if not views:
+        return CheckResult("pg_converged", Validity.UNKNOWN, "no node answered", figures)
+    if after is None:
+        diverged = [
+            {"group": g, "truth": truth[i], "views": {n: v[i] for n, v in views.items()}}
+            for i, g in enumerate(observed["groups"])
+            if any(v[i] != truth[i] for v in views.values())
+        ]
+        return CheckResult(
+            "pg_converged",
+            Validity.INVALID,
+            f"{len(diverged)} groups still differ between nodes {observed['within']} s after "
+            f"the heal (first: {diverged[0]['group']!r})"
+            if diverged
+            else "views never agreed",
+            figures,
+            {"diverged": diverged[:_WITNESS_OPS]},
+        )
+    return CheckResult(
+        "pg_converged",
+        Validity.VALID,
+        f"{len(observed['groups'])} groups equal on all {len(views)} nodes {after:.2f} s after "
+        "the heal",
+        figures,
+    )

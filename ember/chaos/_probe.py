@@ -1,4 +1,5 @@
-"""The actor the names workload registers, and asks for a node's view of the names.
+"""The actor the names and pg workloads use on every node: it holds names, joins groups, and
+answers its node's view of both.
 
 Node processes spawn it by reference (``ember.chaos._probe:Holder``).
 """
@@ -12,15 +13,28 @@ from .. import actors
 __all__ = ["Holder"]
 
 
+def _service(name: str) -> Any:
+    return actors.current().service(name)  # type: ignore[attr-defined]
+
+
 class Holder(actors.Actor):
-    """Holds names for the workload; ``("view", names, tier)`` answers this node's view: the
-    pid (as text) registered under each name, or None."""
+    """``("view", names, tier)``: the holder (as text) this node sees under each name.
+    ``("pg", "join" | "leave", group)``: this process joins or leaves ``group`` once.
+    ``("pg_view", groups, local)``: the members (as text, sorted) this node sees in each
+    group, or only its local ones."""
 
     async def receive(self, msg: Any) -> Any:
         match msg:
             case ("view", names, tier):
-                node = actors.current()
-                registry = node.service("names")  # type: ignore[attr-defined]
-                views = [registry.whereis(n, tier) for n in names]
-                return [None if pid is None else str(pid) for pid in views]
+                registry = _service("names")
+                return [None if (p := registry.whereis(n, tier)) is None else str(p) for n in names]
+            case ("pg", "join", group):
+                _service("pg").join(group, actors.self())
+                return "ok"
+            case ("pg", "leave", group):
+                return _service("pg").leave(group, actors.self())
+            case ("pg_view", groups, local):
+                pg = _service("pg")
+                get = pg.get_local_members if local else pg.get_members
+                return [sorted(str(p) for p in get(g)) for g in groups]
         return None

@@ -38,7 +38,7 @@ class ProcessDriver(Driver):
         self.procs: LocalCluster = LocalCluster(
             scenario.cluster.nodes,
             workdir=workdir,
-            discovery="seeds",
+            discovery=scenario.cluster.discovery,
             cluster=f"chaos-{secrets.token_hex(4)}",
             mesh_profile=scenario.cluster.profile,
             ready_timeout=BOUND,

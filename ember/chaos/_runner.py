@@ -21,6 +21,7 @@ from ._checkers import (
     check_linearizable,
     check_logs,
     check_lost_writes,
+    check_pg_converged,
     check_rss,
     check_unique_owners,
     overall,
@@ -29,7 +30,7 @@ from ._driver import Driver, DriverError
 from ._history import History
 from ._nemesis import Link, Step, cut_links, resolve_targets, schedule
 from ._scenario import FaultSpec, Scenario
-from ._workloads import KVWorkload, NamesWorkload, Processes
+from ._workloads import KVWorkload, NamesWorkload, PgWorkload, Processes
 
 __all__ = ["FaultRecord", "Progress", "RunResult", "Runner"]
 
@@ -106,6 +107,8 @@ class Runner:
         self._undo: dict[int, tuple[FaultRecord, Callable[[], Awaitable[None]]]] = {}
         self._over = asyncio.Event()  # the workload phase ended: the nemesis stops
         self.views: dict[str, dict[str, dict[str, str | None]]] = {}
+        self.pg: list[dict[str, Any]] = []
+        """What each pg workload saw of the groups after the final heal."""
         """Per name tier, each node's view of the names after the final heal."""
 
     def clock(self) -> float:
@@ -129,22 +132,21 @@ class Runner:
         s = self.scenario
         self.driver.check_supported()
         for spec in s.workloads:
-            if spec.kind not in ("kv", "names"):
-                raise DriverError(f"the {spec.kind} workload is not available yet (kv, names are)")
+            if spec.kind not in ("kv", "names", "pg"):
+                raise DriverError(f"the {spec.kind} workload is not available yet")
         try:
             await self.driver.start()
             kv = await self.driver.start_kv()
             self._t0 = self.driver.now()
             ids = Processes()
-            workloads: list[KVWorkload | NamesWorkload] = []
+            workloads: list[KVWorkload | NamesWorkload | PgWorkload] = []
             for spec in s.workloads:
                 rng = random.Random(self.rng.getrandbits(64))
                 if spec.kind == "kv":
                     workloads.append(KVWorkload(spec, kv, self.history, self.clock, rng, ids))
                 else:
-                    workloads.append(
-                        NamesWorkload(spec, self.driver, self.history, self.clock, rng, ids)
-                    )
+                    kind = NamesWorkload if spec.kind == "names" else PgWorkload
+                    workloads.append(kind(spec, self.driver, self.history, self.clock, rng, ids))
             steps = schedule(s, random.Random(self.rng.getrandbits(64)))
             self.phases["workload_start"] = 0.0
             done = asyncio.Event()
@@ -166,6 +168,8 @@ class Runner:
                     await w.final_reads(within=max(30.0, s.settle * 4))
                     if isinstance(w, NamesWorkload):
                         self.views[w.spec.tier] = await w.final_views()
+                    elif isinstance(w, PgWorkload):
+                        self.pg.append(await w.converge(s.checks.pg_within, self.phases["healed"]))
                 self.phases["end"] = self.clock()
                 done.set()
         finally:
@@ -192,6 +196,8 @@ class Runner:
             faults = [f.as_dict() for f in self.faults]
             for tier, views in self.views.items():
                 out.append(check_unique_owners(self.history, views, faults, tier))
+        if c.pg_converge:
+            out.extend(check_pg_converged(observed) for observed in self.pg)
         if c.rss_limit_mb is not None:
             out.append(check_rss(self.rss, c.rss_limit_mb))
         if c.logs:

@@ -79,12 +79,15 @@ class ClusterSpec:
 
     ``nodes``: how many nodes (1..9), named ``n1``... ``profile``: the mesh timing profile
     (``local``, ``lan``, ``wan``). ``durable``: Raft logs on disk, so a killed node restarts
-    with its data (else it comes back empty and catches up from the others).
+    with its data (else it comes back empty and catches up from the others). ``discovery``:
+    how node processes find each other, ``seeds`` (through the first node) or ``mdns``; the
+    sim driver's nodes always use the simulated network's discovery, its stand-in for mDNS.
     """
 
     nodes: int = 3
     profile: str = "local"
     durable: bool = True
+    discovery: str = "seeds"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -280,11 +283,12 @@ class _Reader:
 
 def _cluster(r: _Reader, data: Any) -> ClusterSpec:
     where = ("cluster",)
-    t = r.table(data, where, ("nodes", "profile", "durable"))
+    t = r.table(data, where, ("nodes", "profile", "durable", "discovery"))
     return ClusterSpec(
         nodes=r.number(t, where, "nodes", 3, low=1, high=_MAX_NODES, integer=True),
         profile=r.choice(t, where, "profile", "local", ("local", "lan", "wan")),
         durable=r.boolean(t, where, "durable", True),
+        discovery=r.choice(t, where, "discovery", "seeds", ("seeds", "mdns")),
     )
 
 

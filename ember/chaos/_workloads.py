@@ -22,7 +22,7 @@ from ..registry import TierUnavailable
 from ._history import EventType, History
 from ._scenario import WorkloadSpec
 
-__all__ = ["KVWorkload", "NamesWorkload", "Processes", "classify"]
+__all__ = ["KVWorkload", "NamesWorkload", "PgWorkload", "Processes", "classify"]
 
 # Errors that prove a write was not applied (docs/consensus.md, "Errors").
 _NOT_WRITTEN = (NoLeader, NotLeader, CommandFailed)
@@ -266,3 +266,125 @@ class NamesWorkload:
                 continue
             views[node] = dict(zip(self.keys, answer, strict=True))
         return views
+
+
+class PgWorkload:
+    """Joins, leaves and member lookups of ``spec.keys`` process groups by holder processes
+    on every node (each op goes to a random node's holder). After the final heal,
+    :meth:`converge` polls every node's view of every group until they are all equal."""
+
+    def __init__(  # noqa: PLR0917 - one of each, in the order the runner has them
+        self,
+        spec: WorkloadSpec,
+        driver: Any,
+        history: History,
+        clock: Callable[[], float],
+        rng: random.Random,
+        ids: Processes,
+    ) -> None:
+        self.spec = spec
+        self.driver = driver
+        self.history = history
+        self.clock = clock
+        self.rng = rng
+        self.ids = ids
+        self.keys = [f"group-{i}" for i in range(spec.keys)]
+        self._ops = list(spec.mix)
+        self._weights = [spec.mix[o] for o in self._ops]
+        self._holders: dict[str, Any] = {}
+
+    async def run(self, until: float) -> None:
+        seeds = [self.rng.getrandbits(64) for _ in range(self.spec.clients)]
+        async with asyncio.TaskGroup() as tg:
+            for seed in seeds:
+                tg.create_task(self._client(random.Random(seed), until))
+
+    async def _client(self, rng: random.Random, until: float) -> None:
+        process = self.ids.process()
+        pause = self.spec.clients / self.spec.rate if self.spec.rate else 0.0
+        while self.clock() < until:
+            if pause:
+                await asyncio.sleep(pause * rng.uniform(0.5, 1.5))
+                if self.clock() >= until:
+                    return
+            f = rng.choices(self._ops, self._weights)[0]
+            group = rng.choice(self.keys)
+            node = rng.choice(self.driver.live() or self.driver.names)
+            if await self._perform(process, f, group, node) == "info":
+                process = self.ids.process()
+
+    async def _holder(self, node: str) -> Any:
+        from ._probe import Holder
+
+        pid = self._holders.get(node)
+        if pid is None:
+            pid = self._holders[node] = await self.driver.client.spawn(Holder, on=node)
+        return pid
+
+    async def _perform(self, process: int, f: str, group: str, node: str) -> EventType:
+        client = self.driver.client
+        timeout = self.spec.timeout
+        invoke = self.history.invoke(process, f, group, node, self.clock())
+        try:
+            async with asyncio.timeout(timeout * 2 + 1.0):
+                holder = await self._holder(node)
+                if f == "members":
+                    answer = await client.call(holder, ("pg_view", [group], False), timeout=timeout)
+                    result: Any = answer[0]
+                else:
+                    result = await client.call(holder, ("pg", f, group), timeout=timeout)
+        except UsageError:
+            raise
+        except NoProc as exc:  # the holder (or its node) is gone: joins of it went with it
+            self._holders.pop(node, None)
+            self.history.complete(invoke, "fail", None, self.clock(), error=type(exc).__name__)
+            return "fail"
+        except (EmberError, TimeoutError, OSError) as exc:
+            outcome: EventType = "fail" if f == "members" else "info"
+            self.history.complete(invoke, outcome, None, self.clock(), error=type(exc).__name__)
+            return outcome
+        self.history.complete(invoke, "ok", result, self.clock(), node=node)
+        return "ok"
+
+    async def final_reads(self, within: float) -> None:
+        """Nothing to read through the history: :meth:`converge` asks every node."""
+
+    async def _views(self, local: bool) -> dict[str, list[list[str]]]:
+        from ._probe import Holder
+
+        client = self.driver.client
+        out: dict[str, list[list[str]]] = {}
+        for node in self.driver.live():
+            try:
+                async with asyncio.timeout(self.spec.timeout):
+                    probe = await client.spawn(Holder, on=node)
+                    out[node] = await client.call(
+                        probe, ("pg_view", self.keys, local), timeout=self.spec.timeout
+                    )
+            except (EmberError, TimeoutError):
+                continue
+        return out
+
+    async def converge(self, within: float, since: float) -> dict[str, Any]:
+        """Poll every node's views until they agree (and match the union of what each node
+        holds locally) or ``within`` seconds after ``since`` (the heal) pass; returns the last
+        views, the local truth and when, after ``since``, they were first seen to agree (an
+        upper bound of the convergence time; None: they did not)."""
+        start = since
+        while True:
+            views = await self._views(local=False)
+            local = await self._views(local=True)
+            truth = [
+                sorted(p for node in local for p in local[node][i]) for i in range(len(self.keys))
+            ]
+            agreed = bool(views) and all(v == truth for v in views.values())
+            elapsed = self.clock() - start
+            if agreed or elapsed >= within:
+                return {
+                    "groups": self.keys,
+                    "views": views,
+                    "truth": truth,
+                    "converged_after": round(elapsed, 3) if agreed else None,
+                    "within": within,
+                }
+            await asyncio.sleep(0.2)

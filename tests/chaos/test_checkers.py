@@ -13,6 +13,7 @@ from ember.chaos._checkers import (
     check_linearizable,
     check_logs,
     check_lost_writes,
+    check_pg_converged,
     check_rss,
     check_unique_owners,
     overall,
@@ -205,3 +206,20 @@ def test_unique_owners_catches_a_consistent_name_held_twice():
     again.op(1, "register", "c", "n2", 2, 3, ("<n2.2.1>", 2))
     assert check_unique_owners(again.history(), views, [], "consistent").validity is Validity.VALID
     assert check_unique_owners(taken, views, [], "eventual").validity is Validity.VALID
+
+
+def test_pg_converged_catches_views_that_still_differ():
+    truth = [["<n1.2.1>", "<n2.2.1>"]]
+    ok = {
+        "groups": ["g"],
+        "views": {"n1": truth, "n2": truth},
+        "truth": truth,
+        "converged_after": 1.5,
+        "within": 10,
+    }
+    assert check_pg_converged(ok).validity is Validity.VALID
+    stuck = {**ok, "views": {"n1": truth, "n2": [["<n2.2.1>"]]}, "converged_after": None}
+    r = check_pg_converged(stuck)
+    assert r.validity is Validity.INVALID
+    assert r.witness["diverged"][0]["views"]["n2"] == ["<n2.2.1>"]
+    assert check_pg_converged({**ok, "views": {}}).validity is Validity.UNKNOWN
