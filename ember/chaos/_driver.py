@@ -128,6 +128,10 @@ class Driver(abc.ABC):
         """Delay and/or lose traffic of ``targets`` (None clears that fault)."""
         raise DriverError(f"{self.kind} cannot delay or lose traffic")
 
+    async def disk_faults(self, targets: Iterable[str], latency: float | None) -> None:
+        """Make every Raft save on ``targets`` take ``latency`` seconds more (None: undo)."""
+        raise DriverError(f"{self.kind} cannot slow a disk")
+
     # --- observations ---
 
     def rss(self) -> dict[str, int]:

@@ -73,8 +73,11 @@ class ProcessDriver(Driver):
         await self.procs.wait(name)
 
     async def restart(self, name: str) -> None:
+        # On its old address, as a service restarts on its configured port: the others (and
+        # the client) find it where they last saw it, even when every node restarted at once.
+        old = self.procs.nodes[name].address or None
         others = [p for p in self.procs.running() if p.name != name]
-        await self.procs.start_node(name, connect=others)
+        await self.procs.start_node(name, connect=others, listen=old)
 
     async def pause(self, name: str) -> None:
         self.procs.kill(name, signal.SIGSTOP)

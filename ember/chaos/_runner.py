@@ -322,6 +322,13 @@ class Runner:
             async def undo() -> None:
                 await d.network_faults(targets, None, None)
 
+        elif f.fault == "slow-disk":
+            await d.disk_faults(targets, f.latency)
+            detail = f"+{f.latency} s per save"
+
+            async def undo() -> None:
+                await d.disk_faults(targets, None)
+
         else:
             raise DriverError(f"fault {f.fault!r} is not implemented by the runner yet")
         record = FaultRecord(f.fault, targets, self.clock(), detail=detail)

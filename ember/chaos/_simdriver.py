@@ -7,12 +7,13 @@ link of the network (the simulated network has no per-link rates), which the rep
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from .._node import Node
 from ..actors._node import current_node
@@ -50,6 +51,16 @@ class ChaosNetwork(MemoryNetwork):
         return super().reachable(a, b) and (not self._cuts or frozenset((a, b)) not in self._cuts)
 
 
+def _slowed(
+    persist: Callable[[Any], Awaitable[None]], latency: float
+) -> Callable[[Any], Awaitable[None]]:
+    async def slow(rd: Any) -> None:
+        await asyncio.sleep(latency)
+        await persist(rd)
+
+    return slow
+
+
 class _NodeLogs(logging.Handler):
     """Collects log records per node (the node whose context emitted them), as text with any
     traceback included."""
@@ -76,7 +87,7 @@ class SimDriver(Driver):
 
     kind: ClassVar[str] = "sim"
     faults: ClassVar[frozenset[str]] = frozenset(
-        {"kill", "restart", "pause", "partition", "delay", "loss"}
+        {"kill", "restart", "pause", "partition", "delay", "loss", "slow-disk"}
     )
 
     def __init__(self, scenario: Scenario, seed: int, workdir: Path) -> None:
@@ -151,6 +162,18 @@ class SimDriver(Driver):
         self, targets: Iterable[str], delay: tuple[float, float] | None, loss: float | None
     ) -> None:
         self.network.set_faults(drop=loss or 0.0, delay=delay or BASE_DELAY)
+
+    async def disk_faults(self, targets: Iterable[str], latency: float | None) -> None:
+        # Each Raft member's save (its fsync) waits first: the member's own pipeline stalls
+        # as behind a slow disk. A member restarted later has a healthy disk.
+        for name in targets:
+            node = self.sim.nodes.get(name)
+            host = node.service("raft") if node is not None else None
+            for member in host.members.values() if host is not None else ():
+                if latency is None:
+                    member.__dict__.pop("_persist", None)
+                else:
+                    member._persist = _slowed(type(member)._persist.__get__(member), latency)
 
     def rss(self) -> dict[str, int]:
         return {"sim": rss_of("self")}
