@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from ._certscmd import add_certs_commands
+from ._chaoscmd import add_chaos_commands
 from ._cluster import add_cluster_commands
 from ._faultcmd import add_fault_command
 from ._memberscmd import add_members_command
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_fault_command(sub)
     add_status_command(sub)
     add_top_command(sub)
+    add_chaos_commands(sub)
     return parser
 
 
