@@ -175,7 +175,9 @@ class ConsistentTier:
         self._started = asyncio.get_running_loop().time()
         self._adopt_member()
         self._announce()
-        self._tasks.spawn(self._run())
+        if node.dist is not None or self.config.expect <= 1:
+            # A node alone by construction never forms a group of several: no tick loop.
+            self._tasks.spawn(self._run())
 
     async def stop(self) -> None:
         for remove in self._unsubscribe:
