@@ -29,6 +29,7 @@ from ._cluster_errors import (
 from ._host import PeerLost, RaftHost, check_group_name, node_of
 from ._pack import pack
 from ._state_machine import KVStateMachine, StateMachine, state_machine_ref
+from ._watch import Deposed, LeaderWatch
 
 if TYPE_CHECKING:
     from .._services import ServiceNode
@@ -109,6 +110,18 @@ class Cluster:
         self._max_command = max_command_bytes
         """The group's ``max_command_bytes`` when known (a handle made by ``start``); the
         members check it in any case."""
+        self._watch = LeaderWatch(lambda: self.members, self._confirm_leads)
+        """Notices that a member a request waits on was deposed (see ``_watch.py``)."""
+
+    async def _confirm_leads(self, member: str, within: float) -> None:
+        await self.host.call(node_of(member), "leads", [self.name, member], within)
+
+    def _guarded(self, target: str, request: Awaitable[_T]) -> Awaitable[_T]:
+        """``request`` to ``target``, given up once another member confirms it leads (a
+        member on this node is never frozen apart from its caller: no watch)."""
+        if node_of(target) == self.host.name:
+            return request
+        return self._watch.guard(target, request)
 
     def __repr__(self) -> str:
         return (
@@ -246,14 +259,23 @@ class Cluster:
                     raise UnknownGroup(self.name, sorted(set(unknown)))
             await asyncio.sleep(min(_RETRY_PAUSE, max(0.0, deadline - loop.time())))
 
-    async def _on_leader(self, op: str, args: list[Any], within: float) -> Any:
-        """Run ``op`` on the leader, following hints, for up to ``within`` seconds."""
+    async def _on_leader(
+        self, op: str, args: list[Any], within: float, *, retry: bool = True
+    ) -> Any:
+        """Run ``op`` on the leader, following hints, for up to ``within`` seconds. A request
+        to a member that was deposed meanwhile goes to the new leader if ``retry`` (the
+        request is safe to repeat), else fails with :class:`OutcomeUnknown`."""
 
         async def attempt(target: str, remaining: float) -> Any:
             try:
-                return await self.host.call(
-                    node_of(target), op, [self.name, target, *args], remaining
+                return await self._guarded(
+                    target,
+                    self.host.call(node_of(target), op, [self.name, target, *args], remaining),
                 )
+            except Deposed as exc:
+                if not retry:
+                    raise OutcomeUnknown(None, f"{op} sent to {target}, deposed: {exc}") from exc
+                raise NotLeader(exc.leader) from exc
             except NoLeader as exc:
                 raise _Next(exc) from exc
             except PeerLost as exc:
@@ -375,14 +397,22 @@ class Cluster:
     ) -> Any:
         """Send the write to the leader (see :meth:`write` for what each error means)."""
 
+        abandoned: list[str] = []
+
         async def attempt(target: str, remaining: float) -> Any:
             try:
-                leader, ok, value = await self.host.call(
-                    node_of(target),
-                    "write",
-                    [self.name, target, session, command, False, remaining * 0.8],
-                    remaining,
+                leader, ok, value = await self._guarded(
+                    target,
+                    self.host.call(
+                        node_of(target),
+                        "write",
+                        [self.name, target, session, command, False, remaining * 0.8],
+                        remaining,
+                    ),
                 )
+            except Deposed as exc:  # it may have been proposed: retried with its session
+                abandoned.append(target)
+                raise NotLeader(exc.leader) from exc
             except NoLeader as exc:
                 raise _Next(exc) from exc
             except PeerLost as exc:
@@ -401,7 +431,13 @@ class Cluster:
                 raise CommandFailed(value[0], value[1])
             return value
 
-        return await self._via_leader(timeout, attempt)
+        try:
+            return await self._via_leader(timeout, attempt)
+        except (NoLeader, NotLeader) as exc:
+            if abandoned:  # an attempt may have been written: not "nothing written"
+                detail = f"sent to {abandoned[0]}, which was deposed; then {exc}"
+                raise OutcomeUnknown(request_id, detail) from exc
+            raise
 
     async def read(
         self,
@@ -511,7 +547,7 @@ class Cluster:
         meta = await self._meta_like(status["leader"], member, durable)
         async with asyncio.timeout(timeout):
             await _request(self.host, node_of(member), "create", [meta, None, []], timeout)
-            await self._on_leader("conf", ["add_learner", member], timeout)
+            await self._on_leader("conf", ["add_learner", member], timeout, retry=False)
             self.members.append(member)
             if wait_voter or len(status["voters"]) < status["max_voters"]:
                 # The leader decides when; poll its view (a remote one, no event to wait on).
@@ -536,7 +572,7 @@ class Cluster:
         if status["id"] == member and others:
             caught_up = [v for v in others if status["progress"].get(v, {}).get("lag", 1) == 0]
             await self.transfer_leadership((caught_up or others)[0], timeout=timeout)
-        await self._on_leader("conf", ["remove", member], timeout)
+        await self._on_leader("conf", ["remove", member], timeout, retry=False)
         if member in self.members:
             self.members.remove(member)
         if self._leader == member:

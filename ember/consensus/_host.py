@@ -622,6 +622,16 @@ class RaftHost:
     async def _op_confirm(self, group: str, target: str | None) -> None:
         await self.local_member(group, target).read_index()
 
+    async def _op_leads(self, group: str, target: str) -> int:
+        """Confirm, with a quorum, that ``target`` leads (``NotLeader`` if not); its term."""
+        member = self.local_member(group, target)
+        if member.role != Role.LEADER:
+            raise NotLeader(member.leader)
+        await member.read_index()
+        if member.role != Role.LEADER:  # it lost the lead while confirming
+            raise NotLeader(member.leader)
+        return member.node.term
+
     async def _op_status(self, group: str, target: str | None) -> dict[str, Any]:
         member = self.local_member(group, target)
         return {**member.status(), "max_voters": member.config.max_voters}
