@@ -46,6 +46,24 @@ class _Poll:
         self.task: asyncio.Task[None] | None = None
 
 
+class _Guard:
+    """One guarded request: the task awaiting it, and what the watch learned."""
+
+    __slots__ = ("cancelling", "deposed", "done", "poll", "task")
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self.task = task
+        self.cancelling = task.cancelling()
+        self.deposed: str | None = None
+        self.done = False
+        self.poll: _Poll | None = None
+
+    def found(self, leader: asyncio.Future[str]) -> None:
+        if not self.done and not leader.cancelled():
+            self.deposed = leader.result()
+            self.task.cancel()
+
+
 class LeaderWatch:
     """Guards requests to members of one group. ``members()`` lists them; ``confirm(member,
     within)`` returns once ``member`` confirmed, with a quorum, that it leads, and raises
@@ -59,40 +77,35 @@ class LeaderWatch:
         self._members = members
         self._confirm = confirm
         self._polls: dict[str, _Poll] = {}
-        self._abandoned: dict[asyncio.Future[Any], str] = {}  # request -> who leads instead
 
     async def guard(self, target: str, request: Awaitable[_T]) -> _T:
         """``await request`` (a request to ``target``), or raise :class:`Deposed` once another
         member confirms it leads while the request is still unanswered; the request is then
-        cancelled (a late answer is dropped). Costs a timer while answers are prompt."""
-        task = asyncio.ensure_future(request)
-        timer = asyncio.get_running_loop().call_later(SUSPECT_AFTER, self._suspect, target, task)
+        cancelled (a late answer is dropped). Like ``asyncio.timeout`` it cancels the calling
+        task and takes the cancellation back, so a prompt answer costs one timer."""
+        task = asyncio.current_task()
+        assert task is not None, "guard() runs in a task"
+        guard = _Guard(task)
+        timer = asyncio.get_running_loop().call_later(SUSPECT_AFTER, self._suspect, target, guard)
         try:
-            return await task
+            return await request
         except asyncio.CancelledError:
-            leader = self._abandoned.pop(task, None)
-            me = asyncio.current_task()
-            if leader is None or (me is not None and me.cancelling()):
-                raise  # cancelled from outside (a timeout): that is what the caller sees
-            raise Deposed(leader) from None
+            if guard.deposed is not None and task.uncancel() <= guard.cancelling:
+                raise Deposed(guard.deposed) from None
+            raise  # cancelled from outside (a timeout): that is what the caller sees
         finally:
+            guard.done = True
             timer.cancel()
-            self._abandoned.pop(task, None)
+            if guard.poll is not None:
+                guard.poll.found.remove_done_callback(guard.found)
+                self._leave(target, guard.poll)
 
-    def _suspect(self, target: str, task: asyncio.Future[Any]) -> None:
-        """``task`` went unanswered for :data:`SUSPECT_AFTER`: wait on the poll of its
-        target, which abandons it if another member leads."""
-        if task.done():
-            return
-        poll = self._join(target)
-
-        def deposed(found: asyncio.Future[str]) -> None:
-            if not task.done() and not found.cancelled():
-                self._abandoned[task] = found.result()
-                task.cancel()
-
-        poll.found.add_done_callback(deposed)
-        task.add_done_callback(lambda _t: self._leave(target, poll))
+    def _suspect(self, target: str, guard: _Guard) -> None:
+        """The request went unanswered for :data:`SUSPECT_AFTER`: wait on the poll of its
+        target, which cancels the request if another member leads."""
+        if not guard.done:
+            guard.poll = self._join(target)
+            guard.poll.found.add_done_callback(guard.found)
 
     def _join(self, target: str) -> _Poll:
         poll = self._polls.get(target)
