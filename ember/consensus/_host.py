@@ -455,10 +455,11 @@ class RaftHost:
         except UnsendableError as exc:  # a state machine's read returned something odd
             payload = pack((_REP, call_id, True, ["UsageError", f"{op}: the result: {exc}"]))
         try:
-            self._send_frame(peer, payload)
-        except FrameTooLarge as exc:
-            error = ["UsageError", f"{op}: the result of {len(payload):,} bytes: {exc}"]
-            self._send_frame(peer, pack((_REP, call_id, True, error)))
+            try:
+                self._send_frame(peer, payload)
+            except FrameTooLarge as exc:
+                error = ["UsageError", f"{op}: the result of {len(payload):,} bytes: {exc}"]
+                self._send_frame(peer, pack((_REP, call_id, True, error)))
         except EmberError as exc:
             log.warning("raft: cannot reply to %s: %r", peer, exc)
 
