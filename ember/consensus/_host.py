@@ -609,7 +609,9 @@ class RaftHost:
         limit = member.config.max_command_bytes
         if len(entry) > limit:
             raise CommandTooLarge(len(entry), limit)
-        ok, value = await member.propose(entry)
+        attrs = {"ember.raft.group": group, "ember.raft.member": member.id}
+        with self.node.tracing.span("raft.propose", attrs):  # propose to apply
+            ok, value = await member.propose(entry)
         return [member.id, ok, value]
 
     async def _op_read(self, group: str, target: str | None, key: Any, consistency: str) -> Any:

@@ -49,8 +49,10 @@ class Replica:
         self.duplicates = 0
         """Writes not applied because their session key had been applied before."""
 
-    def apply(self, data: bytes) -> Outcome:
+    def apply(self, data: bytes, index: int = 0) -> Outcome:
+        """Apply the entry at log ``index`` (the state machine sees it as ``index``)."""
         session, command = msgpack.unpackb(data, strict_map_key=False)
+        self.state_machine.index = index
         if session is not None:
             client, stream, request, seq, mark = session
             self._forget_below(client, stream, mark)

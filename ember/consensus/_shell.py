@@ -224,7 +224,7 @@ class RaftMember:
                 if self._on_conf is not None:
                     self._on_conf(self, change)
             elif e.data:
-                outcome = self.replica.apply(e.data)
+                outcome = self.replica.apply(e.data, e.index)
             self.applied = e.index
             waiter = self._pending.pop(e.index, None)
             if waiter is not None and not waiter[1].done():
