@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .._errors import UsageError
 from ..actors._node import current_node
+from ..transport._errors import UnsendableError
 from ._cluster_config import DEFAULT_RETRY_WINDOW, ClusterConfig
 from ._cluster_errors import (
     ClusterError,
@@ -340,14 +341,20 @@ class Cluster:
             request_id = f"{self._stream}-{seq}"
         else:
             seq = None if held is None else held[0]
-        session = [self.client_id, self._stream, request_id, seq, self._mark(loop.time())]
-        self._check_command(session, command)
         if seq is not None:
-            self._hold(request_id, seq, math.inf)
+            self._hold(request_id, seq, math.inf)  # before the mark: it must not pass this one
+        session = [self.client_id, self._stream, request_id, seq, self._mark(loop.time())]
         try:
-            result = await self._write(command, request_id, session, timeout)
+            self._check_command(session, command)
+        except (UnsendableError, CommandTooLarge):
+            if not retry:  # nothing was ever sent under this request id
+                self._open.pop(request_id, None)
+            raise
+        abandoned: list[str] = []
+        try:
+            result = await self._write(command, request_id, session, timeout, abandoned)
         except CommandFailed:
-            self._open.pop(request_id, None)  # applied: the outcome is known
+            self._settled(request_id, seq, abandoned)  # applied: the outcome is known
             raise
         except (NoLeader, NotLeader):
             if not retry:  # this attempt wrote nothing, and there was no earlier one
@@ -360,8 +367,17 @@ class Cluster:
             if seq is not None:
                 self._hold(request_id, seq, loop.time() + self.retry_window)
             raise
-        self._open.pop(request_id, None)
+        self._settled(request_id, seq, abandoned)
         return result
+
+    def _settled(self, request_id: str, seq: int | None, abandoned: list[str]) -> None:
+        """The write's outcome is known. If an attempt was given up on (its member was
+        deposed), that attempt may still be proposed later (it may wait on its member for a
+        leader): its session is held for ``retry_window`` so such a straggler applies once."""
+        if not abandoned or seq is None:
+            self._open.pop(request_id, None)
+        else:
+            self._hold(request_id, seq, asyncio.get_running_loop().time() + self.retry_window)
 
     def _check_command(self, session: list[Any], command: Any) -> None:
         """Refuse, before sending, a command that cannot be encoded or is over the limit."""
@@ -394,10 +410,10 @@ class Cluster:
         request_id: str,
         session: list[Any],
         timeout: float,  # noqa: ASYNC109
+        abandoned: list[str],
     ) -> Any:
-        """Send the write to the leader (see :meth:`write` for what each error means)."""
-
-        abandoned: list[str] = []
+        """Send the write to the leader (see :meth:`write` for what each error means); the
+        members whose attempts were given up on go into ``abandoned``."""
 
         async def attempt(target: str, remaining: float) -> Any:
             try:

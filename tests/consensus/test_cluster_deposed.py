@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from typing import Any
 
 import pytest
 
-from ember.consensus import Cluster, ClusterError, OutcomeUnknown, ReadTimeout
+from ember.consensus import (
+    Cluster,
+    ClusterError,
+    OutcomeUnknown,
+    ReadTimeout,
+    StateMachine,
+    apply,
+)
 from ember.testing import SimCluster
 from ember.transport import MemoryNetwork
 
@@ -78,4 +86,59 @@ async def test_clients_move_to_the_new_leader_within_about_an_election(fault: st
         assert stall < 1.5, f"clients stood still {stall:.2f} s after the {fault}"
         for key, value in last.items():  # every acknowledged write is there
             assert await cluster.read(key, timeout=30) == value
+        await cluster.stop()
+
+
+class Tags(StateMachine):
+    """Records every tag applied, in order (a duplicate application shows twice)."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {"seen": []}
+
+    @apply("tag")
+    def tag(self, cmd: dict[str, Any]) -> int:
+        self.state["seen"].append(cmd["tag"])
+        return len(self.state["seen"])
+
+    def read(self, key: Any) -> Any:
+        return self.state[key]
+
+
+async def test_requests_given_up_on_apply_once_when_the_frozen_leader_resumes() -> None:
+    # Paused for less than the heartbeat timeout, the old leader keeps its connections: on
+    # resuming it receives the requests its clients gave up on, and (now a follower) forwards
+    # them to the new leader. Their sessions are held, so each applies once.
+    network = MemoryNetwork(12, delay=(0.001, 0.002))
+    async with SimCluster([*MEMBERS, "client"], seed=12, network=network) as sim:
+        cluster = await Cluster.start(
+            nodes=MEMBERS, name="tags", state_machine=Tags, node=sim.node("client")
+        )
+        leader = await cluster.wait_for_leader(timeout=30)
+        acked: list[str] = []
+        stop = asyncio.Event()
+
+        async def writer(w: int) -> None:
+            j = 0
+            while not stop.is_set():
+                tag, request = f"w{w}-{j}", None  # numbered by the handle
+                while True:
+                    try:
+                        await cluster.write({"op": "tag", "tag": tag}, request_id=request)
+                        break
+                    except OutcomeUnknown as exc:
+                        request = exc.request_id  # the same request again
+                acked.append(tag)
+                j += 1
+
+        tasks = [asyncio.ensure_future(writer(w)) for w in range(3)]
+        await asyncio.sleep(0.5)
+        sim.pause(leader)
+        await asyncio.sleep(2.0)
+        sim.resume(leader)
+        await asyncio.sleep(2.0)
+        stop.set()
+        await asyncio.gather(*tasks)
+        seen = await cluster.read("seen", timeout=30)
+        assert len(seen) == len(set(seen)), sorted(t for t in set(seen) if seen.count(t) > 1)
+        assert set(acked) <= set(seen)
         await cluster.stop()
