@@ -18,6 +18,7 @@ from collections import deque
 from typing import Any
 
 import ember
+from ember.actors._watchdog import DEFAULT_STALL_THRESHOLD, watched
 
 from ._util import assert_uvloop, interleaved, perf_counter, rates, ratio, run_uvloop, section
 
@@ -187,6 +188,10 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
     samples = interleaved(
         {
             "ember_async": lambda: run_uvloop(ember_tell(n, burst, Consumer)),
+            # as ember.run runs it, with the stall watchdog: its cost is this ratio to the above
+            "ember_async_watchdog": lambda: run_uvloop(
+                watched(ember_tell(n, burst, Consumer), DEFAULT_STALL_THRESHOLD)
+            ),
             "ember_plain": lambda: run_uvloop(ember_tell(n, burst, PlainConsumer)),
             "asyncio_queue": lambda: run_uvloop(queue_tell(n, burst)),
             "lean_deque_task": lambda: run_uvloop(lean_tell(n, burst)),
@@ -200,6 +205,7 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
         samples=samples,
         results=r,
         ratios={
+            "ember_async_watchdog/ember_async": ratio(r["ember_async_watchdog"], r["ember_async"]),
             "ember_async/asyncio_queue": ratio(r["ember_async"], r["asyncio_queue"]),
             "ember_plain/asyncio_queue": ratio(r["ember_plain"], r["asyncio_queue"]),
             "ember_async/lean_deque_task": ratio(r["ember_async"], r["lean_deque_task"]),
