@@ -255,7 +255,14 @@ class Distribution:
         self, pid: Pid | tuple[Any, str], msg: Any, timeout: float | None
     ) -> asyncio.Future[Any]:
         call_id = next(self._ids)
-        payload = self.codec.encode((CALL, call_id, pid, msg))  # unsendable: fails right here
+        try:
+            payload = self.codec.encode((CALL, call_id, pid, msg))
+        except UnsendableError as exc:  # fails right here, on the future as every call error
+            loop = self.node._loop
+            assert loop is not None
+            failed: asyncio.Future[Any] = loop.create_future()
+            failed.set_exception(exc)
+            return failed
         return self._request(_node_of(pid), call_id, pid, payload, timeout)
 
     def _request(

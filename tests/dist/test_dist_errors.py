@@ -137,6 +137,10 @@ async def test_a_request_too_large_for_the_peer_fails_at_the_caller() -> None:
             assert info.value.limit == SMALL and info.value.node == "a"
             with pytest.raises(FrameTooLarge):
                 b.send(pid, b"y" * 2 * SMALL)
+            # cast never raises: what it cannot send is counted
+            b.cast(pid, b"y" * 2 * SMALL)
+            b.cast(pid, object())
+            assert b.statistics().counters["cast_refused"] == 2
             assert await b.call(pid, ("value", 1)) == 1
     finally:
         await stop(b, a)
