@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import UsageError
 from ._services import Service
 from .actors import Node as KernelNode
-from .actors import Pid
+from .actors import Pid, Statistics
 from .consensus._host import RaftHost
 from .consensus._metrics import RaftProbe
 from .mesh._config import SwimConfig
@@ -499,6 +499,15 @@ class Node(KernelNode):
             await self.dist.send_wait(dest, msg)
         else:
             self.send(dest, msg)
+
+    def statistics(self) -> Statistics:
+        """The kernel's counters (``Node.statistics`` of ``ember.actors``), plus, for a
+        distributed node, its distribution's as ``dist_<name>`` (``dist_undecodable``,
+        ``dist_replies_failed``...)."""
+        stats = super().statistics()
+        if self.dist is not None:
+            stats.counters.update({f"dist_{k}": v for k, v in self.dist.statistics().items()})
+        return stats
 
     def connected_nodes(self) -> list[str]:
         """Names of the nodes this node has an open connection to."""

@@ -129,6 +129,21 @@ class Distribution:
         self.callback_errors = 0
         """Exceptions raised by channel handlers (logged and swallowed)."""
 
+    def statistics(self) -> dict[str, int]:
+        """The distribution's counters: ``dropped`` (messages to a node with no route),
+        ``protocol_errors``, ``undecodable``, ``replies_failed``, ``signal_overflows``,
+        ``unhandled_frames``, ``callback_errors`` (``ember.Node.statistics()`` shows them as
+        ``dist_<name>``)."""
+        return {
+            "dropped": self.dropped,
+            "protocol_errors": self.protocol_errors,
+            "undecodable": self.undecodable,
+            "replies_failed": self.replies_failed,
+            "signal_overflows": self.signal_overflows,
+            "unhandled_frames": self.unhandled_frames,
+            "callback_errors": self.callback_errors,
+        }
+
     def attach(self) -> None:
         """Route the node's remote operations through this distribution."""
         self.node.attach_remote(self)
