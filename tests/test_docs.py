@@ -14,8 +14,8 @@ NAMED = re.compile(r"`([^`\s]+\.(?:py|md|toml|json|html|txt|ya?ml))`")
 OUTSIDE = re.compile(r"\.\./|(?<![\w.])/work/")
 GENERATED = ("bench/results/",)
 """Written by a run (``python -m bench`` writes its results there)."""
-RUNTIME = {"member.json"}
-"""Files a node writes in its data directory, named as such."""
+RUNTIME = {"member.json", "report.html", "result.json"}
+"""Files a node writes in its data directory, or a chaos run in its run directory."""
 
 
 def project_files() -> set[str]:

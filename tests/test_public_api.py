@@ -63,6 +63,7 @@ EXPECTED = {
     "self",
     "send",
     "send_after",
+    "send_wait",
     "spawn",
     "spawn_link",
     "spawn_monitor",
@@ -175,4 +176,25 @@ def test_testing_namespace():
         "run_test",
         "seeded",
         "seeds",
+    }
+
+
+def test_observability_namespace():
+    import ember.observability
+
+    assert public(ember.observability) == {
+        "AdminConfig",
+        "AdminRequest",
+        "AdminRoute",
+        "Collector",
+        "Histogram",
+        "Metric",
+        "Metrics",
+        "MetricsExportConfig",
+        "Tracing",
+        "TracingConfig",
+        "counter",
+        "derive_token",
+        "gauge",
+        "int_param",
     }

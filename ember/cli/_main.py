@@ -7,7 +7,9 @@ import sys
 from collections.abc import Sequence
 
 from ._certscmd import add_certs_commands
+from ._chaoscmd import add_chaos_commands
 from ._cluster import add_cluster_commands
+from ._faultcmd import add_fault_command
 from ._memberscmd import add_members_command
 from ._nodecmd import add_node_commands
 from ._statuscmd import add_status_command
@@ -25,8 +27,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_cluster_commands(sub)
     add_certs_commands(sub)
     add_members_command(sub)
+    add_fault_command(sub)
     add_status_command(sub)
     add_top_command(sub)
+    add_chaos_commands(sub)
     return parser
 
 

@@ -5,38 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from .._errors import EmberError
-from .._node import Node, parse_node_address
+from .._node import parse_node_address
 from ..actors import run
 from ..mesh._messages import Member
 from ..mesh._shell import fetch_members
+from ._client import add_client_arguments, client_node, connect_once, describe
 from ._nodecmd import read_cookie
 
 
 def add_members_command(sub: Any) -> None:
     members = sub.add_parser("members", help="print the membership as a node sees it")
-    members.add_argument("--node", required=True, metavar="NAME@HOST:PORT", help="node to ask")
-    members.add_argument("--cookie-file", required=True, type=Path, help="file with the cookie")
-    members.add_argument("--cluster", default="ember", help="cluster name (default: ember)")
-    members.add_argument("--tls-dir", type=Path, help="directory made by `ember certs init`")
-    members.add_argument(
-        "--as",
-        dest="client_name",
-        help="node name this client uses (with --tls-dir: a name with a certificate there; "
-        "default ember-cli-PID)",
-    )
-    members.add_argument(
-        "--timeout",
-        type=float,
-        default=5.0,
-        metavar="SECONDS",
-        help="how long to wait for the node's answer, connecting included (default 5)",
-    )
+    add_client_arguments(members)
     members.add_argument("--json", action="store_true", help="one JSON array instead of a table")
     members.set_defaults(run=cmd_members)
 
@@ -58,42 +41,12 @@ def cmd_members(args: argparse.Namespace) -> int:
     return 0
 
 
-def describe(exc: BaseException) -> str:
-    """Why a command could not reach a node, in words."""
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (is the node running, and listening at that address?)"
-    if isinstance(exc, TimeoutError) and not str(exc):
-        return "no answer in time"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return str(exc) or type(exc).__name__
-
-
 async def query(args: argparse.Namespace, cookie: str) -> tuple[Member, ...]:
-    name, host, port = parse_node_address(args.node)
-    me = args.client_name or f"ember-cli-{os.getpid()}"
-    ssl_server = ssl_client = None
-    if args.tls_dir is not None:
-        from ..transport._tls import client_context, server_context
-
-        ssl_server = server_context(args.tls_dir, me)
-        ssl_client = client_context(args.tls_dir, me)
-    # A short-lived node of its own that dials the one asked (listening on a free loopback
-    # port only because a node that runs a transport listens somewhere).
-    node = Node(
-        me,
-        listen="127.0.0.1:0",
-        cookie=cookie,
-        cluster=args.cluster,
-        ssl_server=ssl_server,
-        ssl_client=ssl_client,
-    )
+    node = client_node(args, cookie)
     try:
         async with asyncio.timeout(args.timeout):  # the connect too: a dead node never answers
-            await node.start()
+            name = await connect_once(node, args)
             assert node.transport is not None and node.dist is not None
-            # One attempt: a refused connection is said at once, not after the timeout.
-            await node.transport.connect(name, host, port, retry=False)
             return await fetch_members(node.transport, node.dist, name, args.timeout)
     finally:
         await node.stop()

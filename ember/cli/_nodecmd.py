@@ -16,6 +16,7 @@ from .._node import Node
 from ..actors import run
 from ..actors._watchdog import DEFAULT_STALL_THRESHOLD
 from ..observability import AdminConfig
+from ..transport._config import TransportConfig
 from ..transport._cookie import read_cookie_file
 from ._app import AppHook, add_app_arguments, load_app, start_app
 from ._logs import setup_logging
@@ -69,6 +70,11 @@ def add_node_commands(sub: Any) -> None:
         default="info",
         choices=["debug", "info", "warning", "error"],
         help="least severe log level written (JSON lines on stderr; default info)",
+    )
+    start.add_argument(
+        "--chaos",
+        action="store_true",
+        help="accept fault injection (`ember fault`: partition, delay, drop): testing only",
     )
     add_admin_arguments(start)
     start.set_defaults(run=cmd_node_start)
@@ -205,9 +211,12 @@ async def serve(args: argparse.Namespace, cookie: str, hook: AppHook | None = No
         ssl_client=ssl_client,
         data_dir=args.data_dir if args.data_dir is not None else Path(".ember") / args.name,
         spawn_allow=tuple(args.spawn_allow) if args.spawn_allow else None,
+        config=TransportConfig(fault_injection=True) if args.chaos else None,
         admin=admin_config(args),
         **mesh_options(args),
     )
+    if args.chaos:
+        log.warning("node %s accepts fault injection (--chaos): for testing only", args.name)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

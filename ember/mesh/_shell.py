@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from .._errors import BindError, EmberError, NameTaken, UsageError
 from .._tasks import OwnedTasks
 from ..transport._errors import ProtocolError
+from ..transport._faults import Faults
 from ..transport._frame import Channel
 from ..transport._transport import parse_address
 from ._config import SwimConfig
@@ -202,6 +203,11 @@ class Membership:
         self._bind = (host, port)
         self._key = mesh_key(cookie, cluster)
         self._transport = transport
+        faults = getattr(transport, "faults", None)
+        self._faults: Faults | None = (
+            faults if isinstance(faults, Faults) and faults.enabled else None
+        )
+        """The transport's fault injection, when enabled: it covers datagrams too."""
         self._router = router
         self._rng = rng if rng is not None else random.Random()
         self._meta = meta
@@ -216,6 +222,8 @@ class Membership:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self._listeners: list[MemberListener] = []
+        self._gossip_listeners: list[Callable[[str, bytes], None]] = []
+        self._gossip_seq = 0
         self._names: dict[str, str] = {}
         """address -> node name, for TCP packets to seeds known only by address."""
         self._awaiting: dict[str, list[bytes]] = {}
@@ -315,6 +323,25 @@ class Membership:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
+    def gossip(self, topic: str, data: bytes) -> bool:
+        """Broadcast ``data`` under ``topic`` to every member on the gossip's UDP packets,
+        where it fits (epidemic: each member passes it on). It reaches the gossip listeners of
+        the other members at most once each, in no particular order, and may be lost (UDP):
+        for layers that repair what gossip misses. False when it was not queued (too large
+        for a packet, or the gossip queue is full)."""
+        self._gossip_seq += 1
+        queued = self._core().gossip(f"{topic}#{self.name}#{self._gossip_seq}", data)
+        if queued:
+            self._schedule()
+        return queued
+
+    def add_gossip_listener(self, listener: Callable[[str, bytes], None]) -> Callable[[], None]:
+        """Call ``listener(topic, data)`` for every broadcast other members :meth:`gossip`
+        (from the loop; what it raises is logged and counted); returns its remover."""
+        self._gossip_listeners.append(listener)
+        listeners = self._gossip_listeners
+        return lambda: listeners.remove(listener) if listener in listeners else None
+
     def update_meta(self, meta: Meta) -> None:
         """Replace this node's metadata; gossiped with a new incarnation."""
         self._core().update_meta(meta, now=self._now())
@@ -375,6 +402,14 @@ class Membership:
             self._send(out)
         for event in ready.events:
             self._apply_event(event)
+        for key, data in ready.custom:
+            topic = key.partition("#")[0]
+            for gossip_listener in list(self._gossip_listeners):
+                try:
+                    gossip_listener(topic, data)
+                except Exception:
+                    self.stats.listener_errors += 1
+                    log.exception("gossip listener %r raised", gossip_listener)
         if swim.left and swim.leave_done:
             self._left.set()
         self._schedule()
@@ -418,9 +453,27 @@ class Membership:
             self.stats.udp_errors += 1
             return
         data = seal(self._key, kind, body)
-        self._udp.sendto(data, target)
+        faults = self._faults
+        lag = 0.0
+        if faults is not None and faults.active:
+            if self._blocked(faults, address, "blocked_frames") or faults.lose():
+                return
+            lag = faults.lag()
+        if lag:
+            assert self._loop is not None
+            self._loop.call_later(lag, self._udp.sendto, data, target)
+        else:
+            self._udp.sendto(data, target)
         self.stats.udp_sent += 1
         self.stats.udp_bytes_sent += len(data)
+
+    def _blocked(self, faults: Faults, address: str, what: str) -> bool:
+        """Whether fault injection partitions us from the node at ``address`` (counted)."""
+        name = self._names.get(address)
+        if name is not None and faults.blocks(name):
+            faults.count(what)
+            return True
+        return False
 
     def _parse(self, address: str) -> tuple[str, int]:
         parsed = self._addresses.get(address)
@@ -457,6 +510,11 @@ class Membership:
     def _on_datagram(self, data: bytes, addr: tuple[Any, int]) -> None:
         if self._closed or self._swim is None:
             return
+        faults = self._faults
+        if faults is not None and faults.active:
+            sender = format_address(addr[0], addr[1])
+            if self._blocked(faults, sender, "blocked_reads"):
+                return
         self.stats.udp_received += 1
         self.stats.udp_bytes_received += len(data)
         try:

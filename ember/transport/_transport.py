@@ -29,7 +29,7 @@ import os
 import random
 import ssl as _ssl
 from collections.abc import Callable
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 from .._errors import BindError, UsageError
 from .._ratelog import RateLimitedLog
@@ -39,6 +39,7 @@ from ._config import TransportConfig
 from ._connection import Connection, HandshakeTimeout, PeerRefused, Status
 from ._cookie import normalize_cookie
 from ._errors import ProtocolError
+from ._faults import Faults, FaultyConnection
 from ._handshake import Established, Handshake
 from ._interface import OnFrames, OnNodeDown, OnNodeUp, guarded_call
 from ._peers import PeerTable
@@ -153,6 +154,15 @@ class Transport(PeerTable[_Peer]):
         self._nonce_source = nonce_source
         self._stats = TransportStats()
         config = self.config
+        self.faults = Faults(
+            node_name,
+            self.send,
+            enabled=config.fault_injection,
+            rng=random.Random(self._rng.getrandbits(64)) if config.fault_injection else None,
+        )
+        """Fault injection at this node (see ``_faults.py``); refuses changes unless the config
+        enables it. ``faults.channel`` asks other nodes to change theirs."""
+        self.faults.add_listener(self._faults_changed)
         self._admission: Admission[Connection] = Admission(
             max_pending=config.max_pending_handshakes,
             silent_timeout=min(config.silent_handshake_timeout, config.handshake_timeout),
@@ -365,6 +375,11 @@ class Transport(PeerTable[_Peer]):
         return verdict
 
     def connection_spoke(self, conn: Connection) -> None:
+        claimed = conn.claimed_peer
+        if self.faults.active and claimed is not None and self.faults.blocks(claimed):
+            self.faults.count("blocked_connections")
+            conn.abort("partitioned")  # as if its bytes never arrived
+            return
         self._admission.spoke(conn)
 
     def connection_verdict(self, conn: Connection, peer: Established) -> Status:
@@ -487,15 +502,22 @@ class Transport(PeerTable[_Peer]):
 
     def _connection(self, handshake: Handshake) -> Connection:
         assert self._loop is not None and self._warnings is not None
-        return Connection(
-            self,
-            handshake,
-            config=self.config,
-            stats=self._stats,
-            on_frames=self._on_frames,
-            loop=self._loop,
-            warnings=self._warnings,
-        )
+        options: dict[str, Any] = {
+            "config": self.config,
+            "stats": self._stats,
+            "on_frames": self._on_frames,
+            "loop": self._loop,
+            "warnings": self._warnings,
+        }
+        if self.faults.enabled:  # else the plain class: no fault check on any read or write
+            return FaultyConnection(self, handshake, faults=self.faults, **options)
+        return Connection(self, handshake, **options)
+
+    def _faults_changed(self) -> None:
+        """After a heal, dial at once the peers we are waiting to redial."""
+        for p in self._peers.values():
+            if p.wakeup is not None and not p.wakeup.done() and not self.faults.blocks(p.name):
+                p.wakeup.set_result(None)
 
     def _dial(self, p: _Peer) -> None:
         if p.conn is None and p.dialer is None and self._state == "running":
@@ -583,6 +605,9 @@ class Transport(PeerTable[_Peer]):
 
     async def _dial_once(self, p: _Peer, host: str, port: int) -> None:
         assert self._loop is not None
+        if self.faults.active and self.faults.blocks(p.name):
+            self.faults.count("blocked_connections")
+            raise TimeoutError(f"node {p.name!r} is partitioned from us (fault injection)")
         conn = self._connection(self._handshake("initiator", expected_peer=p.name))
         assert conn.ready is not None
         p.dialing = conn

@@ -123,6 +123,7 @@ async def test_statistics_counters(caplog: pytest.LogCaptureFixture) -> None:
             "cast_refused",
             "mailbox_rejected",
             "mailbox_dropped",
+            "mailbox_long",
         }
         assert node.statistics().processes == len(node.processes())
 
