@@ -14,6 +14,7 @@ from typing import Any
 from .._errors import EmberError, UsageError
 from .._node import Node
 from ..actors import run
+from ..actors._watchdog import DEFAULT_STALL_THRESHOLD
 from ..observability import AdminConfig
 from ..transport._config import TransportConfig
 from ..transport._cookie import read_cookie_file
@@ -56,6 +57,14 @@ def add_node_commands(sub: Any) -> None:
         "allows app and app.x, not apple; repeatable; default: any)",
     )
     add_app_arguments(start)
+    start.add_argument(
+        "--stall-threshold",
+        type=float,
+        default=DEFAULT_STALL_THRESHOLD,
+        metavar="SECONDS",
+        help="log a block of the event loop longer than this, naming the process that held it "
+        f"(default {DEFAULT_STALL_THRESHOLD}; 0 turns it off)",
+    )
     start.add_argument(
         "--log-level",
         default="info",
@@ -179,7 +188,8 @@ def cmd_node_start(args: argparse.Namespace) -> int:
     cookie = read_cookie(args.cookie_file)
     try:
         hook = load_app(args)
-        return run(lambda: serve(args, cookie, hook))
+        stall = args.stall_threshold if args.stall_threshold > 0 else None
+        return run(lambda: serve(args, cookie, hook), stall_threshold=stall)
     except (EmberError, OSError) as exc:  # one line, no traceback: a port in use, a taken name
         log.error("node %s failed: %s", args.name, exc)
         return 1
