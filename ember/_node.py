@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 from ._errors import UsageError
 from ._services import Service
 from .actors import Node as KernelNode
-from .actors import Pid
+from .actors import Pid, Statistics
 from .consensus._host import RaftHost
 from .consensus._metrics import RaftProbe
+from .contracts._config import ContractsConfig
+from .contracts._service import ContractsService
 from .mesh._config import SwimConfig
-from .mesh._discovery import Discovery, make_discovery, parse_seeds
+from .mesh._discovery import Discovery, format_address, make_discovery, parse_seeds
 from .mesh._events import MemberEvent
 from .mesh._messages import Member
 from .mesh._metrics import MeshProbe
@@ -39,6 +41,7 @@ from .transport._codec import Codec
 from .transport._config import TransportConfig
 from .transport._cookie import normalize_cookie
 from .transport._dist import Distribution
+from .transport._frame import Channel
 from .transport._interface import NodeTransport
 from .transport._memory import MemoryNetwork
 from .transport._memory_datagrams import OnDatagram, sim_address
@@ -103,6 +106,12 @@ class Node(KernelNode):
     it refuses a second live node of the same name), for clusters whose names are unique by
     construction.
 
+    ``mailbox_warning``: a mailbox longer than this is logged once with its pid and class and
+    listed in :meth:`statistics` (``None``: never; see ``docs/actors.md``).
+
+    ``contracts`` configures the contracts service (``node.contracts``, see
+    ``docs/contracts.md``).
+
     ``seed`` seeds :attr:`rng`, the one source of randomness of the node's protocol cores
     (SWIM probe order and jitter, Raft election timeouts): with a seed and the virtual-time
     loop a test replays exactly. ``None`` seeds from the operating system.
@@ -154,6 +163,8 @@ class Node(KernelNode):
         network: MemoryNetwork | None = None,
         registry: RegistryConfig | None = None,
         pg: PgConfig | None = None,
+        mailbox_warning: int | None = 10_000,
+        contracts: ContractsConfig | None = None,
     ) -> None:
         self._connect = [parse_node_address(c) for c in connect]
         self._seeds = parse_seeds(join)
@@ -186,7 +197,7 @@ class Node(KernelNode):
                 creation = int(time.time() * 1000) % (2**31 - 1) + 1
             else:
                 creation = 1
-        super().__init__(name, creation=creation)
+        super().__init__(name, creation=creation, mailbox_warning=mailbox_warning)
         self.cluster = cluster
         if seed is None and (base := default_seed.get()) is not None:
             seed = zlib.crc32(f"{base}/{name}".encode())
@@ -207,6 +218,11 @@ class Node(KernelNode):
         self._services: dict[str, Service] = {}
         self.raft: RaftHost | None = None
         """This node's Raft groups (see ``ember.consensus``), once started."""
+        if contracts is not None and not isinstance(contracts, ContractsConfig):
+            raise UsageError(f"contracts must be a ContractsConfig, not {contracts!r}")
+        self._contracts_config = contracts
+        self.contracts: ContractsService | None = None
+        """This node's contracts service (see ``ember.contracts``), once started."""
         if admin is not None and not isinstance(admin, AdminConfig):
             raise UsageError(f"admin must be an AdminConfig, not {admin!r}")
         self._admin_config = admin
@@ -321,16 +337,28 @@ class Node(KernelNode):
                 log.exception("node %s: stopping service %s failed", self.name, name)
 
     @property
-    def address(self) -> tuple[str, int] | None:
-        """The address the node listens on, once started (None if it does not listen)."""
-        return self._bound
+    def address(self) -> str | None:
+        """The address the node listens on, ``"host:port"`` (``"[v6]:port"`` for IPv6), once
+        started; None if it does not listen. ``ember.Node(..., connect=[f"a@{a.address}"])``."""
+        return format_address(*self._bound) if self._bound is not None else None
 
     async def start(self) -> None:
-        """Start the kernel, then the transport (if distributed) and the connections asked for."""
+        """Start the kernel, then the transport (if distributed) and the connections asked for.
+        If any of it fails (a port in use, a name already taken in the cluster...), what was
+        started is stopped again and the error raised."""
         await super().start()
+        try:
+            await self._start_layers()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_layers(self) -> None:
         self.raft = RaftHost(self)
         self._add_service("raft", self.raft)
         self._add_registry_services()
+        self.contracts = ContractsService(self, self._contracts_config)
+        self._add_service("contracts", self.contracts)
         if not self._networked:
             await self._start_services()
             return
@@ -380,6 +408,9 @@ class Node(KernelNode):
             self, transport, codec=self._codec, spawn_allow=self._spawn_allow
         )
         dist.attach()
+        if isinstance(transport, Transport):
+            # Fault requests from `ember fault` and other nodes (refused unless enabled).
+            dist.add_channel_handler(Channel.ADMIN, transport.faults.channel.on_frame)
         if self._tracing.enabled:
             dist.tracing = self._tracing
         bound = await transport.start(self._listen)
@@ -514,13 +545,14 @@ class Node(KernelNode):
         that receives them must register it too, with the same ``code`` if one is given)."""
         self._codec.register(cls, code)
 
-    async def send_wait(self, dest: Any, msg: Any) -> None:
-        """Like ``send``, but when the queue to ``dest``'s node is full, wait for room instead
-        of raising :class:`ember.QueueFull`."""
-        if self.dist is not None and isinstance(dest, Pid) and dest.node != self.name:
-            await self.dist.send_wait(dest, msg)
-        else:
-            self.send(dest, msg)
+    def statistics(self) -> Statistics:
+        """The kernel's figures (``ember.actors.Node.statistics``) plus back-pressure to and
+        from other nodes, as ``remote_<name>`` counters (``ember.transport._flow.FlowStats``)."""
+        stats = super().statistics()
+        if self.dist is not None:
+            flow = self.dist.flow.stats
+            stats.counters.update({f"remote_{k}": getattr(flow, k) for k in flow.__slots__})
+        return stats
 
     def connected_nodes(self) -> list[str]:
         """Names of the nodes this node has an open connection to."""

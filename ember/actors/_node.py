@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol, Self, TypeVar
 
 from .._errors import (
@@ -28,6 +29,7 @@ from .._errors import (
     UnknownName,
     UsageError,
 )
+from .._ratelog import RateLimitedLog
 from ._actor import (
     DEAD,
     EXITING,
@@ -38,6 +40,7 @@ from ._actor import (
     STATE_NAMES,
     Actor,
 )
+from ._mailbox import check_length, drained, release, watch
 from ._pid import Pid, Ref
 from ._remote import Remote
 from ._resolver import Resolver
@@ -229,6 +232,8 @@ class NodeStats:
     """Messages still in a mailbox when its process exited."""
     mailbox_rejected: int = 0
     mailbox_dropped: int = 0
+    mailbox_long: int = 0
+    """Times a mailbox grew past the node's ``mailbox_warning`` (each logged, rate-limited)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +259,9 @@ class Statistics:
 
     processes: int
     counters: dict[str, int] = field(default_factory=dict)
+    long_mailboxes: tuple[ProcessInfo, ...] = ()
+    """The processes whose mailbox is over ``mailbox_warning`` now (or was, and has not yet
+    drained below half of it), longest first."""
 
 
 class Node:
@@ -263,11 +271,24 @@ class Node:
     order. Many nodes may live in one event loop (tests, simulation).
     """
 
-    def __init__(self, name: str = "nonode", *, creation: int = 1) -> None:
+    def __init__(
+        self, name: str = "nonode", *, creation: int = 1, mailbox_warning: int | None = 10_000
+    ) -> None:
         if not name or "@" in name or "." in name:
             raise UsageError(f"bad node name {name!r}: non-empty, without '@' or '.'")
+        if mailbox_warning is not None and (
+            mailbox_warning.__class__ is not int or mailbox_warning < 2
+        ):
+            raise UsageError(
+                f"mailbox_warning must be an int >= 2 or None, not {mailbox_warning!r}"
+            )
         self.name = name
         self.creation = creation
+        self.mailbox_warning = mailbox_warning
+        """A mailbox longer than this is logged (once, with its pid and class) and listed in
+        :meth:`statistics`; ``None`` turns the check off."""
+        self._long: dict[Actor, None] = {}  # processes whose mailbox is long now (ordered set)
+        self._reports: RateLimitedLog | None = None
         self._procs: dict[int, Actor] = {}
         self._names: dict[Any, Actor] = {}
         self._serial = itertools.count(1)
@@ -319,6 +340,7 @@ class Node:
             raise UsageError(f"node {self.name} already started")
         self._loop = asyncio.get_running_loop()
         self._deadlines = Deadlines(self._loop)
+        self._reports = RateLimitedLog(log, 10.0, self._loop.time, self._loop)
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
         ctx = contextvars.copy_context()
@@ -382,6 +404,8 @@ class Node:
             if not fut.done():
                 fut.cancel()
         self._parked.clear()
+        if self._reports is not None:
+            self._reports.flush()  # counts of long mailboxes held back by the rate limit
         tg = self._tg
         self._tg = None
         await tg.__aexit__(None, None, None)
@@ -485,6 +509,8 @@ class Node:
         proc._itimer = None
         proc._rtimeout = cls.receive_timeout
         proc._call = None
+        proc._mbox_check = check_length(cls, self.mailbox_warning)
+        proc._watch = None
         proc._handled = 0
         proc.__init__(*args, **kwargs)  # type: ignore[misc]
         self._procs[pid.serial] = proc
@@ -620,13 +646,41 @@ class Node:
                 raise UnknownName(dest)
         proc._deliver(msg)
 
+    async def send_wait(self, dest: Any, msg: Any) -> None:
+        """Like :meth:`send`, but when ``dest``'s bounded mailbox is full, wait for room
+        instead of raising :class:`MailboxFull` (or dropping, for ``drop_newest``): a producer
+        goes at the pace of its consumer. For a process on another node it also waits for room
+        in the queue to that node, and the receiver grants room as its mailbox drains (see
+        ``docs/nodes.md``, Back-pressure). Raises :class:`UnknownName` for an unregistered
+        name; a message to a dead pid is dropped and counted, as by ``send``."""
+        if self._is_remote(dest) and (dest._proc is None or dest._proc._node is not self):
+            await self._remote.send_wait(dest, msg)  # type: ignore[union-attr]
+            return
+        while True:
+            proc = self._resolve(dest)
+            if proc is None:
+                self.send(dest, msg)  # raises UnknownName, or counts the dead pid
+                return
+            limit = proc.mailbox_size
+            mbox = proc._mbox
+            if limit is None or mbox is None or len(mbox) < limit or proc._state >= EXITING:
+                proc._deliver(msg)
+                return
+            assert self._loop is not None
+            room: asyncio.Future[None] = self._loop.create_future()
+            watch(proc, limit - 1, partial(_resolve_once, room))
+            await room
+
     def cast(self, dest: Any, msg: Any) -> None:
         """Send ``msg``; like ``send`` but never raises for an unknown name (it is counted)."""
         proc = self._resolve(dest)
         if proc is None:
             if self._is_remote(dest):
                 me = current_process.get()
-                self._remote.send(me._pid if me is not None else None, dest, msg)  # type: ignore[union-attr]
+                try:
+                    self._remote.send(me._pid if me is not None else None, dest, msg)  # type: ignore[union-attr]
+                except MailboxFull:
+                    pass  # its node said the mailbox is full: counted there and here
             elif (node := self._remote_name(dest)) is not None:
                 self._remote.send_named(dest[0], node, msg)  # type: ignore[union-attr]
             elif dest.__class__ is Pid or self._resolver is None:
@@ -875,6 +929,8 @@ class Node:
             if t0 is not None and self._receive_timer is not None:
                 self._receive_timer(clock() - t0, n)
             proc._worker = None
+            if proc._watch is not None:
+                drained(proc)
             if proc._exit is not None:
                 await self._exit_hook(proc, proc._exit)
             elif mbox:
@@ -1124,6 +1180,9 @@ class Node:
             proc._itimer = None
         mbox = proc._mbox
         proc._mbox = None
+        if proc._watch is not None:
+            release(proc)
+        self._long.pop(proc, None)
         pending = proc._call
         proc._call = None
         if pending is not None and pending.__class__ is LocalCall:
@@ -1568,10 +1627,21 @@ class Node:
         )
 
     def statistics(self) -> Statistics:
-        """Process count and the node's message and lifecycle counters."""
+        """Process count, the node's message and lifecycle counters, and its long mailboxes."""
         s = self._stats
         counters = {name: getattr(s, name) for name in s.__dataclass_fields__}
-        return Statistics(processes=len(self._procs), counters=counters)
+        infos = [info for p in self._long if (info := self.process_info(p._pid)) is not None]
+        infos.sort(key=lambda info: -info.mailbox_len)
+        return Statistics(
+            processes=len(self._procs), counters=counters, long_mailboxes=tuple(infos)
+        )
+
+    def _report(self, key: Any, msg: str, *args: Any) -> None:
+        """A warning that may repeat (long mailboxes): rate-limited per ``key``."""
+        if self._reports is None:
+            log.warning(msg, *args)
+        else:
+            self._reports.emit(key, msg, *args)
 
     def time_receives(self, timer: ReceiveTimer | None) -> None:
         """Install (None: remove) ``timer(seconds, messages)``, called for one scheduling slice
@@ -1616,6 +1686,11 @@ def resolve_actor(target: str) -> type[Actor]:
     from ._refs import resolve_class
 
     return resolve_class(target, Actor, "an actor")
+
+
+def _resolve_once(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 def _consume(fut: asyncio.Future[Any]) -> None:

@@ -104,9 +104,11 @@ class Names:
         self.rpc = Rpc(node, self.codec)
         self.rpc.handlers["register"] = self._serve_register
         self.tiers: dict[Tier, GlobalTier] = {}
+        from ._consistent import ConsistentTier
         from ._eventual import EventualTier
 
         self.tiers["eventual"] = EventualTier(self, self.config)
+        self.tiers["consistent"] = ConsistentTier(self, self.config)
         self.frame_handlers: dict[int, Callable[[str, list[Any]], None]] = {
             REQ: lambda peer, f: self.rpc.on_request(peer, f[1], f[2], f[3]),
             REP: lambda _peer, f: self.rpc.on_reply(f[1], f[2], f[3]),

@@ -388,7 +388,7 @@ class ProcessGroups:
                 self.stats.overflows += 1
                 if incremental:
                     self._mark_dirty(s.name, node)
-            except NoRoute:
+            except (NoRoute, UsageError):  # no address, or this node's transport is closing
                 self.stats.unreachable += 1
 
     def _mark_dirty(self, scope: str, node: str) -> None:

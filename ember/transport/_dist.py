@@ -29,6 +29,8 @@ from ..actors._node import CallScope, call_process, resolve_actor
 from ..observability._tracing import Tracing
 from ._codec import EXT_TUPLE, Codec
 from ._errors import ProtocolError, UndecodableError, UnsendableError
+from ._flow import FIRST as FLOW_FIRST
+from ._flow import SENDW, FlowControl
 from ._frame import Channel, Frame, FrameRun
 from ._interface import NodeTransport, guarded_call
 from ._kernel_records import register_kernel_records, spawn_allowed
@@ -42,6 +44,7 @@ TRACED_CALL = 11
 """``CALL`` with a fifth element, the W3C trace context: sent only for a call made inside a
 trace (see ``ember.observability``), so untraced calls stay as they are."""
 _SEND_HEAD = bytes([0x94, SEND])  # msgpack: an array of 4, then the fixint SEND
+_SENDW_HEAD = bytes([0x94, SENDW])
 PREFIX_CACHE = 10_000
 _UNDECODABLE = object()
 _TUPLE_MARK = msgpack.ExtType(EXT_TUPLE, b"")
@@ -130,6 +133,16 @@ class Distribution:
         self.signal_overflows = 0
         self.unhandled_frames = 0
         """Frames of a channel with no handler (dropped)."""
+        config = getattr(transport, "config", None)
+        self.flow = FlowControl(
+            node,
+            transport,
+            encode=self.codec.encode,
+            send_op=self._signal,
+            uncache=self._prefixes.clear,
+            window=config.send_wait_window if config is not None else 256,
+        )
+        """Back-pressure to and from other nodes' mailboxes (see ``_flow.py``)."""
         self.callback_errors = 0
         """Exceptions raised by channel handlers (logged and swallowed)."""
         self.tracing: Tracing | None = None
@@ -228,6 +241,8 @@ class Distribution:
         # by identity: no Pid.__hash__ per message.
         cached = self._prefixes.get(id(pid))
         if cached is None or cached[0] is not pid:
+            if self.flow.full:
+                self.flow.check(pid)  # its node said the mailbox is full: MailboxFull here
             cached = self._prefix(pid)
         try:
             self._transport_send(pid.node, _USER, cached[1] + self._encode(msg))
@@ -243,11 +258,12 @@ class Distribution:
         return cached
 
     async def send_wait(self, pid: Pid, msg: Any) -> None:
-        """Like ``send``, but wait for room in the peer's queue instead of raising
-        ``QueueFull``."""
-        payload = self._prefix(pid)[1] + self.codec.encode(msg)
+        """Like ``send``, but paced by the receiver: wait for credit (room in its mailbox) and
+        for room in the peer's queue instead of raising ``MailboxFull`` or ``QueueFull``."""
+        encode = self.codec.encode
+        head = _SENDW_HEAD + encode(pid.serial) + encode(pid.creation)
         try:
-            await self.transport.send_wait(pid.node, Channel.USER, payload)
+            await self.flow.send_wait(pid, msg, head)
         except NoRoute:
             self.dropped += 1
 
@@ -408,8 +424,8 @@ class Distribution:
                         proc._deliver(op[3])
                         continue
                 self._apply(peer, node, op)
-            except MailboxFull:
-                pass  # counted by the mailbox
+            except MailboxFull as exc:  # counted by the mailbox; the sender's node is told
+                self.flow.refused(peer, exc.pid)
             except (TypeError, ValueError, LookupError, AttributeError) as exc:
                 self.protocol_errors += 1
                 log.warning("malformed operation from %s: %r", peer, exc)
@@ -472,6 +488,8 @@ class Distribution:
             self._serve_spawn(peer, op)
         elif code == NSEND:
             node.remote_deliver_named(op[1], op[2])
+        elif code >= FLOW_FIRST:
+            self.flow.apply(peer, op)
         else:
             raise ValueError(f"unknown operation {code!r}")
 
@@ -563,6 +581,7 @@ class Distribution:
         """Transport callback: ``peer`` is unreachable. Its calls fail with ``NodeDown`` and the
         kernel fires ``noconnection`` for links and monitors."""
         log.info("node %s down: %s", peer, reason)
+        self.flow.node_down(peer)
         for call in [c for c in self._pending.values() if _node_of(c.pid) == peer]:
             call.fail(NodeDown(call.pid))
         self.node.node_down(peer)
