@@ -213,6 +213,8 @@ class ContractsService:
         self.load: dict[str, int] = {}
         """Steps this node's runs have running on each node."""
         self.stats = ContractsStatistics()
+        self.run_spans: dict[str, Any] = {}
+        """Trace spans of runs being launched, for their coordinators to take and end."""
         self.registry: dict[tuple[str, int], type[Contract]] = {}
         self.cluster: Cluster | None = None
         self._entries: dict[str, _Entry] = {}
@@ -436,10 +438,17 @@ class ContractsService:
         else:
             entry.spec = spec
         entry.resuming = True
+        # Started here, in the starter's context, so a traced caller's run joins its trace.
+        span = self.node.tracing.start_span("contract.run", {"ember.run": spec.run_id})
+        if span is not None:
+            self.run_spans[spec.run_id] = span
         try:
             entry.pid = await Supervisor.start_child(await self._supervisor(), spec)
         finally:
             entry.resuming = False
+            unclaimed = self.run_spans.pop(spec.run_id, None)  # no coordinator took it
+            if unclaimed is not None:
+                unclaimed.end()
         self.stats.coordinators += 1
         if entry.events:
             events, entry.events = entry.events, {}
