@@ -196,11 +196,94 @@ async def _responsive(runs: int) -> dict[str, Any]:
     }
 
 
+# --- across nodes ----------------------------------------------------------------------------
+
+COOKIE = "bench-contracts"
+
+
+def far_contract(n: int) -> type[Contract]:
+    """A chain of ``n`` steps that only other nodes may run (the bench node offers no
+    capability); it is importable as ``bench.contracts:Far`` once made."""
+    body: dict[str, Any] = {"x": Input(int), "__module__": __name__, "__qualname__": "Far"}
+    prev = "x"
+    for i in range(n):
+        body[f"s{i}"] = compute(depends_on=(prev,), capabilities="far")(_link(i))
+        prev = f"s{i}"
+    body["outputs"] = (prev,)
+    cls = type("Far", (Contract,), body)
+    globals()["Far"] = cls
+    return cls
+
+
+class Adder(ember.Actor):
+    def receive(self, msg: int) -> int:
+        return msg + 1
+
+
+async def _remote(steps: int, reps: int) -> dict[str, Any]:
+    """A run of ``steps`` chained steps placed on the two other nodes (in-process nodes on
+    loopback TCP), against as many sequential calls to an actor on another node doing the
+    same."""
+    far = far_contract(steps)
+    here = ember.Node(
+        "a", listen="127.0.0.1:0", cookie=COOKIE, contracts=ContractsConfig(capabilities=())
+    )
+    await here.start()
+    others = []
+    try:
+        for name in ("b", "c"):
+            node = ember.Node(name, listen="127.0.0.1:0", cookie=COOKIE)
+            await node.start()
+            others.append(node)
+            assert node.address is not None
+            await here.connect_node(f"{name}@{node.address[0]}:{node.address[1]}")
+        adder = await others[0].spawn(Adder)
+        await far.run({"x": 0}, node=here)  # warm up both paths (connections, step hosts)
+        for _ in range(steps):
+            await here.call(adder, 0)
+        ours: list[float] = []
+        base: list[float] = []
+        for rep in range(reps):
+            gc.collect()
+            t0 = perf()
+            out = await far.run({"x": rep}, node=here)
+            ours.append((perf() - t0) / steps)
+            assert out == {f"s{steps - 1}": rep + steps}
+            gc.collect()
+            t0 = perf()
+            value = rep
+            for _ in range(steps):
+                value = await here.call(adder, value)
+            base.append((perf() - t0) / steps)
+        nodes = {
+            n.name: n.contracts.statistics().steps_remote if n.contracts else 0
+            for n in [here, *others]
+        }
+    finally:
+        for node in others:
+            await node.stop()
+        await here.stop()
+    step_us = statistics.median(ours) * 1e6
+    call_us = statistics.median(base) * 1e6
+    return {
+        "remote_step_us": step_us,
+        "remote_call_us": call_us,
+        "remote_step_per_call": step_us / call_us,
+        "samples": {"remote_step": ours, "remote_call": base},
+        "placed": nodes,
+    }
+
+
 def run(quick: bool, reps: int) -> dict[str, Any]:
     n = 200 if quick else 1000
     runs = 200 if quick else 2000
     local = run_uvloop(_local(n, reps))
     _log(f"wide {local['wide_steps_per_s']:.0f} steps/s, chain {local['chain_steps_per_s']:.0f}")
+    far = run_uvloop(_remote(100 if quick else 1000, reps))
+    _log(
+        f"remote step {far['remote_step_us']:.0f} µs vs call {far['remote_call_us']:.0f} µs "
+        f"({far['remote_step_per_call']:.2f}x)"
+    )
     resp = run_uvloop(_responsive(runs))
     _log(f"{runs} runs at once: lag p99 {resp['lag_p99_ms']:.2f} ms, max {resp['lag_max_ms']:.1f}")
     results = {
@@ -211,6 +294,9 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
         "wide_cpu_us_per_step": local["wide_cpu_us"],
         "chain_cpu_us_per_step": local["chain_cpu_us"],
         "direct_calls_per_s": local["direct_steps_per_s"],
+        "remote_step_us": far["remote_step_us"],
+        "remote_call_us": far["remote_call_us"],
+        "remote_step_per_call": far["remote_step_per_call"],
         **{f"responsive_{k}": v for k, v in resp.items()},
     }
     return {
@@ -222,7 +308,9 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
             "chain/direct": ratio(local["chain_steps_per_s"], local["direct_steps_per_s"]),
             "lag_p99/idle": ratio(resp["lag_p99_ms"], resp["idle_lag_p99_ms"]),
         },
-        "samples_s": {k: [round(x, 5) for x in v] for k, v in local["samples"].items()},
+        "samples_s": {
+            k: [round(x, 7) for x in v] for k, v in {**local["samples"], **far["samples"]}.items()
+        },
     }
 
 
@@ -248,6 +336,12 @@ def goals(benchmarks: dict[str, Any]) -> dict[str, Any]:
         ),
         "contracts_chain_cpu": goal(
             "chain: < 20 µs of CPU per step", r.get("chain_cpu_us_per_step"), 20, False
+        ),
+        "contracts_remote_step": goal(
+            "a step on another node costs <= 1.2x a remote call",
+            r.get("remote_step_per_call"),
+            1.2,
+            False,
         ),
         "contracts_responsive": goal(
             "2,000 runs at once: event-loop lag p99 < 20 ms",

@@ -11,6 +11,7 @@ is done, so a run resumed from its record never misses a step that ran.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import traceback
 from collections.abc import Mapping
@@ -19,14 +20,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import msgpack  # type: ignore[import-untyped]
 
-from .._errors import EmberError, UsageError
+from .._errors import EmberError, NodeDown, NoProc, UsageError
 from ..actors import NOPROC, NORMAL, Actor, Down, Pid, Ref, ReplyHandle, TimerRef
 from ._core import Abort, Launch, RunCore
 from ._graph import Graph
-from ._placement import needs_of, place
+from ._placement import place
 from ._policy import CapabilityPolicy
 from ._values import Failure
-from ._worker import StepWorker, run_function
+from ._worker import StepWorker, run_function, runs_inline
 
 if TYPE_CHECKING:
     from ._service import ContractsService
@@ -124,7 +125,7 @@ class RunCoordinator(Actor):
 
     # --- messages ---
 
-    async def receive(self, msg: Any) -> Any:
+    def receive(self, msg: Any) -> Any:
         now = self.service.clock()
         core = self.core
         match msg:
@@ -154,8 +155,8 @@ class RunCoordinator(Actor):
                 self._down(core, ref, reason, now)
             case ("host", str(node), Pid() as host):
                 self._host_found(node, host)
-            case ("no_host", str(node), str(why)) if core is not None:
-                self._host_lost(core, node, why, now)
+            case ("no_host", str(node), str(why), bool(reached)) if core is not None:
+                self._host_lost(core, node, why, now, reached=reached)
             case ("tick",) if core is not None:
                 # Due at timer_at: the clock may read a hair earlier (float rounding).
                 due = self.timer_at if self.timer_at is not None else now
@@ -342,7 +343,7 @@ class RunCoordinator(Actor):
         here = self.node.name
         local = self.inline.get(step.name)
         if local is None:
-            local = self.inline[step.name] = step.on is None and not needs_of(step)
+            local = self.inline[step.name] = step.on is None and not step.needs
         if not local or self.spec.policy.deny:
             denied = self.spec.policy.first_denied(step.capabilities)
             if denied is not None:
@@ -361,7 +362,7 @@ class RunCoordinator(Actor):
                 turn=service.next_turn(),
             )
             if node is None:
-                denied_by = service.denied_by(needs_of(step))
+                denied_by = service.denied_by(step.needs)
                 if denied_by is not None:
                     core.denied(launch.key, launch.attempt, denied_by[0], denied_by[1], now)
                 else:
@@ -382,13 +383,7 @@ class RunCoordinator(Actor):
             if not core.is_running(key, attempt):
                 continue
             step = launch.step
-            if (
-                node == here
-                and call.fn is not None
-                and not call.is_async
-                and not call.wants_ctx
-                and not step.blocking
-            ):
+            if node == here and runs_inline(step, call):
                 ran += 1
                 try:
                     value = run_function(service, step, call, launch.args)
@@ -447,7 +442,7 @@ class RunCoordinator(Actor):
         try:
             host = await self.service.host_of(node)
         except EmberError as exc:
-            self.node.send(self.pid, ("no_host", node, f"{type(exc).__name__}: {exc}"))
+            self.node.send(self.pid, ("no_host", node, f"{type(exc).__name__}: {exc}", False))
         else:
             self.node.send(self.pid, ("host", node, host))
 
@@ -462,14 +457,24 @@ class RunCoordinator(Actor):
                 self._send_run(node, host, args)
 
     def _send_run(self, node: str, host: Pid, args: tuple[Any, ...]) -> None:
-        """Hand an attempt to ``node``'s step host (one message; the worker reports here)."""
-        try:
-            self.node.send(host, ("run", *args))
-        except EmberError as exc:  # e.g. arguments that cannot travel
-            self.node.send(
-                self.pid,
-                ("fail", args[3], args[6], Failure.of(exc, node).as_list(), node),
-            )
+        """Hand an attempt to ``node``'s step host, in a call: a plain function's report is its
+        reply (served at once there), anything else reports here when its worker is done."""
+        fut = self.node.call(host, ("run", *args), timeout=None)
+        fut.add_done_callback(functools.partial(self._ran, node, args[3], args[6]))
+
+    def _ran(self, node: str, key: str, attempt: int, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is None:
+            report = fut.result()
+            if report is not None:
+                self.node.send(self.pid, report)
+        elif isinstance(exc, NoProc):  # the host is gone: its monitor says more
+            reached = isinstance(exc, NodeDown)
+            self.node.send(self.pid, ("no_host", node, str(exc), reached))
+        else:  # e.g. arguments or a result that cannot travel
+            self.node.send(self.pid, ("fail", key, attempt, Failure.of(exc, node).as_list(), node))
 
     def _host_lost(
         self, core: RunCore, node: str, why: str, now: float, *, reached: bool = True

@@ -22,7 +22,7 @@ import msgpack  # type: ignore[import-untyped]
 
 from .._errors import EmberError, UsageError
 from .._tasks import OwnedTasks
-from ..actors import Actor, Pid, Supervisor, call, child
+from ..actors import Pid, Supervisor, child
 from ..actors._node import current_node
 from ..consensus import (
     Cluster,
@@ -56,7 +56,7 @@ from ._handle import RunHandle
 from ._placement import Candidate
 from ._policy import CapabilityPolicy, offered_capabilities
 from ._status import RunStatus, RunSummary
-from ._stephost import LOCATOR_REF, StepHost
+from ._stephost import HOST_NAME, StepHost
 from ._store import RunStore
 
 if TYPE_CHECKING:
@@ -69,7 +69,6 @@ log = logging.getLogger("ember.contracts")
 GROUP = "ember.contracts"
 """The Raft group of the durable store."""
 STORE_REF = "ember.contracts._store:RunStore"
-WAKER_REF = "ember.contracts._service:Waker"
 _FINAL = ("succeeded", "failed", "cancelled")
 _ALIVE = ("alive", "suspect")
 _LATENCY_BUCKETS = (0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
@@ -186,25 +185,14 @@ class _Entry:
         self.waiters.clear()
 
 
-class Waker(Actor):
-    """Spawned on a run's owner to tell its contracts service to look at run ``run_id`` again
-    (new events, a due timer, or it was just given the run)."""
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-
-    async def started(self) -> None:
-        with contextlib.suppress(UsageError):
-            service_of(self.node).wake(self.run_id)
-        self.stop()
-
-
 class ContractsService:
     """The contracts service of ``node`` (``node.contracts``); see ``docs/contracts.md``."""
 
     def __init__(self, node: ServiceNode, config: ContractsConfig | None = None) -> None:
         self.node = node
-        self.config = config or ContractsConfig()
+        self._config = config or ContractsConfig()
+        self.policy = self._config.policy
+        """This node's deny list."""
         self.local = RunStore(self.config.keep_finished)
         """This node's local (not durable) runs."""
         self.local_journal = LocalJournal(self.local)
@@ -232,6 +220,21 @@ class ContractsService:
         self._nudged: dict[str, float] = {}
         self.started = False
 
+    @property
+    def config(self) -> ContractsConfig:
+        """The service's options; setting new ones applies to what starts and is placed from
+        then on (the store's members are read at start only)."""
+        return self._config
+
+    @config.setter
+    def config(self, config: ContractsConfig) -> None:
+        if not isinstance(config, ContractsConfig):
+            raise UsageError(f"config must be a ContractsConfig, not {config!r}")
+        self._config = config
+        self.policy = config.policy
+        self._candidates = None
+        self.cache.size = config.cache_size
+
     # --- life cycle ---
 
     async def start(self) -> None:
@@ -241,6 +244,12 @@ class ContractsService:
         if self.node.mesh is not None:
             self._unlisten = self.node.on_member_event(self._on_member)
             self._publish_meta()
+        elif self.node.dist is not None:
+            self._unlisten = self.node.dist.add_node_listener(self._on_connection)
+        if self.node.dist is not None:
+            kernel = self.node.kernel
+            self._host = kernel.in_context(kernel.spawn_nowait, StepHost)
+            kernel.register(HOST_NAME, self._host)
         self.started = True
         if self.config.store is not None:
             self._start_store(self.config.store)
@@ -458,23 +467,14 @@ class ContractsService:
             )
         return self._sup
 
-    def step_host(self) -> Pid:
-        """This node's step host (started on first use)."""
-        if self._host is None or self.node.kernel.process_info(self._host) is None:
-            self._host = self.node.kernel.in_context(self.node.kernel.spawn_nowait, StepHost)
-        return self._host
-
     async def host_of(self, node: str) -> Pid:
-        """The step host of ``node``, found once by a locator spawned there."""
-        if node == self.node.name:
-            return self.step_host()
+        """The pid of ``node``'s step host (asked once, then cached)."""
         host = self.hosts.get(node)
         if host is not None:
             return host
-        kernel = self.node.kernel
-        async with asyncio.timeout(self.config.store_timeout):
-            locator = await kernel.spawn(LOCATOR_REF, on=node)
-            host = await call(locator, "host", timeout=self.config.store_timeout)
+        host = await self.node.kernel.call(
+            (HOST_NAME, node), "pid", timeout=self.config.store_timeout
+        )
         if not isinstance(host, Pid):
             raise UsageError(f"node {node} answered {host!r} for its step host")
         self.hosts[node] = host
@@ -548,6 +548,9 @@ class ContractsService:
         if changed:
             mesh.update_meta(meta)
 
+    def _on_connection(self, peer: str, up: bool) -> None:
+        self._candidates = None
+
     def _on_member(self, event: Any) -> None:
         self._candidates = None
         if event.kind in ("joined", "alive"):
@@ -555,7 +558,7 @@ class ContractsService:
 
     def candidates(self) -> list[Candidate]:
         """The nodes steps may be placed on now, with what they offer and deny."""
-        if self._candidates is not None and self.node.mesh is not None:
+        if self._candidates is not None:
             return self._candidates
         here = self.node.name
         own = self.config.capabilities
@@ -771,12 +774,10 @@ class ContractsService:
             raise
 
     def _wake_remote(self, owner: str, run_id: str) -> None:
-        async def wake() -> None:
-            with contextlib.suppress(EmberError, TimeoutError, OSError):
-                async with asyncio.timeout(5.0):
-                    await self.node.kernel.spawn(WAKER_REF, run_id, on=owner)
-
-        self._tasks.spawn(wake())
+        """Tell ``owner``'s contracts service to look at ``run_id`` (at most once; a lost
+        message is made good by the store leader's sweep)."""
+        with contextlib.suppress(EmberError):
+            self.node.kernel.cast((HOST_NAME, owner), ("wake", run_id))
 
     def _at(self, when: float, run_id: str) -> None:
         """Wake ``run_id`` at ``when`` (a parked local run's await deadline)."""

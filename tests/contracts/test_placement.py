@@ -25,7 +25,7 @@ from ember.contracts import (
 from ember.contracts._placement import Candidate, place
 from ember.testing import SimCluster
 
-WHERE: list[str] = []
+WHERE: list[str] = []  # where steps ran, in order
 
 
 def caps(*names: str) -> dict[str, Any]:
@@ -119,7 +119,7 @@ async def test_a_lost_node_reruns_an_idempotent_step_elsewhere() -> None:
         out = await handle.result(timeout=60)
         (other,) = {"b", "c"} - {first}
         assert out == {"fetch": f"x from {other}"}
-        assert WHERE == [first, other]
+        assert [first, other] == WHERE
         status = await handle.status()
         assert status.steps["fetch"].attempts == 2 and status.steps["fetch"].node == other
 
