@@ -396,21 +396,45 @@ class ContractsService:
             "parent": parent,
             "durable": durable,
         }
-        if durable:
-            answer = await self.store_write(command, f"start:{run_id}", timeout=timeout)
-        else:
-            answer = self.local.apply_command(command)
+        # Claim the entry first: a wake (a sweep, a recovery) must not resume a run that this
+        # start is about to coordinate.
+        fresh = run_id not in self._entries
+        entry = self._entries.setdefault(run_id, _Entry(None))
+        if fresh:
+            entry.resuming = True
+        try:
+            if durable:
+                answer = await self.store_write(command, f"start:{run_id}", timeout=timeout)
+            else:
+                answer = self.local.apply_command(command)
+        except BaseException:
+            if fresh:
+                self._drop(run_id, entry)
+            raise
+        created = answer[0] == "created"
+        if fresh and not created:
+            self._drop(run_id, entry)
         if answer[0] == "conflict":
             raise RunConflict(run_id, answer[1])
-        created = answer[0] == "created"
         if created:
             self.stats.runs_started += 1
             journal = self.raft_journal if durable else self.local_journal
             spec = RunSpec(run_id, graph, journal, durable, values, policy or CapabilityPolicy())
-            await self._launch(spec)
+            try:
+                await self._launch(spec)
+            except BaseException:
+                self._drop(run_id, entry)
+                raise
         elif answer[1]["owner"] == self.node.name and answer[1]["status"] not in _FINAL:
             self.wake(run_id)  # e.g. a retried start after this node restarted
         return RunHandle(self, run_id, graph.name, durable, created)
+
+    def _drop(self, run_id: str, entry: _Entry) -> None:
+        """Forget an entry that coordinates nothing (waiters look in the store again)."""
+        entry.resuming = False
+        if self._entries.get(run_id) is entry and entry.pid is None:
+            del self._entries[run_id]
+            entry.resolve(None)
 
     async def run(
         self,
@@ -442,6 +466,8 @@ class ContractsService:
         entry = self._entries.get(spec.run_id)
         if entry is None:
             entry = self._entries[spec.run_id] = _Entry(spec)
+        elif entry.pid is not None:
+            raise UsageError(f"run {spec.run_id} has a coordinator on {self.node.name} already")
         else:
             entry.spec = spec
         entry.resuming = True
@@ -767,10 +793,7 @@ class ContractsService:
             self.stats.runs_resumed += 1
             await self._launch(spec)
         except BaseException:
-            entry.resuming = False
-            if self._entries.get(run_id) is entry and entry.pid is None:
-                del self._entries[run_id]
-                entry.resolve(None)
+            self._drop(run_id, entry)
             raise
 
     def _wake_remote(self, owner: str, run_id: str) -> None:
