@@ -70,9 +70,7 @@ async def test_a_durable_run_is_reached_from_any_node() -> None:
         assert handle.durable and handle.created
         again = await Order.start({"order_id": "o1", "amount": 5}, run_id="o1", node=b)
         assert not again.created  # the run id is the idempotency key, from any node
-        await sim.wait_for(
-            lambda: a.contracts.stats.runs_parked == 1, timeout=30, what="waiting"
-        )
+        await sim.wait_for(lambda: a.contracts.stats.runs_parked == 1, timeout=30, what="waiting")
         status = await c.contracts.status("o1")
         assert status.status == "waiting" and status.waiting_on == ("paid",)
         assert status.owner == "a" and status.durable
@@ -148,9 +146,7 @@ async def test_checkpoints_and_side_effects_survive_a_failover() -> None:
     LOG.clear()
     async with durable() as sim:
         await Crawl.start({"pages": 6}, run_id="c1", node=sim.node("a"))
-        await sim.wait_for(
-            lambda: ("mail", "a") in LOG, what="the side effect ran"
-        )
+        await sim.wait_for(lambda: ("mail", "a") in LOG, what="the side effect ran")
         await asyncio.sleep(3.5)  # pages 0..2 checkpointed
         await sim.kill("a")
         b = sim.node("b")
@@ -166,9 +162,7 @@ async def test_cancel_a_waiting_run_from_another_node() -> None:
     async with durable() as sim:
         await Order.start({"order_id": "o3", "amount": 1}, run_id="o3", node=sim.node("a"))
         c = sim.node("c")
-        await sim.wait_for(
-            lambda: sim.node("a").contracts.stats.runs_parked == 1, what="waiting"
-        )
+        await sim.wait_for(lambda: sim.node("a").contracts.stats.runs_parked == 1, what="waiting")
         assert await c.contracts.cancel("o3", "customer left") is True
         with pytest.raises(RunCancelled, match="customer left"):
             await sim.node("a").contracts.result("o3", timeout=10)
