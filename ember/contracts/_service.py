@@ -71,6 +71,8 @@ GROUP = "ember.contracts"
 STORE_REF = "ember.contracts._store:RunStore"
 _FINAL = ("succeeded", "failed", "cancelled")
 _ALIVE = ("alive", "suspect")
+DECLINED_RETRY = 30.0
+"""Seconds between asking every node again to take a run none could load."""
 _LATENCY_BUCKETS = (0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 
 
@@ -1033,14 +1035,25 @@ class ContractsService:
         ):
             if status in _FINAL:
                 continue
-            if owner not in alive:
-                since = self._dead_since.setdefault(owner, now)
-                if now - since < self.config.takeover_grace:
-                    continue
+            gone = owner not in alive
+            if gone or owner in declined:
+                if gone:
+                    since = self._dead_since.setdefault(owner, now)
+                    if now - since < self.config.takeover_grace:
+                        continue
                 choices = [n for n in alive if n not in declined]
                 if not choices:
+                    # Nobody here can run it (reported unknown): ask everybody again now and
+                    # then, in case a node has loaded its version since.
+                    if now - self._nudged.get(run_id, -1e18) >= DECLINED_RETRY:
+                        self._nudged[run_id] = now
+                        await self.store_write(
+                            {"op": "retry_declined", "id": run_id, "at": now},
+                            f"retry:{run_id}:{now}",
+                        )
                     continue
                 to = choices[hash(run_id) % len(choices)]
+                why = f"node {owner} {'is gone' if gone else 'cannot run it'}; taken over by {to}"
                 answer = await self.store_write(
                     {
                         "op": "claim",
@@ -1048,7 +1061,7 @@ class ContractsService:
                         "node": to,
                         "epoch": epoch,
                         "at": now,
-                        "why": f"node {owner} is gone; taken over by {to}",
+                        "why": why,
                     },
                     f"claim:{run_id}:{epoch}",
                 )
@@ -1059,8 +1072,6 @@ class ContractsService:
             due = (wake is not None and now - wake >= 1.0) or (
                 status == "waiting" and deadline is not None and deadline <= now
             )
-            if status == "unknown" and declined and set(alive) - set(declined):
-                due = True
             if due and now - self._nudged.get(run_id, -1e18) >= 2.0:
                 self._nudged[run_id] = now
                 self._poke(owner, run_id)

@@ -194,10 +194,12 @@ class RunStore(StateMachine):
 
     @apply("retry_declined")
     def retry_declined(self, cmd: dict[str, Any]) -> list[Any]:
+        """Forget which nodes declined the run, and wake its owner to try again."""
         rec = self.runs.get(cmd["id"])
         if rec is None or rec["status"] in _FINAL:
             return ["gone"]
         rec["declined"] = []
+        rec["wake"] = cmd["at"]
         return ["ok"]
 
     # --- from outside ---

@@ -184,3 +184,114 @@ async def test_a_waiting_run_survives_the_restart_of_every_node(tmp_path: Path) 
         assert status.status == "waiting"
         await b.contracts.deliver_event("paid", {"order_id": "o4"}, "2 EUR")
         assert await b.contracts.result("o4", timeout=60) == {"receipt": "o4:2 paid 2 EUR"}
+
+
+class Quote(Contract, name="Quote", version=1):
+    customer = Input(str)
+    correlate_by = ("customer",)
+    accepted = await_event("accepted")
+
+    @compute
+    def price(accepted: Any) -> str:
+        return f"v1 price for {accepted}"
+
+    outputs = ("price",)
+
+
+class QuoteV2(Quote, name="Quote", version=2):
+    @compute
+    def price(accepted: Any) -> str:
+        return f"v2 price for {accepted}"
+
+
+async def test_a_running_version_1_run_is_not_broken_by_version_2() -> None:
+    async with durable() as sim:
+        a, b = sim.node("a"), sim.node("b")
+        await Quote.start({"customer": "ann"}, run_id="q1", node=a)
+        await sim.wait_for(lambda: a.contracts.stats.runs_parked == 1, what="q1 waiting")
+        # version 2 is deployed; a new run uses it, the waiting one keeps version 1
+        await QuoteV2.start({"customer": "bob"}, run_id="q2", node=b)
+        await b.contracts.deliver_event("accepted", {"customer": "ann"}, "ann")
+        await b.contracts.deliver_event("accepted", {"customer": "bob"}, "bob")
+        assert await b.contracts.result("q1", timeout=30) == {"price": "v1 price for ann"}
+        assert await b.contracts.result("q2", timeout=30) == {"price": "v2 price for bob"}
+        assert (await a.contracts.status("q1")).version == 1
+        assert (await a.contracts.status("q2")).version == 2
+
+
+async def test_a_run_whose_version_is_loaded_nowhere_is_reported_not_stuck() -> None:
+    class Local(Contract):  # defined here: importable nowhere, registered on a only
+        key = Input(str)
+        correlate_by = ("key",)
+        go = await_event("go")
+        outputs = ("go",)
+
+    async with durable(contracts=ContractsConfig(store=("a", "b", "c"), sweep_interval=0.2)) as sim:
+        await Local.start({"key": "k"}, run_id="l1", node=sim.node("a"))
+        await sim.wait_for(lambda: sim.node("a").contracts.stats.runs_parked == 1, what="wait")
+        await sim.kill("a")
+        b = sim.node("b")
+
+        async def declined_by_both() -> bool:
+            return set((await b.contracts.status("l1")).declined) == {"b", "c"}
+
+        async with asyncio.timeout(60):
+            while not await declined_by_both():  # noqa: ASYNC110 - simulated time
+                await asyncio.sleep(0.2)
+        status = await b.contracts.status("l1")
+        assert status.status == "unknown"
+        assert "version 1 of contract Local unavailable: not loaded on node" in status.reason
+
+
+class Expiring(Contract):
+    key = Input(str)
+    correlate_by = ("key",)
+    signed = await_event("signed", timeout=20)
+    outputs = ("signed",)
+
+
+async def test_a_durable_await_times_out_with_its_owner_alive_or_dead() -> None:
+    from ember.contracts import AwaitTimeout
+
+    async with durable() as sim:
+        a, b = sim.node("a"), sim.node("b")
+        t0 = asyncio.get_running_loop().time()
+        await Expiring.start({"key": "alive"}, run_id="e1", node=a)
+        with pytest.raises(AwaitTimeout):
+            await b.contracts.result("e1", timeout=60)
+        assert asyncio.get_running_loop().time() - t0 == pytest.approx(20, abs=2)
+        await Expiring.start({"key": "dead"}, run_id="e2", node=a)
+        await sim.wait_for(lambda: a.contracts.stats.runs_parked == 2, what="e2 waiting")
+        await sim.kill("a")
+        with pytest.raises(AwaitTimeout):
+            await b.contracts.result("e2", timeout=60)
+
+
+async def test_an_event_delivered_during_a_leader_change_is_consumed_once() -> None:
+    LOG.clear()
+    async with durable() as sim:
+        store = sim.node("a").contracts.cluster
+        assert store is not None
+        leader = await store.wait_for_leader(timeout=30)
+        owner, sender = [n for n in ("a", "b", "c") if n != leader]
+        await Order.start({"order_id": "o5", "amount": 3}, run_id="o5", node=sim.node(owner))
+        await sim.wait_for(
+            lambda: sim.node(owner).contracts.stats.runs_parked == 1, what="o5 waiting"
+        )
+        delivery = asyncio.ensure_future(
+            sim.node(sender).contracts.deliver_event(
+                "paid", {"order_id": "o5"}, "3 EUR", event_id="pay-o5", timeout=60
+            )
+        )
+        await asyncio.sleep(0)
+        await sim.kill(leader)
+        assert await delivery == ["o5"]
+        # the sender retries (it could not know): the same delivery, not a duplicate
+        again = await sim.node(sender).contracts.deliver_event(
+            "paid", {"order_id": "o5"}, "3 EUR", event_id="pay-o5", timeout=60
+        )
+        assert again == ["o5"]
+        out = await sim.node(owner).contracts.result("o5", timeout=60)
+        assert out == {"receipt": "o5:3 paid 3 EUR"}
+        status = await sim.node(owner).contracts.status("o5")
+        assert [e.verdict for e in status.events if e.verdict == "delivered"] == ["delivered"]
