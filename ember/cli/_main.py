@@ -10,6 +10,7 @@ from ._certscmd import add_certs_commands
 from ._cluster import add_cluster_commands
 from ._memberscmd import add_members_command
 from ._nodecmd import add_node_commands
+from ._runscmd import add_runs_commands
 from ._statuscmd import add_status_command
 from ._topcmd import add_top_command
 
@@ -24,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_members_command(sub)
     add_status_command(sub)
     add_top_command(sub)
+    add_runs_commands(sub)
     return parser
 
 

@@ -17,6 +17,7 @@ from ..actors import run
 from ..observability import AdminConfig
 from ..transport._cookie import read_cookie_file
 from ._logs import setup_logging
+from ._runscmd import add_contracts_arguments, contracts_config, load_contracts
 
 log = logging.getLogger("ember.cli")
 
@@ -48,6 +49,7 @@ def add_node_commands(sub: Any) -> None:
     )
     start.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add_admin_arguments(start)
+    add_contracts_arguments(start)
     start.set_defaults(run=cmd_node_start)
 
 
@@ -181,13 +183,17 @@ async def serve(args: argparse.Namespace, cookie: str) -> int:
         data_dir=args.data_dir if args.data_dir is not None else Path(".ember") / args.name,
         spawn_allow=tuple(args.spawn_allow) if args.spawn_allow else None,
         admin=admin_config(args),
+        contracts=contracts_config(args),
         **mesh_options(args),
     )
+    loaded = load_contracts(args.contracts_load)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await node.start()
+    if node.contracts is not None:
+        node.contracts.register(*loaded)
     if node.admin is not None:
         node.admin.on_leave = stop.set  # POST /api/v1/leave: leave gracefully, as on SIGTERM
     if node.mesh is not None:

@@ -164,9 +164,11 @@ class RunCoordinator(Actor):
                 core.tick(max(now, due))
             case ("event", str(name), payload) if core is not None:
                 core.deliver(name, payload, now)
+                self.spec.woke = True
             case ("events", dict(events)) if core is not None:
                 for name, payload in events.items():
                     core.deliver(name, payload, now)
+                self.spec.woke = True
             case ("cancel", str(reason)) if core is not None:
                 core.cancel(reason, now)
             case ("ctx", str(key), int(attempt), str(op), list(args)) if core is not None:

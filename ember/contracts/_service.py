@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import heapq
+import json
 import logging
 import time
 import uuid
@@ -22,7 +23,7 @@ import msgpack  # type: ignore[import-untyped]
 
 from .._errors import EmberError, UsageError
 from .._tasks import OwnedTasks
-from ..actors import Pid, Supervisor, child
+from ..actors import Pid, ReplyHandle, Supervisor, child
 from ..actors._node import current_node
 from ..consensus import (
     Cluster,
@@ -171,12 +172,14 @@ class _Entry:
     the run waits), the futures waiting for its end (they get the outcome, or None: look in
     the store again), and events that came while it was (re)starting."""
 
-    __slots__ = ("events", "pid", "resuming", "spec", "waiters")
+    __slots__ = ("events", "pid", "refresh", "resuming", "spec", "waiters")
 
     def __init__(self, spec: RunSpec | None) -> None:
         self.spec = spec
         self.pid: Pid | None = None
         self.resuming = False
+        self.refresh = False
+        """Events were delivered (elsewhere) while it started: reread them once it runs."""
         self.waiters: list[asyncio.Future[Any]] = []
         self.events: dict[str, Any] = {}
 
@@ -481,6 +484,9 @@ class ContractsService:
         if entry.events:
             events, entry.events = entry.events, {}
             self.node.kernel.send(entry.pid, ("events", events))
+        if entry.refresh:
+            entry.refresh = False
+            self._tasks.spawn(self._refresh(spec.run_id, entry.pid))
 
     async def _supervisor(self) -> Pid:
         """The supervisor of this node's coordinators, started with the first run (an idle
@@ -736,6 +742,7 @@ class ContractsService:
                 self._tasks.spawn(self._refresh(run_id, entry.pid))
             return
         if entry is not None and entry.resuming:
+            entry.refresh = True
             return
         if entry is None:
             entry = self._entries[run_id] = _Entry(None)
@@ -946,6 +953,36 @@ class ContractsService:
             self._wake_remote(answer[1], run_id)
         return True
 
+    def answer_query(self, op: str, kwargs: dict[str, Any], handle: ReplyHandle) -> None:
+        """Answer a ``runs`` or ``show`` query from another node (the CLI) with plain data."""
+
+        async def answer() -> None:
+            try:
+                if op == "runs":
+                    found = await self.runs(
+                        contract=kwargs.get("contract"),
+                        status=kwargs.get("status"),
+                        limit=int(kwargs.get("limit") or 50),
+                    )
+                    value: Any = [_plain(dataclasses.asdict(s)) for s in found]
+                    for item in value:
+                        item["id"] = item.pop("run_id")
+                        item["corr"] = item.pop("correlation")
+                        item["waiting"] = item.pop("waiting_on")
+                elif op == "show":
+                    rec = await self.read_record(str(kwargs["run_id"]))
+                    if rec is None:
+                        raise RunNotFound(str(kwargs["run_id"]))
+                    value = _plain(rec)
+                else:
+                    raise UsageError(f"unknown contracts query {op!r}")
+            except Exception as exc:
+                handle.fail(exc)
+            else:
+                handle.reply(value)
+
+        self._tasks.spawn(answer())
+
     def statistics(self) -> ContractsStatistics:
         """This node's counters (a copy)."""
         stats = self.stats
@@ -1118,6 +1155,11 @@ def _with_reason(status: RunStatus) -> RunStatus:
     if len(active) > 3:
         parts.append(f"{len(active) - 3} more")
     return dataclasses.replace(status, reason="; ".join(parts) or status.reason)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON data (what a step returned may be any object in a local run)."""
+    return json.loads(json.dumps(value, default=repr))
 
 
 def _outcome(status: str, outputs: Any, error: Any) -> dict[str, Any]:

@@ -23,7 +23,8 @@ HOST_NAME = "ember.contracts.host"
 class StepHost(Actor):
     """Answers ``"pid"`` with its pid; runs ``("run", coordinator, <StepWorker arguments>...)``
     attempts (the reply is the report of a plain function, None when a worker runs it);
-    handles ``("abort", coordinator, key, attempt)`` and ``("wake", run_id)``. A worker that
+    handles ``("abort", coordinator, key, attempt)``, ``("wake", run_id)`` and
+    ``("query", "runs" | "show", arguments)`` (``ember runs``, ``ember run show``). A worker that
     dies without reporting (killed from outside) is reported to its coordinator as failed."""
 
     def __init__(self) -> None:
@@ -48,6 +49,10 @@ class StepHost(Actor):
                 from ._service import service_of
 
                 service_of(self.node).wake(run_id)
+            case ("query", str(op), dict(kwargs)):
+                from ._service import service_of
+
+                service_of(self.node).answer_query(op, kwargs, self.defer_reply())
             case ("abort", Pid() as coordinator, str(key), int(attempt)):
                 found = self.workers.pop((coordinator, key, attempt), None)
                 if found is not None:
