@@ -460,6 +460,35 @@ class ContractsService:
         handle = await self.start_run(contract, inputs, durable=False, parent=f"{parent}/{key}")
         return await handle.result()
 
+    async def start_on(
+        self,
+        node: str,
+        contract: type[Contract] | str,
+        inputs: Mapping[str, Any],
+        *,
+        run_id: str | None = None,
+        durable: bool | None = None,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> RunHandle:
+        """Start a run whose owner (the node that coordinates it) is ``node``; ``contract``
+        must be importable there by its reference."""
+        if node == self.node.name:
+            return await self.start_run(contract, inputs, run_id=run_id, durable=durable)
+        graph = contract_class(contract).graph()
+        if graph.ref is None:
+            raise UsageError(f"contract {graph.name} is not importable by reference: start it here")
+        request = {
+            "contract": graph.ref,
+            "inputs": dict(inputs),
+            "run_id": run_id,
+            "durable": durable,
+        }
+        answer = await self.node.kernel.call(
+            (HOST_NAME, node), ("query", "start", request), timeout=timeout
+        )
+        run, name, is_durable, created = answer
+        return RunHandle(self, run, name, bool(is_durable), bool(created))
+
     def handle(self, run_id: str, *, durable: bool | None = None) -> RunHandle:
         """A handle on an existing run (``durable`` None: this node's local store first)."""
         if durable is None:
@@ -969,6 +998,14 @@ class ContractsService:
                         item["id"] = item.pop("run_id")
                         item["corr"] = item.pop("correlation")
                         item["waiting"] = item.pop("waiting_on")
+                elif op == "start":
+                    run = await self.start_run(
+                        str(kwargs["contract"]),
+                        kwargs.get("inputs") or {},
+                        run_id=kwargs.get("run_id"),
+                        durable=kwargs.get("durable"),
+                    )
+                    value = [run.run_id, run.contract, run.durable, run.created]
                 elif op == "show":
                     rec = await self.read_record(str(kwargs["run_id"]))
                     if rec is None:

@@ -24,7 +24,8 @@ class StepHost(Actor):
     """Answers ``"pid"`` with its pid; runs ``("run", coordinator, <StepWorker arguments>...)``
     attempts (the reply is the report of a plain function, None when a worker runs it);
     handles ``("abort", coordinator, key, attempt)``, ``("wake", run_id)`` and
-    ``("query", "runs" | "show", arguments)`` (``ember runs``, ``ember run show``). A worker that
+    ``("query", "runs" | "show" | "start", arguments)`` (``ember runs``, ``ember run show``,
+    ``ContractsService.start_on``). A worker that
     dies without reporting (killed from outside) is reported to its coordinator as failed."""
 
     def __init__(self) -> None:
