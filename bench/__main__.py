@@ -37,6 +37,7 @@ BENCHMARKS = {
     "chaos": "bench.chaos",
     "observability": "bench.observability",
     "raft_pause": "bench.raft_pause",
+    "admission": "bench.admission",
     "contracts": "bench.contracts",
     "pykka": "bench.pykka_ref",
     "thespian": "bench.thespian_ref",

@@ -236,7 +236,7 @@ async def _remote(steps: int, reps: int) -> dict[str, Any]:
             await node.start()
             others.append(node)
             assert node.address is not None
-            await here.connect_node(f"{name}@{node.address[0]}:{node.address[1]}")
+            await here.connect_node(f"{name}@{node.address}")
         adder = await others[0].spawn(Adder)
         await far.run({"x": 0}, node=here)  # warm up both paths (connections, step hosts)
         for _ in range(steps):
