@@ -4,8 +4,10 @@ it acts on them, places launches, runs plain local steps inline and the others i
 :class:`StepWorker` actors (spawned on the node they were placed on), and stops when the run
 ends or waits for an event (a waiting run holds no actor).
 
-Ordering rule: a launch leaves only after the write that records it (and every fact before it)
-is done, so a run resumed from its record never misses a step that ran.
+Ordering rule: the launch of a step that is not idempotent leaves only after the write that
+records it (and every fact before it) is done, so a run resumed from its record never misses a
+step that may have run: it reports it unknown. An idempotent step leaves at once (running it
+again after a failover is harmless).
 """
 
 from __future__ import annotations
@@ -199,8 +201,9 @@ class RunCoordinator(Actor):
     async def terminate(self, reason: Any) -> None:
         for task in self.tasks:
             task.cancel()
-        if not self.closing and self.core is not None and self.core.outcome is None:
-            for key, att in list(self.workers.items()):
+        for key, att in list(self.workers.items()):  # a crash, or the node stopping
+            self._settle(key, att.attempt)
+            if not self.closing:
                 self._stop_attempt(key, att)
 
     # --- starting ---
@@ -259,6 +262,17 @@ class RunCoordinator(Actor):
                     self._abort(effect)
                 else:
                     self._place(core, effect)
+            if not journal.sync and any(launch.step.idempotent for launch, _ in self.held):
+                # Running an idempotent step again is harmless, so it need not wait for the
+                # write that records it: a resumed run reruns what the record lacks. (Its
+                # dependents' facts still go to the journal in order, after its own.)
+                early = [h for h in self.held if h[0].step.idempotent]
+                self.held = [h for h in self.held if not h[0].step.idempotent]
+                budget -= self._release(early)
+                if budget <= 0:
+                    self.node.send(self.pid, ("continue",))
+                    break
+                continue
             if self.writing:
                 break
             command = self._command(core)
@@ -581,8 +595,8 @@ class RunCoordinator(Actor):
         log.info("run %s: coordinator on %s stops: %s", self.spec.run_id, self.node.name, why)
         self.closing = True
         for key, att in list(self.workers.items()):
+            self._settle(key, att.attempt)
             self._stop_attempt(key, att)
-        self.workers.clear()
         self.service.run_abandoned(self.spec, why)
         self.stop()
 
