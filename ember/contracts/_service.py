@@ -832,10 +832,17 @@ class ContractsService:
         self._tasks.spawn(self._resume(run_id, entry))
 
     async def _refresh(self, run_id: str, pid: Pid) -> None:
+        """Tell a running coordinator what changed in its record: new events, or its end
+        (cancelled from another node)."""
         rec = await self.read_record(run_id, durable=True)
-        if rec is not None:
-            events = {name: e["payload"] for name, e in rec["events"].items()}
-            self.node.kernel.send(pid, ("events", events))
+        if rec is None:
+            return
+        if rec["status"] == "cancelled":
+            reason = (rec.get("error") or {}).get("reason", "cancelled")
+            self.node.kernel.send(pid, ("cancel", str(reason)))
+            return
+        events = {name: e["payload"] for name, e in rec["events"].items()}
+        self.node.kernel.send(pid, ("events", events))
 
     async def _resume(self, run_id: str, entry: _Entry) -> None:
         try:

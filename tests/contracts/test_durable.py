@@ -295,3 +295,16 @@ async def test_an_event_delivered_during_a_leader_change_is_consumed_once() -> N
         assert out == {"receipt": "o5:3 paid 3 EUR"}
         status = await sim.node(owner).contracts.status("o5")
         assert [e.verdict for e in status.events if e.verdict == "delivered"] == ["delivered"]
+
+
+async def test_cancel_a_running_run_from_another_node_stops_its_steps() -> None:
+    LOG.clear()
+    async with durable() as sim:
+        a, c = sim.node("a"), sim.node("c")
+        await Payout.start({"account": "y"}, run_id="p2", node=a)
+        await sim.wait_for(lambda: LOG == [("transfer", "a")], what="transfer started")
+        assert await c.contracts.cancel("p2", "operator") is True
+        with pytest.raises(RunCancelled, match="operator"):
+            await c.contracts.result("p2", timeout=10)
+        await sim.wait_for(lambda: a.contracts.statistics().coordinators == 0, what="stopped")
+        assert a.contracts.load.get("a", 0) == 0  # its step was aborted, not left running
