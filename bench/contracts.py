@@ -605,7 +605,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.contracts")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument(
+        "--smoke", action="store_true", help="the in-process parts with tiny counts (a test)"
+    )
     args = parser.parse_args(argv)
+    if args.smoke:
+        smoke = {
+            **run_uvloop(_local(50, 1)),
+            **run_uvloop(_remote(20, 1)),
+            **run_uvloop(_durable(16, 4, 3, 3)),
+        }
+        smoke.pop("samples")
+        print(json.dumps(smoke))
+        return 0
     section = run(args.quick, args.reps)
     print(json.dumps({NAME: section, "goals": goals({NAME: section})}, indent=2))
     return 0
