@@ -244,18 +244,23 @@ async def _remote(steps: int, reps: int) -> dict[str, Any]:
             await here.call(adder, 0)
         ours: list[float] = []
         base: list[float] = []
+        ours_cpu: list[float] = []
+        base_cpu: list[float] = []
+        cpu = time.process_time
         for rep in range(reps):
             gc.collect()
-            t0 = perf()
+            t0, c0 = perf(), cpu()
             out = await far.run({"x": rep}, node=here)
             ours.append((perf() - t0) / steps)
+            ours_cpu.append((cpu() - c0) / steps)
             assert out == {f"s{steps - 1}": rep + steps}
             gc.collect()
-            t0 = perf()
+            t0, c0 = perf(), cpu()
             value = rep
             for _ in range(steps):
                 value = await here.call(adder, value)
             base.append((perf() - t0) / steps)
+            base_cpu.append((cpu() - c0) / steps)
         nodes = {
             n.name: n.contracts.statistics().steps_remote if n.contracts else 0
             for n in [here, *others]
@@ -266,10 +271,15 @@ async def _remote(steps: int, reps: int) -> dict[str, Any]:
         await here.stop()
     step_us = statistics.median(ours) * 1e6
     call_us = statistics.median(base) * 1e6
+    step_cpu = statistics.median(ours_cpu) * 1e6
+    call_cpu = statistics.median(base_cpu) * 1e6
     return {
         "remote_step_us": step_us,
         "remote_call_us": call_us,
         "remote_step_per_call": step_us / call_us,
+        "remote_step_cpu_us": step_cpu,
+        "remote_call_cpu_us": call_cpu,
+        "remote_step_cpu_per_call": step_cpu / call_cpu,
         "samples": {"remote_step": ours, "remote_call": base},
         "placed": nodes,
     }
@@ -525,6 +535,9 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
         "remote_step_us": far["remote_step_us"],
         "remote_call_us": far["remote_call_us"],
         "remote_step_per_call": far["remote_step_per_call"],
+        "remote_step_cpu_us": far["remote_step_cpu_us"],
+        "remote_call_cpu_us": far["remote_call_cpu_us"],
+        "remote_step_cpu_per_call": far["remote_step_cpu_per_call"],
         **durable,
         **{k: v for k, v in resume.items() if k != "samples"},
         **{f"responsive_{k}": v for k, v in resp.items()},

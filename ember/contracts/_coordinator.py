@@ -485,7 +485,9 @@ class RunCoordinator(Actor):
         if exc is None:
             report = fut.result()
             if report is not None:
-                self.node.send(self.pid, report)
+                # As a call, not a message: an idle coordinator takes it at once (its receive
+                # cannot suspend), without a trip through the run queue.
+                self.node.call(self.pid, report, timeout=None).add_done_callback(_consumed)
         elif isinstance(exc, NoProc):  # the host is gone: its monitor says more
             reached = isinstance(exc, NodeDown)
             self.node.send(self.pid, ("no_host", node, str(exc), reached))
@@ -610,6 +612,12 @@ class RunCoordinator(Actor):
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("run %s: coordinator task failed", self.spec.run_id, exc_info=exc)
             self.node.exit(self.pid, exc)  # a crash: the supervisor restarts the coordinator
+
+
+def _consumed(fut: asyncio.Future[Any]) -> None:
+    """Retrieve a fire-and-forget call's outcome (a coordinator that exited meanwhile)."""
+    if not fut.cancelled():
+        fut.exception()
 
 
 def _storable(value: Any) -> bool:

@@ -253,6 +253,8 @@ class ContractsService:
         """Steps this node's runs have running on each node."""
         self.stats = ContractsStatistics()
         self.registry: dict[tuple[str, int], type[Contract]] = {}
+        self._graphs: dict[tuple[str, int, str], Graph] = {}
+        """Graphs resolved for runs and attempts, by name, version and shape."""
         self.cluster: Cluster | None = None
         self._entries: dict[str, _Entry] = {}
         self._sup: Pid | None = None
@@ -300,7 +302,7 @@ class ContractsService:
             self._unlisten = self.node.dist.add_node_listener(self._on_connection)
         if self.node.dist is not None:
             kernel = self.node.kernel
-            self._host = kernel.in_context(kernel.spawn_nowait, StepHost)
+            self._host = kernel.in_context(kernel.spawn_nowait, StepHost, self)
             kernel.register(HOST_NAME, self._host)
         self.started = True
         if self.config.store is not None:
@@ -375,6 +377,9 @@ class ContractsService:
     def graph_for(self, name: str, version: int, shape: str, ref: str | None, run_id: str) -> Graph:
         """The graph of ``name`` v``version`` as loaded here, if its shape is the one the run
         started with; :class:`VersionUnavailable` otherwise."""
+        known = self._graphs.get((name, version, shape))
+        if known is not None:
+            return known
         cls = self.registry.get((name, version))
         if cls is None and ref is not None:
             with contextlib.suppress(UsageError):
@@ -394,6 +399,7 @@ class ContractsService:
                 f"its shape on node {self.node.name} differs from the one the run started with "
                 "(steps, dependencies or events changed under the same version)",
             )
+        self._graphs[(name, version, shape)] = graph
         return graph
 
     # --- starting runs ---

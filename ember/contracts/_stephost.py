@@ -9,11 +9,14 @@ contracts service (a run owned there has news)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..actors import KILLED, NORMAL, Actor, Down, Pid, Ref
 from ._values import Failure
 from ._worker import StepWorker, failed, resolve, run_function, runs_inline
+
+if TYPE_CHECKING:
+    from ._service import ContractsService
 
 __all__ = ["HOST_NAME", "StepHost"]
 
@@ -28,7 +31,8 @@ class StepHost(Actor):
     ``ContractsService.start_on``). A worker that
     dies without reporting (killed from outside) is reported to its coordinator as failed."""
 
-    def __init__(self) -> None:
+    def __init__(self, service: ContractsService) -> None:
+        self.service = service
         self.workers: dict[tuple[Pid, str, int], tuple[Pid, Ref]] = {}
         self.by_ref: dict[Ref, tuple[Pid, str, int]] = {}
         self.aborted: set[Ref] = set()
@@ -47,13 +51,9 @@ class StepHost(Actor):
                 self.workers[(coordinator, key, attempt)] = (pid, ref)
                 self.by_ref[ref] = (coordinator, key, attempt)
             case ("wake", str(run_id)):
-                from ._service import service_of
-
-                service_of(self.node).wake(run_id)
+                self.service.wake(run_id)
             case ("query", str(op), dict(kwargs)):
-                from ._service import service_of
-
-                service_of(self.node).answer_query(op, kwargs, self.defer_reply())
+                self.service.answer_query(op, kwargs, self.defer_reply())
             case ("abort", Pid() as coordinator, str(key), int(attempt)):
                 found = self.workers.pop((coordinator, key, attempt), None)
                 if found is not None:
@@ -84,11 +84,9 @@ class StepHost(Actor):
     def _inline(self, args: list[Any]) -> tuple[Any, ...] | None:
         """The report of a plain-function attempt, run here at once as its coordinator would
         run it; None for one that needs a worker (async, ctx, blocking, a child contract)."""
-        from ._service import service_of
-
         run_id, contract, key, step_name, case, attempt, arguments = args[:7]
         here = self.node.name
-        service = service_of(self.node)
+        service = self.service
         try:
             step, call, denied = resolve(service, contract, step_name, case, run_id)
             if not runs_inline(step, call):
