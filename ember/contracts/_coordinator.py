@@ -527,7 +527,7 @@ class RunCoordinator(Actor):
     def _observe(self, core: RunCore, key: str, now: float) -> None:
         task = core.tasks.get(key)
         if task is not None and task.t0 is not None:
-            self.service.stats.observe(now - task.t0)
+            self.service.observe_step(now - task.t0)
 
     def _unload(self, att: _Attempt) -> None:
         load = self.service.load

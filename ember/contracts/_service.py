@@ -15,7 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +37,7 @@ from ..consensus import (
 )
 from ..consensus._host import node_of
 from ..consensus._types import ConfState
+from ..observability import Collector, Histogram, Metric, counter, gauge
 from ._cache import PureCache
 from ._config import ContractsConfig
 from ._contract import Contract, contract_class
@@ -74,7 +75,6 @@ _FINAL = ("succeeded", "failed", "cancelled")
 _ALIVE = ("alive", "suspect")
 DECLINED_RETRY = 30.0
 """Seconds between asking every node again to take a run none could load."""
-_LATENCY_BUCKETS = (0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
 
 
 @dataclass(slots=True)
@@ -97,11 +97,10 @@ class ContractsStatistics:
     steps_inline: int = 0
     steps_local: int = 0
     steps_remote: int = 0
+    step_attempts: int = 0
+    """Step attempts that reported (inline ones excluded; their times are in ``step_seconds``)."""
     step_seconds_total: float = 0.0
     step_seconds_max: float = 0.0
-    step_latency: tuple[int, ...] = (0,) * (len(_LATENCY_BUCKETS) + 1)
-    """Step attempts (inline ones excluded) by duration: at most 0.1 ms, 1 ms, 10 ms, 0.1 s,
-    1 s, 10 s, 100 s, more."""
     events_delivered: int = 0
     events_again: int = 0
     events_duplicate: int = 0
@@ -119,16 +118,9 @@ class ContractsStatistics:
 
     def observe(self, seconds: float) -> None:
         """Count one step attempt that took ``seconds``."""
+        self.step_attempts += 1
         self.step_seconds_total += seconds
         self.step_seconds_max = max(self.step_seconds_max, seconds)
-        buckets = list(self.step_latency)
-        for i, bound in enumerate(_LATENCY_BUCKETS):
-            if seconds <= bound:
-                buckets[i] += 1
-                break
-        else:
-            buckets[-1] += 1
-        self.step_latency = tuple(buckets)
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -252,6 +244,10 @@ class ContractsService:
         self.load: dict[str, int] = {}
         """Steps this node's runs have running on each node."""
         self.stats = ContractsStatistics()
+        self.step_seconds = Histogram(
+            "ember_contracts_step_seconds",
+            "Duration of step attempts run in a worker or on another node (seconds).",
+        )
         self.registry: dict[tuple[str, int], type[Contract]] = {}
         self._graphs: dict[tuple[str, int, str], Graph] = {}
         """Graphs resolved for runs and attempts, by name, version and shape."""
@@ -1093,6 +1089,93 @@ class ContractsService:
         stats.cache_hits, stats.cache_misses = cache.hits, cache.misses
         stats.cache_evictions, stats.cache_entries = cache.evictions, len(cache)
         return ContractsStatistics(**stats.as_dict())
+
+    def observe_step(self, seconds: float) -> None:
+        """Count one step attempt (its report came back after ``seconds``)."""
+        self.stats.observe(seconds)
+        self.step_seconds.observe(seconds)
+
+    def collectors(self) -> Iterable[Collector]:
+        """The node's metrics of contracts (read at scrape time; see ``docs/operability.md``)."""
+        return (self._collect,)
+
+    def _collect(self) -> Iterator[Metric]:
+        stats = self.statistics()
+        yield counter(
+            "ember_contracts_runs",
+            "Runs of this node that ended, by how.",
+            labels=["outcome"],
+            samples=(
+                ((k,), getattr(stats, f"runs_{k}"))
+                for k in ("succeeded", "failed", "cancelled", "unknown")
+            ),
+        )
+        yield counter(
+            "ember_contracts_runs_started", "Runs started on this node.", stats.runs_started
+        )
+        yield counter(
+            "ember_contracts_runs_resumed",
+            "Coordinators started from a record (after a wait, a restart or a takeover).",
+            stats.runs_resumed,
+        )
+        yield gauge(
+            "ember_contracts_local_runs",
+            "This node's local runs, by status.",
+            labels=["status"],
+            samples=(((s,), n) for s, n in sorted(self.runs_by_status().items())),
+        )
+        yield gauge(
+            "ember_contracts_coordinators", "Coordinators running here.", stats.coordinators
+        )
+        yield counter(
+            "ember_contracts_steps",
+            "Step attempts started by this node's runs, by where they ran.",
+            labels=["where"],
+            samples=(
+                (("inline",), stats.steps_inline),
+                (("local",), stats.steps_local),
+                (("remote",), stats.steps_remote),
+            ),
+        )
+        yield self.step_seconds.family()
+        yield counter(
+            "ember_contracts_events",
+            "Event deliveries made from this node, by verdict.",
+            labels=["verdict"],
+            samples=(
+                (("delivered",), stats.events_delivered),
+                (("again",), stats.events_again),
+                (("duplicate",), stats.events_duplicate),
+                (("unmatched",), stats.events_unmatched),
+            ),
+        )
+        yield counter(
+            "ember_contracts_takeovers", "Runs this node gave a new owner.", stats.takeovers
+        )
+        yield counter(
+            "ember_contracts_store_writes",
+            "Writes to the durable store (and retries through leader changes).",
+            labels=["kind"],
+            samples=((("write",), stats.store_writes), (("retry",), stats.store_retries)),
+        )
+        yield counter(
+            "ember_contracts_cache",
+            "Lookups of pure step results, by outcome.",
+            labels=["outcome"],
+            samples=((("hit",), stats.cache_hits), (("miss",), stats.cache_misses)),
+        )
+
+    def admin_summary(self) -> dict[str, Any]:
+        """This node's line of contracts on the dashboard and in ``ember status``."""
+        stats = self.statistics()
+        return {
+            "coordinators": stats.coordinators,
+            "started": stats.runs_started,
+            "succeeded": stats.runs_succeeded,
+            "failed": stats.runs_failed + stats.runs_unknown,
+            "durable": self.cluster is not None,
+            "step_p99_s": self.step_seconds.quantile(0.99),
+        }
 
     def runs_by_status(self) -> dict[str, int]:
         """This node's local runs by status (durable runs are counted by the store leader)."""
