@@ -421,10 +421,7 @@ class ConsistentTier:
         want = "1" if self._member() is not None else "0"
         if want == self._announced:
             return
-        me = next((m for m in self.node.members() if m.name == self.node.name), None)
-        meta = dict(me.meta) if me is not None else {}
-        meta[META_KEY] = want
-        mesh.update_meta(meta)
+        mesh.set_meta_entry(META_KEY, want)
         self._announced = want
 
     def _alive(self) -> list[Any]:
