@@ -21,7 +21,6 @@ from .actors import Pid, Statistics
 from .consensus._host import RaftHost
 from .consensus._metrics import RaftProbe
 from .contracts._config import ContractsConfig
-from .contracts._metrics import ContractsProbe
 from .contracts._service import ContractsService
 from .mesh._config import SwimConfig
 from .mesh._discovery import Discovery, format_address, make_discovery, parse_seeds
@@ -274,8 +273,6 @@ class Node(KernelNode):
                 out[name] = NamesProbe(service)
             elif isinstance(service, ProcessGroups):
                 out[name] = PgProbe(service)
-            elif isinstance(service, ContractsService):
-                out[name] = ContractsProbe(service)
             elif name not in ("admin", "metrics_export"):
                 out[name] = service
         return out

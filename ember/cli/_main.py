@@ -12,6 +12,7 @@ from ._cluster import add_cluster_commands
 from ._faultcmd import add_fault_command
 from ._memberscmd import add_members_command
 from ._nodecmd import add_node_commands
+from ._runscmd import add_runs_commands
 from ._statuscmd import add_status_command
 from ._topcmd import add_top_command
 
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_status_command(sub)
     add_top_command(sub)
     add_chaos_commands(sub)
+    add_runs_commands(sub)
     return parser
 
 

@@ -20,6 +20,7 @@ from ..transport._config import TransportConfig
 from ..transport._cookie import read_cookie_file
 from ._app import AppHook, add_app_arguments, load_app, start_app
 from ._logs import setup_logging
+from ._runscmd import add_contracts_arguments, contracts_config, load_contracts
 
 log = logging.getLogger("ember.cli")
 
@@ -77,6 +78,7 @@ def add_node_commands(sub: Any) -> None:
         help="accept fault injection (`ember fault`: partition, delay, drop): testing only",
     )
     add_admin_arguments(start)
+    add_contracts_arguments(start)
     start.set_defaults(run=cmd_node_start)
 
 
@@ -213,15 +215,19 @@ async def serve(args: argparse.Namespace, cookie: str, hook: AppHook | None = No
         spawn_allow=tuple(args.spawn_allow) if args.spawn_allow else None,
         config=TransportConfig(fault_injection=True) if args.chaos else None,
         admin=admin_config(args),
+        contracts=contracts_config(args),
         **mesh_options(args),
     )
     if args.chaos:
         log.warning("node %s accepts fault injection (--chaos): for testing only", args.name)
+    loaded = load_contracts(args.contracts_load)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await node.start()
+    if node.contracts is not None:
+        node.contracts.register(*loaded)
     if node.admin is not None:
         node.admin.on_leave = stop.set  # POST /api/v1/leave: leave gracefully, as on SIGTERM
     if node.mesh is not None:

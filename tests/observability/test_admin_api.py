@@ -96,12 +96,12 @@ async def test_contracts_view_and_metrics() -> None:
     async with admin_node() as (_, client):
         assert await Add.run({"x": 4}) == {"doubled": 8}
         _, view, _ = await client.get("/api/v1/contracts")
-        assert view["running"] and view["runs"]["succeeded"] == 1
+        assert view["running"] and view["succeeded"] == 1
         _, stats, _ = await client.get("/api/v1/contracts/statistics")
         assert stats["runs_started"] == 1
         _, text, _ = await client.get("/metrics")
-        assert 'ember_contract_runs_total{outcome="succeeded"} 1.0' in text
-        assert "ember_contract_step_duration_seconds_bucket" in text
+        assert 'ember_contracts_runs_total{outcome="succeeded"} 1.0' in text
+        assert "ember_contracts_step_seconds_bucket" in text
 
 
 async def test_names_and_groups_views_and_metrics() -> None:
