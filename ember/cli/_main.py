@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from ._certscmd import add_certs_commands
 from ._cluster import add_cluster_commands
 from ._memberscmd import add_members_command
+from ._namescmd import add_names_commands
 from ._nodecmd import add_node_commands
 from ._statuscmd import add_status_command
 from ._topcmd import add_top_command
@@ -22,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_cluster_commands(sub)
     add_certs_commands(sub)
     add_members_command(sub)
+    add_names_commands(sub)
     add_status_command(sub)
     add_top_command(sub)
     return parser

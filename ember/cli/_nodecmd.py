@@ -17,6 +17,7 @@ from ..actors import run
 from ..observability import AdminConfig
 from ..transport._cookie import read_cookie_file
 from ._logs import setup_logging
+from ._registryargs import add_registry_arguments, registry_config
 
 log = logging.getLogger("ember.cli")
 
@@ -48,6 +49,7 @@ def add_node_commands(sub: Any) -> None:
     )
     start.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add_admin_arguments(start)
+    add_registry_arguments(start)
     start.set_defaults(run=cmd_node_start)
 
 
@@ -181,6 +183,7 @@ async def serve(args: argparse.Namespace, cookie: str) -> int:
         data_dir=args.data_dir if args.data_dir is not None else Path(".ember") / args.name,
         spawn_allow=tuple(args.spawn_allow) if args.spawn_allow else None,
         admin=admin_config(args),
+        registry=registry_config(args),
         **mesh_options(args),
     )
     stop = asyncio.Event()

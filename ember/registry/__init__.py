@@ -14,6 +14,7 @@ from ._errors import NameLost as NameLost
 from ._errors import NotLocal as NotLocal
 from ._errors import TierUnavailable as TierUnavailable
 from ._errors import UnknownScope as UnknownScope
+from ._errors import WaitTimeout as WaitTimeout
 from ._name import Name as Name
 from ._name import Tier as Tier
 from ._names import RELEASED as RELEASED

@@ -79,6 +79,10 @@ class RegistryConfig:
     on_conflict: ConflictPolicy = "kill"
     """The default conflict policy of eventual registrations."""
 
+    replicate: bool = True
+    """Whether this node takes part in the global tiers. False: it keeps no replica and never
+    votes, and only its local tier works (a tool that asks other nodes, as the CLI does)."""
+
     def __post_init__(self) -> None:
         check_int("expect", self.expect, 1, 99)
         check_int("shards", self.shards, 1, 4096)
@@ -92,8 +96,9 @@ class RegistryConfig:
             raise UsageError(f"on_conflict must be 'kill' or 'notify', not {self.on_conflict!r}")
         if self.durable not in (None, True, False):
             raise UsageError(f"durable must be None, True or False, not {self.durable!r}")
-        if not isinstance(self.member, bool):
-            raise UsageError(f"member must be a bool, not {self.member!r}")
+        for name in ("member", "replicate"):
+            if not isinstance(getattr(self, name), bool):
+                raise UsageError(f"{name} must be a bool, not {getattr(self, name)!r}")
 
     @classmethod
     def lan(cls, **overrides: Any) -> Self:

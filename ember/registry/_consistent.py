@@ -372,8 +372,13 @@ class ConsistentTier:
                 self._unwatch(old[0], name)
             if new is not None and new[0].node == me and new[0].creation == self.node.creation:
                 self._watch(new[0], name)
-            reg = None if new is None else Registration(name, new[0], "consistent", new[1], new[2])
-            self.registry._changed("consistent", name, reg)
+            if self.registry.watched("consistent", name):
+                reg = (
+                    None
+                    if new is None
+                    else Registration(name, new[0], "consistent", new[1], new[2])
+                )
+                self.registry._changed("consistent", name, reg)
 
     # -- members, formation, the leader's chores --------------------------------------------
 

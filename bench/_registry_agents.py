@@ -1,0 +1,59 @@
+"""Actors the registry and pg benchmarks spawn on node processes to see, with the wall clock of
+the machine (every process of a run is on one host), when a name or a group member arrives."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import ember
+from ember.registry import GroupEvent
+
+
+class Watcher(ember.Actor):
+    """``("arm", name, tier)``: start waiting for ``name``; ``("seen", name)``: when it was
+    seen (``time.time()``); ``("count", n, within)``: when this node's eventual tier held at
+    least ``n`` claims; ``("pg_arm", group)`` / ``("pg_seen", group)``: the same for the first
+    join event of ``group``."""
+
+    def __init__(self) -> None:
+        self.seen: dict[Any, asyncio.Future[float]] = {}
+        self.pg_seen: dict[Any, asyncio.Future[float]] = {}
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    async def receive(self, msg: Any) -> Any:
+        node = ember.current()
+        match msg:
+            case ("arm", name, tier):
+                fut = self.seen[name] = asyncio.get_running_loop().create_future()
+
+                async def wait() -> None:
+                    await node.names.wait_for(name, tier, timeout=60)  # type: ignore[attr-defined]
+                    fut.set_result(time.time())
+
+                task = asyncio.ensure_future(wait())
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+                return "armed"
+            case ("seen", name):
+                return await self.seen.pop(name)
+            case ("count", n, within):
+                core = node.names.tiers["eventual"].core  # type: ignore[attr-defined]
+                deadline = time.monotonic() + within
+                while len(core) < n:
+                    if time.monotonic() > deadline:
+                        return None
+                    await asyncio.sleep(0.005)
+                return time.time()
+            case ("pg_arm", group):
+                self.pg_seen[group] = asyncio.get_running_loop().create_future()
+                node.pg.monitor(group)  # type: ignore[attr-defined]
+                return "armed"
+            case ("pg_seen", group):
+                return await self.pg_seen.pop(group)
+            case GroupEvent(action="join", group=group):
+                fut = self.pg_seen.get(group)
+                if fut is not None and not fut.done():
+                    fut.set_result(time.time())
+        return None
