@@ -37,7 +37,7 @@ class Watcher(ember.Actor):
                 task.add_done_callback(self.tasks.discard)
                 return "armed"
             case ("seen", name):
-                return await self.seen.pop(name)
+                self._answer_when(self.seen[name], lambda: self.seen.pop(name, None))
             case ("count", n, within):
                 core = node.names.tiers["eventual"].core  # type: ignore[attr-defined]
                 deadline = time.monotonic() + within
@@ -50,10 +50,23 @@ class Watcher(ember.Actor):
                 self.pg_seen[group] = asyncio.get_running_loop().create_future()
                 node.pg.monitor(group)  # type: ignore[attr-defined]
                 return "armed"
+            case ("pg_members", group):
+                return node.pg.get_members(group)  # type: ignore[attr-defined]
             case ("pg_seen", group):
-                return await self.pg_seen.pop(group)
+                self._answer_when(self.pg_seen[group], lambda: self.pg_seen.pop(group, None))
             case GroupEvent(action="join", group=group):
                 fut = self.pg_seen.get(group)
                 if fut is not None and not fut.done():
                     fut.set_result(time.time())
         return None
+
+    def _answer_when(self, fut: asyncio.Future[float], forget: Any) -> None:
+        """Reply with ``fut``'s result once it is there (then ``forget()`` it), and meanwhile
+        take more messages: the events that resolve it among them."""
+        handle = self.defer_reply()
+
+        def answer(done: asyncio.Future[float]) -> None:
+            forget()
+            handle.reply(done.result())
+
+        fut.add_done_callback(answer)
