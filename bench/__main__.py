@@ -37,6 +37,8 @@ BENCHMARKS = {
     "chaos": "bench.chaos",
     "observability": "bench.observability",
     "raft_pause": "bench.raft_pause",
+    "names": "bench.names",
+    "pg": "bench.pg",
     "pykka": "bench.pykka_ref",
     "thespian": "bench.thespian_ref",
 }
@@ -129,6 +131,8 @@ def goals(benchmarks: dict[str, Any], xr: dict[str, float | None]) -> dict[str, 
     run)."""
     from .chaos import goals as chaos_goals
     from .mesh import goals as mesh_goals
+    from .names import goals as names_goals
+    from .pg import goals as pg_goals
     from .raft import goals as raft_goals
     from .remote import goals as remote_goals
 
@@ -210,6 +214,8 @@ def goals(benchmarks: dict[str, Any], xr: dict[str, float | None]) -> dict[str, 
         **mesh_goals(benchmarks),
         **raft_goals(benchmarks),
         **chaos_goals(benchmarks),
+        **names_goals(benchmarks),
+        **pg_goals(benchmarks),
     }
 
 
