@@ -16,10 +16,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import ember
 from ember.registry import RegistryConfig
+from ember.transport._cookie import read_cookie_file
 
 HOLDER = "tests.integration.actors:NameHolder"
 
@@ -29,7 +31,7 @@ def say(obj: dict[str, Any]) -> None:
 
 
 async def main(name: str, listen: str, cookie_file: str, cluster: str) -> None:
-    cookie = open(cookie_file).read().strip()  # noqa: ASYNC230, PTH123 - once, at start
+    cookie = read_cookie_file(Path(cookie_file))
     node = ember.Node(
         name,
         listen=listen,

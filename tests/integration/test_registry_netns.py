@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ class Driver(JsonLines):
     def __init__(self, lab: NetnsLab, ns: Netns, name: str, cluster: str, workdir: Path) -> None:
         argv = [sys.executable, "-m", "tests.integration.registry_driver", name]
         argv += [f"{ns.address}:{DRIVER_PORT}", str(workdir / "cookie"), cluster]
-        proc = lab.popen(ns, argv, stdin=__import__("subprocess").PIPE, cwd=Path.cwd())
+        proc = lab.popen(ns, argv, stdin=subprocess.PIPE, cwd=Path.cwd())
         super().__init__(proc, name, BOUND)
         self.name = name
 
@@ -39,9 +40,7 @@ class Driver(JsonLines):
         seen = len(self.events)
         self.proc.stdin.write(json.dumps(cmd) + "\n")
         self.proc.stdin.flush()
-        self.wait_for(
-            lambda d: any(e.get("op") for e in d.events[seen:]), f"an answer to {cmd}"
-        )
+        self.wait_for(lambda d: any(e.get("op") for e in d.events[seen:]), f"an answer to {cmd}")
         return next(e for e in self.events[seen:] if e.get("op"))
 
     def alive(self) -> set[str]:
@@ -69,8 +68,9 @@ def test_a_name_claimed_on_both_sides_has_one_owner_after_the_heal(tmp_path: Pat
     with netns_lab(4) as lab:
         ns = lab.namespaces
         nodes = [NodeProc(lab, n, f"n{n.index}", cluster, tmp_path) for n in ns]
-        left, right = Driver(lab, ns[0], "dl", cluster, tmp_path), Driver(
-            lab, ns[-1], "dr", cluster, tmp_path
+        left, right = (
+            Driver(lab, ns[0], "dl", cluster, tmp_path),
+            Driver(lab, ns[-1], "dr", cluster, tmp_path),
         )
         everyone = {n.name for n in nodes} | {"dl", "dr"}
         for d in (left, right):
@@ -97,8 +97,11 @@ def test_a_name_claimed_on_both_sides_has_one_owner_after_the_heal(tmp_path: Pat
                 right.ask(op="whereis", name="single", tier="eventual")["pid"],
             }
             views = [
-                {r["pid"] for r in names_on(lab, n, f"n{n.index}", tmp_path, cluster)
-                 if r["name"] == "single"}
+                {
+                    r["pid"]
+                    for r in names_on(lab, n, f"n{n.index}", tmp_path, cluster)
+                    if r["name"] == "single"
+                }
                 for n in (ns[1], ns[2])
             ]
             if len(owners) == 1 and None not in owners and all(v == owners for v in views):
@@ -109,7 +112,5 @@ def test_a_name_claimed_on_both_sides_has_one_owner_after_the_heal(tmp_path: Pat
         (owner,) = owners
         assert owner in (a["pid"], b["pid"])
         loser = left if owner == b["pid"] else right
-        loser.wait_for(
-            lambda p: p.ask(op="alive", index=0)["alive"] is False, "the loser exited"
-        )
+        loser.wait_for(lambda p: p.ask(op="alive", index=0)["alive"] is False, "the loser exited")
         assert one_owner(left) and one_owner(right)
