@@ -39,6 +39,8 @@ BENCHMARKS = {
     "raft_pause": "bench.raft_pause",
     "names": "bench.names",
     "pg": "bench.pg",
+    "admission": "bench.admission",
+    "contracts": "bench.contracts",
     "pykka": "bench.pykka_ref",
     "thespian": "bench.thespian_ref",
 }
@@ -130,6 +132,7 @@ def goals(benchmarks: dict[str, Any], xr: dict[str, float | None]) -> dict[str, 
     """The goals of issues 2 to 5, each with its measured value and pass/fail (None: not
     run)."""
     from .chaos import goals as chaos_goals
+    from .contracts import goals as contracts_goals
     from .mesh import goals as mesh_goals
     from .names import goals as names_goals
     from .pg import goals as pg_goals
@@ -216,6 +219,7 @@ def goals(benchmarks: dict[str, Any], xr: dict[str, float | None]) -> dict[str, 
         **chaos_goals(benchmarks),
         **names_goals(benchmarks),
         **pg_goals(benchmarks),
+        **contracts_goals(benchmarks),
     }
 
 

@@ -1,6 +1,12 @@
-"""Chaos: the linearizability checker's speed.
+"""Chaos: the linearizability checker's speed, the sim driver's speed, and seed sweeps.
 
-``python -m bench.chaos [--quick] [--reps N]`` prints one JSON object.
+``python -m bench.chaos [--quick] [--reps N]`` prints one JSON object;
+``python -m bench.chaos --sweep 1000`` runs leader-kill on the sim driver for seeds 1..1000
+and counts violations (the issue's sweep: long, not part of ``python -m bench``).
+
+The sim driver's speed: a 5-node cluster with a KV workload of 2 clients at 5 operations per
+second in all (idle between operations), no faults, for 60 simulated seconds: simulated
+seconds of the workload phase per wall second (FoundationDB's simulator reaches about 10).
 
 The checker decides a generated, linearizable 100,000-operation KV history over 100 keys with
 10% unknown outcomes (``ember.testing._histories.random_kv_history``: 20 clients working 4 keys
@@ -15,8 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import shutil
 import statistics
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from ember.testing import KVModel, Model, Verdict, check_linearizability
@@ -63,6 +72,8 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
     plain = [_timed(small, PlainKV()) for _ in range(reps)]
     ours_rate = ops / statistics.median(ours)
     plain_rate = len(small) / statistics.median(plain)
+    speed = sim_speed(20.0 if quick else 60.0)
+    seeds = sweep(range(1, 2 if quick else 4))
     return {
         "unit": "s",
         "params": params,
@@ -70,12 +81,96 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
             "checker_s": round(statistics.median(ours), 3),
             "checker_ops_per_s": round(ours_rate),
             "plain_wgl_ops_per_s": round(plain_rate),
+            "sim_per_wall": speed["sim_per_wall"],
+            "sim_speed": speed,
+            "sweep_s_per_seed": seeds["s_per_seed"],
+            "sweep_1000_estimate_min": round(seeds["s_per_seed"] * 1000 / 60, 1),
+            "sweep": seeds,
         },
         "ratios": {"checker/plain_wgl": round(ours_rate / plain_rate, 2)},
         "samples_s": {
             "checker": [round(x, 3) for x in ours],
             "plain": [round(x, 3) for x in plain],
         },
+    }
+
+
+SPEED_SCENARIO = """
+name = "sim-speed"
+settle = 1
+[cluster]
+nodes = 5
+durable = false
+[[workload]]
+kind = "kv"
+clients = 2
+rate = 5
+duration = {duration}
+keys = 4
+[checks]
+logs = false
+"""
+
+
+def sim_speed(duration: float) -> dict[str, float]:
+    """Simulated seconds per wall second of an idle-ish 5-node KV run's workload phase."""
+    from ember.chaos._runner import Runner
+    from ember.chaos._scenario import parse_scenario
+    from ember.chaos._simdriver import SimDriver
+    from ember.testing import run as run_virtual
+
+    scenario = parse_scenario(SPEED_SCENARIO.format(duration=duration))
+    marks: dict[str, float] = {}
+
+    class Timed(Runner):
+        def clock(self) -> float:
+            t = super().clock()
+            if "wall_start" not in marks and t >= 0:
+                marks["wall_start"] = perf_counter()
+            if t >= duration and "wall_end" not in marks:
+                marks["wall_end"] = perf_counter()
+            return t
+
+    with tempfile.TemporaryDirectory() as tmp:
+
+        async def main() -> Any:
+            return await Timed(scenario, SimDriver(scenario, 1, Path(tmp)), 1).run()
+
+        result = run_virtual(main)
+    wall = marks["wall_end"] - marks["wall_start"]
+    return {
+        "simulated_s": round(result.phases["workload_end"], 2),
+        "wall_s": round(wall, 3),
+        "sim_per_wall": round(result.phases["workload_end"] / wall, 2),
+        "ok_ops": result.history.counts()["ok"],
+    }
+
+
+def sweep(seeds: range, name: str = "leader-kill") -> dict[str, Any]:
+    """Run bundled scenario ``name`` on the sim driver once per seed; count the verdicts."""
+    from ember.chaos._api import find_scenario, run_chaos
+    from ember.chaos._scenario import load_scenario
+
+    scenario = load_scenario(find_scenario(name))
+    verdicts: dict[str, int] = {}
+    bad: list[int] = []
+    start = perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in seeds:
+            result, _, _ = run_chaos(scenario, seed=seed, out=Path(tmp) / str(seed))
+            v = result.validity.value
+            verdicts[v] = verdicts.get(v, 0) + 1
+            if v != "valid":
+                bad.append(seed)
+            shutil.rmtree(Path(tmp) / str(seed), ignore_errors=True)
+    elapsed = perf_counter() - start
+    return {
+        "scenario": name,
+        "seeds": len(seeds),
+        "verdicts": verdicts,
+        "not_valid_seeds": bad,
+        "wall_s": round(elapsed, 1),
+        "s_per_seed": round(elapsed / max(len(seeds), 1), 2),
     }
 
 
@@ -91,6 +186,18 @@ def goals(benchmarks: dict[str, Any]) -> dict[str, Any]:
             10,
             False,
         ),
+        "chaos_sim_speed": goal(
+            "sim driver: 5 nodes, KV workload idle between operations, >= 20 simulated s/s",
+            r.get("sim_per_wall") if full else None,
+            20,
+            True,
+        ),
+        "chaos_sweep_1000": goal(
+            "1,000-seed sweep of leader-kill on the sim driver within 30 min (estimated)",
+            r.get("sweep_1000_estimate_min") if full else None,
+            30,
+            False,
+        ),
     }
 
 
@@ -98,7 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.chaos")
     parser.add_argument("--quick", action="store_true", help="10,000 operations")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--sweep", type=int, metavar="N", help="only sweep leader-kill seeds 1..N")
     args = parser.parse_args(argv)
+    if args.sweep:
+        json.dump({"chaos_sweep": sweep(range(1, args.sweep + 1))}, sys.stdout, indent=2)
+        print()
+        return 0
     json.dump({"chaos": run(args.quick, args.reps)}, sys.stdout, indent=2)
     print()
     return 0

@@ -1,8 +1,9 @@
 """The consistent tier: names held by the system Raft group ``ember.names``.
 
-**Formation.** A node that can vote announces it in its mesh metadata (``ember.names``: ``"0"``,
-``"1"`` once it hosts a member). When ``expect`` such nodes are alive and the view has not
-changed for ``formation_settle`` seconds, the smallest-named of them (the coordinator) asks the
+**Formation.** A node that can vote tells every member of the mesh (a status frame: ``"0"``,
+or ``"1"`` once it hosts a member; sent when it changes and to each node that joins). When
+``expect`` such nodes are alive and the view has not changed for ``formation_settle``
+seconds, the smallest-named of them (the coordinator) asks the
 ``expect`` smallest to promise to found a group with it; a node promises to one coordinator at
 a time, never to one while it knows a smaller candidate, and never once it hosts a member. With
 every promise in, the founders bootstrap the same membership. Two founding attempts that share a
@@ -19,7 +20,9 @@ leader's node releases a node's names in one entry when the mesh declares it fai
 left, and a node that restarts releases those of its earlier incarnations.
 
 REGISTRY frames of this tier: ``[CONSISTENT, "c", index, changes]``, a member's push of applied
-changes to a subscribed client (``changes``: ``[name, pid | None, meta, token]`` rows).
+changes to a subscribed client (``changes``: ``[name, pid | None, meta, token]`` rows), and
+``[CONSISTENT, "s", status, reply]``, a node's status (``"0"``, ``"1"``, or ``"-"`` for a node
+that cannot vote), answered with the receiver's own when ``reply`` is set.
 """
 
 from __future__ import annotations
@@ -59,14 +62,12 @@ if TYPE_CHECKING:
     from ..consensus._shell import RaftMember
     from ._names import Names, Policy, Registration
 
-__all__ = ["CONSISTENT", "META_KEY", "ConsistentStatistics", "ConsistentTier"]
+__all__ = ["CONSISTENT", "ConsistentStatistics", "ConsistentTier"]
 
 log = logging.getLogger("ember.registry.consistent")
 
 CONSISTENT = 4
 """REGISTRY frame kind of this tier."""
-META_KEY = "ember.names"
-"""Mesh metadata: ``"0"`` a node that can vote, ``"1"`` one that hosts a member."""
 SM_REF = "ember.registry._names_sm:NamesStateMachine"
 _TICK = 0.1
 _PROMISE_TTL = 10.0
@@ -150,6 +151,8 @@ class ConsistentTier:
         """Nodes seen gone by this leader's node -> the applied index then."""
         self._stale_checked = False
         self._announced: str | None = None
+        self._statuses: dict[str, str] = {}
+        """Other nodes' statuses, as they said (see the module docstring)."""
         self._started = 0.0
 
     @property
@@ -174,7 +177,10 @@ class ConsistentTier:
             self._unsubscribe.append(node.dist.add_node_listener(self._on_node))
         self._started = asyncio.get_running_loop().time()
         self._adopt_member()
-        self._announce()
+        self._announced = self._my_status()
+        for m in self._alive():
+            if m.name != node.name:
+                self._send_status(m.name, reply=True)
         self._tasks.spawn(self._run())
 
     async def stop(self) -> None:
@@ -416,21 +422,30 @@ class ConsistentTier:
         return True
 
     def _meta_value(self, member: Any) -> str | None:
-        value = member.meta.get(META_KEY)
-        return value if isinstance(value, str) else None
+        """What ``member`` said of itself: ``"0"``, ``"1"``, ``"-"`` (or None: nothing yet)."""
+        return self._statuses.get(member.name)
+
+    def _my_status(self) -> str:
+        if not self.config.member:
+            return "-"
+        return "1" if self._member() is not None else "0"
 
     def _announce(self) -> None:
-        mesh = self.node.mesh
-        if mesh is None or not self.config.member:
+        """Tell every node this one's status when it changed."""
+        want = self._my_status()
+        if want == self._announced or self.node.mesh is None:
             return
-        want = "1" if self._member() is not None else "0"
-        if want == self._announced:
-            return
-        me = next((m for m in self.node.members() if m.name == self.node.name), None)
-        meta = dict(me.meta) if me is not None else {}
-        meta[META_KEY] = want
-        mesh.update_meta(meta)
         self._announced = want
+        for m in self._alive():
+            if m.name != self.node.name:
+                self._send_status(m.name, reply=False)
+
+    def _send_status(self, peer: str, *, reply: bool) -> None:
+        frame = self.registry.codec.encode((CONSISTENT, "s", self._my_status(), reply))
+        try:
+            send_to_node(self.node, peer, Channel.REGISTRY, frame)
+        except (QueueFull, NoRoute, UsageError):
+            pass  # it asks again when it sees this node (join) or this node changes
 
     def _alive(self) -> list[Any]:
         return [m for m in self.node.members() if m.status in _ALIVE]
@@ -692,6 +707,16 @@ class ConsistentTier:
                 self._subscribers.discard(node)  # it resubscribes when its cache goes stale
 
     def _on_frame(self, peer: str, frame: list[Any]) -> None:
+        if frame[1] == "s":
+            _, _, status, reply = frame
+            if status in ("0", "1", "-"):
+                changed = self._statuses.get(peer) != status
+                self._statuses[peer] = status
+                if reply:
+                    self._send_status(peer, reply=False)
+                if changed:
+                    self._wake.set()
+            return
         if peer != self._source or self.sm is not None:
             return
         _, kind, index, rows = frame
@@ -713,6 +738,9 @@ class ConsistentTier:
     # -- events -----------------------------------------------------------------------------
 
     def _on_member(self, event: Any) -> None:
+        name = event.member.name
+        if name != self.node.name and event.kind in ("joined", "alive"):
+            self._send_status(name, reply=True)
         self._wake.set()
 
     def _on_node(self, peer: str, up: bool) -> None:

@@ -201,12 +201,13 @@ class Names:
         name = check_global_name(name)
         self._check_unshadowed(name, tier)
         within = self.config.request_timeout if timeout is None else timeout
-        if pid.node == self.node.name:
-            return await self._global(tier).register(name, pid, meta, on_conflict, within)
-        token: int | None = await self.rpc.call(
-            pid.node, "register", [tier, name, pid, meta, on_conflict], within
-        )
-        return token
+        with self.node.tracing.span("names.register", {"ember.names.tier": tier}):
+            if pid.node == self.node.name:
+                return await self._global(tier).register(name, pid, meta, on_conflict, within)
+            token: int | None = await self.rpc.call(
+                pid.node, "register", [tier, name, pid, meta, on_conflict], within
+            )
+            return token
 
     async def unregister(
         self,

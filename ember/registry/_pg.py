@@ -240,6 +240,11 @@ class ProcessGroups:
         member). ``local_only``: this node's members only. Returns how many distinct members
         this node knew of. Broadcasts from one sender arrive in order; they are not ordered
         with respect to plain sends."""
+        name = self.config.default_scope if scope is None else scope
+        with self.node.tracing.span("pg.broadcast", {"ember.pg.scope": str(name)}):
+            return self._broadcast(group, message, scope, local_only)
+
+    def _broadcast(self, group: Any, message: Any, scope: str | None, local_only: bool) -> int:
         s = self._scope(scope)
         group = check_global_name(group)
         kernel = self.node.kernel

@@ -1,0 +1,1 @@
+"""Chaos testing: scenarios, faults, workloads, histories, checkers and reports."""

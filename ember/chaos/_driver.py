@@ -1,0 +1,147 @@
+"""What a driver is: a cluster the runner can start, inject faults into and observe.
+
+Every driver runs the cluster's nodes somewhere (one process in simulation, OS processes on
+loopback, network namespaces) and one *client node* in the runner's process, from which the
+workloads reach the cluster through the ordinary API (``Cluster.connect``...), as a user's
+client would. A driver says which faults it can inject (:attr:`Driver.faults`); the runner
+refuses a scenario that needs others, naming them.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .._errors import UsageError
+from .._node import Node
+from ..consensus import Cluster, ClusterError, NoLeader
+from ._kvsm import ChaosKV
+from ._nemesis import Link
+from ._scenario import Scenario
+
+__all__ = ["KV_GROUP", "Driver", "DriverError", "node_names"]
+
+KV_GROUP = "chaos-kv"
+"""The Raft group the KV workload writes to."""
+
+
+class DriverError(UsageError):
+    """A driver cannot run a scenario (a fault it does not support, a missing privilege)."""
+
+
+def node_names(count: int) -> list[str]:
+    """The names of a scenario's nodes: ``n1`` ... ``n<count>``."""
+    return [f"n{i}" for i in range(1, count + 1)]
+
+
+class Driver(abc.ABC):
+    """A cluster under test. Subclasses start the nodes and the client node and implement the
+    faults they list in :attr:`faults`; the shared part starts the KV group."""
+
+    kind: ClassVar[str]
+    faults: ClassVar[frozenset[str]]
+    """The fault kinds this driver injects."""
+
+    def __init__(self, scenario: Scenario, seed: int, workdir: Path) -> None:
+        self.scenario = scenario
+        self.seed = seed
+        self.workdir = workdir
+        self.names = node_names(scenario.cluster.nodes)
+        self.kv: Cluster | None = None
+        self.notes: list[str] = []
+        """Things the report should say about how faults were injected here."""
+
+    def check_supported(self) -> None:
+        """Raise :class:`DriverError` if the scenario needs a fault this driver lacks."""
+        missing = [f for f in self.scenario.faults() if f not in self.faults]
+        if missing:
+            raise DriverError(
+                f"the {self.kind} driver cannot inject {', '.join(missing)} "
+                f"(it injects {', '.join(sorted(self.faults))})"
+            )
+
+    # --- the lifecycle ---
+
+    @property
+    @abc.abstractmethod
+    def client(self) -> Node:
+        """The started client node in this process."""
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Start the nodes and the client node; return once they see each other."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Stop everything this driver started (also after a failed start)."""
+
+    def live(self) -> list[str]:
+        """The cluster's nodes that run now (not killed), in name order."""
+        return list(self.names)
+
+    async def start_kv(self, timeout: float = 60.0) -> Cluster:  # noqa: ASYNC109
+        """Start the KV group with a member on every node and wait for its leader."""
+        self.kv = await Cluster.start(
+            self.names, ChaosKV, name=KV_GROUP, node=self.client, timeout=timeout
+        )
+        await self.kv.wait_for_leader(timeout=timeout)
+        return self.kv
+
+    async def leader(self, timeout: float = 3.0) -> str | None:  # noqa: ASYNC109
+        """The node of the KV group's leader, if one answers within ``timeout``."""
+        if self.kv is None:
+            return None
+        try:
+            member = await self.kv.wait_for_leader(timeout=timeout)
+        except (NoLeader, ClusterError, TimeoutError):
+            return None
+        return member.partition("#")[0]
+
+    def now(self) -> float:
+        """The run's clock (the loop's: virtual time in simulation)."""
+        return asyncio.get_running_loop().time()
+
+    # --- faults: each driver implements those in its `faults` ---
+
+    async def kill(self, name: str) -> None:
+        raise DriverError(f"{self.kind} cannot kill")
+
+    async def restart(self, name: str) -> None:
+        raise DriverError(f"{self.kind} cannot restart")
+
+    async def pause(self, name: str) -> None:
+        raise DriverError(f"{self.kind} cannot pause")
+
+    async def resume(self, name: str) -> None:
+        raise DriverError(f"{self.kind} cannot resume")
+
+    async def cut(self, links: set[Link]) -> None:
+        """Make the cut links the only ones down (an empty set heals every partition)."""
+        raise DriverError(f"{self.kind} cannot partition")
+
+    async def network_faults(
+        self, targets: Iterable[str], delay: tuple[float, float] | None, loss: float | None
+    ) -> None:
+        """Delay and/or lose traffic of ``targets`` (None clears that fault)."""
+        raise DriverError(f"{self.kind} cannot delay or lose traffic")
+
+    async def disk_faults(self, targets: Iterable[str], latency: float | None) -> None:
+        """Make every Raft save on ``targets`` take ``latency`` seconds more (None: undo)."""
+        raise DriverError(f"{self.kind} cannot slow a disk")
+
+    # --- observations ---
+
+    def rss(self) -> dict[str, int]:
+        """Resident memory in bytes per observed process (node name, or the whole process)."""
+        return {}
+
+    def logs(self) -> dict[str, list[str]]:
+        """Each node's log lines."""
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        """For ``result.json``: the driver and where its files are."""
+        return {"driver": self.kind, "nodes": self.names, "notes": self.notes}

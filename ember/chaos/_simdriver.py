@@ -1,0 +1,182 @@
+"""The sim driver: every node, with all its layers, in this process on the virtual-time loop
+over the simulated network (``ember.testing.SimCluster``); a seed replays the run exactly.
+
+Partitions of any shape are cut links of :class:`ChaosNetwork`; delay and loss apply to every
+link of the network (the simulated network has no per-link rates), which the report notes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable, Iterable
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .._node import Node
+from ..actors._node import current_node
+from ..testing import SimCluster
+from ..testing._vtime import _DOMAIN
+from ..transport._memory import MemoryNetwork
+from ._driver import Driver
+from ._nemesis import Link
+from ._procfs import rss_of
+from ._scenario import Scenario
+
+__all__ = ["ChaosNetwork", "SimDriver"]
+
+CLIENT = "client"
+BASE_DELAY = (0.001, 0.001)
+"""Every frame's delay on the simulated network without faults, in seconds: one LAN hop, the
+same for every frame so that frames sent together arrive together (one timer, not one each)."""
+
+
+class ChaosNetwork(MemoryNetwork):
+    """The simulated network with any set of links cut, not only disjoint groups (rings and
+    bridges are not transitive)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(seed)
+        self._cuts: frozenset[Link] = frozenset()
+
+    def cut(self, links: Iterable[Link]) -> None:
+        """Make ``links`` the cut ones; frames wait and datagrams are lost across them."""
+        self._cuts = frozenset(links)
+        self._regroup()
+        self._network_changed()
+
+    def reachable(self, a: str, b: str) -> bool:
+        return super().reachable(a, b) and (not self._cuts or frozenset((a, b)) not in self._cuts)
+
+
+def _slowed(
+    persist: Callable[[Any], Awaitable[None]], latency: float
+) -> Callable[[Any], Awaitable[None]]:
+    async def slow(rd: Any) -> None:
+        await asyncio.sleep(latency)
+        await persist(rd)
+
+    return slow
+
+
+class _NodeLogs(logging.Handler):
+    """Collects log records per node (the node whose context emitted them), as text with any
+    traceback included."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: dict[str, list[str]] = {}
+        self.muted: set[str] = set()
+        """Nodes being torn down after a simulated kill -9: a killed process logs nothing."""
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        name = _DOMAIN.get()
+        node = current_node.get(None)
+        if name is None:
+            name = node.name if node is not None else "runner"
+        if name in self.muted or (node is not None and node.name in self.muted):
+            return
+        self.lines.setdefault(name, []).append(self.format(record))
+
+
+class SimDriver(Driver):
+    """Nodes ``n1``... and the client node ``client`` on one :class:`ChaosNetwork`."""
+
+    kind: ClassVar[str] = "sim"
+    faults: ClassVar[frozenset[str]] = frozenset(
+        {"kill", "restart", "pause", "partition", "delay", "loss", "slow-disk"}
+    )
+
+    def __init__(self, scenario: Scenario, seed: int, workdir: Path) -> None:
+        super().__init__(scenario, seed, workdir)
+        self.network = ChaosNetwork(seed)
+        self._data: Path | None = None
+        if scenario.cluster.durable:
+            # A simulated kill loses nothing a real fsync would keep, so the logs may live in
+            # memory: fsync on a disk costs most of a durable run's wall time.
+            shm = Path("/dev/shm")
+            self._data = Path(
+                tempfile.mkdtemp(prefix="ember-sim-", dir=shm if shm.is_dir() else workdir)
+            )
+        self.sim = SimCluster(
+            [*self.names, CLIENT],
+            seed=seed,
+            network=self.network,
+            mesh=scenario.cluster.profile,
+            data_root=self._data,
+        )
+        self._logs = _NodeLogs()
+        self._root_level = logging.getLogger().level
+        self.network.set_faults(delay=BASE_DELAY)
+        if {"delay", "loss"} & set(scenario.faults()):
+            self.notes.append("delay and loss apply to every link of the simulated network")
+
+    @property
+    def client(self) -> Node:
+        return self.sim.node(CLIENT)
+
+    async def start(self) -> None:
+        root = logging.getLogger()
+        root.addHandler(self._logs)
+        root.setLevel(min(self._root_level or logging.WARNING, logging.INFO))
+        await self.sim.start(timeout=120.0)
+
+    async def stop(self) -> None:
+        try:
+            await self.sim.stop_all()
+        finally:
+            root = logging.getLogger()
+            root.removeHandler(self._logs)
+            root.setLevel(self._root_level)
+            if self._data is not None:
+                shutil.rmtree(self._data, ignore_errors=True)
+
+    def live(self) -> list[str]:
+        return [n for n in self.names if n in self.sim.nodes]
+
+    async def kill(self, name: str) -> None:
+        # The teardown runs in the runner's context: what it logs is the simulation's, not the
+        # node's (a process killed with SIGKILL logs nothing).
+        self._logs.muted.update((name, "runner"))
+        try:
+            await self.sim.kill(name)
+        finally:
+            self._logs.muted.clear()
+
+    async def restart(self, name: str) -> None:
+        await self.sim.restart(name)
+
+    async def pause(self, name: str) -> None:
+        self.sim.pause(name)
+
+    async def resume(self, name: str) -> None:
+        self.sim.resume(name)
+
+    async def cut(self, links: set[Link]) -> None:
+        self.network.cut(links)
+
+    async def network_faults(
+        self, targets: Iterable[str], delay: tuple[float, float] | None, loss: float | None
+    ) -> None:
+        self.network.set_faults(drop=loss or 0.0, delay=delay or BASE_DELAY)
+
+    async def disk_faults(self, targets: Iterable[str], latency: float | None) -> None:
+        # Each Raft member's save (its fsync) waits first: the member's own pipeline stalls
+        # as behind a slow disk. A member restarted later has a healthy disk.
+        for name in targets:
+            node = self.sim.nodes.get(name)
+            host = node.service("raft") if node is not None else None
+            for member in host.members.values() if host is not None else ():
+                if latency is None:
+                    member.__dict__.pop("_persist", None)
+                else:
+                    member._persist = _slowed(type(member)._persist.__get__(member), latency)
+
+    def rss(self) -> dict[str, int]:
+        return {"sim": rss_of("self")}
+
+    def logs(self) -> dict[str, list[str]]:
+        return {name: list(lines) for name, lines in self._logs.lines.items()}

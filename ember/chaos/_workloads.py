@@ -1,0 +1,390 @@
+"""Workloads: clients that issue operations against the cluster and record each one in the
+history, Jepsen's way.
+
+A client records ``invoke``, performs the operation through the public API, and records
+``ok`` with the result, ``fail`` when the operation certainly did not happen (the error says
+so: ``NoLeader``, ``NotLeader``, a failed read) or ``info`` when it may have (a timeout, a lost
+leader, a lost connection). After ``info`` the client continues under a new process id, so
+each process's operations stay sequential and an unknown outcome stays open to the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+from collections.abc import Callable
+from typing import Any
+
+from .._errors import EmberError, NameTaken, NoProc, UnknownName, UsageError
+from ..consensus import Cluster, CommandFailed, NoLeader, NotLeader
+from ..registry import TierUnavailable
+from ._history import EventType, History
+from ._scenario import WorkloadSpec
+
+__all__ = ["KVWorkload", "NamesWorkload", "PgWorkload", "Processes", "classify"]
+
+# Errors that prove a write was not applied (docs/consensus.md, "Errors").
+_NOT_WRITTEN = (NoLeader, NotLeader, CommandFailed)
+
+
+def classify(f: str, exc: BaseException) -> EventType:
+    """``fail`` if ``exc`` proves operation ``f`` did not happen (or ``f`` changes nothing),
+    ``info`` if it may have."""
+    if f in ("read", "final_read"):
+        return "fail"  # a read changes nothing: whether it ran does not matter
+    return "fail" if isinstance(exc, _NOT_WRITTEN) else "info"
+
+
+class Processes:
+    """Hands out process ids, unique across the run's workloads, and unique written values."""
+
+    def __init__(self) -> None:
+        self._ids = itertools.count()
+        self._values = itertools.count(1)
+
+    def process(self) -> int:
+        return next(self._ids)
+
+    def value(self) -> int:
+        return next(self._values)
+
+
+class KVWorkload:
+    """Reads, writes and compare-and-sets on ``spec.keys`` keys of the KV group, by
+    ``spec.clients`` clients, at ``spec.rate`` operations per second in all."""
+
+    def __init__(  # noqa: PLR0917 - one of each, in the order the runner has them
+        self,
+        spec: WorkloadSpec,
+        cluster: Cluster,
+        history: History,
+        clock: Callable[[], float],
+        rng: random.Random,
+        ids: Processes,
+    ) -> None:
+        self.spec = spec
+        self.cluster = cluster
+        self.history = history
+        self.clock = clock
+        self.rng = rng
+        self.ids = ids
+        self.keys = [f"k{i}" for i in range(spec.keys)]
+        self._ops = list(spec.mix)
+        self._weights = [spec.mix[o] for o in self._ops]
+
+    async def run(self, until: float) -> None:
+        """Run every client until ``until`` (on the run's clock)."""
+        seeds = [self.rng.getrandbits(64) for _ in range(self.spec.clients)]
+        async with asyncio.TaskGroup() as tg:
+            for seed in seeds:
+                tg.create_task(self._client(random.Random(seed), until))
+
+    async def _client(self, rng: random.Random, until: float) -> None:
+        process = self.ids.process()
+        seen: dict[str, Any] = {}  # the last value this client read or wrote, per key
+        pause = self.spec.clients / self.spec.rate if self.spec.rate else 0.0
+        while self.clock() < until:
+            if pause:
+                await asyncio.sleep(pause * rng.uniform(0.5, 1.5))
+                if self.clock() >= until:
+                    return
+            f = rng.choices(self._ops, self._weights)[0]
+            key = rng.choice(self.keys)
+            if f == "read":
+                value: Any = None
+            elif f == "write":
+                value = self.ids.value()
+            else:
+                value = (seen.get(key) if rng.random() < 0.8 else None, self.ids.value())
+            outcome, result = await self._perform(process, f, key, value)
+            if outcome == "info":
+                process = self.ids.process()
+            elif outcome == "ok" and f == "read":
+                seen[key] = result
+            elif outcome == "ok" and (f == "write" or result):
+                seen[key] = value if f == "write" else value[1]
+
+    async def _perform(self, process: int, f: str, key: str, value: Any) -> tuple[EventType, Any]:
+        """Invoke, perform and complete one operation; return its outcome and result."""
+        invoke = self.history.invoke(process, f, key, value, self.clock())
+        timeout = self.spec.timeout
+        try:
+            async with asyncio.timeout(timeout * 2 + 1.0):  # the API bounds it; this is a guard
+                if f in ("read", "final_read"):
+                    result = await self.cluster.read(key, timeout=timeout)
+                elif f == "write":
+                    await self.cluster.write({"key": key, "value": value}, timeout=timeout)
+                    result = None
+                else:
+                    old, new = value
+                    command = {"op": "cas", "key": key, "old": old, "new": new}
+                    result = bool(await self.cluster.write(command, timeout=timeout))
+        except UsageError:
+            raise  # a bug of the runner, not an outcome
+        except (EmberError, TimeoutError, OSError) as exc:
+            outcome = classify(f, exc)
+            self.history.complete(invoke, outcome, None, self.clock(), error=type(exc).__name__)
+            return outcome, None
+        self.history.complete(invoke, "ok", result, self.clock())
+        return "ok", result
+
+    async def final_reads(self, within: float) -> None:
+        """Read every key once successfully (retrying failed reads), for at most ``within``
+        seconds in all."""
+        deadline = self.clock() + within
+        process = self.ids.process()
+        for key in self.keys:
+            while self.clock() < deadline:
+                outcome, _ = await self._perform(process, "final_read", key, None)
+                if outcome == "ok":
+                    break
+                await asyncio.sleep(0.2)
+
+
+class NamesWorkload:
+    """Registrations, releases and lookups of ``spec.keys`` global names in ``spec.tier``, for
+    holder processes on every node of the cluster, so that during a partition both sides try
+    to take the same name (split-brain attempts).
+
+    ``register`` completes ``ok`` with the fencing token (None for eventual names), ``fail``
+    with ``NameTaken`` (the value is the holder), ``TierUnavailable`` or a dead holder, or
+    ``info``; ``unregister`` and ``whereis`` likewise. After the final heal,
+    :meth:`final_views` asks every node which process it sees under each name.
+    """
+
+    def __init__(  # noqa: PLR0917 - one of each, in the order the runner has them
+        self,
+        spec: WorkloadSpec,
+        driver: Any,
+        history: History,
+        clock: Callable[[], float],
+        rng: random.Random,
+        ids: Processes,
+    ) -> None:
+        self.spec = spec
+        self.driver = driver
+        self.history = history
+        self.clock = clock
+        self.rng = rng
+        self.ids = ids
+        self.keys = [f"{spec.tier}-{i}" for i in range(spec.keys)]  # a tier's own names
+        self._ops = list(spec.mix)
+        self._weights = [spec.mix[o] for o in self._ops]
+        self._holders: dict[str, Any] = {}
+
+    async def _holder(self, node: str, fresh: bool = False) -> Any:
+        """A live holder process on ``node`` (spawned on first use, or again after a kill)."""
+        from ._probe import Holder
+
+        pid = self._holders.get(node)
+        if pid is None or fresh:
+            pid = self._holders[node] = await self.driver.client.spawn(Holder, on=node)
+        return pid
+
+    async def run(self, until: float) -> None:
+        seeds = [self.rng.getrandbits(64) for _ in range(self.spec.clients)]
+        async with asyncio.TaskGroup() as tg:
+            for seed in seeds:
+                tg.create_task(self._client(random.Random(seed), until))
+
+    async def _client(self, rng: random.Random, until: float) -> None:
+        process = self.ids.process()
+        pause = self.spec.clients / self.spec.rate if self.spec.rate else 0.0
+        while self.clock() < until:
+            if pause:
+                await asyncio.sleep(pause * rng.uniform(0.5, 1.5))
+                if self.clock() >= until:
+                    return
+            f = rng.choices(self._ops, self._weights)[0]
+            name = rng.choice(self.keys)
+            node = rng.choice(self.driver.live() or self.driver.names)
+            if await self._perform(process, f, name, node) == "info":
+                process = self.ids.process()
+
+    async def _perform(self, process: int, f: str, name: str, node: str) -> EventType:
+        names = self.driver.client.names
+        tier = self.spec.tier
+        timeout = self.spec.timeout
+        value: Any = node if f == "register" else None
+        invoke = self.history.invoke(process, f, name, value, self.clock())
+        try:
+            async with asyncio.timeout(timeout * 2 + 1.0):
+                if f == "register":
+                    holder = await self._holder(node)
+                    try:
+                        token = await names.register(name, holder, tier, timeout=timeout)
+                    except NoProc:
+                        holder = await self._holder(node, fresh=True)
+                        token = await names.register(name, holder, tier, timeout=timeout)
+                    result: Any = [str(holder), token]
+                elif f == "unregister":
+                    await names.unregister(name, tier, timeout=timeout)
+                    result = None
+                elif tier == "consistent":
+                    pid = await names.whereis(name, tier, consistency="linearizable")
+                    result = None if pid is None else str(pid)
+                else:
+                    pid = names.whereis(name, tier)
+                    result = None if pid is None else str(pid)
+        except UsageError:
+            raise
+        except NameTaken as exc:
+            self.history.complete(invoke, "fail", str(exc.owner), self.clock(), error="NameTaken")
+            return "fail"
+        except (UnknownName, NoProc, TierUnavailable) as exc:
+            self.history.complete(invoke, "fail", None, self.clock(), error=type(exc).__name__)
+            return "fail"
+        except (EmberError, TimeoutError, OSError) as exc:
+            outcome: EventType = "fail" if f == "whereis" else "info"
+            self.history.complete(invoke, outcome, None, self.clock(), error=type(exc).__name__)
+            return outcome
+        self.history.complete(invoke, "ok", result, self.clock(), node=node)
+        return "ok"
+
+    async def final_reads(self, within: float) -> None:
+        """Nothing to read through the history: :meth:`final_views` asks every node."""
+
+    async def final_views(self, within: float = 10.0) -> dict[str, dict[str, str | None]]:
+        """Every live node's view: name -> the holder it sees (as text) or None."""
+        from ._probe import Holder
+
+        client = self.driver.client
+        views: dict[str, dict[str, str | None]] = {}
+        for node in [*self.driver.live(), client.name]:
+            try:
+                async with asyncio.timeout(within):
+                    probe = await client.spawn(Holder, on=node) if node != client.name else None
+                    if probe is None:
+                        seen = [client.names.whereis(n, self.spec.tier) for n in self.keys]
+                        answer = [None if p is None else str(p) for p in seen]
+                    else:
+                        answer = await client.call(
+                            probe, ("view", self.keys, self.spec.tier), timeout=within
+                        )
+            except (EmberError, TimeoutError):
+                continue
+            views[node] = dict(zip(self.keys, answer, strict=True))
+        return views
+
+
+class PgWorkload:
+    """Joins, leaves and member lookups of ``spec.keys`` process groups by holder processes
+    on every node (each op goes to a random node's holder). After the final heal,
+    :meth:`converge` polls every node's view of every group until they are all equal."""
+
+    def __init__(  # noqa: PLR0917 - one of each, in the order the runner has them
+        self,
+        spec: WorkloadSpec,
+        driver: Any,
+        history: History,
+        clock: Callable[[], float],
+        rng: random.Random,
+        ids: Processes,
+    ) -> None:
+        self.spec = spec
+        self.driver = driver
+        self.history = history
+        self.clock = clock
+        self.rng = rng
+        self.ids = ids
+        self.keys = [f"group-{i}" for i in range(spec.keys)]
+        self._ops = list(spec.mix)
+        self._weights = [spec.mix[o] for o in self._ops]
+        self._holders: dict[str, Any] = {}
+
+    async def run(self, until: float) -> None:
+        seeds = [self.rng.getrandbits(64) for _ in range(self.spec.clients)]
+        async with asyncio.TaskGroup() as tg:
+            for seed in seeds:
+                tg.create_task(self._client(random.Random(seed), until))
+
+    async def _client(self, rng: random.Random, until: float) -> None:
+        process = self.ids.process()
+        pause = self.spec.clients / self.spec.rate if self.spec.rate else 0.0
+        while self.clock() < until:
+            if pause:
+                await asyncio.sleep(pause * rng.uniform(0.5, 1.5))
+                if self.clock() >= until:
+                    return
+            f = rng.choices(self._ops, self._weights)[0]
+            group = rng.choice(self.keys)
+            node = rng.choice(self.driver.live() or self.driver.names)
+            if await self._perform(process, f, group, node) == "info":
+                process = self.ids.process()
+
+    async def _holder(self, node: str) -> Any:
+        from ._probe import Holder
+
+        pid = self._holders.get(node)
+        if pid is None:
+            pid = self._holders[node] = await self.driver.client.spawn(Holder, on=node)
+        return pid
+
+    async def _perform(self, process: int, f: str, group: str, node: str) -> EventType:
+        client = self.driver.client
+        timeout = self.spec.timeout
+        invoke = self.history.invoke(process, f, group, node, self.clock())
+        try:
+            async with asyncio.timeout(timeout * 2 + 1.0):
+                holder = await self._holder(node)
+                if f == "members":
+                    answer = await client.call(holder, ("pg_view", [group], False), timeout=timeout)
+                    result: Any = answer[0]
+                else:
+                    result = await client.call(holder, ("pg", f, group), timeout=timeout)
+        except UsageError:
+            raise
+        except NoProc as exc:  # the holder (or its node) is gone: joins of it went with it
+            self._holders.pop(node, None)
+            self.history.complete(invoke, "fail", None, self.clock(), error=type(exc).__name__)
+            return "fail"
+        except (EmberError, TimeoutError, OSError) as exc:
+            outcome: EventType = "fail" if f == "members" else "info"
+            self.history.complete(invoke, outcome, None, self.clock(), error=type(exc).__name__)
+            return outcome
+        self.history.complete(invoke, "ok", result, self.clock(), node=node)
+        return "ok"
+
+    async def final_reads(self, within: float) -> None:
+        """Nothing to read through the history: :meth:`converge` asks every node."""
+
+    async def _views(self, local: bool) -> dict[str, list[list[str]]]:
+        from ._probe import Holder
+
+        client = self.driver.client
+        out: dict[str, list[list[str]]] = {}
+        for node in self.driver.live():
+            try:
+                async with asyncio.timeout(self.spec.timeout):
+                    probe = await client.spawn(Holder, on=node)
+                    out[node] = await client.call(
+                        probe, ("pg_view", self.keys, local), timeout=self.spec.timeout
+                    )
+            except (EmberError, TimeoutError):
+                continue
+        return out
+
+    async def converge(self, within: float, since: float) -> dict[str, Any]:
+        """Poll every node's views until they agree (and match the union of what each node
+        holds locally) or ``within`` seconds after ``since`` (the heal) pass; returns the last
+        views, the local truth and when, after ``since``, they were first seen to agree (an
+        upper bound of the convergence time; None: they did not)."""
+        start = since
+        while True:
+            views = await self._views(local=False)
+            local = await self._views(local=True)
+            truth = [
+                sorted(p for node in local for p in local[node][i]) for i in range(len(self.keys))
+            ]
+            agreed = bool(views) and all(v == truth for v in views.values())
+            elapsed = self.clock() - start
+            if agreed or elapsed >= within:
+                return {
+                    "groups": self.keys,
+                    "views": views,
+                    "truth": truth,
+                    "converged_after": round(elapsed, 3) if agreed else None,
+                    "within": within,
+                }
+            await asyncio.sleep(0.2)
