@@ -69,6 +69,11 @@ class RegistryConfig:
     anti_entropy_interval: float = 1.0
     """Seconds between anti-entropy rounds, each with one random peer (digests over TCP)."""
 
+    anti_entropy_limit: int = 20_000
+    """At most about this many claims travel in one anti-entropy exchange (whole shards, at
+    least one): a round's work is bounded however far apart two replicas are, and the next
+    rounds take the other differing shards."""
+
     push_batch: int = 4096
     """At most this many changes go in one REGISTRY frame of eager delta propagation."""
 
@@ -87,6 +92,7 @@ class RegistryConfig:
         check_int("expect", self.expect, 1, 99)
         check_int("shards", self.shards, 1, 4096)
         check_int("push_batch", self.push_batch, 1, 1_000_000)
+        check_int("anti_entropy_limit", self.anti_entropy_limit, 1, 10_000_000)
         check_int("gossip_limit", self.gossip_limit, 0, 1_000_000)
         for name in ("formation_settle", "request_timeout", "anti_entropy_interval"):
             check_positive(name, getattr(self, name))

@@ -206,6 +206,10 @@ class NameMap:
     def __len__(self) -> int:
         return sum(len(s.entries) for s in self._shards)
 
+    def shard_size(self, index: int) -> int:
+        """Names in shard ``index``."""
+        return len(self._shards[index].entries)
+
     def shard_of(self, name: Any) -> int:
         return shard_of(name, self.nshards)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
@@ -52,6 +53,10 @@ log = logging.getLogger("ember.registry.eventual")
 EVENTUAL = 3
 """REGISTRY frame kind of this tier."""
 
+INBOX_LIMIT = 4096
+"""Frames of this tier waiting to be merged, at most (more are dropped and counted)."""
+MERGE_BUDGET = 2048
+"""Claims merged between two yields to the event loop."""
 GOSSIP_TOPIC = "ember.names"
 """The mesh gossip topic of this tier's deltas."""
 
@@ -79,6 +84,8 @@ class EventualStatistics:
     conflicts: int = 0
     """Local claims that lost their name to a concurrent claimant."""
     malformed: int = 0
+    inbox_dropped: int = 0
+    """Frames dropped because the inbox was full (anti-entropy repairs them)."""
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -192,6 +199,9 @@ class EventualTier:
         self._rng = random.Random(self.node.rng.getrandbits(64))
         self._unsubscribe: list[Callable[[], None]] = []
         self._wire_codec: _Wire | None = None
+        self._inbox: deque[tuple[str | None, list[Any]]] = deque()
+        self._draining: asyncio.Task[None] | None = None
+        self._last_size = 0
         self.gossip: Callable[[bytes], bool] | None = None
         """Hands a small delta frame to the mesh's gossip (set when the mesh offers it)."""
 
@@ -418,6 +428,21 @@ class EventualTier:
         frame = self.registry.codec.encode((EVENTUAL, "g", me.name, me.creation, digests))
         self._send(peer, frame)
 
+    def _bounded(self, shards: list[int]) -> list[int]:
+        """Of the shards that differ, a random few holding at most ``anti_entropy_limit``
+        claims (at least one shard): each round's work stays bounded, and the next rounds
+        take the rest."""
+        self._rng.shuffle(shards)
+        chosen: list[int] = []
+        total = 0
+        for index in shards:
+            size = self.core.shard_size(index)
+            if chosen and total + size > self.config.anti_entropy_limit:
+                break
+            chosen.append(index)
+            total += size
+        return sorted(chosen)
+
     def _send_states(self, peer: str, shards: list[int], want: list[int]) -> None:
         me = self.node
         states = self._wire().pack_states([self.core.shard_state(i) for i in shards])
@@ -429,7 +454,27 @@ class EventualTier:
     # -- inbound ----------------------------------------------------------------------------
 
     def _on_frame(self, peer: str, frame: list[Any]) -> None:
-        self._handle(peer, frame)
+        """Frames wait in the inbox and are merged by a task, a bounded amount per loop turn,
+        so a flood of deltas never starves the loop (heartbeats, calls, the rest)."""
+        if len(self._inbox) >= INBOX_LIMIT:
+            self.stats.inbox_dropped += 1  # anti-entropy repairs what this loses
+            return
+        self._inbox.append((peer, frame))
+        if self._draining is None:
+            self._draining = self._tasks.spawn(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            budget = MERGE_BUDGET
+            while self._inbox:
+                peer, frame = self._inbox.popleft()
+                self._handle(peer, frame)
+                budget -= self._last_size
+                if budget <= 0:
+                    budget = MERGE_BUDGET
+                    await asyncio.sleep(0)
+        finally:
+            self._draining = None
 
     def _on_payload(self, peer: str | None, payload: bytes) -> None:
         try:
@@ -444,18 +489,21 @@ class EventualTier:
         try:
             _, kind, node, creation, *body = frame
             changes = self.core.current(node, creation) if node != self.node.name else []
+            self._last_size = 1
             if kind == "d":
                 ops = self._wire().unpack_ops(body[0])
+                self._last_size = len(ops)
                 self.stats.delta_ops_received += len(ops)
                 changes += self.core.merge(ops)
             elif kind == "g" and peer is not None:
-                differ = self.core.differing(list(body[0]))
+                differ = self._bounded(self.core.differing(list(body[0])))
                 if differ:
                     self._send_states(peer, differ, differ)
             elif kind == "s" and peer is not None:
                 states, want = body
                 for state in self._wire().unpack_states(states):
                     changes += self.core.merge_shard(state)
+                    self._last_size += len(state.entries)
                     self.stats.shards_merged += 1
                 if want:
                     self._send_states(peer, [i for i in want if 0 <= i < self.core.nshards], [])

@@ -37,6 +37,8 @@ RELEASED = "released"
 """The reason of the Down a name monitor gets when the name is released."""
 FENCED = 2
 """REGISTRY frame kind of a fenced send: ``[FENCED, name, token, pid, message]``."""
+YIELD_EVERY = 256
+"""Local global registrations between two yields to the event loop."""
 
 Consistency = Literal["cached", "linearizable"]
 Policy = ConflictPolicy | Callable[[Any, Pid, Pid], None]
@@ -128,6 +130,7 @@ class Names:
         self._monitor_keys: dict[Ref, tuple[Tier, Any]] = {}
         self._local_watches: dict[Any, Any] = {}
         self._waiters: dict[Any, list[tuple[Tier | None, asyncio.Future[Registration]]]] = {}
+        self._budget = YIELD_EVERY
         self._unlisten: Callable[[], None] | None = None
         self.fenced_drops = 0
         """Fenced messages dropped: their token was not the name's current one here."""
@@ -203,6 +206,12 @@ class Names:
         within = self.config.request_timeout if timeout is None else timeout
         with self.node.tracing.span("names.register", {"ember.names.tier": tier}):
             if pid.node == self.node.name:
+                self._budget -= 1
+                if self._budget <= 0:
+                    # A loop of registrations that never wait would starve the loop (its
+                    # heartbeats, the pushes of what it registers): now and then one yields.
+                    self._budget = YIELD_EVERY
+                    await asyncio.sleep(0)
                 return await self._global(tier).register(name, pid, meta, on_conflict, within)
             token: int | None = await self.rpc.call(
                 pid.node, "register", [tier, name, pid, meta, on_conflict], within
