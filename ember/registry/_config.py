@@ -69,10 +69,10 @@ class RegistryConfig:
     anti_entropy_interval: float = 1.0
     """Seconds between anti-entropy rounds, each with one random peer (digests over TCP)."""
 
-    anti_entropy_limit: int = 20_000
+    anti_entropy_limit: int = 4096
     """At most about this many claims travel in one anti-entropy exchange (whole shards, at
-    least one): a round's work is bounded however far apart two replicas are, and the next
-    rounds take the other differing shards."""
+    least one): each exchange's work is bounded however far apart two replicas are; when more
+    shards differ, the next exchange follows at once."""
 
     push_batch: int = 4096
     """At most this many changes go in one REGISTRY frame of eager delta propagation."""

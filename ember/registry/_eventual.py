@@ -16,8 +16,8 @@ every other node's.
   :class:`NameConflict`), ``notify`` (a :class:`NameLost` message) or a function.
 
 A REGISTRY frame of this tier is ``[EVENTUAL, kind, node, creation, ...]``: kind ``"d"``
-(delta operations), ``"g"`` (digests: please compare), ``"s"`` (shard states, and the shards
-wanted back).
+(delta operations), ``"g"`` (digests: please compare), ``"s"`` (shard states, the shards
+wanted back, and whether more differ: the exchange goes on at once, bounded each time).
 """
 
 from __future__ import annotations
@@ -443,13 +443,14 @@ class EventualTier:
             total += size
         return sorted(chosen)
 
-    def _send_states(self, peer: str, shards: list[int], want: list[int]) -> None:
+    def _send_states(self, peer: str, shards: list[int], want: list[int], *, more: bool) -> None:
+        """Shard states to ``peer``, asking for its ``want`` back; ``more``: other shards
+        differ too (the peer then starts the next exchange at once)."""
         me = self.node
         states = self._wire().pack_states([self.core.shard_state(i) for i in shards])
         self.stats.shards_sent += len(shards)
-        self._send(
-            peer, self.registry.codec.encode((EVENTUAL, "s", me.name, me.creation, states, want))
-        )
+        frame = (EVENTUAL, "s", me.name, me.creation, states, want, more)
+        self._send(peer, self.registry.codec.encode(frame))
 
     # -- inbound ----------------------------------------------------------------------------
 
@@ -496,17 +497,21 @@ class EventualTier:
                 self.stats.delta_ops_received += len(ops)
                 changes += self.core.merge(ops)
             elif kind == "g" and peer is not None:
-                differ = self._bounded(self.core.differing(list(body[0])))
-                if differ:
-                    self._send_states(peer, differ, differ)
+                differ = self.core.differing(list(body[0]))
+                chosen = self._bounded(differ)
+                if chosen:
+                    self._send_states(peer, chosen, chosen, more=len(chosen) < len(differ))
             elif kind == "s" and peer is not None:
-                states, want = body
+                states, want, more = body
                 for state in self._wire().unpack_states(states):
                     changes += self.core.merge_shard(state)
                     self._last_size += len(state.entries)
                     self.stats.shards_merged += 1
                 if want:
-                    self._send_states(peer, [i for i in want if 0 <= i < self.core.nshards], [])
+                    valid = [i for i in want if 0 <= i < self.core.nshards]
+                    self._send_states(peer, valid, [], more=False)
+                if more:  # the exchange was cut to its bound: go on with the rest at once
+                    self._send_digests(peer)
             else:
                 raise ValueError(f"unknown eventual frame {kind!r}")
         except (ValueError, TypeError, KeyError, IndexError):
