@@ -1,5 +1,6 @@
-"""Actors the registry and pg benchmarks spawn on node processes to see, with the wall clock of
-the machine (every process of a run is on one host), when a name or a group member arrives."""
+"""What the registry and pg benchmarks share: the actors they spawn on node processes to see,
+with the wall clock of the machine (every process of a run is on one host), when a name or a
+group member arrives, and a nearest-rank percentile."""
 
 from __future__ import annotations
 
@@ -9,6 +10,49 @@ from typing import Any
 
 import ember
 from ember.registry import GroupEvent
+
+
+async def processes(
+    n: int, client: str, *, registry_args: tuple[str, ...], registry: Any
+) -> tuple[Any, Any]:
+    """``n`` node processes on loopback (``ember node start``, seeds, the LAN mesh profile,
+    ``registry_args`` for their registry) and a node of this process, ``client``, in their
+    mesh with ``registry`` (a ``RegistryConfig``); returns the cluster and that node."""
+    import secrets
+    import tempfile
+    from pathlib import Path
+
+    from ember.cli._cluster import LocalCluster
+
+    procs = LocalCluster(
+        n,
+        workdir=Path(tempfile.mkdtemp(prefix="bench-registry-")),
+        discovery="seeds",
+        mesh_profile="lan",
+        cluster=f"b{secrets.token_hex(4)}",
+        extra_args=registry_args,
+        ready_timeout=60,
+    )
+    await procs.start()
+    try:
+        node = await procs.client(client, 120.0, mesh="lan", registry=registry)
+    except BaseException:
+        await procs.stop()
+        raise
+    return procs, node
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile of ``values``."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Sleeper(ember.Actor):
+    """A process that ignores its messages: something to register or join."""
+
+    def receive(self, msg: Any) -> None:
+        return None
 
 
 class Watcher(ember.Actor):

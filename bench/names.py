@@ -23,20 +23,17 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import secrets
 import statistics
 import sys
-import tempfile
 import time
 import tracemalloc
-from pathlib import Path
 from typing import Any
 
-from bench._util import goal, ratio, run_uvloop
+from bench._registry_agents import Sleeper, percentile, processes
+from bench._util import cli, goal, ratio, run_uvloop
 
 WATCHER = "bench._registry_agents:Watcher"
 perf = time.perf_counter
@@ -46,27 +43,12 @@ def _log(*args: Any) -> None:
     print("[names]", *args, file=sys.stderr, flush=True)
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _sleeper_class() -> Any:
-    import ember
-
-    class Sleeper(ember.Actor):
-        def receive(self, msg: Any) -> None:
-            return None
-
-    return Sleeper
-
-
 async def _watchers(client: Any, nodes: list[str]) -> list[Any]:
     return [await client.spawn(WATCHER, on=n) for n in nodes]
 
 
 async def eventual_propagation(client: Any, watchers: list[Any], trials: int) -> dict[str, Any]:
-    sleeper = _sleeper_class()
+    sleeper = Sleeper
     samples = []
     for i in range(trials):
         name = ("prop", i, secrets.token_hex(4))
@@ -77,15 +59,15 @@ async def eventual_propagation(client: Any, watchers: list[Any], trials: int) ->
         seen = await asyncio.gather(*(client.call(w, ("seen", name), timeout=30) for w in watchers))
         samples.append(max(seen) - t0)
     return {
-        "p50_ms": round(_pct(samples, 0.5) * 1e3, 2),
-        "p99_ms": round(_pct(samples, 0.99) * 1e3, 2),
+        "p50_ms": round(percentile(samples, 0.5) * 1e3, 2),
+        "p99_ms": round(percentile(samples, 0.99) * 1e3, 2),
         "max_ms": round(max(samples) * 1e3, 2),
         "trials": trials,
     }
 
 
 async def eventual_bulk(client: Any, watchers: list[Any], count: int) -> dict[str, Any]:
-    sleeper = _sleeper_class()
+    sleeper = Sleeper
     pids = []
     for i in range(count):  # in slices: a long loop turn would silence this node's heartbeats
         pids.append(client.spawn_nowait(sleeper))
@@ -133,32 +115,27 @@ def bytes_per_name(count: int) -> dict[str, Any]:
 async def consistent_load(
     client: Any, writers: int, duration: float, prefix: str
 ) -> dict[str, Any]:
-    sleeper = _sleeper_class()
-    pids = [await client.spawn(sleeper) for _ in range(writers)]
-    latencies: list[float] = []
-    stop_at = perf() + duration
+    """``writers`` registrants registering back to back for ``duration`` seconds (the Raft
+    benchmark's load loop; each writer registers its own process under its own names)."""
+    from bench.raft import load
 
-    async def writer(w: int) -> None:
-        j = 0
-        while perf() < stop_at:
-            t = perf()
-            await client.names.register((prefix, w, j), pids[w], tier="consistent", timeout=30)
-            latencies.append(perf() - t)
-            j += 1
+    pids = [await client.spawn(Sleeper) for _ in range(writers)]
 
-    t0 = perf()
-    await asyncio.gather(*(writer(w) for w in range(writers)))
-    elapsed = perf() - t0
+    async def register(key: str, _value: bytes) -> None:
+        writer = int(key[1 : key.index("-")])
+        await client.names.register((prefix, key), pids[writer], tier="consistent", timeout=30)
+
+    r = await load(register, writers, duration)
     return {
-        "registrations_per_s": round(len(latencies) / elapsed, 1),
-        "p50_ms": round(_pct(latencies, 0.5) * 1e3, 3),
-        "p99_ms": round(_pct(latencies, 0.99) * 1e3, 3),
-        "registrations": len(latencies),
+        "registrations_per_s": round(r["writes_per_s"], 1),
+        "p50_ms": round(r["p50_ms"], 3),
+        "p99_ms": round(r["p99_ms"], 3),
+        "registrations": int(r["writes"]),
     }
 
 
 async def staleness(client: Any, watchers: list[Any], trials: int) -> dict[str, Any]:
-    sleeper = _sleeper_class()
+    sleeper = Sleeper
     pid = await client.spawn(sleeper)
     samples = []
     for i in range(trials):
@@ -169,8 +146,8 @@ async def staleness(client: Any, watchers: list[Any], trials: int) -> dict[str, 
         seen = await asyncio.gather(*(client.call(w, ("seen", name), timeout=30) for w in watchers))
         samples.append(max(max(seen) - acked, 0.0))
     return {
-        "p50_ms": round(_pct(samples, 0.5) * 1e3, 2),
-        "p99_ms": round(_pct(samples, 0.99) * 1e3, 2),
+        "p50_ms": round(percentile(samples, 0.5) * 1e3, 2),
+        "p99_ms": round(percentile(samples, 0.99) * 1e3, 2),
         "max_ms": round(max(samples) * 1e3, 2),
         "stated_bound_ms": 50 + 10,
         "trials": trials,
@@ -200,24 +177,14 @@ def cached_whereis(client: Any, name: Any, count: int) -> dict[str, float]:
 
 
 async def _main(quick: bool) -> dict[str, Any]:
-    from ember.cli._cluster import LocalCluster
     from ember.registry import RegistryConfig
 
     results: dict[str, Any] = {}
-    workdir = Path(tempfile.mkdtemp(prefix="bench-names-"))
-    n_eventual = 10
-    procs = LocalCluster(
-        n_eventual,
-        workdir=workdir / "eventual",
-        discovery="seeds",
-        mesh_profile="lan",
-        cluster=f"b{secrets.token_hex(4)}",
-        extra_args=("--registry-client",),
-        ready_timeout=60,
-    )
-    await procs.start()
-    client = await procs.client(
-        "bench-eventual", 120.0, mesh="lan", registry=RegistryConfig(member=False)
+    procs, client = await processes(
+        10,
+        "bench-eventual",
+        registry_args=("--registry-client",),
+        registry=RegistryConfig(member=False),
     )
     try:
         nodes = [n.name for n in procs.running()]
@@ -238,18 +205,11 @@ async def _main(quick: bool) -> dict[str, Any]:
     results["bytes"] = bytes_per_name(20_000 if quick else 100_000)
     _log(results["bytes"])
 
-    procs = LocalCluster(
+    procs, client = await processes(
         3,
-        workdir=workdir / "consistent",
-        discovery="seeds",
-        mesh_profile="lan",
-        cluster=f"b{secrets.token_hex(4)}",
-        extra_args=("--registry-expect", "3"),
-        ready_timeout=60,
-    )
-    await procs.start()
-    client = await procs.client(
-        "bench-consistent", 120.0, mesh="lan", registry=RegistryConfig(member=False, expect=3)
+        "bench-consistent",
+        registry_args=("--registry-expect", "3"),
+        registry=RegistryConfig(member=False, expect=3),
     )
     try:
         nodes = [n.name for n in procs.running()]
@@ -270,7 +230,7 @@ async def _main(quick: bool) -> dict[str, Any]:
         _log(results["consistent_64"])
         results["staleness"] = await staleness(client, watchers, 20 if quick else 100)
         _log(results["staleness"])
-        sample = ("load0", 0, 0)
+        sample = ("load0", "w0-0")
         results["cached_whereis"] = cached_whereis(client, sample, 200_000 if quick else 1_000_000)
         _log(results["cached_whereis"])
     finally:
@@ -343,13 +303,6 @@ def goals(benchmarks: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    print(json.dumps(run(args.quick, 1), indent=2))
-
-
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    main()
+    cli(run, __doc__)

@@ -19,19 +19,15 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
-import secrets
 import statistics
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-from bench._util import goal, ratio, run_uvloop
+from bench._registry_agents import Sleeper, percentile, processes
+from bench._util import cli, goal, ratio, run_uvloop
 
 WATCHER = "bench._registry_agents:Watcher"
 perf = time.perf_counter
@@ -41,26 +37,11 @@ def _log(*args: Any) -> None:
     print("[pg]", *args, file=sys.stderr, flush=True)
 
 
-def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _sleeper() -> Any:
-    import ember
-
-    class Sleeper(ember.Actor):
-        def receive(self, msg: Any) -> None:
-            return None
-
-    return Sleeper
-
-
 async def local_join_leave(groups: int, rounds: int) -> dict[str, Any]:
     import ember
 
     async with ember.Node("bench-pg") as node:
-        pid = await node.spawn(_sleeper())
+        pid = await node.spawn(Sleeper)
         pg = node.pg
         for i in range(groups):
             pg.join(("g", i), pid)
@@ -89,24 +70,14 @@ async def local_join_leave(groups: int, rounds: int) -> dict[str, Any]:
 
 
 async def remote_visible(trials: int) -> dict[str, Any]:
-    from ember.cli._cluster import LocalCluster
-
-    procs = LocalCluster(
-        1,
-        workdir=Path(tempfile.mkdtemp(prefix="bench-pg-")),
-        discovery="seeds",
-        mesh_profile="lan",
-        cluster=f"b{secrets.token_hex(4)}",
-        extra_args=("--registry-client",),
-        ready_timeout=60,
-    )
-    await procs.start()
     from ember.registry import RegistryConfig
 
-    client = await procs.client("bench-pg", 60.0, mesh="lan", registry=RegistryConfig(member=False))
+    procs, client = await processes(
+        1, "bench-pg", registry_args=("--registry-client",), registry=RegistryConfig(member=False)
+    )
     try:
         watcher = await client.spawn(WATCHER, on="n1")
-        pid = await client.spawn(_sleeper())
+        pid = await client.spawn(Sleeper)
         samples = []
         for i in range(trials):
             group = ("remote", i)
@@ -116,8 +87,8 @@ async def remote_visible(trials: int) -> dict[str, Any]:
             seen = await client.call(watcher, ("pg_seen", group), timeout=30)
             samples.append(seen - t0)
         return {
-            "p50_ms": round(_pct(samples, 0.5) * 1e3, 3),
-            "p99_ms": round(_pct(samples, 0.99) * 1e3, 3),
+            "p50_ms": round(percentile(samples, 0.5) * 1e3, 3),
+            "p99_ms": round(percentile(samples, 0.99) * 1e3, 3),
             "trials": trials,
         }
     finally:
@@ -131,19 +102,16 @@ async def thundering_herd(groups: int, syncs: int) -> dict[str, Any]:
 
     a = ember.Node("herd-a", listen="127.0.0.1:0", cookie="bench")
     await a.start()
-    host, port = a.address or ("", 0)
-    b = ember.Node(
-        "herd-b", listen="127.0.0.1:0", cookie="bench", connect=[f"herd-a@{host}:{port}"]
-    )
+    b = ember.Node("herd-b", listen="127.0.0.1:0", cookie="bench", connect=[f"herd-a@{a.address}"])
     await b.start()
     try:
-        me = await a.spawn(_sleeper())
+        me = await a.spawn(Sleeper)
         for i in range(groups):
             a.pg.join(("group", i), me)
         async with asyncio.timeout(30):
             while not any(p[0] == "herd-b" for p in a.pg._scopes["default"].core.remote):  # noqa: ASYNC110
                 await asyncio.sleep(0.01)
-        peer_pid = await b.spawn(_sleeper())
+        peer_pid = await b.spawn(Sleeper)
         scope = b.pg._scopes["default"]
         frame = b.pg._codec.encode(
             ("default", scope.instance, 0, ("sync", [(("group", 1), [peer_pid, peer_pid])]))
@@ -189,7 +157,7 @@ def heal(seed: int) -> dict[str, Any]:
                 timeout=120,
                 what="both sides see the split",
             )
-            sleeper = _sleeper()
+            sleeper = Sleeper
             for side in (sorted(left), sorted(right)):
                 node = sim.node(side[0])
                 for i in range(50):
@@ -290,13 +258,6 @@ def goals(benchmarks: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    print(json.dumps(run(args.quick, 1), indent=2))
-
-
 if __name__ == "__main__":
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    main()
+    cli(run, __doc__)

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,32 +42,36 @@ def _client_arguments(parser: Any) -> None:
 
 
 def cmd_names(args: argparse.Namespace) -> int:
-    rows = _ask(args, "cli_names", [args.tier])
-    if rows is None:
-        return 1
-    if args.json:
-        print(json.dumps(rows, default=repr))
-        return 0
-    table: list[tuple[str, ...]] = [("Name", "Tier", "Pid", "Token", "Meta")]
-    for r in rows:
+    def row(r: dict[str, Any]) -> tuple[str, ...]:
         token = "" if r["token"] is None else str(r["token"])
         meta = "" if r["meta"] is None else json.dumps(r["meta"], default=repr)
-        table.append((r["name"], r["tier"], r["pid"], token, meta))
-    print(format_rows(table))
-    return 0
+        return (r["name"], r["tier"], r["pid"], token, meta)
+
+    return _show(args, "cli_names", [args.tier], ("Name", "Tier", "Pid", "Token", "Meta"), row)
 
 
 def cmd_groups(args: argparse.Namespace) -> int:
-    rows = _ask(args, "cli_groups", [args.scope])
+    def row(r: dict[str, Any]) -> tuple[str, ...]:
+        return (r["group"], str(len(r["members"])), str(r["local"]), ",".join(r["nodes"]))
+
+    return _show(args, "cli_groups", [args.scope], ("Group", "Members", "Local", "Nodes"), row)
+
+
+def _show(
+    args: argparse.Namespace,
+    op: str,
+    op_args: list[Any],
+    header: tuple[str, ...],
+    row: Callable[[dict[str, Any]], tuple[str, ...]],
+) -> int:
+    """Ask the node, then print its rows as JSON or as a table."""
+    rows = _ask(args, op, op_args)
     if rows is None:
         return 1
     if args.json:
         print(json.dumps(rows, default=repr))
-        return 0
-    table: list[tuple[str, ...]] = [("Group", "Members", "Local", "Nodes")]
-    for r in rows:
-        table.append((r["group"], str(len(r["members"])), str(r["local"]), ",".join(r["nodes"])))
-    print(format_rows(table))
+    else:
+        print(format_rows([header, *(row(r) for r in rows)]))
     return 0
 
 

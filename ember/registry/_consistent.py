@@ -143,6 +143,8 @@ class ConsistentTier:
         self._view: tuple[str, ...] = ()
         self._view_since = 0.0
         self._subscribers: set[str] = set()
+        self._outgoing: list[tuple[Any, Entry | None, Entry | None]] = []
+        self._push_handle: asyncio.Handle | None = None
         self._source: str | None = None
         """The member node a client's cache follows."""
         self._source_index = 0
@@ -692,6 +694,14 @@ class ConsistentTier:
         return [member.applied, rows]
 
     def _push(self, changes: list[tuple[Any, Entry | None, Entry | None]]) -> None:
+        """Queue applied changes for the subscribed clients: one frame per loop turn."""
+        self._outgoing.extend(changes)
+        if self._push_handle is None:
+            self._push_handle = asyncio.get_running_loop().call_soon(self._flush_push)
+
+    def _flush_push(self) -> None:
+        self._push_handle = None
+        changes, self._outgoing = self._outgoing, []
         member = self._member()
         index = member.applied if member is not None else 0
         rows = [
