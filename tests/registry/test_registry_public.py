@@ -26,6 +26,14 @@ EXPECTED = {
     "TierUnavailable",
     "UnknownScope",
     "WaitTimeout",
+    "demonitor",
+    "lookup",
+    "monitor",
+    "register",
+    "registered",
+    "unregister",
+    "wait_for",
+    "whereis",
 }
 
 
