@@ -154,6 +154,7 @@ class ConsistentTier:
         self._stale_checked = False
         self._announced: str | None = None
         self._statuses: dict[str, str] = {}
+        self._group_cache: tuple[bool, tuple[str, ...]] | None = None
         """Other nodes' statuses, as they said (see the module docstring)."""
         self._started = 0.0
 
@@ -208,7 +209,7 @@ class ConsistentTier:
             msgpack.packb(meta)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"the meta of a consistent name must be plain data: {exc}") from exc
-        if self.node.kernel.process_info(pid) is None:
+        if pid not in self._watches and not self.node.kernel.is_alive(pid):
             from .._errors import NoProc
 
             raise NoProc(pid)
@@ -460,11 +461,18 @@ class ConsistentTier:
         return out
 
     def _group_nodes(self) -> tuple[str, ...]:
-        """Alive nodes that host a member of the group (this one first, if it does)."""
+        """Alive nodes that host a member of the group (this one among them, if it does);
+        recomputed when a member event or a status frame may have changed it."""
+        cached = self._group_cache
+        if cached is not None and (self._member() is not None) == cached[0]:
+            return cached[1]
         out = {m.name for m in self._alive() if self._meta_value(m) == "1"}
-        if self._member() is not None:
+        member = self._member() is not None
+        if member:
             out.add(self.node.name)
-        return tuple(sorted(out))
+        nodes = tuple(sorted(out))
+        self._group_cache = (member, nodes)
+        return nodes
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -722,6 +730,7 @@ class ConsistentTier:
             if status in ("0", "1", "-"):
                 changed = self._statuses.get(peer) != status
                 self._statuses[peer] = status
+                self._group_cache = None
                 if reply:
                     self._send_status(peer, reply=False)
                 if changed:
@@ -748,6 +757,7 @@ class ConsistentTier:
     # -- events -----------------------------------------------------------------------------
 
     def _on_member(self, event: Any) -> None:
+        self._group_cache = None
         name = event.member.name
         if name != self.node.name and event.kind in ("joined", "alive"):
             self._send_status(name, reply=True)
