@@ -475,9 +475,10 @@ class Node(KernelNode):
         datagrams = None
         incarnation = None
         if network is not None:
-            # Deterministic where the real shell reads the wall clock: a later start of the
-            # same name still outranks its past self, as time only moves forward.
-            incarnation = int(network.loop.time() * 1000) + 1
+            # Deterministic where the real shell reads the wall clock: each start of a name
+            # has a higher creation, so it outranks its past self (room for 2**20 refutations),
+            # and a run does not depend on when in the loop's time it began.
+            incarnation = self.creation << 20
 
             async def datagrams(on_datagram: OnDatagram, bind: tuple[str, int]) -> Any:
                 assert network is not None

@@ -536,17 +536,10 @@ class ContractsService:
         mesh = self.node.mesh
         if mesh is None:
             return
-        me = next((m for m in self.node.members() if m.name == self.node.name), None)
-        meta = dict(me.meta) if me is not None else {}
-        changed = False
         if self.config.capabilities is not None:
-            meta["capabilities"] = list(self.config.capabilities)
-            changed = True
+            mesh.set_meta_entry("capabilities", list(self.config.capabilities))
         if self.config.deny:
-            meta["contracts_deny"] = list(self.config.deny)
-            changed = True
-        if changed:
-            mesh.update_meta(meta)
+            mesh.set_meta_entry("contracts_deny", list(self.config.deny))
 
     def _on_member(self, event: Any) -> None:
         self._candidates = None

@@ -211,6 +211,7 @@ class Membership:
         self._router = router
         self._rng = rng if rng is not None else random.Random()
         self._meta = meta
+        self._service_meta: dict[str, Any] = {}
         self._incarnation = incarnation if incarnation is not None else time.time_ns() // 1_000_000
         self._static = list(seeds)
         self._discovery = list(discovery)
@@ -261,7 +262,7 @@ class Membership:
             self.config,
             self._rng,
             loop.time(),
-            meta=self._meta,
+            meta=self._metadata(),
             incarnation=self._incarnation,
         )
         self._router.add_channel_handler(Channel.MEMBERSHIP, self._on_frame)
@@ -343,8 +344,29 @@ class Membership:
         return lambda: listeners.remove(listener) if listener in listeners else None
 
     def update_meta(self, meta: Meta) -> None:
-        """Replace this node's metadata; gossiped with a new incarnation."""
-        self._core().update_meta(meta, now=self._now())
+        """Replace this node's own metadata (what ``Node(meta=...)`` gave); gossiped with a new
+        incarnation. The entries services set with :meth:`set_meta_entry` stay."""
+        self._meta = dict(meta)
+        self._publish_meta()
+
+    def set_meta_entry(self, key: str, value: Any) -> None:
+        """Set (``None``: remove) one entry a layer of this node publishes in its metadata,
+        such as the registry's or the contracts' keys; the user's :meth:`update_meta` never
+        erases it. Gossiped only when it changes."""
+        if self._service_meta.get(key) == value:
+            return
+        if value is None:
+            self._service_meta.pop(key, None)
+        else:
+            self._service_meta[key] = value
+        if self._swim is not None:
+            self._publish_meta()
+
+    def _metadata(self) -> Meta:
+        return {**(self._meta or {}), **self._service_meta}
+
+    def _publish_meta(self) -> None:
+        self._core().update_meta(self._metadata(), now=self._now())
         self._flush()
 
     @property

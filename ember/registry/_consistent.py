@@ -1,8 +1,8 @@
 """The consistent tier: names held by the system Raft group ``ember.names``.
 
-**Formation.** A node that can vote tells every member of the mesh (a status frame: ``"0"``,
-or ``"1"`` once it hosts a member; sent when it changes and to each node that joins). When
-``expect`` such nodes are alive and the view has not changed for ``formation_settle``
+**Formation.** A node that can vote publishes it in its mesh metadata (:data:`META_KEY`:
+``"0"``, or ``"1"`` once it hosts a member; ``Membership.set_meta_entry``). When ``expect`` such
+nodes are alive and the view has not changed for ``formation_settle``
 seconds, the smallest-named of them (the coordinator) asks the
 ``expect`` smallest to promise to found a group with it; a node promises to one coordinator at
 a time, never to one while it knows a smaller candidate, and never once it hosts a member. With
@@ -62,12 +62,14 @@ if TYPE_CHECKING:
     from ..consensus._shell import RaftMember
     from ._names import Names, Policy, Registration
 
-__all__ = ["CONSISTENT", "ConsistentStatistics", "ConsistentTier"]
+__all__ = ["CONSISTENT", "META_KEY", "ConsistentStatistics", "ConsistentTier"]
 
 log = logging.getLogger("ember.registry.consistent")
 
 CONSISTENT = 4
 """REGISTRY frame kind of this tier."""
+META_KEY = "ember.names"
+"""Mesh metadata: ``"0"`` a node that can vote, ``"1"`` one that hosts a member."""
 SM_REF = "ember.registry._names_sm:NamesStateMachine"
 _TICK = 0.1
 _PROMISE_TTL = 10.0
@@ -153,9 +155,7 @@ class ConsistentTier:
         """Nodes seen gone by this leader's node -> the applied index then."""
         self._stale_checked = False
         self._announced: str | None = None
-        self._statuses: dict[str, str] = {}
         self._group_cache: tuple[bool, tuple[str, ...]] | None = None
-        """Other nodes' statuses, as they said (see the module docstring)."""
         self._started = 0.0
 
     @property
@@ -180,10 +180,7 @@ class ConsistentTier:
             self._unsubscribe.append(node.dist.add_node_listener(self._on_node))
         self._started = asyncio.get_running_loop().time()
         self._adopt_member()
-        self._announced = self._my_status()
-        for m in self._alive():
-            if m.name != node.name:
-                self._send_status(m.name, reply=True)
+        self._announce()
         self._tasks.spawn(self._run())
 
     async def stop(self) -> None:
@@ -425,30 +422,21 @@ class ConsistentTier:
         return True
 
     def _meta_value(self, member: Any) -> str | None:
-        """What ``member`` said of itself: ``"0"``, ``"1"``, ``"-"`` (or None: nothing yet)."""
-        return self._statuses.get(member.name)
-
-    def _my_status(self) -> str:
-        if not self.config.member:
-            return "-"
-        return "1" if self._member() is not None else "0"
+        """What ``member`` publishes of itself (:data:`META_KEY`): ``"0"``, ``"1"`` or None."""
+        value = member.meta.get(META_KEY)
+        return value if isinstance(value, str) else None
 
     def _announce(self) -> None:
-        """Tell every node this one's status when it changed."""
-        want = self._my_status()
-        if want == self._announced or self.node.mesh is None:
+        """Publish this node's status in its mesh metadata when it changed (a client, which
+        cannot vote, publishes nothing)."""
+        mesh = self.node.mesh
+        if mesh is None or not self.config.member:
             return
+        want = "1" if self._member() is not None else "0"
+        if want == self._announced:
+            return
+        mesh.set_meta_entry(META_KEY, want)
         self._announced = want
-        for m in self._alive():
-            if m.name != self.node.name:
-                self._send_status(m.name, reply=False)
-
-    def _send_status(self, peer: str, *, reply: bool) -> None:
-        frame = self.registry.codec.encode((CONSISTENT, "s", self._my_status(), reply))
-        try:
-            send_to_node(self.node, peer, Channel.REGISTRY, frame)
-        except (QueueFull, NoRoute, UsageError):
-            pass  # it asks again when it sees this node (join) or this node changes
 
     def _alive(self) -> list[Any]:
         return [m for m in self.node.members() if m.status in _ALIVE]
@@ -725,17 +713,6 @@ class ConsistentTier:
                 self._subscribers.discard(node)  # it resubscribes when its cache goes stale
 
     def _on_frame(self, peer: str, frame: list[Any]) -> None:
-        if frame[1] == "s":
-            _, _, status, reply = frame
-            if status in ("0", "1", "-"):
-                changed = self._statuses.get(peer) != status
-                self._statuses[peer] = status
-                self._group_cache = None
-                if reply:
-                    self._send_status(peer, reply=False)
-                if changed:
-                    self._wake.set()
-            return
         if peer != self._source or self.sm is not None:
             return
         _, kind, index, rows = frame
@@ -757,10 +734,7 @@ class ConsistentTier:
     # -- events -----------------------------------------------------------------------------
 
     def _on_member(self, event: Any) -> None:
-        self._group_cache = None
-        name = event.member.name
-        if name != self.node.name and event.kind in ("joined", "alive"):
-            self._send_status(name, reply=True)
+        self._group_cache = None  # a status (metadata) or liveness changed
         self._wake.set()
 
     def _on_node(self, peer: str, up: bool) -> None:

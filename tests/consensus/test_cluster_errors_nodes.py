@@ -36,7 +36,7 @@ async def nodes(
     started: dict[str, ember.Node] = {}
     try:
         for name in names:
-            connect = [f"{p.name}@{p.address[0]}:{p.address[1]}" for p in started.values()]
+            connect = [f"{p.name}@{p.address}" for p in started.values()]
             node = ember.Node(
                 name,
                 listen="127.0.0.1:0",

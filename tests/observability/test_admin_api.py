@@ -50,7 +50,7 @@ async def test_node_members_processes_and_supervision_shapes() -> None:
             "raft": True,
             "names": True,
             "pg": True,
-            "contracts": False,
+            "contracts": True,
         }
         _, members, _ = await client.get("/api/v1/members")
         assert [m["name"] for m in members["members"]] == ["a"]
@@ -64,10 +64,10 @@ async def test_node_members_processes_and_supervision_shapes() -> None:
 
 
 async def test_sections_a_node_lacks_say_not_running() -> None:
-    async with admin_node() as (_, client):
-        status, body, _ = await client.get("/api/v1/contracts")
-        assert (status, body) == (200, {"service": "contracts", "running": False})
-        status, body, _ = await client.get("/api/v1/contracts/anything")
+    async with admin_node(mesh=None) as (_, client):  # a node that runs no mesh
+        status, body, _ = await client.get("/api/v1/mesh")
+        assert (status, body) == (200, {"service": "mesh", "running": False})
+        status, body, _ = await client.get("/api/v1/mesh/anything")
         assert status == 404 and "not running" in body["error"]
 
 

@@ -54,7 +54,7 @@ async def _three(
         nodes: list[ember.Node] = []
         for name, (provider, _) in zip("abc", providers, strict=True):
             config = TracingConfig(provider=provider, sample_ratio=sample_ratio)
-            connect = [f"{n.name}@{n.address[0]}:{n.address[1]}" for n in nodes if n.address]
+            connect = [f"{n.name}@{n.address}" for n in nodes if n.address]
             node = ember.Node(
                 name,
                 listen="127.0.0.1:0",
@@ -153,7 +153,7 @@ async def test_a_traced_call_to_an_untraced_node_still_works() -> None:
             "b",
             listen="127.0.0.1:0",
             cookie="trace",
-            connect=[f"a@127.0.0.1:{a.address[1]}"],  # type: ignore[index]
+            connect=[f"a@{a.address}"],
         ) as b,
     ):
         leaf = await b.spawn(Leaf)
