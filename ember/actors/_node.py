@@ -1420,6 +1420,11 @@ class Node:
         fut.add_done_callback(forget)
         return fut
 
+    def is_alive(self, pid: Pid) -> bool:
+        """Whether ``pid`` is a live process of this node (Erlang's ``is_process_alive``)."""
+        proc = self._lookup(pid)
+        return proc is not None and proc._state < EXITING and proc._node is self
+
     def watch(self, pid: Pid, on_exit: Callable[[Pid, Any], None]) -> Any:
         """Call ``on_exit(pid, reason)`` when local process ``pid`` exits: a monitor for the
         layers above the kernel, which have no process to receive a Down. It is called from

@@ -20,6 +20,7 @@ from ..transport._config import TransportConfig
 from ..transport._cookie import read_cookie_file
 from ._app import AppHook, add_app_arguments, load_app, start_app
 from ._logs import setup_logging
+from ._registryargs import add_registry_arguments, registry_config
 from ._runscmd import add_contracts_arguments, contracts_config, load_contracts
 
 log = logging.getLogger("ember.cli")
@@ -79,6 +80,7 @@ def add_node_commands(sub: Any) -> None:
     )
     add_admin_arguments(start)
     add_contracts_arguments(start)
+    add_registry_arguments(start)
     start.set_defaults(run=cmd_node_start)
 
 
@@ -216,6 +218,7 @@ async def serve(args: argparse.Namespace, cookie: str, hook: AppHook | None = No
         config=TransportConfig(fault_injection=True) if args.chaos else None,
         admin=admin_config(args),
         contracts=contracts_config(args),
+        registry=registry_config(args),
         **mesh_options(args),
     )
     if args.chaos:
