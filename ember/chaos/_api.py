@@ -87,9 +87,9 @@ def run_chaos(
         return await Runner(scenario, d, seed, progress).run()
 
     if driver == "sim":
-        from ..testing import run as run_virtual
+        from ._clock import run_skewed
 
-        result = run_virtual(main)
+        result = run_skewed(main)
     else:
         from ..actors import run as run_real
 

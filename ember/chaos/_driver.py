@@ -132,6 +132,10 @@ class Driver(abc.ABC):
         """Make every Raft save on ``targets`` take ``latency`` seconds more (None: undo)."""
         raise DriverError(f"{self.kind} cannot slow a disk")
 
+    async def clock_faults(self, targets: Iterable[str], rate: float | None) -> None:
+        """Run the targets' clocks at ``rate`` times the true rate (None: the true rate)."""
+        raise DriverError(f"{self.kind} cannot skew a clock")
+
     # --- observations ---
 
     def rss(self) -> dict[str, int]:

@@ -329,6 +329,13 @@ class Runner:
             async def undo() -> None:
                 await d.disk_faults(targets, None)
 
+        elif f.fault == "clock-skew":
+            await d.clock_faults(targets, f.rate)
+            detail = f"clock at {f.rate}x"
+
+            async def undo() -> None:
+                await d.clock_faults(targets, None)
+
         else:
             raise DriverError(f"fault {f.fault!r} is not implemented by the runner yet")
         record = FaultRecord(f.fault, targets, self.clock(), detail=detail)

@@ -20,7 +20,8 @@ from ..actors._node import current_node
 from ..testing import SimCluster
 from ..testing._vtime import _DOMAIN
 from ..transport._memory import MemoryNetwork
-from ._driver import Driver
+from ._clock import SkewedLoop
+from ._driver import Driver, DriverError
 from ._nemesis import Link
 from ._procfs import rss_of
 from ._scenario import Scenario
@@ -87,7 +88,7 @@ class SimDriver(Driver):
 
     kind: ClassVar[str] = "sim"
     faults: ClassVar[frozenset[str]] = frozenset(
-        {"kill", "restart", "pause", "partition", "delay", "loss", "slow-disk"}
+        {"kill", "restart", "pause", "partition", "delay", "loss", "slow-disk", "clock-skew"}
     )
 
     def __init__(self, scenario: Scenario, seed: int, workdir: Path) -> None:
@@ -174,6 +175,13 @@ class SimDriver(Driver):
                     member.__dict__.pop("_persist", None)
                 else:
                     member._persist = _slowed(type(member)._persist.__get__(member), latency)
+
+    async def clock_faults(self, targets: Iterable[str], rate: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        if not isinstance(loop, SkewedLoop):
+            raise DriverError("clock skew needs the sim driver's own loop (run it with run_chaos)")
+        for name in targets:
+            loop.set_rate(name, 1.0 if rate is None else rate)
 
     def rss(self) -> dict[str, int]:
         return {"sim": rss_of("self")}
