@@ -30,7 +30,7 @@ from ._driver import Driver, DriverError
 from ._history import History
 from ._nemesis import Link, Step, cut_links, resolve_targets, schedule
 from ._scenario import FaultSpec, Scenario
-from ._workloads import KVWorkload, NamesWorkload, PgWorkload, Processes
+from ._workloads import KVWorkload, NamesWorkload, PgWorkload, Processes, Workload
 
 __all__ = ["FaultRecord", "Progress", "RunResult", "Runner"]
 
@@ -136,17 +136,25 @@ class Runner:
                 raise DriverError(f"the {spec.kind} workload is not available yet")
         try:
             await self.driver.start()
-            kv = await self.driver.start_kv()
+            await self.driver.start_kv()
             self._t0 = self.driver.now()
             ids = Processes()
-            workloads: list[KVWorkload | NamesWorkload | PgWorkload] = []
-            for spec in s.workloads:
-                rng = random.Random(self.rng.getrandbits(64))
-                if spec.kind == "kv":
-                    workloads.append(KVWorkload(spec, kv, self.history, self.clock, rng, ids))
-                else:
-                    kind = NamesWorkload if spec.kind == "names" else PgWorkload
-                    workloads.append(kind(spec, self.driver, self.history, self.clock, rng, ids))
+            kinds: dict[str, type[Workload]] = {
+                "kv": KVWorkload,
+                "names": NamesWorkload,
+                "pg": PgWorkload,
+            }
+            workloads = [
+                kinds[spec.kind](
+                    spec,
+                    self.driver,
+                    self.history,
+                    self.clock,
+                    random.Random(self.rng.getrandbits(64)),
+                    ids,
+                )
+                for spec in s.workloads
+            ]
             steps = schedule(s, random.Random(self.rng.getrandbits(64)))
             self.phases["workload_start"] = 0.0
             done = asyncio.Event()

@@ -74,9 +74,9 @@ async def test_a_planted_consistency_bug_is_found(tmp_path, monkeypatch):
         if f != "read":
             return await original(self, process, f, key, value)
         invoke = self.history.invoke(process, f, key, value, self.clock())
-        member = self.rng.choice(self.cluster.members)
+        member = self.rng.choice(self.driver.kv.members)
         try:
-            result = await self.cluster.read(key, consistency="stale", member=member, timeout=1.0)
+            result = await self.driver.kv.read(key, consistency="stale", member=member, timeout=1.0)
         except Exception as exc:
             self.history.complete(invoke, "fail", None, self.clock(), error=type(exc).__name__)
             return "fail", None
