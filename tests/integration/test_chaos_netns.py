@@ -1,0 +1,64 @@
+"""The netns chaos driver (root): node processes in network namespaces, partitions as drop
+rules on the receiving side, everything removed afterwards."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ember.actors import run
+from ember.chaos._api import find_scenario, run_chaos
+from ember.chaos._netns import unavailable_reason
+from ember.chaos._netnsdriver import NetnsDriver
+from ember.chaos._scenario import load_scenario, parse_scenario
+
+pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+
+BOUND = 60.0
+
+
+def namespaces() -> set[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True)
+    return {line.split()[0] for line in out.stdout.splitlines() if line.split()}
+
+
+def test_a_cut_link_is_seen_by_the_members_and_heals(tmp_path: Path) -> None:
+    scenario = parse_scenario('[cluster]\nnodes = 3\n[[workload]]\nkind = "kv"\n')
+    before = namespaces()
+
+    async def main() -> None:
+        driver = NetnsDriver(scenario, 1, tmp_path)
+        try:
+            await driver.start()
+            assert len(namespaces() - before) == 3
+            procs = driver.procs
+            await driver.cut({frozenset(("n1", "n2")), frozenset(("n1", "n3"))})
+            await procs.wait_for(
+                lambda: (
+                    procs.nodes["n2"].statuses().get("n1") in ("suspect", "failed")
+                    and procs.nodes["n3"].statuses().get("n1") in ("suspect", "failed")
+                ),
+                BOUND,
+                "n1 cut off",
+            )
+            await driver.cut(set())
+            await procs.wait_for(
+                lambda: procs.nodes["n2"].statuses().get("n1") == "alive", BOUND, "n1 back"
+            )
+        finally:
+            await driver.stop()
+
+    run(main)
+    assert namespaces() == before  # the namespaces (and their rules) are gone
+
+
+def test_partition_heal_names_on_namespaces(tmp_path: Path) -> None:
+    scenario = load_scenario(find_scenario("partition-heal-names"))
+    before = namespaces()
+    result, summary, _ = run_chaos(scenario, driver="netns", out=tmp_path)
+    checks = {c.name: (c.validity.value, c.summary) for c in result.checks}
+    assert summary["validity"] == "valid", checks
+    assert [f["fault"] for f in summary["faults"]] == ["partition", "partition"]
+    assert namespaces() == before
