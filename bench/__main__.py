@@ -37,6 +37,8 @@ BENCHMARKS = {
     "chaos": "bench.chaos",
     "observability": "bench.observability",
     "raft_pause": "bench.raft_pause",
+    "admission": "bench.admission",
+    "contracts": "bench.contracts",
     "pykka": "bench.pykka_ref",
     "thespian": "bench.thespian_ref",
 }
@@ -128,6 +130,7 @@ def goals(benchmarks: dict[str, Any], xr: dict[str, float | None]) -> dict[str, 
     """The goals of issues 2 to 5, each with its measured value and pass/fail (None: not
     run)."""
     from .chaos import goals as chaos_goals
+    from .contracts import goals as contracts_goals
     from .mesh import goals as mesh_goals
     from .raft import goals as raft_goals
     from .remote import goals as remote_goals
@@ -210,6 +213,7 @@ def goals(benchmarks: dict[str, Any], xr: dict[str, float | None]) -> dict[str, 
         **mesh_goals(benchmarks),
         **raft_goals(benchmarks),
         **chaos_goals(benchmarks),
+        **contracts_goals(benchmarks),
     }
 
 

@@ -81,3 +81,15 @@ def section(
     if notes:
         out["notes"] = notes
     return out
+
+
+def cli(run: Callable[[bool, int], dict[str, Any]], doc: str | None) -> None:
+    """``python -m bench.<name> [--quick] [--reps N]``: run one benchmark, print its JSON."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--reps", type=int, default=1)
+    args = parser.parse_args()
+    print(json.dumps(run(args.quick, args.reps), indent=2))

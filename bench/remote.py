@@ -52,6 +52,7 @@ from typing import Any
 import msgpack  # type: ignore[import-untyped]
 
 import ember
+from ember.transport._transport import parse_address
 
 from ._util import assert_uvloop, interleaved, perf_counter, rates, ratio, run_uvloop, section
 from ._util import goal as _goal
@@ -392,7 +393,7 @@ def serve(mode: str, lifetime: float) -> None:
         else:
             async with ember.Node("b", listen=f"{HOST}:0", cookie=COOKIE) as node:
                 assert node.address is not None
-                _announce(node.address[1])
+                _announce(parse_address(node.address)[1])
                 await stop.wait()
 
     ember.run(main)

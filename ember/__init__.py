@@ -1,5 +1,6 @@
 """Ember: Erlang/OTP's ideas for Python, a distributed actor runtime on asyncio."""
 
+from ._errors import BindError as BindError
 from ._errors import CallTimeout as CallTimeout
 from ._errors import EmberError as EmberError
 from ._errors import MailboxFull as MailboxFull
@@ -47,6 +48,7 @@ from .actors import run as run
 from .actors import self as self
 from .actors import send as send
 from .actors import send_after as send_after
+from .actors import send_wait as send_wait
 from .actors import spawn as spawn
 from .actors import spawn_link as spawn_link
 from .actors import spawn_monitor as spawn_monitor

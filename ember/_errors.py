@@ -17,6 +17,12 @@ class UsageError(EmberError):
     """The API was misused: a bad argument, or a call from the wrong place."""
 
 
+class BindError(EmberError, OSError):
+    """A node could not bind a socket it listens on (its TCP port, or the membership's UDP
+    socket on the same port): the port is in use, or the address is not this host's. The node
+    did not start. Choose another port (``listen="host:0"`` picks a free one)."""
+
+
 class NoProc(EmberError):
     """The target process does not exist, or exited before answering.
 

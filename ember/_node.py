@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 from ._errors import UsageError
 from ._services import Service
 from .actors import Node as KernelNode
-from .actors import Pid
+from .actors import Pid, Statistics
 from .consensus._host import RaftHost
 from .consensus._metrics import RaftProbe
+from .contracts._config import ContractsConfig
+from .contracts._service import ContractsService
 from .mesh._config import SwimConfig
-from .mesh._discovery import Discovery, make_discovery, parse_seeds
+from .mesh._discovery import Discovery, format_address, make_discovery, parse_seeds
 from .mesh._events import MemberEvent
 from .mesh._messages import Member
 from .mesh._metrics import MeshProbe
@@ -29,13 +31,17 @@ from .mesh._netdiscovery import NetworkDiscovery
 from .mesh._shell import Membership
 from .observability import AdminConfig, Metrics
 from .observability._actors import kernel_collector, receive_histogram
+from .observability._otlp import MetricsExportConfig
+from .observability._tracing import Tracing, TracingConfig
 from .registry._config import PgConfig, RegistryConfig
+from .registry._metrics import NamesProbe, PgProbe
 from .registry._names import Names
 from .registry._pg import ProcessGroups
 from .transport._codec import Codec
 from .transport._config import TransportConfig
 from .transport._cookie import normalize_cookie
 from .transport._dist import Distribution
+from .transport._frame import Channel
 from .transport._interface import NodeTransport
 from .transport._memory import MemoryNetwork
 from .transport._memory_datagrams import OnDatagram, sim_address
@@ -100,13 +106,22 @@ class Node(KernelNode):
     it refuses a second live node of the same name), for clusters whose names are unique by
     construction.
 
+    ``mailbox_warning``: a mailbox longer than this is logged once with its pid and class and
+    listed in :meth:`statistics` (``None``: never; see ``docs/actors.md``).
+
+    ``contracts`` configures the contracts service (``node.contracts``, see
+    ``docs/contracts.md``).
+
     ``seed`` seeds :attr:`rng`, the one source of randomness of the node's protocol cores
     (SWIM probe order and jitter, Raft election timeouts): with a seed and the virtual-time
     loop a test replays exactly. ``None`` seeds from the operating system.
 
     ``admin`` (an :class:`~ember.observability.AdminConfig`) serves the admin API, the
     Prometheus metrics and the dashboard on their own port (``node.admin``; see
-    ``docs/operability.md``). Metrics are kept either way (``node.metrics``).
+    ``docs/operability.md``). Metrics are kept either way (``node.metrics``). ``tracing``
+    (a :class:`~ember.observability.TracingConfig`) turns on OpenTelemetry spans (off and
+    free by default; ``node.tracing``); ``metrics_export`` (a
+    :class:`~ember.observability.MetricsExportConfig`) pushes the metrics over OTLP.
 
     ``network`` puts the node on a simulated network (``ember.testing.SimNetwork``, the same
     object as :class:`ember.transport.MemoryNetwork`) instead of TCP and UDP: the transport is
@@ -143,9 +158,13 @@ class Node(KernelNode):
         mdns_probe: bool = True,
         seed: int | None = None,
         admin: AdminConfig | None = None,
+        tracing: TracingConfig | None = None,
+        metrics_export: MetricsExportConfig | None = None,
         network: MemoryNetwork | None = None,
         registry: RegistryConfig | None = None,
         pg: PgConfig | None = None,
+        mailbox_warning: int | None = 10_000,
+        contracts: ContractsConfig | None = None,
     ) -> None:
         self._connect = [parse_node_address(c) for c in connect]
         self._seeds = parse_seeds(join)
@@ -178,7 +197,7 @@ class Node(KernelNode):
                 creation = int(time.time() * 1000) % (2**31 - 1) + 1
             else:
                 creation = 1
-        super().__init__(name, creation=creation)
+        super().__init__(name, creation=creation, mailbox_warning=mailbox_warning)
         self.cluster = cluster
         if seed is None and (base := default_seed.get()) is not None:
             seed = zlib.crc32(f"{base}/{name}".encode())
@@ -199,11 +218,24 @@ class Node(KernelNode):
         self._services: dict[str, Service] = {}
         self.raft: RaftHost | None = None
         """This node's Raft groups (see ``ember.consensus``), once started."""
+        if contracts is not None and not isinstance(contracts, ContractsConfig):
+            raise UsageError(f"contracts must be a ContractsConfig, not {contracts!r}")
+        self._contracts_config = contracts
+        self.contracts: ContractsService | None = None
+        """This node's contracts service (see ``ember.contracts``), once started."""
         if admin is not None and not isinstance(admin, AdminConfig):
             raise UsageError(f"admin must be an AdminConfig, not {admin!r}")
         self._admin_config = admin
         self.admin: AdminService | None = None
         """The admin API (``Node(admin=AdminConfig(...))``), once started."""
+        if tracing is not None and not isinstance(tracing, TracingConfig):
+            raise UsageError(f"tracing must be a TracingConfig, not {tracing!r}")
+        self._tracing = Tracing(tracing, name)
+        if metrics_export is not None and not isinstance(metrics_export, MetricsExportConfig):
+            raise UsageError(
+                f"metrics_export must be a MetricsExportConfig, not {metrics_export!r}"
+            )
+        self._metrics_export = metrics_export
         self._metrics = Metrics()
         receive = receive_histogram()
         self.time_receives(receive.observe)
@@ -222,6 +254,11 @@ class Node(KernelNode):
         """This node's metrics registry: every layer's collectors (``ember.observability``)."""
         return self._metrics
 
+    @property
+    def tracing(self) -> Tracing:
+        """This node's tracer (disabled unless ``Node(tracing=TracingConfig(...))``)."""
+        return self._tracing
+
     def observables(self) -> dict[str, Any]:
         """The parts the admin API shows: transport, mesh and the services but admin."""
         out: dict[str, Any] = {}
@@ -230,9 +267,13 @@ class Node(KernelNode):
         if self.mesh is not None:
             out["mesh"] = MeshProbe(self.mesh)
         for name, service in self._services.items():
-            if name == "raft" and isinstance(service, RaftHost):
+            if isinstance(service, RaftHost):
                 out[name] = RaftProbe(service)
-            elif name != "admin":
+            elif isinstance(service, Names):
+                out[name] = NamesProbe(service)
+            elif isinstance(service, ProcessGroups):
+                out[name] = PgProbe(service)
+            elif name not in ("admin", "metrics_export"):
                 out[name] = service
         return out
 
@@ -271,6 +312,11 @@ class Node(KernelNode):
             token = self._admin_config.resolve_token(self._cookie, self.cluster)
             self.admin = AdminService(self, self._admin_config, token)
             self._add_service("admin", self.admin)
+        if self._metrics_export is not None:
+            from .observability._otlp import MetricsExport
+
+            export = MetricsExport(self._metrics, self._metrics_export, self.name)
+            self._add_service("metrics_export", export)
         for name in ("transport", "mesh"):
             self._add_collectors(name, self.observables().get(name))
         for name, service in self._services.items():
@@ -291,16 +337,28 @@ class Node(KernelNode):
                 log.exception("node %s: stopping service %s failed", self.name, name)
 
     @property
-    def address(self) -> tuple[str, int] | None:
-        """The address the node listens on, once started (None if it does not listen)."""
-        return self._bound
+    def address(self) -> str | None:
+        """The address the node listens on, ``"host:port"`` (``"[v6]:port"`` for IPv6), once
+        started; None if it does not listen. ``ember.Node(..., connect=[f"a@{a.address}"])``."""
+        return format_address(*self._bound) if self._bound is not None else None
 
     async def start(self) -> None:
-        """Start the kernel, then the transport (if distributed) and the connections asked for."""
+        """Start the kernel, then the transport (if distributed) and the connections asked for.
+        If any of it fails (a port in use, a name already taken in the cluster...), what was
+        started is stopped again and the error raised."""
         await super().start()
+        try:
+            await self._start_layers()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_layers(self) -> None:
         self.raft = RaftHost(self)
         self._add_service("raft", self.raft)
         self._add_registry_services()
+        self.contracts = ContractsService(self, self._contracts_config)
+        self._add_service("contracts", self.contracts)
         if not self._networked:
             await self._start_services()
             return
@@ -350,6 +408,11 @@ class Node(KernelNode):
             self, transport, codec=self._codec, spawn_allow=self._spawn_allow
         )
         dist.attach()
+        if isinstance(transport, Transport):
+            # Fault requests from `ember fault` and other nodes (refused unless enabled).
+            dist.add_channel_handler(Channel.ADMIN, transport.faults.channel.on_frame)
+        if self._tracing.enabled:
+            dist.tracing = self._tracing
         bound = await transport.start(self._listen)
         if self._network is not None:
             bound = sim_address(self.name)
@@ -482,13 +545,14 @@ class Node(KernelNode):
         that receives them must register it too, with the same ``code`` if one is given)."""
         self._codec.register(cls, code)
 
-    async def send_wait(self, dest: Any, msg: Any) -> None:
-        """Like ``send``, but when the queue to ``dest``'s node is full, wait for room instead
-        of raising :class:`ember.QueueFull`."""
-        if self.dist is not None and isinstance(dest, Pid) and dest.node != self.name:
-            await self.dist.send_wait(dest, msg)
-        else:
-            self.send(dest, msg)
+    def statistics(self) -> Statistics:
+        """The kernel's figures (``ember.actors.Node.statistics``) plus back-pressure to and
+        from other nodes, as ``remote_<name>`` counters (``ember.transport._flow.FlowStats``)."""
+        stats = super().statistics()
+        if self.dist is not None:
+            flow = self.dist.flow.stats
+            stats.counters.update({f"remote_{k}": getattr(flow, k) for k in flow.__slots__})
+        return stats
 
     def connected_nodes(self) -> list[str]:
         """Names of the nodes this node has an open connection to."""
@@ -508,6 +572,7 @@ class Node(KernelNode):
             if self.transport is not None:
                 await self.transport.close()
                 self.attach_remote(None)
+            self._tracing.shutdown()
 
 
 def _swim_config(mesh: SwimConfig | str) -> SwimConfig:

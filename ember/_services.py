@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from .mesh._messages import Member
     from .mesh._shell import Membership
     from .observability import Metrics
+    from .observability._tracing import Tracing
     from .transport._dist import Distribution
     from .transport._frame import Channel
     from .transport._interface import NodeTransport
@@ -89,6 +90,12 @@ class ServiceNode(Protocol):
     @property
     def metrics(self) -> Metrics:
         """The node's metrics registry (``ember.observability``)."""
+        ...
+
+    @property
+    def tracing(self) -> Tracing:
+        """The node's tracer: ``with node.tracing.span("names.register"):`` (a no-op when
+        tracing is off)."""
         ...
 
     def observables(self) -> dict[str, Any]:

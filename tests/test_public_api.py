@@ -9,6 +9,7 @@ import ember.testing
 EXPECTED = {
     "Actor",
     "AuthenticationError",
+    "BindError",
     "NodeEvent",
     "ProtocolError",
     "QueueFull",
@@ -59,6 +60,7 @@ EXPECTED = {
     "self",
     "send",
     "send_after",
+    "send_wait",
     "spawn",
     "spawn_link",
     "spawn_monitor",
@@ -85,6 +87,7 @@ def test_ember_namespace_is_pinned():
 
 def test_errors_share_one_root_and_timeouts_are_timeouterrors():
     for name in (
+        "BindError",
         "CallTimeout",
         "MailboxFull",
         "NameTaken",
@@ -120,4 +123,25 @@ def test_testing_namespace():
         "run_test",
         "seeded",
         "seeds",
+    }
+
+
+def test_observability_namespace():
+    import ember.observability
+
+    assert public(ember.observability) == {
+        "AdminConfig",
+        "AdminRequest",
+        "AdminRoute",
+        "Collector",
+        "Histogram",
+        "Metric",
+        "Metrics",
+        "MetricsExportConfig",
+        "Tracing",
+        "TracingConfig",
+        "counter",
+        "derive_token",
+        "gauge",
+        "int_param",
     }

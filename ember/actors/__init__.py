@@ -16,6 +16,7 @@ from ._api import run as run
 from ._api import self as self
 from ._api import send as send
 from ._api import send_after as send_after
+from ._api import send_wait as send_wait
 from ._api import spawn as spawn
 from ._api import spawn_link as spawn_link
 from ._api import spawn_monitor as spawn_monitor

@@ -12,6 +12,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from .._errors import MailboxFull, UsageError
+from ._mailbox import over_check
 from ._pid import Pid, Ref
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class Actor:
         "_itimer",
         "_links",
         "_mbox",
+        "_mbox_check",
         "_monitors",
         "_name",
         "_node",
@@ -60,6 +62,7 @@ class Actor:
         "_rtimeout",
         "_state",
         "_trap",
+        "_watch",
         "_watching",
         "_worker",
     )
@@ -91,6 +94,8 @@ class Actor:
     _itimer: asyncio.TimerHandle | None
     _rtimeout: float | None
     _call: Any  # the call being answered, while receive runs for it
+    _mbox_check: int  # the mailbox length at which a delivery takes the slow path (_mailbox.py)
+    _watch: list[tuple[int, Any]] | None  # callbacks waiting for the mailbox to drain
     _handled: int  # messages this process has handled (counted per slice)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -167,9 +172,7 @@ class Actor:
                 return
             mbox = self._mbox = deque()
         else:
-            limit = self.mailbox_size
-            if limit is not None and len(mbox) >= limit:
-                self._overflow(msg)
+            if len(mbox) >= self._mbox_check and over_check(self, msg):
                 return
             if self._state >= EXITING:
                 self._node._stats.dropped_dead += 1

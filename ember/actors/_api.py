@@ -48,6 +48,12 @@ def send(dest: Any, msg: Any) -> None:
     _node_here().send(dest, msg)
 
 
+async def send_wait(dest: Any, msg: Any) -> None:
+    """Send ``msg``, waiting for room in a full mailbox (or transport queue) instead of
+    refusing it (see :meth:`Node.send_wait`)."""
+    await current().send_wait(dest, msg)
+
+
 def cast(dest: Any, msg: Any) -> None:
     """Fire-and-forget send that never raises (see :meth:`Node.cast`)."""
     current().cast(dest, msg)

@@ -16,7 +16,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Self, TypeVar
+from functools import partial
+from typing import Any, Protocol, Self, TypeVar
 
 from .._errors import (
     CallTimeout,
@@ -28,6 +29,7 @@ from .._errors import (
     UnknownName,
     UsageError,
 )
+from .._ratelog import RateLimitedLog
 from ._actor import (
     DEAD,
     EXITING,
@@ -38,6 +40,7 @@ from ._actor import (
     STATE_NAMES,
     Actor,
 )
+from ._mailbox import check_length, drained, release, watch
 from ._pid import Pid, Ref
 from ._remote import Remote
 from ._resolver import Resolver
@@ -91,13 +94,16 @@ class _ExitNow(BaseException):
 class LocalCall:
     """A call in flight to a local process: the request envelope and its monitor entry."""
 
-    __slots__ = ("bucket", "fut", "msg", "proc")
+    __slots__ = ("bucket", "fut", "msg", "proc", "scope")
 
-    def __init__(self, msg: Any, fut: asyncio.Future[Any], proc: Actor) -> None:
+    def __init__(
+        self, msg: Any, fut: asyncio.Future[Any], proc: Actor, scope: CallScope | None = None
+    ) -> None:
         self.msg = msg
         self.fut = fut
         self.proc = proc
         self.bucket: dict[Any, float] | None = None
+        self.scope = scope
 
     def forget(self) -> None:
         """Drop this call's monitor and deadline entries."""
@@ -124,6 +130,15 @@ class LocalCall:
 
     def expire(self, timeout: float) -> None:
         self.fail(CallTimeout(f"call to {self.proc._pid} got no reply within {timeout} s"))
+
+
+class CallScope(Protocol):
+    """Runs around the receive that answers one call (a tracing span, for one): ``enter``
+    just before it, ``exit`` just after it, in the same task."""
+
+    def enter(self) -> object: ...
+
+    def exit(self, token: object, exc: BaseException | None) -> None: ...
 
 
 class Deadlines:
@@ -217,6 +232,8 @@ class NodeStats:
     """Messages still in a mailbox when its process exited."""
     mailbox_rejected: int = 0
     mailbox_dropped: int = 0
+    mailbox_long: int = 0
+    """Times a mailbox grew past the node's ``mailbox_warning`` (each logged, rate-limited)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +259,9 @@ class Statistics:
 
     processes: int
     counters: dict[str, int] = field(default_factory=dict)
+    long_mailboxes: tuple[ProcessInfo, ...] = ()
+    """The processes whose mailbox is over ``mailbox_warning`` now (or was, and has not yet
+    drained below half of it), longest first."""
 
 
 class Node:
@@ -251,11 +271,24 @@ class Node:
     order. Many nodes may live in one event loop (tests, simulation).
     """
 
-    def __init__(self, name: str = "nonode", *, creation: int = 1) -> None:
+    def __init__(
+        self, name: str = "nonode", *, creation: int = 1, mailbox_warning: int | None = 10_000
+    ) -> None:
         if not name or "@" in name or "." in name:
             raise UsageError(f"bad node name {name!r}: non-empty, without '@' or '.'")
+        if mailbox_warning is not None and (
+            mailbox_warning.__class__ is not int or mailbox_warning < 2
+        ):
+            raise UsageError(
+                f"mailbox_warning must be an int >= 2 or None, not {mailbox_warning!r}"
+            )
         self.name = name
         self.creation = creation
+        self.mailbox_warning = mailbox_warning
+        """A mailbox longer than this is logged (once, with its pid and class) and listed in
+        :meth:`statistics`; ``None`` turns the check off."""
+        self._long: dict[Actor, None] = {}  # processes whose mailbox is long now (ordered set)
+        self._reports: RateLimitedLog | None = None
         self._procs: dict[int, Actor] = {}
         self._names: dict[Any, Actor] = {}
         self._serial = itertools.count(1)
@@ -307,6 +340,7 @@ class Node:
             raise UsageError(f"node {self.name} already started")
         self._loop = asyncio.get_running_loop()
         self._deadlines = Deadlines(self._loop)
+        self._reports = RateLimitedLog(log, 10.0, self._loop.time, self._loop)
         self._tg = asyncio.TaskGroup()
         await self._tg.__aenter__()
         ctx = contextvars.copy_context()
@@ -370,6 +404,8 @@ class Node:
             if not fut.done():
                 fut.cancel()
         self._parked.clear()
+        if self._reports is not None:
+            self._reports.flush()  # counts of long mailboxes held back by the rate limit
         tg = self._tg
         self._tg = None
         await tg.__aexit__(None, None, None)
@@ -473,6 +509,8 @@ class Node:
         proc._itimer = None
         proc._rtimeout = cls.receive_timeout
         proc._call = None
+        proc._mbox_check = check_length(cls, self.mailbox_warning)
+        proc._watch = None
         proc._handled = 0
         proc.__init__(*args, **kwargs)  # type: ignore[misc]
         self._procs[pid.serial] = proc
@@ -608,13 +646,41 @@ class Node:
                 raise UnknownName(dest)
         proc._deliver(msg)
 
+    async def send_wait(self, dest: Any, msg: Any) -> None:
+        """Like :meth:`send`, but when ``dest``'s bounded mailbox is full, wait for room
+        instead of raising :class:`MailboxFull` (or dropping, for ``drop_newest``): a producer
+        goes at the pace of its consumer. For a process on another node it also waits for room
+        in the queue to that node, and the receiver grants room as its mailbox drains (see
+        ``docs/nodes.md``, Back-pressure). Raises :class:`UnknownName` for an unregistered
+        name; a message to a dead pid is dropped and counted, as by ``send``."""
+        if self._is_remote(dest) and (dest._proc is None or dest._proc._node is not self):
+            await self._remote.send_wait(dest, msg)  # type: ignore[union-attr]
+            return
+        while True:
+            proc = self._resolve(dest)
+            if proc is None:
+                self.send(dest, msg)  # raises UnknownName, or counts the dead pid
+                return
+            limit = proc.mailbox_size
+            mbox = proc._mbox
+            if limit is None or mbox is None or len(mbox) < limit or proc._state >= EXITING:
+                proc._deliver(msg)
+                return
+            assert self._loop is not None
+            room: asyncio.Future[None] = self._loop.create_future()
+            watch(proc, limit - 1, partial(_resolve_once, room))
+            await room
+
     def cast(self, dest: Any, msg: Any) -> None:
         """Send ``msg``; like ``send`` but never raises for an unknown name (it is counted)."""
         proc = self._resolve(dest)
         if proc is None:
             if self._is_remote(dest):
                 me = current_process.get()
-                self._remote.send(me._pid if me is not None else None, dest, msg)  # type: ignore[union-attr]
+                try:
+                    self._remote.send(me._pid if me is not None else None, dest, msg)  # type: ignore[union-attr]
+                except MailboxFull:
+                    pass  # its node said the mailbox is full: counted there and here
             elif (node := self._remote_name(dest)) is not None:
                 self._remote.send_named(dest[0], node, msg)  # type: ignore[union-attr]
             elif dest.__class__ is Pid or self._resolver is None:
@@ -828,7 +894,10 @@ class Node:
                         n += 1
                         if msg.__class__ is LocalCall:
                             proc._call = msg
-                            result = await recv(msg.msg)
+                            if msg.scope is None:
+                                result = await recv(msg.msg)
+                            else:
+                                result = await _scoped_async(recv, msg)
                             if proc._call is msg:
                                 proc._call = None
                                 msg.reply(result)
@@ -842,7 +911,7 @@ class Node:
                         n += 1
                         if msg.__class__ is LocalCall:
                             proc._call = msg
-                            result = recv(msg.msg)
+                            result = recv(msg.msg) if msg.scope is None else _scoped(recv, msg)
                             if proc._call is msg:
                                 proc._call = None
                                 msg.reply(result)
@@ -860,6 +929,8 @@ class Node:
             if t0 is not None and self._receive_timer is not None:
                 self._receive_timer(clock() - t0, n)
             proc._worker = None
+            if proc._watch is not None:
+                drained(proc)
             if proc._exit is not None:
                 await self._exit_hook(proc, proc._exit)
             elif mbox:
@@ -1109,6 +1180,9 @@ class Node:
             proc._itimer = None
         mbox = proc._mbox
         proc._mbox = None
+        if proc._watch is not None:
+            release(proc)
+        self._long.pop(proc, None)
         pending = proc._call
         proc._call = None
         if pending is not None and pending.__class__ is LocalCall:
@@ -1553,10 +1627,21 @@ class Node:
         )
 
     def statistics(self) -> Statistics:
-        """Process count and the node's message and lifecycle counters."""
+        """Process count, the node's message and lifecycle counters, and its long mailboxes."""
         s = self._stats
         counters = {name: getattr(s, name) for name in s.__dataclass_fields__}
-        return Statistics(processes=len(self._procs), counters=counters)
+        infos = [info for p in self._long if (info := self.process_info(p._pid)) is not None]
+        infos.sort(key=lambda info: -info.mailbox_len)
+        return Statistics(
+            processes=len(self._procs), counters=counters, long_mailboxes=tuple(infos)
+        )
+
+    def _report(self, key: Any, msg: str, *args: Any) -> None:
+        """A warning that may repeat (long mailboxes): rate-limited per ``key``."""
+        if self._reports is None:
+            log.warning(msg, *args)
+        else:
+            self._reports.emit(key, msg, *args)
 
     def time_receives(self, timer: ReceiveTimer | None) -> None:
         """Install (None: remove) ``timer(seconds, messages)``, called for one scheduling slice
@@ -1603,6 +1688,11 @@ def resolve_actor(target: str) -> type[Actor]:
     return resolve_class(target, Actor, "an actor")
 
 
+def _resolve_once(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
 def _consume(fut: asyncio.Future[Any]) -> None:
     if not fut.cancelled():
         fut.exception()
@@ -1610,13 +1700,18 @@ def _consume(fut: asyncio.Future[Any]) -> None:
 
 # Calls take their deadline as a ``timeout`` argument, as gen_server:call does (ASYNC109).
 def call_process(
-    node: Node | None, dest: Any, msg: Any, timeout: float | None
+    node: Node | None,
+    dest: Any,
+    msg: Any,
+    timeout: float | None,
+    scope: CallScope | None = None,
 ) -> asyncio.Future[Any]:
     """The one implementation behind ``ember.call`` and ``Node.call``.
 
     Returns a future rather than being a coroutine: a call is on the hot path, and the future
     is all the caller awaits. Errors are set on the future, so ``gather(call(a), call(b))``
-    behaves as with coroutines.
+    behaves as with coroutines. ``scope`` runs around the receive that answers (a call with
+    one always goes through the scheduler).
     """
     proc = dest._proc if dest.__class__ is Pid else None
     if proc is not None and node is not None and proc._node is not node:
@@ -1637,7 +1732,7 @@ def call_process(
     state = proc._state
     if state >= EXITING:
         return node._failed(NoProc(dest))
-    if state == IDLE and proc._eager_receive:
+    if state == IDLE and proc._eager_receive and scope is None:
         # A receive that cannot suspend (plain def, or async def without await), on an idle
         # process, runs right here: the caller waits for it anyway, and nothing else could run
         # before it. Bounded, so a loop of calls cannot starve the event loop.
@@ -1651,7 +1746,7 @@ def call_process(
     loop = node._loop
     assert loop is not None
     fut = loop.create_future()
-    call = LocalCall(msg, fut, proc)
+    call = LocalCall(msg, fut, proc, scope)
     # No monitor entry: until answered, the call sits in the mailbox or in ``proc._call``, and
     # the process fails both when it exits (see ``_finalize``). A caller that is cancelled
     # cancels the future; the reply or the deadline then finds it done and cleans up.
@@ -1663,6 +1758,32 @@ def call_process(
     if timeout is not None:
         call.bucket = node._deadlines.add(call, timeout)  # type: ignore[union-attr]
     return fut
+
+
+def _scoped(recv: Callable[[Any], Any], call: LocalCall) -> Any:
+    scope = call.scope
+    assert scope is not None
+    token = scope.enter()
+    try:
+        result = recv(call.msg)
+    except BaseException as exc:
+        scope.exit(token, exc)
+        raise
+    scope.exit(token, None)
+    return result
+
+
+async def _scoped_async(recv: Callable[[Any], Any], call: LocalCall) -> Any:
+    scope = call.scope
+    assert scope is not None
+    token = scope.enter()
+    try:
+        result = await recv(call.msg)
+    except BaseException as exc:
+        scope.exit(token, exc)
+        raise
+    scope.exit(token, None)
+    return result
 
 
 def _runs_here(proc: Actor) -> bool:

@@ -21,7 +21,13 @@ class Remote(Protocol):
         ...
 
     def send(self, sender: Pid | None, pid: Pid, msg: Any) -> None:
-        """Deliver ``msg`` to a remote pid (at most once, ordered per sender/receiver pair)."""
+        """Deliver ``msg`` to a remote pid (at most once, ordered per sender/receiver pair).
+        Raises :class:`~ember.MailboxFull` while the pid's node has said its mailbox is full."""
+        ...
+
+    async def send_wait(self, pid: Pid, msg: Any) -> None:
+        """Deliver ``msg`` to a remote pid, waiting while the receiver has no room for it (its
+        mailbox, or the queue to its node) instead of refusing it."""
         ...
 
     def send_named(self, name: Any, node: str, msg: Any) -> None:

@@ -5,32 +5,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from .._errors import EmberError
-from .._node import Node, parse_node_address
+from .._node import parse_node_address
 from ..actors import run
 from ..mesh._messages import Member
 from ..mesh._shell import fetch_members
+from ._client import add_client_arguments, client_node, connect_once, describe
 from ._nodecmd import read_cookie
 
 
 def add_members_command(sub: Any) -> None:
     members = sub.add_parser("members", help="print the membership as a node sees it")
-    members.add_argument("--node", required=True, metavar="NAME@HOST:PORT", help="node to ask")
-    members.add_argument("--cookie-file", required=True, type=Path, help="file with the cookie")
-    members.add_argument("--cluster", default="ember", help="cluster name (default: ember)")
-    members.add_argument("--tls-dir", type=Path, help="directory made by `ember certs init`")
-    members.add_argument(
-        "--as",
-        dest="client_name",
-        help="node name this client uses (with --tls-dir: a name with a certificate there; "
-        "default ember-cli-PID)",
-    )
-    members.add_argument("--timeout", type=float, default=5.0)
+    add_client_arguments(members)
     members.add_argument("--json", action="store_true", help="one JSON array instead of a table")
     members.set_defaults(run=cmd_members)
 
@@ -40,38 +29,23 @@ def cmd_members(args: argparse.Namespace) -> int:
     try:
         members = run(lambda: query(args, cookie))
     except (EmberError, TimeoutError, OSError) as exc:
-        print(
-            f"ember: cannot get the members of {args.node}: {str(exc) or 'no answer in time'}",
-            file=sys.stderr,
-        )
+        print(f"ember: cannot get the members of {args.node}: {describe(exc)}", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps([m.as_dict() for m in members], default=repr))
     else:
         print(format_table(members))
+        name = parse_node_address(args.node)[0]
+        if not [m for m in members if m.name != name]:
+            print(f"(node {name} knows no other member: it has no peers)")
     return 0
 
 
 async def query(args: argparse.Namespace, cookie: str) -> tuple[Member, ...]:
-    name, _, _ = parse_node_address(args.node)
-    me = args.client_name or f"ember-cli-{os.getpid()}"
-    ssl_server = ssl_client = None
-    if args.tls_dir is not None:
-        from ..transport._tls import client_context, server_context
-
-        ssl_server = server_context(args.tls_dir, me)
-        ssl_client = client_context(args.tls_dir, me)
-    node = Node(
-        me,
-        cookie=cookie,
-        cluster=args.cluster,
-        connect=[args.node],
-        ssl_server=ssl_server,
-        ssl_client=ssl_client,
-    )
+    node = client_node(args, cookie)
     try:
         async with asyncio.timeout(args.timeout):  # the connect too: a dead node never answers
-            await node.start()
+            name = await connect_once(node, args)
             assert node.transport is not None and node.dist is not None
             return await fetch_members(node.transport, node.dist, name, args.timeout)
     finally:

@@ -15,7 +15,9 @@ from .._errors import EmberError, UsageError
 from .._node import Node
 from ..actors import run
 from ..observability import AdminConfig
+from ..transport._config import TransportConfig
 from ..transport._cookie import read_cookie_file
+from ._app import AppHook, add_app_arguments, load_app, start_app
 from ._logs import setup_logging
 
 log = logging.getLogger("ember.cli")
@@ -35,7 +37,13 @@ def add_node_commands(sub: Any) -> None:
         metavar="NAME@HOST:PORT",
         help="a node to connect to at start (repeatable, or comma-separated)",
     )
-    start.add_argument("--connect-timeout", type=float, default=30.0)
+    start.add_argument(
+        "--connect-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long each --connect node may take to answer before the node exits 1 (default 30)",
+    )
     add_mesh_arguments(start)
     start.add_argument("--tls-dir", type=Path, help="directory made by `ember certs init`")
     start.add_argument("--data-dir", type=Path, help="node data directory (default .ember/NAME)")
@@ -44,9 +52,21 @@ def add_node_commands(sub: Any) -> None:
         action="append",
         default=None,
         metavar="PREFIX",
-        help="module prefix other nodes may spawn actors from (repeatable; default: any)",
+        help="a module other nodes may spawn actors from, with the modules below it ('app' "
+        "allows app and app.x, not apple; repeatable; default: any)",
     )
-    start.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    add_app_arguments(start)
+    start.add_argument(
+        "--log-level",
+        default="info",
+        choices=["debug", "info", "warning", "error"],
+        help="least severe log level written (JSON lines on stderr; default info)",
+    )
+    start.add_argument(
+        "--chaos",
+        action="store_true",
+        help="accept fault injection (`ember fault`: partition, delay, drop): testing only",
+    )
     add_admin_arguments(start)
     start.set_defaults(run=cmd_node_start)
 
@@ -158,13 +178,14 @@ def cmd_node_start(args: argparse.Namespace) -> int:
     setup_logging(args.name, args.log_level)
     cookie = read_cookie(args.cookie_file)
     try:
-        return run(lambda: serve(args, cookie))
-    except EmberError as exc:
+        hook = load_app(args)
+        return run(lambda: serve(args, cookie, hook))
+    except (EmberError, OSError) as exc:  # one line, no traceback: a port in use, a taken name
         log.error("node %s failed: %s", args.name, exc)
         return 1
 
 
-async def serve(args: argparse.Namespace, cookie: str) -> int:
+async def serve(args: argparse.Namespace, cookie: str, hook: AppHook | None = None) -> int:
     ssl_server = ssl_client = None
     if args.tls_dir is not None:
         from ..transport._tls import client_context, server_context
@@ -180,9 +201,12 @@ async def serve(args: argparse.Namespace, cookie: str) -> int:
         ssl_client=ssl_client,
         data_dir=args.data_dir if args.data_dir is not None else Path(".ember") / args.name,
         spawn_allow=tuple(args.spawn_allow) if args.spawn_allow else None,
+        config=TransportConfig(fault_injection=True) if args.chaos else None,
         admin=admin_config(args),
         **mesh_options(args),
     )
+    if args.chaos:
+        log.warning("node %s accepts fault injection (--chaos): for testing only", args.name)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -196,6 +220,12 @@ async def serve(args: argparse.Namespace, cookie: str) -> int:
             lambda event: print(json.dumps(event.as_dict(), default=repr), flush=True)
         )
     try:
+        if hook is not None:
+            try:
+                await start_app(hook, node)
+            except Exception as exc:
+                log.error("node %s: --app %s failed", node.name, args.app, exc_info=exc)
+                return 1
         for peer in split_connect(args.connect):
             try:
                 async with asyncio.timeout(args.connect_timeout):
@@ -203,12 +233,11 @@ async def serve(args: argparse.Namespace, cookie: str) -> int:
             except TimeoutError:
                 log.error("could not connect to %s within %s s", peer, args.connect_timeout)
                 return 1
-        host, port = node.address or ("", 0)
-        log.info("node %s listening on %s:%d (creation %d)", node.name, host, port, node.creation)
+        log.info("node %s listening on %s (creation %d)", node.name, node.address, node.creation)
         ready = {
             "event": "ready",
             "node": node.name,
-            "address": f"{host}:{port}",
+            "address": node.address,
             "creation": node.creation,
             "connected": node.connected_nodes(),
             "incarnation": node.mesh.incarnation if node.mesh is not None else None,

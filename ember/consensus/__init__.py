@@ -8,12 +8,18 @@ themselves. See ``docs/consensus.md``.
 
 from ._cluster import Cluster as Cluster
 from ._cluster_config import ClusterConfig as ClusterConfig
+from ._cluster_errors import ChangePending as ChangePending
 from ._cluster_errors import ClusterError as ClusterError
 from ._cluster_errors import CommandFailed as CommandFailed
+from ._cluster_errors import CommandTooLarge as CommandTooLarge
+from ._cluster_errors import GroupExists as GroupExists
+from ._cluster_errors import NodeUnreachable as NodeUnreachable
 from ._cluster_errors import NoLeader as NoLeader
 from ._cluster_errors import NotLeader as NotLeader
 from ._cluster_errors import OutcomeUnknown as OutcomeUnknown
 from ._cluster_errors import ReadTimeout as ReadTimeout
+from ._cluster_errors import RequestTimeout as RequestTimeout
+from ._cluster_errors import UnknownGroup as UnknownGroup
 from ._cluster_errors import WriteTimeout as WriteTimeout
 from ._config import RaftConfig as RaftConfig
 from ._errors import MessageDecodeError as MessageDecodeError

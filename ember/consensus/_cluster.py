@@ -16,13 +16,18 @@ from ._cluster_config import DEFAULT_RETRY_WINDOW, ClusterConfig
 from ._cluster_errors import (
     ClusterError,
     CommandFailed,
+    CommandTooLarge,
+    NodeUnreachable,
     NoLeader,
     NotLeader,
     OutcomeUnknown,
     ReadTimeout,
+    RequestTimeout,
+    UnknownGroup,
     WriteTimeout,
 )
 from ._host import PeerLost, RaftHost, check_group_name, node_of
+from ._pack import pack
 from ._state_machine import KVStateMachine, StateMachine, state_machine_ref
 
 if TYPE_CHECKING:
@@ -45,6 +50,11 @@ class _Next(Exception):
     def __init__(self, error: Exception | None) -> None:
         super().__init__(error)
         self.error = error
+
+
+def _unreachable(exc: PeerLost) -> NodeUnreachable:
+    detail = "lost before it answered" if exc.sent else "not connected, or no address known"
+    return NodeUnreachable(exc.node, detail)
 
 
 def _host_of(node: ServiceNode | None) -> RaftHost:
@@ -76,6 +86,7 @@ class Cluster:
         client_id: str | None = None,
         max_voters: int = 5,
         retry_window: float = DEFAULT_RETRY_WINDOW,
+        max_command_bytes: int | None = None,
     ) -> None:
         if not members:
             raise UsageError("a cluster needs at least one member")
@@ -95,6 +106,15 @@ class Cluster:
         """This handle's numbered writes without a known outcome: seq and how long it is held."""
         self._open_seqs: list[tuple[int, str]] = []  # a heap over _open (maybe stale entries)
         self._rr = itertools.count()
+        self._max_command = max_command_bytes
+        """The group's ``max_command_bytes`` when known (a handle made by ``start``); the
+        members check it in any case."""
+
+    def __repr__(self) -> str:
+        return (
+            f"<Cluster {self.name!r} members={self.members!r} leader={self._leader!r} "
+            f"via={self.host.name!r} client_id={self.client_id!r}>"
+        )
 
     # --- making one ---
 
@@ -116,7 +136,11 @@ class Cluster:
         ``config.max_voters`` members vote; the rest are learners. ``durable`` (default: when
         the hosting node has a data_dir) keeps each member's log in ``data_dir/raft/<name>``,
         from which a restarted node resumes it. Returns once every member runs (not once a
-        leader is elected: see :meth:`wait_for_leader`)."""
+        leader is elected: see :meth:`wait_for_leader`). Starting a group that runs already
+        with the same state machine and config returns a handle on it; with others,
+        :class:`GroupExists`. A node that cannot be reached raises :class:`NodeUnreachable`
+        (the members on the other nodes run: start again once it is up), one that does not
+        answer within ``timeout`` :class:`RequestTimeout`."""
         host = _host_of(node)
         config = config or ClusterConfig()
         ref = state_machine_ref(state_machine)
@@ -130,20 +154,20 @@ class Cluster:
             if len(set(members)) != len(members) or any("#" in m for m in members):
                 raise UsageError(f"nodes must be distinct node names: {members!r}")
         voters, learners = members[: config.max_voters], members[config.max_voters :]
-        async with asyncio.timeout(timeout):
-            await asyncio.gather(
-                *(
-                    host.call(
-                        node_of(m),
-                        "create",
-                        [_meta(name, m, ref, config, durable), voters, learners],
-                        timeout,
-                    )
-                    for m in members
-                )
+        metas = [_meta(name, m, ref, config, durable) for m in members]
+        await asyncio.gather(
+            *(
+                _request(host, node_of(m), "create", [meta, voters, learners], timeout)
+                for m, meta in zip(members, metas, strict=True)
             )
+        )
         return cls(
-            host, name, members, max_voters=config.max_voters, retry_window=config.retry_window
+            host,
+            name,
+            members,
+            max_voters=config.max_voters,
+            retry_window=config.retry_window,
+            max_command_bytes=config.max_command_bytes,
         )
 
     @classmethod
@@ -157,7 +181,8 @@ class Cluster:
         retry_window: float = DEFAULT_RETRY_WINDOW,
     ) -> Cluster:
         """A handle on the existing group ``name`` with members on ``nodes`` (a client, e.g.
-        from a node that runs no member)."""
+        from a node that runs no member). It does no I/O: the first call on a group that none
+        of ``nodes`` holds raises :class:`UnknownGroup` as soon as they have said so."""
         return cls(
             _host_of(node), name, list(nodes), client_id=client_id, retry_window=retry_window
         )
@@ -177,28 +202,48 @@ class Cluster:
         self, within: float, attempt: Callable[[str, float], Awaitable[_T]]
     ) -> _T:
         """``await attempt(target, remaining_seconds)`` on the member believed to lead, then on
-        the others, following ``NotLeader`` hints, until it returns; after ``within`` seconds,
-        the last error (``NoLeader`` if none). ``attempt`` raises :class:`_Next` to go on to
-        the next member; anything else it raises ends the loop."""
+        the others, following ``NotLeader`` hints, until it returns. ``attempt`` raises
+        :class:`_Next` to go on to the next member; anything else it raises ends the loop.
+        :class:`UnknownGroup` once a whole round of members said they hold no such group (or
+        could not be reached); after ``within`` seconds, ``NotLeader`` if that was the last
+        answer, else :class:`NoLeader` saying how long it waited and the last answer."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        last: Exception = NoLeader(f"no leader for {self.name} within {within} s")
+        start = loop.time()
+        deadline = start + within
+        last: Exception | None = None
         while True:
+            unknown: list[str] = []
+            answered = False
             for target in self._targets():
                 remaining = deadline - loop.time()
                 if remaining <= _MIN_ATTEMPT:
-                    raise last
+                    if isinstance(last, NotLeader):
+                        raise last
+                    waited = loop.time() - start
+                    why = f": {last}" if last is not None else ""
+                    raise NoLeader(
+                        f"no leader of {self.name} answered in {waited:.3g} s{why}"
+                    ) from last
                 try:
                     return await attempt(target, remaining)
+                except UnknownGroup:
+                    unknown.append(node_of(target))
+                    continue
                 except NotLeader as exc:
+                    answered = True
                     last = exc
                     self._leader = exc.leader_hint
                     if exc.leader_hint is not None:
                         break
                 except _Next as nxt:
+                    if not isinstance(nxt.error, NodeUnreachable):
+                        answered = True
                     last = nxt.error or last
                     if self._leader == target:
                         self._leader = None
+            else:
+                if unknown and not answered:
+                    raise UnknownGroup(self.name, sorted(set(unknown)))
             await asyncio.sleep(min(_RETRY_PAUSE, max(0.0, deadline - loop.time())))
 
     async def _on_leader(self, op: str, args: list[Any], within: float) -> Any:
@@ -209,39 +254,47 @@ class Cluster:
                 return await self.host.call(
                     node_of(target), op, [self.name, target, *args], remaining
                 )
-            except (NoLeader, PeerLost) as exc:
+            except NoLeader as exc:
                 raise _Next(exc) from exc
+            except PeerLost as exc:
+                raise _Next(_unreachable(exc)) from exc
             except TimeoutError:
                 raise _Next(None) from None
 
         return await self._via_leader(within, attempt)
 
+    async def _request(self, member: str, op: str, timeout: float, *args: Any) -> Any:  # noqa: ASYNC109
+        """Run ``op`` on ``member`` itself (see :func:`_request`)."""
+        return await _request(self.host, node_of(member), op, [self.name, member, *args], timeout)
+
     # --- the API ---
 
     async def wait_for_leader(self, timeout: float = 10.0) -> str:  # noqa: ASYNC109
-        """The leader's member id, once there is one; :class:`NoLeader` after ``timeout``."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            for target in self._targets():
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise NoLeader(f"no leader for {self.name} within {timeout} s")
-                try:
-                    within = min(remaining, 1.0)
-                    leader: str = await self.host.call(
-                        node_of(target), "leader", [self.name, target], within
-                    )
-                    # A follower's view may be stale (its leader just died): ask the leader.
-                    if leader != target and leader != await self.host.call(
-                        node_of(leader), "leader", [self.name, leader], within
-                    ):
-                        continue
-                    self._leader = leader
-                    return leader
-                except (ClusterError, TimeoutError):
-                    continue
-            await asyncio.sleep(_RETRY_PAUSE)
+        """The leader's member id, once there is one; :class:`NoLeader` after ``timeout``,
+        :class:`UnknownGroup` if no member asked holds the group."""
+
+        async def attempt(target: str, remaining: float) -> str:
+            within = min(remaining, 1.0)
+            try:
+                leader: str = await self.host.call(
+                    node_of(target), "leader", [self.name, target], within
+                )
+                # A follower's view may be stale (its leader just died): ask the leader.
+                if leader != target and leader != await self.host.call(
+                    node_of(leader), "leader", [self.name, leader], within
+                ):
+                    raise _Next(None)
+            except NoLeader as exc:
+                raise _Next(exc) from exc
+            except PeerLost as exc:
+                raise _Next(_unreachable(exc)) from exc
+            except TimeoutError:
+                raise _Next(None) from None
+            return leader
+
+        leader = await self._via_leader(timeout, attempt)
+        self._leader = leader
+        return leader
 
     async def write(
         self,
@@ -254,7 +307,8 @@ class Cluster:
         and applied on the leader. Raises :class:`NoLeader` / :class:`NotLeader` (nothing
         written), :class:`OutcomeUnknown` / :class:`WriteTimeout` (maybe written: retry with
         the same ``request_id``, it applies once), :class:`CommandFailed` (the handler
-        raised)."""
+        raised); before sending anything, :class:`~ember.UnsendableError` (not plain msgpack)
+        and :class:`CommandTooLarge` (over ``max_command_bytes``); :class:`UnknownGroup`."""
         loop = asyncio.get_running_loop()
         held = None if request_id is None else self._open.get(request_id)
         retry = held is not None  # of one of this handle's numbered writes: it keeps its number
@@ -264,9 +318,10 @@ class Cluster:
             request_id = f"{self._stream}-{seq}"
         else:
             seq = None if held is None else held[0]
+        session = [self.client_id, self._stream, request_id, seq, self._mark(loop.time())]
+        self._check_command(session, command)
         if seq is not None:
             self._hold(request_id, seq, math.inf)
-        session = [self.client_id, self._stream, request_id, seq, self._mark(loop.time())]
         try:
             result = await self._write(command, request_id, session, timeout)
         except CommandFailed:
@@ -285,6 +340,12 @@ class Cluster:
             raise
         self._open.pop(request_id, None)
         return result
+
+    def _check_command(self, session: list[Any], command: Any) -> None:
+        """Refuse, before sending, a command that cannot be encoded or is over the limit."""
+        size = len(pack((session, command)))  # the entry's size (encode_command)
+        if self._max_command is not None and size > self._max_command:
+            raise CommandTooLarge(size, self._max_command)
 
     def _hold(self, request_id: str, seq: int, until: float) -> None:
         if request_id not in self._open:
@@ -326,10 +387,10 @@ class Cluster:
                 raise _Next(exc) from exc
             except PeerLost as exc:
                 if not exc.sent:
-                    raise _Next(NoLeader(str(exc))) from exc
+                    raise _Next(_unreachable(exc)) from exc
                 if self._leader == target:
                     self._leader = None
-                raise OutcomeUnknown(request_id, str(exc)) from exc
+                raise OutcomeUnknown(request_id, str(_unreachable(exc))) from exc
             except OutcomeUnknown as exc:
                 self._leader = None
                 raise OutcomeUnknown(request_id, str(exc)) from exc
@@ -354,30 +415,45 @@ class Cluster:
         by the leader (served by whichever member is asked once it has applied that far);
         ``"lease"``: the same on a group configured with ``lease_reads`` (no heartbeat round);
         ``"stale"``: the local state of ``member`` (default: a member on this node, else the
-        believed leader), possibly behind."""
+        believed leader), possibly behind. Whatever keeps a read from being served (no leader,
+        no quorum, the member asked unreachable) is retried until ``timeout``, then raises
+        :class:`ReadTimeout`; :class:`~ember.UnsendableError` for a key that is not plain
+        msgpack, :class:`UnknownGroup`, :class:`~ember.UsageError` for a lease read on a
+        group without leases."""
         if consistency not in ("linearizable", "lease", "stale"):
             raise UsageError(f"consistency must be linearizable, lease or stale: {consistency!r}")
+        pack(key)  # UnsendableError here, not on the wire
         if member is None and consistency == "stale":
             here = [m for m in self.members if node_of(m) == self.host.name]
             member = here[0] if here else None
         try:
-            if member is not None:
-                return await self.host.call(
-                    node_of(member), "read", [self.name, member, key, consistency], timeout
-                )
-            return await self._on_leader("read", [key, consistency], timeout)
-        except TimeoutError as exc:
-            raise ReadTimeout(f"read of {key!r} not served within {timeout} s") from exc
+            if member is None:
+                return await self._on_leader("read", [key, consistency], timeout)
+            return await self._read_at(member, key, consistency, timeout)
+        except (NoLeader, NotLeader, NodeUnreachable, TimeoutError) as exc:
+            raise ReadTimeout(f"read of {key!r} not served within {timeout} s: {exc}") from exc
+
+    async def _read_at(self, member: str, key: Any, consistency: str, timeout: float) -> Any:  # noqa: ASYNC109
+        """Read at ``member``, retrying (reads are safe to) until served or out of time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                return await self._request(member, "read", deadline - loop.time(), key, consistency)
+            except (NoLeader, NodeUnreachable):
+                if deadline - loop.time() <= _RETRY_PAUSE:
+                    raise
+            await asyncio.sleep(_RETRY_PAUSE)
 
     async def status(self, member: str | None = None, *, timeout: float = 5.0) -> dict[str, Any]:  # noqa: ASYNC109
         """``member``'s status (default: the leader's): role, term, commit and applied index,
-        leader, voters and learners, and, on the leader, each peer's progress."""
+        leader, voters and learners, and, on the leader, each peer's progress. Raises
+        :class:`NoLeader` (no leader to ask, or ``member`` is stopped),
+        :class:`NodeUnreachable`, :class:`RequestTimeout`, :class:`UnknownGroup`."""
         if member is not None:
-            return await self.host.call(node_of(member), "status", [self.name, member], timeout)  # type: ignore[no-any-return]
+            return await self._request(member, "status", timeout)  # type: ignore[no-any-return]
         leader = await self.wait_for_leader(timeout)
-        st: dict[str, Any] = await self.host.call(
-            node_of(leader), "status", [self.name, leader], timeout
-        )
+        st: dict[str, Any] = await self._request(leader, "status", timeout)
         self._voters = st["voters"]
         return st
 
@@ -388,9 +464,9 @@ class Cluster:
         timeout: float = 5.0,  # noqa: ASYNC109
     ) -> bytes:
         """``member``'s state machine as :meth:`StateMachine.snapshot` bytes (default: the
-        leader's)."""
+        leader's); the errors of :meth:`status`."""
         member = member or await self.wait_for_leader(timeout)
-        return await self.host.call(node_of(member), "snapshot", [self.name, member], timeout)  # type: ignore[no-any-return]
+        return await self._request(member, "snapshot", timeout)  # type: ignore[no-any-return]
 
     @property
     def quorum_size(self) -> int:
@@ -434,7 +510,7 @@ class Cluster:
             raise UsageError(f"{member} is already a member of {self.name}")
         meta = await self._meta_like(status["leader"], member, durable)
         async with asyncio.timeout(timeout):
-            await self.host.call(node_of(member), "create", [meta, None, []], timeout)
+            await _request(self.host, node_of(member), "create", [meta, None, []], timeout)
             await self._on_leader("conf", ["add_learner", member], timeout)
             self.members.append(member)
             if wait_voter or len(status["voters"]) < status["max_voters"]:
@@ -444,7 +520,7 @@ class Cluster:
         return member
 
     async def _meta_like(self, leader: str, member: str, durable: bool | None) -> dict[str, Any]:
-        st = await self.host.call(node_of(leader), "meta", [self.name, leader], 5.0)
+        st = await self._request(leader, "meta", 5.0)
         meta = dict(st)
         meta["member"] = member
         if durable is not None:
@@ -476,7 +552,7 @@ class Cluster:
                 return
             if loop.time() >= deadline:
                 raise NoLeader(f"leadership did not move to {to} within {timeout} s")
-            await self.host.call(node_of(leader), "transfer", [self.name, leader, to], timeout)
+            await self._request(leader, "transfer", timeout, to)
             await asyncio.sleep(_RETRY_PAUSE * 2)
             self._leader = None
 
@@ -484,21 +560,35 @@ class Cluster:
 
     async def stop_member(self, member: str) -> None:
         """Stop ``member`` as if its node crashed (its data stays; see :meth:`restart_member`)."""
-        await self.host.call(node_of(member), "stop", [self.name, member], 10.0)
+        await self._request(member, "stop", 10.0)
 
     async def restart_member(self, member: str) -> None:
         """Restart a stopped member from its durable storage."""
-        await self.host.call(node_of(member), "restart", [self.name, member], 10.0)
+        await self._request(member, "restart", 10.0)
 
     async def stop(self) -> None:
-        """Stop every member of the group (their data stays: restarted nodes resume them)."""
+        """Stop every member of the group (their data stays: restarted nodes resume them).
+        Best effort: members on nodes that cannot be reached are left running."""
         await asyncio.gather(
             *(
-                self.host.call(n, "stop", [self.name, None], 10.0)
+                _request(self.host, n, "stop", [self.name, None], 10.0)
                 for n in sorted({node_of(m) for m in self.members})
             ),
             return_exceptions=True,
         )
+
+
+async def _request(host: RaftHost, node: str, op: str, args: list[Any], timeout: float) -> Any:  # noqa: ASYNC109
+    """Run ``op`` on ``node``'s host: :class:`NodeUnreachable` if it cannot be reached (or its
+    connection drops before the answer), :class:`RequestTimeout` after ``timeout``."""
+    try:
+        return await host.call(node, op, args, timeout)
+    except PeerLost as exc:
+        raise _unreachable(exc) from exc
+    except TimeoutError as exc:
+        if isinstance(exc, ClusterError):
+            raise
+        raise RequestTimeout(f"{op} on {node}: no answer within {timeout} s") from exc
 
 
 def _meta(

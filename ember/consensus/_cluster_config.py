@@ -62,10 +62,23 @@ class ClusterConfig:
     """Seconds a :class:`Cluster` handle made by ``start`` keeps the session of a write whose
     outcome is unknown, so that a retry with its ``request_id`` still applies once."""
 
+    max_command_bytes: int = 1 << 20
+    """The largest write: a command whose log entry (the msgpack of the command and its
+    session) is larger is refused before anything is sent (:class:`CommandTooLarge`). Each
+    entry travels in one frame, so this must fit, with a batch's framing, in every member's
+    transport ``max_frame_size`` (8 MiB by default; checked when a member starts). 1 MiB, as
+    etcd's default request limit (1.5 MiB): a log of megabyte entries is a blob store."""
+
     def __post_init__(self) -> None:
         if not isinstance(self.tick_interval, (int, float)) or not 0 < self.tick_interval <= 10:
             raise UsageError(f"tick_interval must be in (0, 10] seconds: {self.tick_interval!r}")
-        for name in ("snapshot_every", "max_voters", "catchup_lag", "session_limit"):
+        for name in (
+            "snapshot_every",
+            "max_voters",
+            "catchup_lag",
+            "session_limit",
+            "max_command_bytes",
+        ):
             check_int(name, getattr(self, name), 1, _MAX_INT)
         check_int("compaction_keep", self.compaction_keep, 0, _MAX_INT)
         check_positive("retry_window", self.retry_window)

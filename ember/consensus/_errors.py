@@ -8,6 +8,8 @@ message. :class:`RaftUsageError` blames the caller (a bad argument, a misuse of 
 
 from __future__ import annotations
 
+from typing import Any
+
 from .._errors import EmberError, UsageError
 
 __all__ = ["MessageDecodeError", "ProposalDropped", "RaftUsageError"]
@@ -27,6 +29,9 @@ class ProposalDropped(EmberError):
         self.reason = reason
         self.leader = leader
         self.detail = detail
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (self.__class__, (self.reason, self.leader, self.detail))
 
 
 class MessageDecodeError(EmberError, ValueError):

@@ -30,20 +30,29 @@ import msgpack  # type: ignore[import-untyped]
 from .._errors import EmberError, UsageError
 from .._services import send_to_node
 from .._tasks import OwnedTasks
+from ..transport._errors import UnsendableError
 from ..transport._frame import Channel
+from ..transport._queue import FrameTooLarge
 from ._cluster_config import ClusterConfig
 from ._cluster_errors import (
+    ChangePending,
     ClusterError,
     CommandFailed,
+    CommandTooLarge,
+    GroupExists,
+    NodeUnreachable,
     NoLeader,
     NotLeader,
     OutcomeUnknown,
     ReadTimeout,
+    RequestTimeout,
+    UnknownGroup,
     WriteTimeout,
 )
-from ._errors import ProposalDropped
+from ._errors import RaftUsageError
 from ._memory import MemoryStorage
 from ._messages import ConfChange, Message, Role, decode_message, encode_message
+from ._pack import pack
 from ._rawnode import RawNode
 from ._replica import Replica, Session, encode_command
 from ._shell import RaftMember
@@ -64,8 +73,28 @@ _GROUP_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,100}$")
 _FAILED_KINDS = frozenset(("failed", "left", "reaped"))
 _ERRORS: dict[str, type[EmberError]] = {
     c.__name__: c
-    for c in (NoLeader, ClusterError, UsageError, ReadTimeout, EmberError, ProposalDropped)
+    for c in (
+        ChangePending,
+        ClusterError,
+        CommandFailed,
+        CommandTooLarge,
+        GroupExists,
+        NoLeader,
+        NodeUnreachable,
+        NotLeader,
+        OutcomeUnknown,
+        ReadTimeout,
+        RequestTimeout,
+        UnknownGroup,
+        UsageError,
+        WriteTimeout,
+    )
 }
+"""The errors that travel between hosts with their type and fields (``__reduce__``)."""
+_FRAME_MARGIN = 1 << 20
+"""Room in a frame beyond an append's entry data: per-entry fields (a batch of small entries
+adds about 20 bytes each) and the message's own."""
+_TIMEOUT = "Timeout"  # the serving side ran out of the caller's time: the caller says what
 
 
 class PeerLost(ClusterError):
@@ -99,31 +128,28 @@ def check_group_name(name: str) -> str:
 
 
 def _encode_error(exc: BaseException) -> list[Any]:
-    if isinstance(exc, NotLeader):
-        return ["NotLeader", exc.leader_hint]
-    if isinstance(exc, WriteTimeout):
-        return ["WriteTimeout", exc.request_id, str(exc)]
-    if isinstance(exc, OutcomeUnknown):
-        return ["OutcomeUnknown", exc.request_id, str(exc)]
-    if isinstance(exc, CommandFailed):
-        return ["CommandFailed", exc.kind, exc.message]
-    name = type(exc).__name__
-    return [name if name in _ERRORS else "ClusterError", str(exc)]
+    """``[type name, *constructor arguments]``: what :func:`_decode_error` rebuilds."""
+    if isinstance(exc, RaftUsageError):
+        return ["UsageError", str(exc)]
+    if type(exc).__name__ in _ERRORS:
+        return [type(exc).__name__, *exc.__reduce__()[1]]
+    if isinstance(exc, TimeoutError):
+        return [_TIMEOUT, str(exc)]
+    log.error("raft: a request failed unexpectedly", exc_info=exc)
+    return ["ClusterError", f"{type(exc).__name__} on the serving node: {exc}"]
 
 
-def _decode_error(value: list[Any]) -> EmberError:
+def _decode_error(value: list[Any]) -> BaseException:
     kind, *args = value
-    if kind == "NotLeader":
-        return NotLeader(args[0])
-    if kind in ("WriteTimeout", "OutcomeUnknown"):
-        err = WriteTimeout(args[0]) if kind == "WriteTimeout" else OutcomeUnknown(args[0])
-        err.args = (args[1],)
-        return err
-    if kind == "CommandFailed":
-        return CommandFailed(args[0], args[1])
-    if kind == "ProposalDropped":
-        return ClusterError(args[0])
-    return _ERRORS.get(kind, ClusterError)(*args)
+    if kind == _TIMEOUT:
+        return TimeoutError(*args)
+    cls = _ERRORS.get(kind)
+    if cls is None:
+        return ClusterError(f"{kind}: {args}")
+    try:
+        return cls(*args)
+    except TypeError:  # a peer of another version, or a broken one
+        return ClusterError(f"{kind}: {args}")
 
 
 class _Call:
@@ -149,6 +175,7 @@ class RaftHost:
         self.members: dict[tuple[str, str], RaftMember] = {}
         self.failed_nodes: set[str] = set()
         self.stopped_members: set[str] = set()
+        self._stopped: set[tuple[str, str]] = set()  # (group, member) stopped here, data kept
         self._calls: dict[int, _Call] = {}
         self._ids = itertools.count(1)
         self._tasks = OwnedTasks(log, "raft host task")
@@ -232,7 +259,9 @@ class RaftHost:
             raise UsageError(f"member {member!r} does not belong on node {self.name}")
         existing = self.members.get((group, member))
         if existing is not None and existing.running:
+            self._check_same(existing.meta, meta)  # type: ignore[attr-defined]
             return existing
+        self._check_fits(group, ClusterConfig.from_dict(meta.get("config", {})))
         path: Path | None = None
         meta = dict(meta)
         if meta.get("durable") == "auto":
@@ -243,7 +272,37 @@ class RaftHost:
                 raise UsageError(f"node {self.name} has no data_dir for a durable group")
             suffix = member.partition("#")[2]
             path = root / (f"{group}#{suffix}" if suffix else group)
+            if (path / _META).exists():  # a stopped member: it resumes as it was made
+                self._check_same(json.loads((path / _META).read_text()), meta)
         return self._open_member(meta, path, bootstrap)
+
+    def _check_same(self, held: dict[str, Any], asked: dict[str, Any]) -> None:
+        """A second ``create`` of a member must ask for what it holds (:class:`GroupExists`)."""
+        group = held["group"]
+        if held["ref"] != asked["ref"]:
+            detail = f"state machine {held['ref']} (asked for {asked['ref']})"
+            raise GroupExists(group, self.name, detail)
+        have = ClusterConfig.from_dict(held.get("config", {}))
+        want = ClusterConfig.from_dict(asked.get("config", {}))
+        if have != want:
+            diff = ", ".join(
+                f"{k}={v!r} (asked for {want.as_dict()[k]!r})"
+                for k, v in have.as_dict().items()
+                if want.as_dict()[k] != v
+            )
+            raise GroupExists(group, self.name, f"another configuration: {diff}")
+
+    def _check_fits(self, group: str, config: ClusterConfig) -> None:
+        """The largest append (a full message plus one command) must fit in a frame here."""
+        limit = getattr(getattr(self.node.transport, "config", None), "max_frame_size", None)
+        batch = config.raft_config(group).max_size_per_msg
+        need = max(config.max_command_bytes, batch) + _FRAME_MARGIN
+        if limit is not None and need > limit:
+            raise UsageError(
+                f"group {group}: an append of up to {max(config.max_command_bytes, batch):,} "
+                f"bytes (max_command_bytes, or a batch) and its framing do not fit node "
+                f"{self.name}'s max_frame_size ({limit:,} bytes)"
+            )
 
     def _open_member(
         self, meta: dict[str, Any], path: Path | None, bootstrap: ConfState | None
@@ -282,6 +341,7 @@ class RaftHost:
         member.meta = meta  # type: ignore[attr-defined]
         self.members[(group, member_id)] = member
         self.stopped_members.discard(member_id)
+        self._stopped.discard((group, member_id))
         self.node.kernel.in_context(member.start)
         return member
 
@@ -294,6 +354,7 @@ class RaftHost:
         member = self.members.pop((group, member_id), None)
         if member is not None:
             self.stopped_members.add(member_id)
+            self._stopped.add((group, member_id))
             await member.stop()
 
     async def restart_member(self, group: str, member_id: str) -> RaftMember:
@@ -306,6 +367,8 @@ class RaftHost:
             raise UsageError("restarting a member needs durable storage (a data_dir)")
         suffix = member_id.partition("#")[2]
         path = root / (f"{group}#{suffix}" if suffix else group)
+        if not (path / _META).is_file():
+            raise UnknownGroup(group, [self.name])
         meta = json.loads((path / _META).read_text())
         return self._open_member(meta, path, None)
 
@@ -320,16 +383,23 @@ class RaftHost:
             await asyncio.to_thread(shutil.rmtree, path, True)
 
     def local_member(self, group: str, member_id: str | None = None) -> RaftMember:
-        """The running member ``member_id`` of ``group`` here (any, leader first, if None)."""
+        """The running member ``member_id`` of ``group`` here (any, leader first, if None).
+        :class:`UnknownGroup` if this node holds no such member, :class:`NoLeader` if it is
+        stopped."""
         if member_id is not None:
             m = self.members.get((group, member_id))
-            if m is None or not m.running:
-                raise NoLeader(f"no running member {member_id} of {group} on {self.name}")
-            return m
-        here = [m for (g, _), m in self.members.items() if g == group and m.running]
-        if not here:
-            raise NoLeader(f"no running member of {group} on {self.name}")
-        return next((m for m in here if m.role == Role.LEADER), here[0])
+            if m is not None and m.running:
+                return m
+            if m is not None or (group, member_id) in self._stopped:
+                raise NoLeader(f"member {member_id} of {group} on {self.name} is not running")
+            raise UnknownGroup(group, [self.name])
+        here = [m for (g, _), m in self.members.items() if g == group]
+        running = [m for m in here if m.running]
+        if not running:
+            if here or any(g == group for g, _ in self._stopped):
+                raise NoLeader(f"no running member of {group} on {self.name}")
+            raise UnknownGroup(group, [self.name])
+        return next((m for m in running if m.role == Role.LEADER), running[0])
 
     # --- routing ---
 
@@ -381,7 +451,14 @@ class RaftHost:
         except Exception as exc:  # every failure travels back to the caller
             value, failed = _encode_error(exc), True
         try:
-            self._send_frame(peer, msgpack.packb((_REP, call_id, failed, value)))
+            payload = pack((_REP, call_id, failed, value))
+        except UnsendableError as exc:  # a state machine's read returned something odd
+            payload = pack((_REP, call_id, True, ["UsageError", f"{op}: the result: {exc}"]))
+        try:
+            self._send_frame(peer, payload)
+        except FrameTooLarge as exc:
+            error = ["UsageError", f"{op}: the result of {len(payload):,} bytes: {exc}"]
+            self._send_frame(peer, pack((_REP, call_id, True, error)))
         except EmberError as exc:
             log.warning("raft: cannot reply to %s: %r", peer, exc)
 
@@ -404,8 +481,13 @@ class RaftHost:
             raise PeerLost(node, False)
         call_id = next(self._ids)
         fut: asyncio.Future[Any] = loop.create_future()
+        payload = pack((_REQ, call_id, op, args, within))
         try:
-            self._send_frame(node, msgpack.packb((_REQ, call_id, op, args, within)))
+            self._send_frame(node, payload)
+        except FrameTooLarge as exc:
+            raise CommandTooLarge(
+                len(payload), exc.limit, "the transport's max_frame_size"
+            ) from exc
         except EmberError as exc:
             raise PeerLost(node, False) from exc
         call = self._calls[call_id] = _Call(fut, node, transport.is_connected(node))
@@ -498,7 +580,9 @@ class RaftHost:
                     async with asyncio.timeout(leader_wait):
                         leader = await member.wait_for_leader()
                 except TimeoutError:
-                    raise NoLeader(f"no leader for {group} within {leader_wait:.3g} s") from None
+                    raise NoLeader(
+                        f"{member.id} knew no leader of {group} (waited {leader_wait:.3g} s)"
+                    ) from None
             if leader != member.id:
                 if node_of(leader) == self.name:
                     member = self.local_member(group, leader)
@@ -520,9 +604,13 @@ class RaftHost:
                             raise OutcomeUnknown(request, str(exc)) from exc
                         raise NoLeader(str(exc)) from exc
                     return reply
-        ok, value = await member.propose(
-            encode_command(None if session is None else _session(session), command)
-        )
+        entry = encode_command(None if session is None else _session(session), command)
+        limit = member.config.max_command_bytes
+        if len(entry) > limit:
+            raise CommandTooLarge(len(entry), limit)
+        attrs = {"ember.raft.group": group, "ember.raft.member": member.id}
+        with self.node.tracing.span("raft.propose", attrs):  # propose to apply
+            ok, value = await member.propose(entry)
         return [member.id, ok, value]
 
     async def _op_read(self, group: str, target: str | None, key: Any, consistency: str) -> Any:

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 
+from ._pack import pack
 from ._state_machine import StateMachine
 
 __all__ = ["Outcome", "Replica", "Session", "encode_command"]
@@ -26,8 +27,8 @@ stream below it, so the members may forget those."""
 
 def encode_command(session: Session | None, command: Any) -> bytes:
     """The ``data`` of the log entry carrying ``command``; ``session`` makes a retry of it
-    apply once."""
-    return msgpack.packb((session, command))  # type: ignore[no-any-return]
+    apply once. :class:`~ember.UnsendableError` if ``command`` is not plain msgpack."""
+    return pack((session, command))
 
 
 class Replica:
@@ -48,8 +49,10 @@ class Replica:
         self.duplicates = 0
         """Writes not applied because their session key had been applied before."""
 
-    def apply(self, data: bytes) -> Outcome:
+    def apply(self, data: bytes, index: int = 0) -> Outcome:
+        """Apply the entry at log ``index`` (the state machine sees it as ``index``)."""
         session, command = msgpack.unpackb(data, strict_map_key=False)
+        self.state_machine.index = index
         if session is not None:
             client, stream, request, seq, mark = session
             self._forget_below(client, stream, mark)

@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .._errors import UsageError
 from ..observability import Histogram
 from ._cluster_config import ClusterConfig
-from ._cluster_errors import NoLeader, NotLeader, OutcomeUnknown
+from ._cluster_errors import ChangePending, NoLeader, NotLeader, OutcomeUnknown
 from ._errors import ProposalDropped
 from ._messages import ConfChange, Message, MsgType, Ready, Role, decode_conf_change
 from ._rawnode import RawNode
@@ -223,7 +224,7 @@ class RaftMember:
                 if self._on_conf is not None:
                     self._on_conf(self, change)
             elif e.data:
-                outcome = self.replica.apply(e.data)
+                outcome = self.replica.apply(e.data, e.index)
             self.applied = e.index
             waiter = self._pending.pop(e.index, None)
             if waiter is not None and not waiter[1].done():
@@ -343,6 +344,10 @@ class RaftMember:
             if not fut_l.done():
                 fut_l.set_exception(NoLeader(f"member {self.id} stopped"))
         self._leader_waiters.clear()
+        for _, _, fut_a in self._applied_waiters:
+            if not fut_a.done():
+                fut_a.set_exception(NoLeader(f"member {self.id} stopped"))
+        self._applied_waiters.clear()
 
     def _check_running(self) -> None:
         if not self.running:
@@ -389,7 +394,11 @@ class RaftMember:
         except ProposalDropped as exc:
             if exc.reason == "not_leader":
                 raise NotLeader(exc.leader) from exc
-            raise
+            if exc.reason == "invalid_conf_change":
+                raise UsageError(f"{change.op} {change.node}: {exc.detail}") from exc
+            if exc.reason == "removed":
+                raise NoLeader(f"{self.id} was removed from {self.group}") from exc
+            raise ChangePending(change.op, change.node, exc.reason) from exc
         fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
         self._pending[index] = (self.node.raft.term, fut)
         self._notify()
@@ -431,7 +440,10 @@ class RaftMember:
 
     def transfer_leadership(self, to: str) -> None:
         self._check_running()
-        self.node.transfer_leader(to)
+        try:
+            self.node.transfer_leader(to)
+        except ProposalDropped as exc:  # no leader known to forward to
+            raise NoLeader(f"{self.id} knows no leader of {self.group}") from exc
         self._notify()
 
     # --- membership policy (leader only) ---

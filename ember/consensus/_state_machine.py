@@ -57,6 +57,9 @@ class StateMachine:
 
     def __init__(self) -> None:
         self.state: Any = {}
+        self.index = 0
+        """The log index of the command being applied (unique and increasing in the group's
+        history, the same on every member: usable as a fencing token); 0 outside apply."""
 
     def apply_command(self, command: Any) -> Any:
         """Run the handler ``command`` names and return its result; raises :class:`UsageError`
@@ -114,8 +117,17 @@ def state_machine_ref(cls: type[StateMachine] | str) -> str:
     return f"{cls.__module__}:{cls.__qualname__}"
 
 
+SYSTEM_STATE_MACHINES = frozenset({"ember.registry._names_sm:NamesStateMachine"})
+"""Ember's own state machines (the registry's system group): accepted whatever
+``spawn_allow`` says."""
+
+
 def resolve_state_machine(ref: str, allow: tuple[str, ...] | None = None) -> type[StateMachine]:
     """The class ``"pkg.mod:Class"`` names; ``allow`` lists the module prefixes accepted."""
-    if allow is not None and not any(ref.startswith(p) for p in allow):
+    if (
+        allow is not None
+        and ref not in SYSTEM_STATE_MACHINES
+        and not any(ref.startswith(p) for p in allow)
+    ):
         raise UsageError(f"state machine {ref!r} is not in this node's spawn_allow list")
     return resolve_class(ref, StateMachine, "a state machine")

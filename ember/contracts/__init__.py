@@ -2,6 +2,12 @@
 pipelines placed by capability across the mesh, durable through Raft with awaited external
 events. See ``docs/contracts.md``."""
 
+from ._api import cancel as cancel
+from ._api import deliver_event as deliver_event
+from ._api import runs as runs
+from ._api import status as status
+from ._config import ContractsConfig as ContractsConfig
+from ._context import StepContext as StepContext
 from ._contract import Contract as Contract
 from ._dsl import Input as Input
 from ._dsl import Output as Output
@@ -26,6 +32,7 @@ from ._errors import NoMatchingRun as NoMatchingRun
 from ._errors import ResultTimeout as ResultTimeout
 from ._errors import RunCancelled as RunCancelled
 from ._errors import RunConflict as RunConflict
+from ._errors import RunCrashed as RunCrashed
 from ._errors import RunError as RunError
 from ._errors import RunNotFound as RunNotFound
 from ._errors import StepFailed as StepFailed
@@ -37,4 +44,15 @@ from ._errors import UnknownOutput as UnknownOutput
 from ._errors import VersionUnavailable as VersionUnavailable
 from ._graph import Graph as Graph
 from ._graph import Step as Step
+from ._handle import RunHandle as RunHandle
+from ._policy import CapabilityPolicy as CapabilityPolicy
 from ._retry import Retry as Retry
+from ._service import ContractsService as ContractsService
+from ._service import ContractsStatistics as ContractsStatistics
+from ._status import EventRecord as EventRecord
+from ._status import RunStatus as RunStatus
+from ._status import RunSummary as RunSummary
+from ._status import StepStatus as StepStatus
+from ._values import CollectionResult as CollectionResult
+from ._values import EventTimedOut as EventTimedOut
+from ._values import ItemOutcome as ItemOutcome

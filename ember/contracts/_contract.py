@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import inspect
 import re
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .._errors import UsageError
 from ..actors._refs import resolve_class
@@ -13,6 +14,10 @@ from ._dsl import Decl
 from ._errors import DependencyCycle, DuplicateName, InvalidStep
 from ._graph import Declared, Graph, child_graph, collect_declarations, compile_graph, is_contract
 from ._render import explain, mermaid
+
+if TYPE_CHECKING:
+    from ._handle import RunHandle
+    from ._policy import CapabilityPolicy
 
 __all__ = ["Contract", "resolve_contract"]
 
@@ -170,7 +175,9 @@ class Contract(metaclass=ContractMeta):
         """The compiled graph (composed contracts given by reference are resolved and checked
         for cycles the first time)."""
         graph = _graph_of(cls)
-        check_composition(graph)
+        if cls.__dict__.get("__composition_checked__") is not graph:
+            check_composition(graph)
+            cls.__composition_checked__ = graph  # type: ignore[attr-defined]
         return graph
 
     @classmethod
@@ -187,6 +194,43 @@ class Contract(metaclass=ContractMeta):
     def required_capabilities(cls) -> frozenset[str]:
         """Every capability its steps (and those of composed contracts) need."""
         return cls.graph().required_capabilities()
+
+    # --- runs (see docs/contracts.md) ---
+
+    @classmethod
+    async def start(
+        cls,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        run_id: str | None = None,
+        durable: bool | None = None,
+        policy: CapabilityPolicy | None = None,
+        node: Any = None,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> RunHandle:
+        """Start a run and return its handle. ``run_id`` is the idempotency key: a second start
+        with the same id returns the same run. ``durable`` (default: when the node has a
+        contracts store) keeps the run in the replicated store, so it survives its node;
+        otherwise it lives on this node. ``policy`` denies capabilities to this run."""
+        from ._service import service_of
+
+        return await service_of(node).start_run(
+            cls, inputs or {}, run_id=run_id, durable=durable, policy=policy, timeout=timeout
+        )
+
+    @classmethod
+    async def run(
+        cls,
+        inputs: Mapping[str, Any] | None = None,
+        *,
+        policy: CapabilityPolicy | None = None,
+        node: Any = None,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> dict[str, Any]:
+        """Run to completion on this node (not durable) and return the outputs; raises the
+        error that ended the run."""
+        handle = await cls.start(inputs, durable=False, policy=policy, node=node)
+        return await handle.result(timeout=timeout)
 
 
 RESERVED = frozenset(

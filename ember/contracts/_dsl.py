@@ -337,6 +337,8 @@ def compute(
     deps = None if depends_on is None else _names(depends_on, "depends_on")
 
     def declare(f: Callable[..., Any]) -> ComputeDecl:
+        if isinstance(f, staticmethod):
+            f = f.__func__
         if not callable(f):
             raise UsageError(f"@compute decorates a function, not {f!r}")
         code = getattr(f, "__code__", None)

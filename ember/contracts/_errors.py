@@ -28,6 +28,7 @@ __all__ = [
     "ResultTimeout",
     "RunCancelled",
     "RunConflict",
+    "RunCrashed",
     "RunError",
     "RunNotFound",
     "StepFailed",
@@ -287,3 +288,12 @@ class VersionUnavailable(RunError):
         )
         self.contract = contract
         self.version = version
+
+
+class RunCrashed(RunError):
+    """The run's coordinator crashed more often than its restart budget allows (a bug in
+    Ember or in a hook it calls); ``detail`` says how often."""
+
+    def __init__(self, run_id: str, detail: str) -> None:
+        super().__init__(f"run {run_id} crashed: {detail}", run_id)
+        self.detail = detail

@@ -505,6 +505,8 @@ class _Compiler:
     ) -> Call:
         if isinstance(target, ComputeDecl):
             target = target.fn
+        if isinstance(target, staticmethod):
+            target = target.__func__
         if is_contract(target) or isinstance(target, str):
             return self.child(name, target, inputs, line, item=item)
         if callable(target):

@@ -102,9 +102,12 @@ class Ready:
 
     messages: tuple[Outgoing, ...]
     events: tuple[MemberEvent, ...]
+    custom: tuple[tuple[str, bytes], ...] = ()
+    """Broadcasts of layers above the mesh (``Swim.gossip``) received for the first time, as
+    ``(key, data)``."""
 
     def __bool__(self) -> bool:
-        return bool(self.messages or self.events)
+        return bool(self.messages or self.events or self.custom)
 
 
 @dataclass(slots=True)
@@ -154,6 +157,10 @@ class SwimStatistics:
     """Alive messages ignored because another address holds the member's name."""
     misdirected: int = 0
     """Pings for another member (a reused address) left unanswered."""
+    custom_received: int = 0
+    """Broadcasts of the layers above (``gossip``) received for the first time."""
+    custom_refused: int = 0
+    """Broadcasts of the layers above refused: too large for a packet, or the queue full."""
 
     def snapshot(self) -> SwimStatistics:
         """A copy of the counters."""

@@ -175,7 +175,16 @@ class PushPull:
     reply: bool = False
 
 
-Message = Ping | IndirectPing | Ack | Nack | Suspect | Alive | Dead | PushPull
+@dataclass(frozen=True, slots=True)
+class Custom:
+    """A broadcast of a layer above the mesh riding on gossip (``Membership.gossip``): ``key``
+    is unique per broadcast (``topic#origin#n``), ``data`` its payload."""
+
+    key: str
+    data: bytes
+
+
+Message = Ping | IndirectPing | Ack | Nack | Suspect | Alive | Dead | PushPull | Custom
 
 _STATUS_CODES = {s: i for i, s in enumerate(MemberStatus)}
 _STATUSES = tuple(MemberStatus)
@@ -212,6 +221,8 @@ def _fields(m: Message) -> list[Any]:
                 for r in m.members
             ]
             return [7, m.sender, m.sender_address, m.join, m.reply, members]
+        case Custom():
+            return [8, m.key, m.data]
     raise TypeError(f"not a SWIM message: {m!r}")  # pragma: no cover
 
 
@@ -281,7 +292,9 @@ def _meta(v: Any) -> Meta:
     return freeze_meta(v)
 
 
-_ARITY = {0: 5, 1: 8, 2: 3, 3: 3, 4: 4, 5: 5, 6: 4, 7: 6}
+_ARITY = {0: 5, 1: 8, 2: 3, 3: 3, 4: 4, 5: 5, 6: 4, 7: 6, 8: 3}
+MAX_CUSTOM_KEY = 2 * MAX_NAME_SIZE + 24
+"""Longest key of a :class:`Custom` broadcast (topic, origin and counter)."""
 
 
 def _decode(v: Any) -> Message:
@@ -314,6 +327,10 @@ def _decode(v: Any) -> Message:
             return Alive(_str(v[1]), _str(v[2], a), _int(v[3]), _meta(v[4]))
         case 6:
             return Dead(_str(v[1]), _int(v[2]), _str(v[3]))
+        case 8:
+            if v[2].__class__ is not bytes:
+                raise ProtocolError("malformed", "custom data is not bytes")
+            return Custom(_str(v[1], MAX_CUSTOM_KEY), v[2])
         case _:
             if not isinstance(v[5], list):
                 raise ProtocolError("malformed", "push-pull members are not an array")

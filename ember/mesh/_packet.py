@@ -21,8 +21,12 @@ __all__ = [
     "PACKET_OVERHEAD",
     "PACKET_VERSION",
     "Kind",
+    "decode_holder",
     "decode_iam",
+    "decode_whohas",
+    "encode_holder",
     "encode_iam",
+    "encode_whohas",
     "mesh_key",
     "open_packet",
     "seal",
@@ -47,6 +51,11 @@ class Kind(IntEnum):
     """A request for the member list (the ``ember members`` command; TCP only)."""
     MEMBERS_REPLY = 4
     """The member list, msgpack-encoded (TCP only)."""
+    WHOHAS = 5
+    """Who holds this node name? (body: msgpack ``[nonce, name]``) — asked of each seed before
+    joining through it, so a node never joins under a name a live node already holds."""
+    HOLDER = 6
+    """The answer: msgpack ``[nonce, responder's name, the holder's address or nil]``."""
 
 
 def mesh_key(cookie: str | bytes, cluster: str) -> bytes:
@@ -100,3 +109,39 @@ def decode_iam(body: bytes) -> tuple[bytes, str]:
         case [bytes() as nonce, str() as name] if name:
             return nonce, name
     raise ProtocolError("malformed", "an IAM datagram is not [nonce, name]")
+
+
+def _decode(body: bytes, what: str) -> object:
+    try:
+        return msgpack.unpackb(body, raw=False)
+    except (ValueError, TypeError, msgpack.UnpackException) as exc:
+        raise ProtocolError("malformed", f"bad {what} datagram: {exc}") from exc
+
+
+def encode_whohas(nonce: bytes, name: str) -> bytes:
+    """The body of a ``WHOHAS`` datagram: a nonce and the name asked about."""
+    data: bytes = msgpack.packb([nonce, name], use_bin_type=True)
+    return data
+
+
+def decode_whohas(body: bytes) -> tuple[bytes, str]:
+    """Parse a ``WHOHAS`` body; raises :class:`ProtocolError` if it is malformed."""
+    match _decode(body, "WHOHAS"):
+        case [bytes() as nonce, str() as name] if name:
+            return nonce, name
+    raise ProtocolError("malformed", "a WHOHAS datagram is not [nonce, name]")
+
+
+def encode_holder(nonce: bytes, responder: str, holder: str | None) -> bytes:
+    """The body of a ``HOLDER`` datagram: the ``WHOHAS`` nonce, who answers, and the address
+    of the live member holding the name (``None``: nobody the responder knows)."""
+    data: bytes = msgpack.packb([nonce, responder, holder], use_bin_type=True)
+    return data
+
+
+def decode_holder(body: bytes) -> tuple[bytes, str, str | None]:
+    """Parse a ``HOLDER`` body; raises :class:`ProtocolError` if it is malformed."""
+    match _decode(body, "HOLDER"):
+        case [bytes() as nonce, str() as responder, (str() | None) as holder] if responder:
+            return nonce, responder, holder
+    raise ProtocolError("malformed", "a HOLDER datagram is not [nonce, responder, holder]")

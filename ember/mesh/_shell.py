@@ -20,9 +20,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
-from .._errors import EmberError, UsageError
+from .._errors import BindError, EmberError, NameTaken, UsageError
 from .._tasks import OwnedTasks
 from ..transport._errors import ProtocolError
+from ..transport._faults import Faults
 from ..transport._frame import Channel
 from ..transport._transport import parse_address
 from ._config import SwimConfig
@@ -38,7 +39,19 @@ from ._events import (
     SwimStatistics,
 )
 from ._messages import Member, MemberStatus, Meta, PushPull, decode_packet, encode_packet
-from ._packet import PACKET_OVERHEAD, Kind, decode_iam, encode_iam, mesh_key, open_packet, seal
+from ._packet import (
+    PACKET_OVERHEAD,
+    Kind,
+    decode_holder,
+    decode_iam,
+    decode_whohas,
+    encode_holder,
+    encode_iam,
+    encode_whohas,
+    mesh_key,
+    open_packet,
+    seal,
+)
 from ._swim import Swim
 
 __all__ = ["Membership", "MeshStatistics", "fetch_members"]
@@ -50,6 +63,9 @@ MemberListener = Callable[[MemberEvent], None]
 _LIVE = (MemberStatus.ALIVE, MemberStatus.SUSPECT)
 _AWAITING_LIMIT = 8
 """TCP packets kept per seed address while we learn which node listens there."""
+ASK_TRIES = 3
+"""Times a question to a seed (``WHOHAS``, ``WHOIS``) is sent, ``probe_timeout`` apart, before
+it counts as unanswered: a lost datagram is not an unreachable seed."""
 
 
 class _Transport(Protocol):
@@ -109,6 +125,8 @@ class MeshStatistics:
     """Peers introduced by discovery."""
     rejoins: int = 0
     """Times the shell found itself alone and asked its seeds and discovery again."""
+    seed_failures: int = 0
+    """Times a seed did not answer (refused, or silent for ``ASK_TRIES`` probe timeouts)."""
     swim: SwimStatistics = field(default_factory=SwimStatistics)
 
     def as_dict(self) -> dict[str, Any]:
@@ -127,6 +145,21 @@ class _Datagrams(asyncio.DatagramProtocol):
 
     def error_received(self, exc: Exception) -> None:
         self.owner.stats.udp_errors += 1
+
+
+class _Asking(_Datagrams):
+    """A socket connected to one seed for one question: unlike the node's own unconnected
+    socket, it hears the ICMP refusal of a port nobody listens on, so the warning can say
+    "connection refused" rather than only "no answer"."""
+
+    def __init__(self, owner: Membership, answer: asyncio.Future[Any]) -> None:
+        super().__init__(owner)
+        self.answer = answer
+
+    def error_received(self, exc: Exception) -> None:
+        super().error_received(exc)
+        if not self.answer.done():
+            self.answer.set_exception(exc)
 
 
 class Membership:
@@ -170,6 +203,11 @@ class Membership:
         self._bind = (host, port)
         self._key = mesh_key(cookie, cluster)
         self._transport = transport
+        faults = getattr(transport, "faults", None)
+        self._faults: Faults | None = (
+            faults if isinstance(faults, Faults) and faults.enabled else None
+        )
+        """The transport's fault injection, when enabled: it covers datagrams too."""
         self._router = router
         self._rng = rng if rng is not None else random.Random()
         self._meta = meta
@@ -184,10 +222,16 @@ class Membership:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = float("inf")
         self._listeners: list[MemberListener] = []
+        self._gossip_listeners: list[Callable[[str, bytes], None]] = []
+        self._gossip_seq = 0
         self._names: dict[str, str] = {}
         """address -> node name, for TCP packets to seeds known only by address."""
         self._awaiting: dict[str, list[bytes]] = {}
         self._whois: dict[bytes, str] = {}
+        self._asks: dict[bytes, asyncio.Future[Any]] = {}
+        """Questions to seeds waiting for their answer, by nonce."""
+        self._seed_failures: dict[str, int] = {}
+        """Seed address -> unanswered rounds in a row (warned at 1, 2, 4, 8...)."""
         self._addresses: dict[str, tuple[str, int]] = {}
         self._tasks = OwnedTasks(log, "membership task")
         self._left = asyncio.Event()
@@ -208,8 +252,8 @@ class Membership:
                     lambda: _Datagrams(self), local_addr=self._bind
                 )
         except OSError as exc:
-            raise EmberError(
-                f"cannot bind the membership UDP socket {self.address}: {exc}"
+            raise BindError(
+                exc.errno, f"cannot bind the membership UDP socket {self.address}: {exc}"
             ) from exc
         self._swim = Swim(
             self.name,
@@ -226,6 +270,11 @@ class Membership:
         for source in self._discovery:
             await source.start(self._on_found)
         seeds = await self._gather_seeds()
+        try:
+            await self._check_seeds(seeds)
+        except BaseException:
+            await self.stop()
+            raise
         self._swim.join([s.address for s in seeds], now=loop.time())
         self._flush()
         self._tasks.spawn(self._rejoin_loop())
@@ -273,6 +322,25 @@ class Membership:
         """Call ``listener(event)`` for every member event; returns a function that removes it."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def gossip(self, topic: str, data: bytes) -> bool:
+        """Broadcast ``data`` under ``topic`` to every member on the gossip's UDP packets,
+        where it fits (epidemic: each member passes it on). It reaches the gossip listeners of
+        the other members at most once each, in no particular order, and may be lost (UDP):
+        for layers that repair what gossip misses. False when it was not queued (too large
+        for a packet, or the gossip queue is full)."""
+        self._gossip_seq += 1
+        queued = self._core().gossip(f"{topic}#{self.name}#{self._gossip_seq}", data)
+        if queued:
+            self._schedule()
+        return queued
+
+    def add_gossip_listener(self, listener: Callable[[str, bytes], None]) -> Callable[[], None]:
+        """Call ``listener(topic, data)`` for every broadcast other members :meth:`gossip`
+        (from the loop; what it raises is logged and counted); returns its remover."""
+        self._gossip_listeners.append(listener)
+        listeners = self._gossip_listeners
+        return lambda: listeners.remove(listener) if listener in listeners else None
 
     def update_meta(self, meta: Meta) -> None:
         """Replace this node's metadata; gossiped with a new incarnation."""
@@ -334,6 +402,14 @@ class Membership:
             self._send(out)
         for event in ready.events:
             self._apply_event(event)
+        for key, data in ready.custom:
+            topic = key.partition("#")[0]
+            for gossip_listener in list(self._gossip_listeners):
+                try:
+                    gossip_listener(topic, data)
+                except Exception:
+                    self.stats.listener_errors += 1
+                    log.exception("gossip listener %r raised", gossip_listener)
         if swim.left and swim.leave_done:
             self._left.set()
         self._schedule()
@@ -377,9 +453,27 @@ class Membership:
             self.stats.udp_errors += 1
             return
         data = seal(self._key, kind, body)
-        self._udp.sendto(data, target)
+        faults = self._faults
+        lag = 0.0
+        if faults is not None and faults.active:
+            if self._blocked(faults, address, "blocked_frames") or faults.lose():
+                return
+            lag = faults.lag()
+        if lag:
+            assert self._loop is not None
+            self._loop.call_later(lag, self._udp.sendto, data, target)
+        else:
+            self._udp.sendto(data, target)
         self.stats.udp_sent += 1
         self.stats.udp_bytes_sent += len(data)
+
+    def _blocked(self, faults: Faults, address: str, what: str) -> bool:
+        """Whether fault injection partitions us from the node at ``address`` (counted)."""
+        name = self._names.get(address)
+        if name is not None and faults.blocks(name):
+            faults.count(what)
+            return True
+        return False
 
     def _parse(self, address: str) -> tuple[str, int]:
         parsed = self._addresses.get(address)
@@ -416,6 +510,11 @@ class Membership:
     def _on_datagram(self, data: bytes, addr: tuple[Any, int]) -> None:
         if self._closed or self._swim is None:
             return
+        faults = self._faults
+        if faults is not None and faults.active:
+            sender = format_address(addr[0], addr[1])
+            if self._blocked(faults, sender, "blocked_reads"):
+                return
         self.stats.udp_received += 1
         self.stats.udp_bytes_received += len(data)
         try:
@@ -432,6 +531,15 @@ class Membership:
                 address = self._whois.pop(nonce, None)
                 if address is not None:
                     self._learn_name(address, name)
+                self._answered(nonce, name)
+            elif kind is Kind.WHOHAS:
+                nonce, name = decode_whohas(body)
+                member = self._swim.member(name)
+                holder = member.address if member is not None and member.status in _LIVE else None
+                self._send_datagram(sender, Kind.HOLDER, encode_holder(nonce, self.name, holder))
+            elif kind is Kind.HOLDER:
+                nonce, responder, holder = decode_holder(body)
+                self._answered(nonce, (responder, holder))
             else:
                 raise ProtocolError("malformed", f"{kind.name} is not sent over UDP")
         except ProtocolError as exc:
@@ -524,6 +632,107 @@ class Membership:
                 seeds.append(seed)
         return [s for s in seeds if s.address != self.address and s.name != self.name]
 
+    # -- asking seeds -------------------------------------------------------------------------
+
+    async def _check_seeds(self, seeds: Sequence[Seed], *, strict: bool = True) -> None:
+        """Ask every seed who holds our name before joining through it; warn about the seeds
+        that do not answer (at the 1st, 2nd, 4th... unanswered round), and raise
+        :class:`NameTaken` if a live node holds our name at another address (``strict``; else
+        log it). A holder that does not answer at its address is an earlier incarnation of
+        ours that the cluster has not yet declared failed: the join then takes the name over."""
+        answers = await asyncio.gather(
+            *(self._ask(s.address, Kind.WHOHAS, encode_whohas, self.name) for s in seeds),
+            return_exceptions=True,
+        )
+        holders: set[str] = set()
+        for seed, answer in zip(seeds, answers, strict=True):
+            if isinstance(answer, Exception):
+                self._seed_unanswered(seed.address, answer)
+                continue
+            if isinstance(answer, BaseException):  # cancelled: we are stopping
+                raise answer
+            self._seed_failures.pop(seed.address, None)
+            responder, holder = answer
+            self._learn_name(seed.address, responder)
+            if holder is not None and holder != self.address:
+                holders.add(holder)
+        for holder in sorted(holders):
+            try:
+                name = await self._ask(holder, Kind.WHOIS, lambda nonce, _: nonce, None)
+            except (OSError, TimeoutError):
+                continue
+            if name == self.name:
+                taken = NameTaken(self.name, f"{self.name}@{holder}")
+                if strict:
+                    raise taken
+                log.error("%s: %s: another node runs under this node's name", self.name, taken)
+
+    async def _ask(
+        self, address: str, kind: Kind, body: Callable[[bytes, Any], bytes], arg: Any
+    ) -> Any:
+        """Send ``kind`` (body ``body(nonce, arg)``) to ``address`` until it is answered, up to
+        :data:`ASK_TRIES` times ``probe_timeout`` apart; return the answer. Raises the
+        ``OSError`` the network reports (a refused port) or ``TimeoutError``."""
+        loop = asyncio.get_running_loop()
+        nonce = self._rng.randbytes(8)
+        answer: asyncio.Future[Any] = loop.create_future()
+        self._asks[nonce] = answer
+        asking: asyncio.DatagramTransport | None = None
+        try:
+            target = self._parse(address)
+            if self._open_datagrams is None:  # real sockets: a connected one hears refusals
+                asking, _ = await loop.create_datagram_endpoint(
+                    lambda: _Asking(self, answer), remote_addr=target
+                )
+            data = seal(self._key, kind, body(nonce, arg))
+            for _ in range(ASK_TRIES):
+                if asking is not None:
+                    asking.sendto(data)
+                elif self._udp is not None:
+                    self._udp.sendto(data, target)
+                self.stats.udp_sent += 1
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.config.probe_timeout):
+                        return await asyncio.shield(answer)
+            raise TimeoutError(f"no answer within {ASK_TRIES * self.config.probe_timeout:.1f} s")
+        finally:
+            self._asks.pop(nonce, None)
+            if not answer.done():
+                answer.cancel()
+            if asking is not None:
+                asking.close()
+
+    def _answered(self, nonce: bytes, value: Any) -> None:
+        answer = self._asks.get(nonce)
+        if answer is not None and not answer.done():
+            answer.set_result(value)
+
+    def _seed_unanswered(self, address: str, error: Exception) -> None:
+        self.stats.seed_failures += 1
+        n = self._seed_failures[address] = self._seed_failures.get(address, 0) + 1
+        if n & (n - 1):
+            return  # warned at 1, 2, 4, 8... unanswered rounds: backoff for the logs
+        if isinstance(error, ConnectionRefusedError):
+            cause = "connection refused (nothing listens on that UDP port)"
+        elif isinstance(error, TimeoutError):
+            cause = (
+                f"{error}: not an Ember node, or of another cluster or cookie, or a firewall "
+                "drops UDP"
+            )
+        else:
+            cause = str(error) or type(error).__name__
+        alone = " and this node knows no other member" if self._alone() else ""
+        log.warning(
+            "%s: seed %s unreachable: %s (%d time%s%s; asked again every %.0f s while alone)",
+            self.name,
+            address,
+            cause,
+            n,
+            "" if n == 1 else "s in a row",
+            alone,
+            self.config.rejoin_interval,
+        )
+
     def _alone(self) -> bool:
         return not any(m.name != self.name and m.status in _LIVE for m in self._core().members())
 
@@ -537,6 +746,7 @@ class Membership:
             # by a node of another name must be asked again (a known memberlist/Serf pain).
             self._names.clear()
             seeds = await self._gather_seeds()
+            await self._check_seeds(seeds, strict=False)
             if seeds and not self._closed:
                 self.stats.rejoins += 1
                 self._swim.join([s.address for s in seeds], now=self._now())

@@ -45,6 +45,7 @@ from ._events import (
 from ._messages import (
     Ack,
     Alive,
+    Custom,
     Dead,
     IndirectPing,
     Member,
@@ -62,12 +63,18 @@ from ._messages import (
 )
 from ._suspicion import Suspicion
 
-__all__ = ["Swim"]
+__all__ = ["CUSTOM_QUEUE_LIMIT", "Swim"]
 
 ALIVE = MemberStatus.ALIVE
 SUSPECT = MemberStatus.SUSPECT
 FAILED = MemberStatus.FAILED
 LEFT = MemberStatus.LEFT
+
+CUSTOM_QUEUE_LIMIT = 256
+"""A broadcast of the layers above (:meth:`Swim.gossip`) is refused while the gossip queue holds
+this many messages: membership news first, and no unbounded queue."""
+_CUSTOM_SEEN = 4096
+"""Keys of recent broadcasts remembered, so each is delivered and passed on once."""
 
 NACK_FRACTION = 0.8
 """A relay nacks after this fraction of the requester's indirect window (the probe interval
@@ -164,6 +171,8 @@ class Swim:
         self._stats = SwimStatistics()
         self._seeds: tuple[str, ...] = ()
         self._left = False
+        self._custom_seen: dict[str, None] = {}
+        self._custom_in: list[tuple[str, bytes]] = []
         # Random phases, so members started together do not probe and sync in lockstep.
         self._next_probe = now + rng.random() * config.probe_interval
         self._next_gossip = now + rng.random() * config.gossip_interval
@@ -330,6 +339,11 @@ class Swim:
                 self._on_alive(now, message)
             case Dead():
                 self._on_dead(now, message)
+            case Custom():
+                if self._remember_custom(message.key):
+                    self._stats.custom_received += 1
+                    self._custom_in.append((message.key, message.data))
+                    self._queue.push("@" + message.key, message, message_size(message))
             case PushPull():
                 self._merge(now, message.members, message.sender)
                 if not message.reply:
@@ -383,6 +397,30 @@ class Swim:
 
     # -- outputs --------------------------------------------------------------------------
 
+    def gossip(self, key: str, data: bytes) -> bool:
+        """Broadcast ``data`` to every member by piggybacking it on gossip: each member that
+        gets it delivers it once (in :attr:`Ready.custom`) and passes it on, as for member
+        news. ``key`` must be unique per broadcast. False when it cannot fit a packet or the
+        queue holds :data:`CUSTOM_QUEUE_LIMIT` messages already (nothing is sent)."""
+        message = Custom(key, data)
+        if len(self._queue) >= CUSTOM_QUEUE_LIMIT or not self._queue.push(
+            "@" + key, message, message_size(message)
+        ):
+            self._stats.custom_refused += 1
+            return False
+        self._remember_custom(key)
+        return True
+
+    def _remember_custom(self, key: str) -> bool:
+        """Record ``key``; False if it was seen already."""
+        seen = self._custom_seen
+        if key in seen:
+            return False
+        seen[key] = None
+        if len(seen) > _CUSTOM_SEEN:
+            del seen[next(iter(seen))]
+        return True
+
     def ready(self) -> Ready:
         """Drain the packets to send and the events since the last call.
 
@@ -417,8 +455,9 @@ class Swim:
         for o in out:
             self._stats.packets_sent += 1
             self._stats.bytes_sent += o.size
-        ready = Ready(tuple(out), tuple(self._events))
+        ready = Ready(tuple(out), tuple(self._events), tuple(self._custom_in))
         self._events.clear()
+        self._custom_in.clear()
         return ready
 
     # -- probing --------------------------------------------------------------------------

@@ -14,6 +14,9 @@ from ._metrics import Metric as Metric
 from ._metrics import Metrics as Metrics
 from ._metrics import counter as counter
 from ._metrics import gauge as gauge
+from ._otlp import MetricsExportConfig as MetricsExportConfig
 from ._routes import AdminRequest as AdminRequest
 from ._routes import AdminRoute as AdminRoute
 from ._routes import int_param as int_param
+from ._tracing import Tracing as Tracing
+from ._tracing import TracingConfig as TracingConfig

@@ -101,7 +101,7 @@ class Histogram:
     bumps one bucket (no lock: it is only touched from the node's loop). ``family()`` turns
     it into a Prometheus histogram at scrape time."""
 
-    __slots__ = ("_bounds", "_counts", "count", "doc", "name", "sum")
+    __slots__ = ("_bounds", "_counts", "doc", "name", "sum")
 
     def __init__(self, name: str, doc: str, bounds: Sequence[float] = LATENCY_BUCKETS) -> None:
         if list(bounds) != sorted(set(bounds)) or not bounds:
@@ -110,15 +110,18 @@ class Histogram:
         self.doc = doc
         self._bounds = tuple(float(b) for b in bounds)
         self._counts = [0] * (len(self._bounds) + 1)
-        self.count = 0
         self.sum = 0.0
 
     def observe(self, value: float, count: int = 1) -> None:
         """Record ``count`` observations that took ``value`` in all (a timed batch: each is
         counted at the batch's mean, and the sum stays exact)."""
         self._counts[bisect_left(self._bounds, value / count)] += count
-        self.count += count
         self.sum += value
+
+    @property
+    def count(self) -> int:
+        """Observations recorded."""
+        return sum(self._counts)
 
     @staticmethod
     def merge(into: Histogram, parts: Iterable[Histogram]) -> Histogram:
@@ -128,7 +131,6 @@ class Histogram:
                 raise UsageError("cannot merge histograms with different bounds")
             for i, n in enumerate(part._counts):
                 into._counts[i] += n
-            into.count += part.count
             into.sum += part.sum
         return into
 

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from .._errors import EmberError, NameTaken, NoProc, UnknownName
+from .._errors import EmberError, NameTaken, NoProc, UnknownName, UsageError
 from .._services import send_to_node
 from .._tasks import OwnedTasks
 from ..actors import Pid
@@ -48,6 +48,9 @@ log = logging.getLogger("ember.registry.eventual")
 
 EVENTUAL = 3
 """REGISTRY frame kind of this tier."""
+
+GOSSIP_TOPIC = "ember.names"
+"""The mesh gossip topic of this tier's deltas."""
 
 _HIDE = frozenset(("failed",))
 _RETIRE = frozenset(("left", "reaped"))
@@ -317,19 +320,18 @@ class EventualTier:
     def _send(self, peer: str, frame: bytes) -> None:
         try:
             send_to_node(self.node, peer, Channel.REGISTRY, frame)
-        except (QueueFull, NoRoute):
+        except (QueueFull, NoRoute, UsageError):  # UsageError: this node's transport closed
             self.stats.push_failures += 1
 
     def _gossip_hook(self) -> Callable[[bytes], bool] | None:
         mesh = self.node.mesh
-        gossip = getattr(mesh, "gossip", None)
-        if gossip is None or mesh is None:
+        if mesh is None:
             return None
-        mesh.add_gossip_listener(self._on_gossip)  # type: ignore[attr-defined]
-        return lambda frame: bool(gossip("ember.names", frame))
+        self._unsubscribe.append(mesh.add_gossip_listener(self._on_gossip))
+        return lambda frame: mesh.gossip(GOSSIP_TOPIC, frame)
 
-    def _on_gossip(self, key: str, data: bytes) -> None:
-        if key == "ember.names":
+    def _on_gossip(self, topic: str, data: bytes) -> None:
+        if topic == GOSSIP_TOPIC:
             self._on_payload(None, data)
 
     # -- anti-entropy -----------------------------------------------------------------------

@@ -104,9 +104,11 @@ class Names:
         self.rpc = Rpc(node, self.codec)
         self.rpc.handlers["register"] = self._serve_register
         self.tiers: dict[Tier, GlobalTier] = {}
+        from ._consistent import ConsistentTier
         from ._eventual import EventualTier
 
         self.tiers["eventual"] = EventualTier(self, self.config)
+        self.tiers["consistent"] = ConsistentTier(self, self.config)
         self.frame_handlers: dict[int, Callable[[str, list[Any]], None]] = {
             REQ: lambda peer, f: self.rpc.on_request(peer, f[1], f[2], f[3]),
             REP: lambda _peer, f: self.rpc.on_reply(f[1], f[2], f[3]),
@@ -192,12 +194,13 @@ class Names:
         name = check_global_name(name)
         self._check_unshadowed(name, tier)
         within = self.config.request_timeout if timeout is None else timeout
-        if pid.node == self.node.name:
-            return await self._global(tier).register(name, pid, meta, on_conflict, within)
-        token: int | None = await self.rpc.call(
-            pid.node, "register", [tier, name, pid, meta, on_conflict], within
-        )
-        return token
+        with self.node.tracing.span("names.register", {"ember.names.tier": tier}):
+            if pid.node == self.node.name:
+                return await self._global(tier).register(name, pid, meta, on_conflict, within)
+            token: int | None = await self.rpc.call(
+                pid.node, "register", [tier, name, pid, meta, on_conflict], within
+            )
+            return token
 
     async def unregister(
         self,

@@ -240,6 +240,11 @@ class ProcessGroups:
         member). ``local_only``: this node's members only. Returns how many distinct members
         this node knew of. Broadcasts from one sender arrive in order; they are not ordered
         with respect to plain sends."""
+        name = self.config.default_scope if scope is None else scope
+        with self.node.tracing.span("pg.broadcast", {"ember.pg.scope": str(name)}):
+            return self._broadcast(group, message, scope, local_only)
+
+    def _broadcast(self, group: Any, message: Any, scope: str | None, local_only: bool) -> int:
         s = self._scope(scope)
         group = check_global_name(group)
         kernel = self.node.kernel
@@ -383,7 +388,7 @@ class ProcessGroups:
                 self.stats.overflows += 1
                 if incremental:
                     self._mark_dirty(s.name, node)
-            except NoRoute:
+            except (NoRoute, UsageError):  # no address, or this node's transport is closing
                 self.stats.unreachable += 1
 
     def _mark_dirty(self, scope: str, node: str) -> None:

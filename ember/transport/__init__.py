@@ -7,6 +7,10 @@ from ._errors import AuthenticationError as AuthenticationError
 from ._errors import ProtocolError as ProtocolError
 from ._errors import UndecodableError as UndecodableError
 from ._errors import UnsendableError as UnsendableError
+from ._faults import FaultChannel as FaultChannel
+from ._faults import FaultInjectionDisabled as FaultInjectionDisabled
+from ._faults import Faults as Faults
+from ._faults import FaultState as FaultState
 from ._frame import Channel as Channel
 from ._frame import Frame as Frame
 from ._interface import NodeTransport as NodeTransport

@@ -110,6 +110,12 @@ class TransportConfig:
         )
     )
     """PG: process group traffic. Rejects, so pg can fall back to a full resync."""
+    admin_queue: ChannelPolicy = field(
+        default_factory=lambda: ChannelPolicy(
+            max_frames=256, max_bytes=16 * _MiB, overflow="reject"
+        )
+    )
+    """ADMIN: operators' requests (fault injection) and replies: few and small."""
 
     write_buffer_high: int = 1 * _MiB
     """Bytes the OS-facing write buffer of one connection may hold before the connection stops
@@ -171,6 +177,17 @@ class TransportConfig:
     ``suspect_pending_handshakes / suspect_delay`` attempts a second (80), and a correct peer on
     that address pays it once."""
 
+    send_wait_window: int = 256
+    """Messages one node may have sent with ``send_wait`` to one remote process and not yet
+    seen taken into its mailbox; past it ``send_wait`` waits for the receiver's credit. The
+    receiver's mailbox holds at most its bound plus this per sending node. 256 keeps a fast
+    consumer busy across a LAN round trip without letting a slow one pile up much."""
+
+    fault_injection: bool = False
+    """Accept fault injection (drop, delay, partition; see ``_faults.py``): for testing only
+    (``ember node start --chaos``). Off, the hook costs nothing and every request to use it
+    raises :class:`~ember.transport.FaultInjectionDisabled`."""
+
     warning_interval: float = 10.0
     """Warnings that can repeat without bound (refused connections, failed handshakes, a peer
     refusing us) are written at most once per kind per this many seconds, then once more with
@@ -188,9 +205,12 @@ class TransportConfig:
                     f"frame of max_frame_size ({self.max_frame_size})"
                 )
         check_int("write_buffer_high", self.write_buffer_high, 4, 1 << 40)
+        if self.fault_injection.__class__ is not bool:
+            raise UsageError(f"fault_injection must be a bool, not {self.fault_injection!r}")
         check_int("max_pending_handshakes", self.max_pending_handshakes, 1, 1 << 20)
         check_int("handshake_failure_limit", self.handshake_failure_limit, 1, 1 << 20)
         check_int("suspect_pending_handshakes", self.suspect_pending_handshakes, 1, 1 << 20)
+        check_int("send_wait_window", self.send_wait_window, 1, 1 << 24)
         for name in (
             "heartbeat_interval",
             "heartbeat_timeout",
@@ -285,4 +305,5 @@ _QUEUE_FIELDS: dict[Channel, str] = {
     Channel.MEMBERSHIP: "membership_queue",
     Channel.REGISTRY: "registry_queue",
     Channel.PG: "pg_queue",
+    Channel.ADMIN: "admin_queue",
 }

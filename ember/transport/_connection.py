@@ -228,6 +228,11 @@ class Connection(asyncio.Protocol):
         self._last_tx = 0.0
         self._skipped = False
 
+    @property
+    def claimed_peer(self) -> str | None:
+        """Who the peer says it is, once its greeting arrived (proven only once open)."""
+        return self.peer_name or self._handshake.claimed_peer
+
     def __repr__(self) -> str:
         return (
             f"<Connection {self.local_name}->{self.peer_name or '?'} {self.role} {self.remote} "
@@ -377,6 +382,8 @@ class Connection(asyncio.Protocol):
                 self._spoke = True
                 if self.role == "acceptor":
                     self._owner.connection_spoke(self)
+                    if self._closing:  # the owner refused who it claims to be
+                        return
             transport = self._transport
             assert transport is not None
             for event in events:
@@ -509,10 +516,13 @@ class Connection(asyncio.Protocol):
             self._wrote = False
             self._last_tx = now
         elif now - self._last_tx >= config.heartbeat_interval and not self.paused:
-            assert self._transport is not None
-            self._transport.write(HEARTBEAT)
+            self._send_heartbeat()
             self._last_tx = now
             self._stats.heartbeats_sent += 1
+
+    def _send_heartbeat(self) -> None:
+        assert self._transport is not None
+        self._transport.write(HEARTBEAT)
 
     def _handshake_expired(self) -> None:
         self._timer = None

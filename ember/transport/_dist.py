@@ -25,9 +25,12 @@ import msgpack  # type: ignore[import-untyped]
 
 from .._errors import CallTimeout, EmberError, MailboxFull, NodeDown, UsageError
 from ..actors import NOCONNECTION, NOPROC, Node, Pid, Ref
-from ..actors._node import resolve_actor
+from ..actors._node import CallScope, call_process, resolve_actor
+from ..observability._tracing import Tracing
 from ._codec import EXT_TUPLE, Codec
 from ._errors import ProtocolError, UndecodableError, UnsendableError
+from ._flow import FIRST as FLOW_FIRST
+from ._flow import SENDW, FlowControl
 from ._frame import Channel, Frame, FrameRun
 from ._interface import NodeTransport, guarded_call
 from ._kernel_records import register_kernel_records, spawn_allowed
@@ -37,7 +40,11 @@ from ._wire_errors import ErrorCodec, wire_reason
 log = logging.getLogger("ember.transport")
 
 SEND, CALL, REPLY, LINK, UNLINK, EXIT, MONITOR, DEMONITOR, DOWN, SPAWN, NSEND = range(11)
+TRACED_CALL = 11
+"""``CALL`` with a fifth element, the W3C trace context: sent only for a call made inside a
+trace (see ``ember.observability``), so untraced calls stay as they are."""
 _SEND_HEAD = bytes([0x94, SEND])  # msgpack: an array of 4, then the fixint SEND
+_SENDW_HEAD = bytes([0x94, SENDW])
 PREFIX_CACHE = 10_000
 _UNDECODABLE = object()
 _TUPLE_MARK = msgpack.ExtType(EXT_TUPLE, b"")
@@ -126,8 +133,20 @@ class Distribution:
         self.signal_overflows = 0
         self.unhandled_frames = 0
         """Frames of a channel with no handler (dropped)."""
+        config = getattr(transport, "config", None)
+        self.flow = FlowControl(
+            node,
+            transport,
+            encode=self.codec.encode,
+            send_op=self._signal,
+            uncache=self._prefixes.clear,
+            window=config.send_wait_window if config is not None else 256,
+        )
+        """Back-pressure to and from other nodes' mailboxes (see ``_flow.py``)."""
         self.callback_errors = 0
         """Exceptions raised by channel handlers (logged and swallowed)."""
+        self.tracing: Tracing | None = None
+        """The node's tracer, when tracing is on (``ember.observability``)."""
 
     def attach(self) -> None:
         """Route the node's remote operations through this distribution."""
@@ -222,6 +241,8 @@ class Distribution:
         # by identity: no Pid.__hash__ per message.
         cached = self._prefixes.get(id(pid))
         if cached is None or cached[0] is not pid:
+            if self.flow.full:
+                self.flow.check(pid)  # its node said the mailbox is full: MailboxFull here
             cached = self._prefix(pid)
         try:
             self._transport_send(pid.node, _USER, cached[1] + self._encode(msg))
@@ -237,11 +258,12 @@ class Distribution:
         return cached
 
     async def send_wait(self, pid: Pid, msg: Any) -> None:
-        """Like ``send``, but wait for room in the peer's queue instead of raising
-        ``QueueFull``."""
-        payload = self._prefix(pid)[1] + self.codec.encode(msg)
+        """Like ``send``, but paced by the receiver: wait for credit (room in its mailbox) and
+        for room in the peer's queue instead of raising ``MailboxFull`` or ``QueueFull``."""
+        encode = self.codec.encode
+        head = _SENDW_HEAD + encode(pid.serial) + encode(pid.creation)
         try:
-            await self.transport.send_wait(pid.node, Channel.USER, payload)
+            await self.flow.send_wait(pid, msg, head)
         except NoRoute:
             self.dropped += 1
 
@@ -255,8 +277,19 @@ class Distribution:
         self, pid: Pid | tuple[Any, str], msg: Any, timeout: float | None
     ) -> asyncio.Future[Any]:
         call_id = next(self._ids)
-        payload = self.codec.encode((CALL, call_id, pid, msg))  # unsendable: fails right here
-        return self._request(_node_of(pid), call_id, pid, payload, timeout)
+        node = _node_of(pid)
+        traced = self.tracing.client_span(pid, node) if self.tracing is not None else None
+        if traced is None:
+            payload = self.codec.encode((CALL, call_id, pid, msg))  # unsendable: fails here
+            return self._request(node, call_id, pid, payload, timeout)
+        try:
+            payload = self.codec.encode((TRACED_CALL, call_id, pid, msg, traced.carrier))
+        except BaseException as exc:
+            traced.fail(exc)
+            raise
+        fut = self._request(node, call_id, pid, payload, timeout)
+        fut.add_done_callback(traced.end_with)
+        return fut
 
     def _request(
         self, peer: str, call_id: int, target: Any, payload: bytes, timeout: float | None
@@ -391,8 +424,8 @@ class Distribution:
                         proc._deliver(op[3])
                         continue
                 self._apply(peer, node, op)
-            except MailboxFull:
-                pass  # counted by the mailbox
+            except MailboxFull as exc:  # counted by the mailbox; the sender's node is told
+                self.flow.refused(peer, exc.pid)
             except (TypeError, ValueError, LookupError, AttributeError) as exc:
                 self.protocol_errors += 1
                 log.warning("malformed operation from %s: %r", peer, exc)
@@ -432,6 +465,9 @@ class Distribution:
             node.remote_deliver(Pid(node.name, op[1], op[2]), op[3])
         elif code == CALL:
             self._serve_call(peer, op[1], op[2], op[3])
+        elif code == TRACED_CALL:
+            scope = self.tracing.server_scope(op[4], op[2], peer) if self.tracing else None
+            self._serve_call(peer, op[1], op[2], op[3], scope)
         elif code == REPLY:
             self._settle_reply(peer, op[1], op[2], op[3])
         elif code == LINK:
@@ -452,11 +488,15 @@ class Distribution:
             self._serve_spawn(peer, op)
         elif code == NSEND:
             node.remote_deliver_named(op[1], op[2])
+        elif code >= FLOW_FIRST:
+            self.flow.apply(peer, op)
         else:
             raise ValueError(f"unknown operation {code!r}")
 
-    def _serve_call(self, peer: str, call_id: int, pid: Any, msg: Any) -> None:
-        fut = self.node.call(pid, msg, timeout=None)
+    def _serve_call(
+        self, peer: str, call_id: int, pid: Any, msg: Any, scope: CallScope | None = None
+    ) -> None:
+        fut = call_process(self.node, pid, msg, None, scope)
         if fut.done():  # answered eagerly: reply now, not one loop iteration later
             self._reply(peer, call_id, fut, pid)
         else:
@@ -541,6 +581,7 @@ class Distribution:
         """Transport callback: ``peer`` is unreachable. Its calls fail with ``NodeDown`` and the
         kernel fires ``noconnection`` for links and monitors."""
         log.info("node %s down: %s", peer, reason)
+        self.flow.node_down(peer)
         for call in [c for c in self._pending.values() if _node_of(c.pid) == peer]:
             call.fail(NodeDown(call.pid))
         self.node.node_down(peer)

@@ -44,6 +44,8 @@ class Channel(IntEnum):
     """Global name registry traffic."""
     PG = 5
     """Process group traffic."""
+    ADMIN = 6
+    """Requests from operators' tools to a node (fault injection) and their replies."""
 
 
 class Frame(NamedTuple):

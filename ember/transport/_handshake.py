@@ -256,6 +256,11 @@ class Handshake:
         """Who the peer is, once established; else ``None``."""
         return self._peer if self._state is _S.ESTABLISHED else None
 
+    @property
+    def claimed_peer(self) -> str | None:
+        """The name the peer's greeting gave, before it has proved it; else ``None``."""
+        return self._peer.peer_name if self._peer is not None else None
+
     def initiate(self) -> bytes:
         """Start the handshake (initiator only): return the HELLO frame to send."""
         if self._state is not _S.IDLE:

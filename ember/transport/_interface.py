@@ -80,9 +80,15 @@ class NodeTransport(Protocol):
         ...
 
     async def connect(
-        self, peer_name: str, host: str | None = None, port: int | None = None
+        self,
+        peer_name: str,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        retry: bool = True,
     ) -> None:
-        """Return once connected to ``peer_name``, dialling (with backoff) until then."""
+        """Return once connected to ``peer_name``, dialling (with backoff) until then; with
+        ``retry=False``, raise the first attempt's failure instead."""
         ...
 
     def send(self, peer: str, channel: Channel, payload: bytes) -> None:

@@ -538,9 +538,15 @@ class MemoryTransport(PeerTable[_MemPeer]):
             raise UsageError("a node does not connect to itself")
 
     async def connect(
-        self, peer_name: str, host: str | None = None, port: int | None = None
+        self,
+        peer_name: str,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        retry: bool = True,
     ) -> None:
-        """Return once connected to ``peer_name``, waiting for it to be running and reachable.
+        """Return once connected to ``peer_name``, waiting for it to be running and reachable
+        (with ``retry=False``, raise ``ConnectionRefusedError`` at once if it is not).
 
         Raises :class:`~ember.transport.AuthenticationError` if its cluster or cookie differ.
         """
@@ -554,6 +560,8 @@ class MemoryTransport(PeerTable[_MemPeer]):
         peer.waiters.append(waiter)
         self._network._try_connect(self, peer_name)
         try:
+            if not retry and peer.conn is None and not waiter.done():
+                raise ConnectionRefusedError(f"node {peer_name!r} is not reachable")
             await waiter
         finally:
             if waiter in peer.waiters:

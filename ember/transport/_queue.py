@@ -80,6 +80,24 @@ class NoRoute(EmberError):
         return (self.__class__, (self.peer,))
 
 
+async def wait_in_line(
+    waiters: deque[asyncio.Future[None]], loop: asyncio.AbstractEventLoop
+) -> None:
+    """Wait until whoever keeps ``waiters`` resolves the future this appends (or fails it);
+    the future leaves the line however the wait ends."""
+    waiter = loop.create_future()
+    waiters.append(waiter)
+    try:
+        await waiter
+    finally:
+        if not waiter.done():
+            waiter.cancel()
+        try:
+            waiters.remove(waiter)
+        except ValueError:
+            pass
+
+
 class Writer(Protocol):
     """What an outbox drains into: a connection (or a simulated link)."""
 
@@ -229,17 +247,7 @@ class Outbox:
         while self._closed is None and q.overflow == "reject" and not q.has_room(size):
             if size - 4 > self._max_frame_size:
                 raise FrameTooLarge(size - 4, self._max_frame_size, self._limit_node)
-            waiter = self._loop.create_future()
-            q.waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if not waiter.done():
-                    waiter.cancel()
-                try:
-                    q.waiters.remove(waiter)
-                except ValueError:
-                    pass
+            await wait_in_line(q.waiters, self._loop)
         if self._closed is not None:
             raise self._closed
         self.put(channel, payload)

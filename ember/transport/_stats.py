@@ -43,6 +43,8 @@ class TransportStats:
     """Queued frames discarded because their peer stayed unreachable for ``unreachable_timeout``."""
     dropped_by_network: int = 0
     """Frames the simulated network dropped (memory transport only: fault injection)."""
+    dropped_by_fault: int = 0
+    """Frames the TCP transport's fault injection dropped or held from a partitioned peer."""
     dropped_on_close: int = 0
     """Queued frames discarded because the transport was closed."""
     dropped_oversized: int = 0

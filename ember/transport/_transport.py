@@ -29,9 +29,9 @@ import os
 import random
 import ssl as _ssl
 from collections.abc import Callable
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
-from .._errors import UsageError
+from .._errors import BindError, UsageError
 from .._ratelog import RateLimitedLog
 from ._admission import Admission, Admit, Refuse
 from ._backoff import Backoff
@@ -39,6 +39,7 @@ from ._config import TransportConfig
 from ._connection import Connection, HandshakeTimeout, PeerRefused, Status
 from ._cookie import normalize_cookie
 from ._errors import ProtocolError
+from ._faults import Faults, FaultyConnection
 from ._handshake import Established, Handshake
 from ._interface import OnFrames, OnNodeDown, OnNodeUp, guarded_call
 from ._peers import PeerTable
@@ -63,7 +64,17 @@ def parse_address(address: str) -> tuple[str, int]:
 class _Peer:
     """What a transport knows about one peer node."""
 
-    __slots__ = ("conn", "creation", "dialer", "dialing", "name", "outbox", "waiters", "wakeup")
+    __slots__ = (
+        "conn",
+        "creation",
+        "dialer",
+        "dialing",
+        "name",
+        "once",
+        "outbox",
+        "waiters",
+        "wakeup",
+    )
 
     def __init__(self, name: str, outbox: Outbox) -> None:
         self.name = name
@@ -78,6 +89,8 @@ class _Peer:
         """The task dialling this peer, if one runs."""
         self.waiters: list[asyncio.Future[None]] = []
         """``connect()`` callers waiting for a connection to open."""
+        self.once: set[asyncio.Future[None]] = set()
+        """Those of ``waiters`` that asked for one attempt (``connect(retry=False)``)."""
         self.wakeup: asyncio.Future[None] | None = None
         """The dialer's wait between attempts, cut short when a connection opens."""
 
@@ -141,6 +154,15 @@ class Transport(PeerTable[_Peer]):
         self._nonce_source = nonce_source
         self._stats = TransportStats()
         config = self.config
+        self.faults = Faults(
+            node_name,
+            self.send,
+            enabled=config.fault_injection,
+            rng=random.Random(self._rng.getrandbits(64)) if config.fault_injection else None,
+        )
+        """Fault injection at this node (see ``_faults.py``); refuses changes unless the config
+        enables it. ``faults.channel`` asks other nodes to change theirs."""
+        self.faults.add_listener(self._faults_changed)
         self._admission: Admission[Connection] = Admission(
             max_pending=config.max_pending_handshakes,
             silent_timeout=min(config.silent_handshake_timeout, config.handshake_timeout),
@@ -175,7 +197,8 @@ class Transport(PeerTable[_Peer]):
 
     async def start(self, listen: str | None = "127.0.0.1:0") -> tuple[str, int] | None:
         """Start the transport; listen on ``listen`` (``"host:port"``, port 0 picks a free one)
-        unless it is ``None``. Returns the bound ``(host, port)``."""
+        unless it is ``None``. Returns the bound ``(host, port)``. Raises
+        :class:`~ember.BindError` if it cannot listen there (say, the port is in use)."""
         if self._state != "new":
             raise UsageError(f"transport {self._node_name!r} was already started")
         loop = self._loop = asyncio.get_running_loop()
@@ -199,8 +222,11 @@ class Transport(PeerTable[_Peer]):
                     ),
                     reuse_address=True,
                 )
-            except BaseException:
+            except BaseException as exc:
                 await self.close()
+                if isinstance(exc, OSError):
+                    reason = exc.strerror or str(exc)
+                    raise BindError(exc.errno, f"cannot listen on {listen}: {reason}") from exc
                 raise
             sockname = self._server.sockets[0].getsockname()
             self._address = (str(sockname[0]), int(sockname[1]))
@@ -264,13 +290,21 @@ class Transport(PeerTable[_Peer]):
         self._addresses[name] = (host, port)
 
     async def connect(
-        self, peer_name: str, host: str | None = None, port: int | None = None
+        self,
+        peer_name: str,
+        host: str | None = None,
+        port: int | None = None,
+        *,
+        retry: bool = True,
     ) -> None:
         """Return once a connection to ``peer_name`` is open, dialling until then.
 
         ``host``/``port``, if given, are recorded as the peer's address first. Failed TCP
         attempts are retried with backoff for as long as the caller waits (bound it with
-        ``asyncio.timeout``); a failed handshake (wrong cookie or cluster, protocol error) raises
+        ``asyncio.timeout``); with ``retry=False`` the first failed attempt raises what it
+        failed with instead (``ConnectionRefusedError``, a ``TimeoutError``, a
+        :class:`PeerRefused`...), for a client that should say at once that nobody answers.
+        A failed handshake (wrong cookie or cluster, protocol error) raises
         its :class:`~ember.transport.ProtocolError` or
         :class:`~ember.transport.AuthenticationError`, since retrying will not fix it. If both
         nodes dial each other, this returns when the winning connection opens, whichever it is.
@@ -286,10 +320,13 @@ class Transport(PeerTable[_Peer]):
         assert self._loop is not None
         waiter: asyncio.Future[None] = self._loop.create_future()
         peer.waiters.append(waiter)
+        if not retry:
+            peer.once.add(waiter)
         self._dial(peer)
         try:
             await waiter
         finally:
+            peer.once.discard(waiter)
             if waiter in peer.waiters:
                 peer.waiters.remove(waiter)
 
@@ -338,6 +375,11 @@ class Transport(PeerTable[_Peer]):
         return verdict
 
     def connection_spoke(self, conn: Connection) -> None:
+        claimed = conn.claimed_peer
+        if self.faults.active and claimed is not None and self.faults.blocks(claimed):
+            self.faults.count("blocked_connections")
+            conn.abort("partitioned")  # as if its bytes never arrived
+            return
         self._admission.spoke(conn)
 
     def connection_verdict(self, conn: Connection, peer: Established) -> Status:
@@ -460,15 +502,22 @@ class Transport(PeerTable[_Peer]):
 
     def _connection(self, handshake: Handshake) -> Connection:
         assert self._loop is not None and self._warnings is not None
-        return Connection(
-            self,
-            handshake,
-            config=self.config,
-            stats=self._stats,
-            on_frames=self._on_frames,
-            loop=self._loop,
-            warnings=self._warnings,
-        )
+        options: dict[str, Any] = {
+            "config": self.config,
+            "stats": self._stats,
+            "on_frames": self._on_frames,
+            "loop": self._loop,
+            "warnings": self._warnings,
+        }
+        if self.faults.enabled:  # else the plain class: no fault check on any read or write
+            return FaultyConnection(self, handshake, faults=self.faults, **options)
+        return Connection(self, handshake, **options)
+
+    def _faults_changed(self) -> None:
+        """After a heal, dial at once the peers we are waiting to redial."""
+        for p in self._peers.values():
+            if p.wakeup is not None and not p.wakeup.done() and not self.faults.blocks(p.name):
+                p.wakeup.set_result(None)
 
     def _dial(self, p: _Peer) -> None:
         if p.conn is None and p.dialer is None and self._state == "running":
@@ -520,11 +569,13 @@ class Transport(PeerTable[_Peer]):
                             p.name,
                             exc.status,
                         )
+                    self._fail_once(p, exc)
                 except (OSError, HandshakeTimeout, TimeoutError) as exc:
                     self._stats.connect_failures += 1
                     log.debug(
                         "%s: dial to %r at %s:%d failed: %r", self._node_name, p.name, *address, exc
                     )
+                    self._fail_once(p, exc)
                 if p.conn is not None:
                     return
                 if p.outbox.pending and loop.time() - started >= config.unreachable_timeout:
@@ -554,6 +605,9 @@ class Transport(PeerTable[_Peer]):
 
     async def _dial_once(self, p: _Peer, host: str, port: int) -> None:
         assert self._loop is not None
+        if self.faults.active and self.faults.blocks(p.name):
+            self.faults.count("blocked_connections")
+            raise TimeoutError(f"node {p.name!r} is partitioned from us (fault injection)")
         conn = self._connection(self._handshake("initiator", expected_peer=p.name))
         assert conn.ready is not None
         p.dialing = conn
@@ -580,6 +634,12 @@ class Transport(PeerTable[_Peer]):
         finally:
             if p.dialing is conn:
                 p.dialing = None
+
+    def _fail_once(self, p: _Peer, error: BaseException) -> None:
+        """Fail the ``connect(retry=False)`` callers with the attempt's error."""
+        for waiter in [w for w in p.waiters if w in p.once]:
+            if not waiter.done():
+                waiter.set_exception(error)
 
     def _fail_waiters(self, p: _Peer, error: BaseException) -> None:
         waiters, p.waiters = p.waiters, []

@@ -122,6 +122,7 @@ async def test_statistics_counters(caplog: pytest.LogCaptureFixture) -> None:
             "dropped_on_exit",
             "mailbox_rejected",
             "mailbox_dropped",
+            "mailbox_long",
         }
         assert node.statistics().processes == len(node.processes())
 

@@ -24,7 +24,7 @@ def _fast() -> TransportConfig:
 async def _start(
     name: str, data: Path, peers: list[ember.Node], listen: str = "127.0.0.1:0"
 ) -> ember.Node:
-    connect = [f"{p.name}@{p.address[0]}:{p.address[1]}" for p in peers if p.address]
+    connect = [f"{p.name}@{p.address}" for p in peers if p.address]
     node = ember.Node(
         name,
         listen=listen,
@@ -71,9 +71,7 @@ async def test_group_across_nodes_survives_the_leader_node(tmp_path: Path) -> No
             assert await cluster.read(key) == value
 
         # The stopped node restarts from disk, resumes its member unasked and catches up.
-        nodes[leader] = await _start(
-            leader, tmp_path, list(nodes.values()), listen=f"{address[0]}:{address[1]}"
-        )
+        nodes[leader] = await _start(leader, tmp_path, list(nodes.values()), listen=address)
         async with asyncio.timeout(30):
             while True:
                 try:

@@ -90,8 +90,8 @@ async def pair(
 
 
 def address(node: ember.Node) -> str:
-    host, port = node.address or ("", 0)
-    return f"{host}:{port}"
+    assert node.address is not None
+    return node.address
 
 
 async def stop(*nodes: ember.Node) -> None:

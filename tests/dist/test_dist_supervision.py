@@ -48,9 +48,8 @@ def fast() -> TransportConfig:
 @contextlib.asynccontextmanager
 async def pair(**a_kwargs: Any) -> AsyncIterator[tuple[ember.Node, ember.Node]]:
     async with ember.Node("a", listen="127.0.0.1:0", cookie=COOKIE, config=fast(), **a_kwargs) as a:
-        host, port = a.address or ("", 0)
         async with ember.Node(
-            "b", listen="127.0.0.1:0", cookie=COOKIE, config=fast(), connect=[f"a@{host}:{port}"]
+            "b", listen="127.0.0.1:0", cookie=COOKIE, config=fast(), connect=[f"a@{a.address}"]
         ) as b:
             yield a, b
 

@@ -54,9 +54,8 @@ def fast() -> TransportConfig:
 async def pair() -> tuple[ember.Node, ember.Node]:
     a = ember.Node("a", listen="127.0.0.1:0", cookie=COOKIE, config=fast())
     await a.start()
-    host, port = a.address or ("", 0)
     b = ember.Node(
-        "b", listen="127.0.0.1:0", cookie=COOKIE, config=fast(), connect=[f"a@{host}:{port}"]
+        "b", listen="127.0.0.1:0", cookie=COOKIE, config=fast(), connect=[f"a@{a.address}"]
     )
     await b.start()
     return a, b
@@ -169,13 +168,12 @@ async def test_wrong_cookie_is_refused() -> None:
     a = ember.Node("a", listen="127.0.0.1:0", cookie=COOKIE, config=fast())
     await a.start()
     try:
-        host, port = a.address or ("", 0)
         b = ember.Node("b", listen="127.0.0.1:0", cookie="wrong", config=fast())
         await b.start()
         try:
             with pytest.raises((ember.EmberError, TimeoutError)):
                 async with asyncio.timeout(3):
-                    await b.connect_node(f"a@{host}:{port}")
+                    await b.connect_node(f"a@{a.address}")
             assert a.connected_nodes() == []
         finally:
             await b.stop()
@@ -244,9 +242,8 @@ async def test_spawn_allow_list_refuses_other_modules() -> None:
         "a", listen="127.0.0.1:0", cookie=COOKIE, config=fast(), spawn_allow=("examples.",)
     )
     await a.start()
-    host, port = a.address or ("", 0)
     b = ember.Node(
-        "b", listen="127.0.0.1:0", cookie=COOKIE, config=fast(), connect=[f"a@{host}:{port}"]
+        "b", listen="127.0.0.1:0", cookie=COOKIE, config=fast(), connect=[f"a@{a.address}"]
     )
     await b.start()
     try:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from ember.cli._cluster import LocalCluster
+from ember.consensus import Cluster
 from ember.observability import derive_token
 
 pytestmark = pytest.mark.ember_realtime
@@ -55,6 +56,16 @@ def _screenshot(driver: webdriver.Chrome, path: Path) -> int:
     return path.stat().st_size
 
 
+def _raft_row(driver: webdriver.Chrome, group: str) -> bool:
+    """Whether the Raft table shows ``group`` with a leader and its writes committed."""
+    rows = driver.execute_script(
+        "return [...document.querySelectorAll('#raft tbody tr')]"
+        ".map(r => [...r.children].map(td => td.textContent))"
+    )
+    # group, member, role, leader, term, commit, applied, max lag
+    return any(r[0] == group and r[3] in ("n1", "n2", "n3") and int(r[5]) >= 20 for r in rows)
+
+
 def _statuses(driver: webdriver.Chrome) -> dict[str, str]:
     # One script, so a table re-rendered by the next frame is never read half old, half new.
     rows = driver.execute_script(
@@ -93,8 +104,20 @@ async def test_dashboard_shows_a_killed_member_failed(tmp_path: Path) -> None:
             alive = {"n1": "alive", "n2": "alive", "n3": "alive"}
             await _until("three alive members", lambda: _statuses(driver) == alive)
             assert driver.find_element(By.ID, "node-name").text == "n1"
+            # A Raft group across the three, written to from a client node of this process.
+            client = await cluster.client("tester")
+            try:
+                group = await Cluster.start(nodes=["n1", "n2", "n3"], name="orders", node=client)
+                await group.wait_for_leader(timeout=BOUND)
+                for i in range(20):
+                    await group.write({"key": f"k{i}", "value": i}, timeout=BOUND)
+            finally:
+                await client.stop()
+            await _until("the group and its leader", lambda: _raft_row(driver, "orders"))
             services = driver.execute_script("return document.getElementById('services').innerText")
-            assert "names: running" in services and "pg: running" in services
+            assert "names: 1 local, 0 eventual; 0 conflicts" in services
+            assert "pg: scope default: 0 groups" in services
+            assert "contracts: not running" in services
             cluster.kill("n3")
             await cluster.wait("n3")
             await _until("n3 failed", lambda: _statuses(driver).get("n3") == "failed")

@@ -49,12 +49,14 @@ async def test_status_and_top_read_every_node(tmp_path: Path) -> None:
         assert {s["node"]["name"] for s in report["nodes"].values()} == {"n1", "n2", "n3"}
         for summary in report["nodes"].values():
             assert sorted(m["name"] for m in summary["members"]) == ["n1", "n2", "n3"]
-            assert summary["sections"]["names"] == {"running": True}
+            assert summary["sections"]["names"]["running"] is True
+            assert summary["sections"]["contracts"] == {"running": False}
         assert all("messages_per_s" in r for r in report["rates"].values())
 
         code, out, err = await _ember("status", *nodes, *auth, "--window", "0")
         assert code == 0, err
         assert "Members" in out and "n3" in out and "contracts: not running" in out
+        assert "names: " in out and "eventual" in out
 
         code, out, err = await _ember("top", *nodes, *auth, "--once", "-n", "5")
         assert code == 0, err

@@ -65,11 +65,32 @@ async def test_node_members_processes_and_supervision_shapes() -> None:
 
 async def test_sections_a_node_lacks_say_not_running() -> None:
     async with admin_node() as (_, client):
-        for name in ("contracts",):
-            status, body, _ = await client.get(f"/api/v1/{name}")
-            assert (status, body) == (200, {"service": name, "running": False})
-            status, body, _ = await client.get(f"/api/v1/{name}/anything")
-            assert status == 404 and "not running" in body["error"]
+        status, body, _ = await client.get("/api/v1/contracts")
+        assert (status, body) == (200, {"service": "contracts", "running": False})
+        status, body, _ = await client.get("/api/v1/contracts/anything")
+        assert status == 404 and "not running" in body["error"]
+
+
+async def test_names_and_groups_views_and_metrics() -> None:
+    async with admin_node() as (node, client):
+        pid = await node.spawn(Echo)
+        await node.names.register("orders", pid, tier="eventual")
+        node.pg.join("workers", pid)
+        node.pg.join("workers", pid)  # a second occurrence: still one group
+        _, names, _ = await client.get("/api/v1/names")
+        assert names["running"] and names["names"]["eventual"] == 1
+        _, listed, _ = await client.get("/api/v1/names/registered?tier=eventual")
+        assert listed["names"] == [{"name": "orders", "tier": "eventual", "pid": str(pid)}]
+        _, pg, _ = await client.get("/api/v1/pg")
+        assert pg["scopes"]["default"]["groups"] == 1
+        _, groups, _ = await client.get("/api/v1/pg/default")
+        assert groups["groups"] == [{"group": "workers", "members": 2}]
+        status, body, _ = await client.get("/api/v1/pg/nosuchscope")
+        assert status == 409 and "UnknownScope" in body["error"]
+        assert (await client.get("/api/v1/names/registered?limit=x"))[0] == 400
+        _, text, _ = await client.get("/metrics")
+        assert 'ember_names{tier="eventual"} 1.0' in text
+        assert 'ember_pg_groups{scope="default"} 1.0' in text
 
 
 async def test_auth_token_cookie_and_open_probes() -> None:

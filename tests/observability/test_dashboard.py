@@ -47,7 +47,7 @@ async def test_no_work_while_nobody_watches() -> None:
             listen="127.0.0.1:0",
             cookie="c",
             mesh="local",
-            join=[f"a@{node.address[0]}:{node.address[1]}"],
+            join=[f"a@{node.address}"],
         ):
             await _probes_pass(node, 3)
             assert (node.admin.frames, node.admin.watchers, node.metrics.scrapes) == (0, 0, 0)

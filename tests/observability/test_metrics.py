@@ -117,3 +117,53 @@ async def test_mailbox_gauges_see_the_longest_queue() -> None:
         node.time_receives(None)  # no timer: nothing is timed
         await node.call(pid, "flush")
         assert _samples(node.metrics)[("ember_mailbox_messages", ())] == 0
+
+
+async def test_metrics_export_reports_the_collectors_through_an_otel_reader() -> None:
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from ember.observability import MetricsExportConfig
+
+    reader = InMemoryMetricReader()
+    config = MetricsExportConfig(reader=reader, interval=3600)
+    async with ember.Node("x", metrics_export=config) as node:
+        pid = await node.spawn(Echo)
+        for i in range(20):
+            await node.call(pid, i)
+        export = node.service("metrics_export")
+        await export.export_now()
+        data = reader.get_metrics_data()
+        assert data is not None
+        points = {
+            m.name: [p.value for p in m.data.data_points]
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+            for m in sm.metrics
+        }
+        assert points["ember_messages_processed"] == [20]
+        assert points["ember_processes"] == [len(node.processes())]
+        assert points["ember_receive_duration_seconds_count"] == [1]  # 20 slices: one timed
+        resource = data.resource_metrics[0].resource.attributes
+        assert resource["service.instance.id"] == "x"
+        assert "metrics_export" not in node.observables()
+    with pytest.raises(ember.UsageError):
+        MetricsExportConfig()
+    with pytest.raises(ember.UsageError):
+        MetricsExportConfig(reader=reader, interval=0)
+
+
+async def test_an_otlp_endpoint_without_the_exporter_is_a_clear_usage_error() -> None:
+    from ember.observability import MetricsExportConfig, TracingConfig
+
+    try:
+        import opentelemetry.exporter.otlp.proto.http  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("the OTLP exporter is installed here: nothing to refuse")
+    node = ember.Node("y", metrics_export=MetricsExportConfig(endpoint="http://127.0.0.1:1/"))
+    with pytest.raises(ember.UsageError, match=r"ember\[otlp\]"):
+        await node.start()
+    await node.stop()
+    with pytest.raises(ember.UsageError, match=r"ember\[otlp\]"):
+        ember.Node("z", tracing=TracingConfig(otlp_endpoint="http://127.0.0.1:1/"))

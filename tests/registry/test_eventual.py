@@ -148,3 +148,14 @@ async def test_a_restarted_node_drops_its_old_incarnations_names() -> None:
             timeout=60,
         )
         assert b2.names.whereis("old") is None
+
+
+async def test_gossip_alone_carries_a_small_delta() -> None:
+    async with SimCluster(["a", "b", "c"], seed=28) as sim:
+        a = sim.node("a")
+        tier = a.names.tiers["eventual"]
+        tier._send = lambda peer, frame: None  # type: ignore[attr-defined]  # no TCP at all
+        pid = await a.spawn(Sleeper)
+        await a.names.register("by-gossip", pid, tier="eventual")
+        await sim.wait_for(lambda: everywhere(sim, "by-gossip", pid), what="gossiped")
+        assert a.names.statistics()["eventual"]["gossiped"] >= 1

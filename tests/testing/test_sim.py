@@ -66,7 +66,7 @@ async def test_five_nodes_converge_and_call_each_other() -> None:
         assert all(sim.alive_view(n) == set(sim.names) for n in sim.names)
         pid = await sim.node("n3").spawn(Echo)
         assert await sim.node("n0").call(pid, "hi", timeout=1.0) == ("echo", "n3", "hi")
-        assert sim.node("n0").address == ("n0.sim", 7946)
+        assert sim.node("n0").address == "n0.sim:7946"
         assert sim.network.datagram_stats.delivered > 0
 
 

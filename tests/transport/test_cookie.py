@@ -87,5 +87,5 @@ async def test_a_node_given_the_file_text_and_one_given_the_cli_reading_agree(
     ):
         assert a.address is not None
         async with asyncio.timeout(5.0):
-            await b.connect_node(f"a@{a.address[0]}:{a.address[1]}")
+            await b.connect_node(f"a@{a.address}")
         assert b.connected_nodes() == ["a"]

@@ -35,6 +35,7 @@ def test_channel_numbers_are_the_wire_values() -> None:
         ("MEMBERSHIP", 3),
         ("REGISTRY", 4),
         ("PG", 5),
+        ("ADMIN", 6),
     ]
 
 
@@ -118,7 +119,7 @@ def test_zero_length_is_malformed() -> None:
     assert info.value.kind == "malformed"
 
 
-@pytest.mark.parametrize("code", [6, 7, 127, 255])
+@pytest.mark.parametrize("code", [7, 8, 127, 255])
 def test_unknown_channel_is_refused_at_the_header(code: int) -> None:
     decoder = FrameDecoder()
     with pytest.raises(ProtocolError) as info:

@@ -20,6 +20,7 @@ import pytest
 from transport_kit import CLUSTER, COOKIE, WAIT, LogWaiter, RawPeer, Recorder
 
 from ember import UsageError
+from ember.testing._adversity import SilentFlood, wrong_cookie_attempt
 from ember.transport._certs import init_cluster_ca, issue_node_cert
 from ember.transport._config import ChannelPolicy, TransportConfig
 from ember.transport._connection import HEARTBEAT
@@ -413,46 +414,6 @@ async def test_send_errors() -> None:
         a.send("b", Channel.USER, b"x")  # closed
 
 
-async def _silent_flood(
-    address: tuple[str, int], sockets: int, reopen: int
-) -> list[asyncio.Task[None]]:
-    """Connect ``sockets`` sockets from many loopback source addresses that never speak, and
-    re-open each one the node closes (up to ``reopen`` times in all): an attacker who keeps the
-    pressure on. Returns once all are connected once, with the tasks for the caller to cancel."""
-    budget = [reopen]
-    connected = [0]
-    all_in = asyncio.Event()
-
-    async def one(i: int) -> None:
-        source = (f"127.0.{1 + i // 200}.{2 + i % 200}", 0)
-        first = True
-        while True:
-            try:
-                reader, writer = await asyncio.open_connection(*address, local_addr=source)
-            except OSError:
-                return
-            finally:
-                if first:
-                    first = False
-                    connected[0] += 1
-                    if connected[0] == sockets:
-                        all_in.set()
-            try:
-                await reader.read()  # until the node closes it
-            except ConnectionError:
-                pass
-            finally:
-                writer.transport.abort()
-            if budget[0] <= 0:
-                return
-            budget[0] -= 1
-
-    tasks = [asyncio.create_task(one(i)) for i in range(sockets)]
-    async with asyncio.timeout(WAIT):
-        await all_in.wait()
-    return tasks
-
-
 async def test_silent_sockets_cannot_lock_a_correct_peer_out() -> None:
     # Issue 9: about 70 sockets that connect and never speak used to deny every newcomer (the
     # cap of 64 pending handshakes) until their handshake timeout. Now the newcomer evicts the
@@ -460,13 +421,8 @@ async def test_silent_sockets_cannot_lock_a_correct_peer_out() -> None:
     config = FAST.replace(handshake_timeout=30.0)  # silence alone would hold a slot for 30 s
     async with node("a", config=config) as (a, _ra), node("b") as (b, _rb):
         assert a.address is not None
-        flood = await _silent_flood(a.address, sockets=200, reopen=2000)
-        try:
+        async with SilentFlood(a.address, sockets=200, reopen=2000):
             await connect(b, a)  # bounded by WAIT, far below the 30 s the flood used to cost
-        finally:
-            for task in flood:
-                task.cancel()
-            await asyncio.gather(*flood, return_exceptions=True)
         stats = a.statistics()
         assert a.connected_nodes() == ["b"]
         assert stats.refused_busy == 0  # nobody that spoke was turned away
@@ -506,31 +462,6 @@ async def test_a_busy_node_tells_the_refused_peer_why_and_it_retries() -> None:
         assert a.connected_nodes() == ["b"]
 
 
-async def _wrong_cookie_attempt(address: tuple[str, int]) -> None:
-    """One handshake with a wrong cookie, as a misconfigured node makes it: HELLO, then the
-    node's proof fails to verify here, so we send the REJECT and wait for the node to close."""
-    raw = await RawPeer.open(address)
-    hs = Handshake(
-        "initiator",
-        node_name="intruder",
-        cluster=CLUSTER,
-        cookie=b"not the cookie",
-        creation=1,
-        nonce_source=os.urandom,
-    )
-    try:
-        raw.writer.write(hs.initiate())
-        async with asyncio.timeout(WAIT):
-            with contextlib.suppress(ProtocolError):  # a rate_limited refusal comes instead
-                while data := await raw.reader.read(65536):
-                    hs.receive_data(data)
-            if hs.rejection is not None:
-                raw.writer.write(hs.rejection)
-            await raw.closed_by_peer()
-    finally:
-        raw.close()
-
-
 async def test_a_correct_client_gets_in_after_1000_failed_handshakes_from_its_address(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -544,7 +475,7 @@ async def test_a_correct_client_gets_in_after_1000_failed_handshakes_from_its_ad
 
         async def attacker(n: int) -> None:
             for _ in range(n):
-                await _wrong_cookie_attempt(address)
+                await wrong_cookie_attempt(address, CLUSTER)
 
         async with asyncio.timeout(60):
             await asyncio.gather(*(attacker(250) for _ in range(4)))

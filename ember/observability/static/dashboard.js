@@ -65,9 +65,25 @@ function showRates() {
   }
 }
 
+function describe(name, s) {
+  // One line per service: names per tier, groups per scope, or the service's own summary.
+  if (!s.running) return "not running";
+  if (name === "names" && s.names) {
+    const tiers = Object.entries(s.names).map(([tier, n]) => `${n} ${tier}`).join(", ");
+    return `${tiers}; ${s.conflicts} conflicts`;
+  }
+  if (name === "pg" && s.scopes) {
+    return Object.entries(s.scopes)
+      .map(([scope, c]) => `scope ${scope}: ${c.groups} groups, ${c.local_members} local members`)
+      .join("; ") || "no scope";
+  }
+  const rest = Object.entries(s).filter(([k]) => k !== "running").map(([k, v]) => `${k} ${JSON.stringify(v)}`);
+  return rest.join(", ") || "running";
+}
+
 function render(frame) {
   $("node-name").textContent = frame.node.name;
-  $("node-info").textContent = `${frame.node.address || "local"} · cluster ${frame.node.cluster} · ${frame.node.processes} processes · up ${Math.round(frame.node.uptime_s)} s`;
+  $("node-info").textContent = `${frame.node.address || "local"} · cluster ${frame.node.cluster} · ${frame.node.processes} process${frame.node.processes === 1 ? "" : "es"} · up ${Math.round(frame.node.uptime_s)} s`;
   fill("members", frame.members, (m, tr) => {
     tr.dataset.member = m.name;
     tr.dataset.status = m.status;
@@ -83,12 +99,7 @@ function render(frame) {
     const li = document.createElement("li");
     const s = frame.sections[name] || { running: false };
     li.dataset.service = name;
-    if (!s.running) {
-      li.textContent = `${name}: not running`;
-    } else {
-      const rest = Object.entries(s).filter(([k]) => k !== "running").map(([k, v]) => `${k} ${JSON.stringify(v)}`);
-      li.textContent = `${name}: ${rest.join(", ") || "running"}`;
-    }
+    li.textContent = `${name}: ${describe(name, s)}`;
     return li;
   }));
   const longest = Math.max(0, ...frame.top.map((p) => p.mailbox));

@@ -1,0 +1,237 @@
+"""The consistent tier in the simulated world: the system group forms by itself (once), names
+are linearizable and fenced, exits and failed nodes release them through Raft."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from registrykit import Sleeper, inside, kill, probe
+
+import ember
+from ember import Name, Pid
+from ember.registry import SYSTEM_GROUP, RegistryConfig, TierUnavailable
+from ember.testing import SimCluster
+
+FAST = RegistryConfig.local(expect=3)
+
+
+def cluster(names: Any, seed: int, **kw: Any) -> SimCluster:
+    options = {"registry": kw.pop("registry", FAST), **kw.pop("node_options", {})}
+    return SimCluster(names, seed=seed, node_options=options, **kw)
+
+
+def members(sim: SimCluster) -> dict[str, Any]:
+    """Each live node's member of the system group (None for none)."""
+    out = {}
+    for name, node in sim.nodes.items():
+        member = node.service("raft").members.get((SYSTEM_GROUP, name))
+        out[name] = member if member is not None and member.running else None
+    return out
+
+
+async def formed(sim: SimCluster, voters: int = 3) -> None:
+    def ready() -> bool:
+        ms = [m for m in members(sim).values() if m is not None]
+        leaders = {m.leader for m in ms}
+        return len(ms) >= voters and len(leaders) == 1 and None not in leaders
+
+    await sim.wait_for(ready, what="the system group formed", timeout=60)
+
+
+def everywhere(sim: SimCluster, name: Any, pid: Pid | None) -> bool:
+    return all(n.names.whereis(name, "consistent") == pid for n in sim.nodes.values())
+
+
+async def test_the_group_forms_once_and_names_are_seen_everywhere() -> None:
+    async with cluster(["a", "b", "c"], 31) as sim:
+        await formed(sim)
+        a, c = sim.node("a"), sim.node("c")
+        pid, box = await probe(a)
+        token = await a.names.register("leader", pid, tier="consistent", meta={"v": 1})
+        assert isinstance(token, int) and token > 0
+        assert await a.names.register("leader", pid, tier="consistent") == token  # idempotent
+        await sim.wait_for(lambda: everywhere(sim, "leader", pid), what="replicated")
+        reg = c.names.lookup("leader", "consistent")
+        assert reg is not None and (reg.token, reg.meta) == (token, {"v": 1})
+        assert await c.names.whereis("leader", consistency="linearizable") == pid
+        c.send(Name("leader", tier="consistent"), "hi")
+        assert await box.get() == "hi"
+        other = await c.spawn(Sleeper)
+        with pytest.raises(ember.NameTaken) as taken:
+            await c.names.register("leader", other, tier="consistent")
+        assert taken.value.owner == pid
+        groups = {tuple(m.conf.voters) for m in members(sim).values() if m is not None}
+        assert groups == {("a", "b", "c")}
+
+
+async def test_fenced_sends_reach_only_the_holder_of_that_token() -> None:
+    async with cluster(["a", "b", "c"], 32) as sim:
+        await formed(sim)
+        a, b = sim.node("a"), sim.node("b")
+        first, first_box = await probe(b)
+        old = await a.names.register("lock", first, tier="consistent")
+        assert isinstance(old, int)
+        a.send(Name("lock", fence=old), "for the first")
+        assert await first_box.get() == "for the first"
+        await b.names.unregister("lock", tier="consistent")
+        second, second_box = await probe(b)
+        new = await b.names.register("lock", second, tier="consistent")
+        assert isinstance(new, int) and new > old
+        await sim.wait_for(lambda: a.names.whereis("lock") == second, what="a's cache")
+        a.send(Name("lock", fence=old), "stale")  # dropped at b, counted
+        a.send(Name("lock", fence=new), "fresh")
+        assert await second_box.get() == "fresh"
+        await sim.wait_for(
+            lambda: b.names.statistics()["fenced_drops"] == 1, what="the stale one dropped"
+        )
+        assert second_box.pending() == [] and first_box.pending() == []
+
+
+async def test_an_exit_releases_the_name_and_a_failed_node_releases_all_in_one_entry() -> None:
+    async with cluster(["a", "b", "c", "d"], 33) as sim:
+        await formed(sim)
+        a, d = sim.node("a"), sim.node("d")
+        pid = await a.spawn(Sleeper)
+        await a.names.register("job", pid, tier="consistent")
+        await kill(a, pid)
+        await sim.wait_for(lambda: everywhere(sim, "job", None), what="released on exit")
+        pids = [await d.spawn(Sleeper) for _ in range(20)]
+        for i, p in enumerate(pids):
+            await d.names.register(("d", i), p, tier="consistent")
+        await sim.wait_for(lambda: a.names.whereis(("d", 19)) == pids[19], what="replicated")
+        watcher, box = await probe(a)
+        ref = await inside(a, watcher, lambda: a.names.monitor(("d", 3)))
+        await sim.kill("d")
+        down = await box.get(within=60)
+        assert down == ember.Down(ref, pids[3], "released")
+        await sim.wait_for(
+            lambda: not any(a.names.whereis(("d", i)) for i in range(20)), what="all released"
+        )
+        releases = sum(
+            n.names.statistics()["consistent"]["node_releases"] for n in sim.nodes.values()
+        )
+        assert releases == 1
+        again = await a.spawn(Sleeper)
+        await a.names.register(("d", 3), again, tier="consistent")
+
+
+@pytest.mark.parametrize("seed", [41, 42, 43])
+async def test_five_nodes_starting_at_once_form_exactly_one_group(seed: int) -> None:
+    async with cluster(["e", "d", "c", "b", "a"], seed) as sim:
+        await formed(sim)
+        await sim.wait_for(
+            lambda: all(m is not None for m in members(sim).values()),
+            what="the others joined as learners",
+            timeout=60,
+        )
+        ms = members(sim)
+        confs = {
+            (tuple(sorted(m.conf.voters)), tuple(sorted(m.conf.learners))) for m in ms.values()
+        }
+        assert len(confs) == 1
+        ((voters, learners),) = confs
+        assert len(voters) + len(learners) == 5 and len(voters) >= 3
+        assert len({m.leader for m in ms.values()}) == 1
+
+
+async def test_a_client_node_registers_and_looks_up_through_the_others() -> None:
+    per_node = {"cl": {"registry": RegistryConfig.local(expect=3, member=False)}}
+    async with cluster(["a", "b", "c", "cl"], 34, per_node=per_node) as sim:
+        await formed(sim)
+        client = sim.node("cl")
+        pid = await client.spawn(Sleeper)
+        token = await client.names.register("from-client", pid, tier="consistent")
+        assert isinstance(token, int)
+        await sim.wait_for(lambda: everywhere(sim, "from-client", pid), what="client cache")
+        assert members(sim)["cl"] is None
+        await kill(client, pid)
+        await sim.wait_for(lambda: everywhere(sim, "from-client", None), what="released")
+
+
+async def test_before_formation_the_tier_is_unavailable() -> None:
+    async with cluster(["a", "b"], 35) as sim:  # expect=3: two nodes never form
+        a = sim.node("a")
+        pid = await a.spawn(Sleeper)
+        with pytest.raises(TierUnavailable) as err:
+            await a.names.register("x", pid, tier="consistent")
+        assert "not formed" in str(err.value)
+
+
+async def test_a_single_local_node_with_expect_one_forms_a_solo_group() -> None:
+    async with ember.Node("solo", registry=RegistryConfig.local(expect=1)) as node:
+        pid = await node.spawn(Sleeper)
+
+        async def register() -> int | None:
+            for _ in range(100):
+                try:
+                    return await node.names.register("me", pid, tier="consistent")
+                except TierUnavailable:
+                    await __import__("asyncio").sleep(0.1)
+            return None
+
+        token = await register()
+        assert isinstance(token, int)
+        assert node.names.whereis("me") == pid
+
+
+def leader_node(sim: SimCluster) -> str | None:
+    for name, member in members(sim).items():
+        if member is not None and member.role.name == "LEADER":
+            return name
+    return None
+
+
+@pytest.mark.parametrize("seed", [51, 52])
+async def test_the_history_is_linearizable_under_leader_loss_and_partitions(seed: int) -> None:
+    import asyncio
+    import random
+
+    from namesworkload import NamesModel, Recorder, check_tokens, consistent_op
+
+    from ember.testing import Verdict, check_linearizability
+
+    async with cluster(["a", "b", "c", "d", "e"], seed) as sim:
+        await formed(sim, voters=5)
+        rng = random.Random(seed)
+        rec = Recorder()
+        names = ["n0", "n1", "n2"]
+        stop = asyncio.Event()
+        pids: dict[str, list[Pid]] = {}
+
+        async def client(node_name: str, pid: Pid, crng: random.Random) -> None:
+            node = sim.node(node_name)
+            while not stop.is_set() and node_name in sim.nodes:
+                await consistent_op(rec, node, pid, crng.choice(names), crng)
+                await asyncio.sleep(crng.uniform(0.0, 0.05))
+
+        tasks = []
+        for name in sim.nodes:
+            pids[name] = [await sim.node(name).spawn(Sleeper) for _ in range(2)]
+            for pid in pids[name]:
+                crng = random.Random(rng.getrandbits(32))
+                tasks.append(asyncio.create_task(client(name, pid, crng)))
+        leaders = []
+        for round_ in range(3):
+            await asyncio.sleep(1.0)
+            await sim.wait_for(lambda: leader_node(sim) is not None, what="a leader")
+            leader = leader_node(sim)
+            assert leader is not None
+            leaders.append(leader)
+            if round_ == 1:  # lose the leader's node for good
+                for pid in pids[leader]:
+                    rec.may_release(pid, names)
+                await sim.kill(leader)
+            else:  # cut the leader off with one follower: a minority
+                other = next(n for n in sim.nodes if n != leader)
+                sim.partition({leader, other})
+                await asyncio.sleep(2.0)
+                sim.heal()
+        await asyncio.sleep(1.0)
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        result = check_linearizability(rec.ops, NamesModel(), budget=30.0)
+        assert result.verdict is Verdict.OK, result
+        done = [op for op in rec.ops if op.end is not None and op.input[0] != "release"]
+        assert len(done) > 50 and len(set(leaders)) >= 2  # the nemesis did bite
+        check_tokens(rec)
