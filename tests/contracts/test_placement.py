@@ -119,7 +119,7 @@ async def test_a_lost_node_reruns_an_idempotent_step_elsewhere() -> None:
         out = await handle.result(timeout=60)
         (other,) = {"b", "c"} - {first}
         assert out == {"fetch": f"x from {other}"}
-        assert WHERE == [first, other]
+        assert [first, other] == WHERE
         status = await handle.status()
         assert status.steps["fetch"].attempts == 2 and status.steps["fetch"].node == other
 

@@ -14,9 +14,9 @@ from ember.chaos._netns import unavailable_reason
 from ember.chaos._netnsdriver import NetnsDriver
 from ember.chaos._scenario import load_scenario, parse_scenario
 
-pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+from .chaoskit import assert_cut_is_seen_and_heals
 
-BOUND = 60.0
+pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
 
 
 def namespaces() -> set[str]:
@@ -33,20 +33,7 @@ def test_a_cut_link_is_seen_by_the_members_and_heals(tmp_path: Path) -> None:
         try:
             await driver.start()
             assert len(namespaces() - before) == 3
-            procs = driver.procs
-            await driver.cut({frozenset(("n1", "n2")), frozenset(("n1", "n3"))})
-            await procs.wait_for(
-                lambda: (
-                    procs.nodes["n2"].statuses().get("n1") in ("suspect", "failed")
-                    and procs.nodes["n3"].statuses().get("n1") in ("suspect", "failed")
-                ),
-                BOUND,
-                "n1 cut off",
-            )
-            await driver.cut(set())
-            await procs.wait_for(
-                lambda: procs.nodes["n2"].statuses().get("n1") == "alive", BOUND, "n1 back"
-            )
+            await assert_cut_is_seen_and_heals(driver)
         finally:
             await driver.stop()
 
