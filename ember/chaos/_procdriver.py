@@ -34,7 +34,7 @@ class ProcessDriver(Driver):
 
     kind: ClassVar[str] = "processes"
     faults: ClassVar[frozenset[str]] = frozenset(
-        {"kill", "restart", "pause", "partition", "delay", "loss"}
+        {"kill", "restart", "pause", "partition", "delay", "loss", "add-node", "remove-node"}
     )
 
     def __init__(self, scenario: Scenario, seed: int, workdir: Path) -> None:
@@ -90,6 +90,14 @@ class ProcessDriver(Driver):
         others = [p for p in self.procs.running() if p.name != name]
         await self.procs.start_node(name, connect=others, listen=old)
         await self._tell(name)  # a new process starts without faults: give it those on now
+
+    async def _start_node(self, name: str) -> None:
+        await self.procs.start_node(name, connect=self.procs.running())
+        await self._tell(name)
+
+    async def _stop_node(self, name: str) -> None:
+        self.procs.kill(name, signal.SIGTERM)
+        await self.procs.wait(name)
 
     async def pause(self, name: str) -> None:
         self.procs.kill(name, signal.SIGSTOP)

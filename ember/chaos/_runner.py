@@ -337,6 +337,25 @@ class Runner:
             async def undo() -> None:
                 await d.disk_faults(targets, None)
 
+        elif f.fault == "add-node":
+            added = await d.add_node()
+            targets = (added,)
+            detail = f"{added} joins the cluster and the KV group"
+
+            async def undo() -> None:
+                await d.retire_node(added)
+
+        elif f.fault == "remove-node":
+            if not targets:
+                return False
+            for t in targets:
+                await d.remove_member(t)
+            detail = "member removed from the KV group"
+
+            async def undo() -> None:
+                for t in targets:
+                    await d.readd_member(t)
+
         elif f.fault == "clock-skew":
             await d.clock_faults(targets, f.rate)
             detail = f"clock at {f.rate}x"

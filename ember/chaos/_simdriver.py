@@ -88,7 +88,18 @@ class SimDriver(Driver):
 
     kind: ClassVar[str] = "sim"
     faults: ClassVar[frozenset[str]] = frozenset(
-        {"kill", "restart", "pause", "partition", "delay", "loss", "slow-disk", "clock-skew"}
+        {
+            "kill",
+            "restart",
+            "pause",
+            "partition",
+            "delay",
+            "loss",
+            "slow-disk",
+            "clock-skew",
+            "add-node",
+            "remove-node",
+        }
     )
 
     def __init__(self, scenario: Scenario, seed: int, workdir: Path) -> None:
@@ -149,6 +160,12 @@ class SimDriver(Driver):
 
     async def restart(self, name: str) -> None:
         await self.sim.restart(name)
+
+    async def _start_node(self, name: str) -> None:
+        await self.sim.add(name)
+
+    async def _stop_node(self, name: str) -> None:
+        await self.sim.stop(name)
 
     async def pause(self, name: str) -> None:
         self.sim.pause(name)
