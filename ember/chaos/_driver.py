@@ -128,8 +128,11 @@ class Driver(abc.ABC):
         """Delay and/or lose traffic of ``targets`` (None clears that fault)."""
         raise DriverError(f"{self.kind} cannot delay or lose traffic")
 
-    async def disk_faults(self, targets: Iterable[str], latency: float | None) -> None:
-        """Make every Raft save on ``targets`` take ``latency`` seconds more (None: undo)."""
+    async def disk_faults(
+        self, targets: Iterable[str], latency: float | None, failures: float = 0.0
+    ) -> None:
+        """Make every Raft save on ``targets`` take ``latency`` seconds more and fail with
+        probability ``failures`` (None and 0: a healthy disk again)."""
         raise DriverError(f"{self.kind} cannot slow a disk")
 
     async def clock_faults(self, targets: Iterable[str], rate: float | None) -> None:

@@ -7,6 +7,7 @@ fault channel: the client asks each node to cut, delay or lose its own traffic).
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import signal
 from collections.abc import Iterable
@@ -93,6 +94,16 @@ class ProcessDriver(Driver):
 
     async def _start_node(self, name: str) -> None:
         await self.procs.start_node(name, connect=self.procs.running())
+        client = self.client
+        changed = asyncio.Event()
+        remove = client.on_member_event(lambda _: changed.set())
+        try:
+            async with asyncio.timeout(BOUND):  # the client must know where it is, to use it
+                while name not in {m.name for m in client.members() if m.status.value == "alive"}:
+                    changed.clear()
+                    await changed.wait()
+        finally:
+            remove()
         await self._tell(name)
 
     async def _stop_node(self, name: str) -> None:
@@ -132,7 +143,7 @@ class ProcessDriver(Driver):
 
     def logs(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for name in self.names:
+        for name in self.procs.nodes:  # every node that ran, also one added and retired
             path = self.workdir / f"{name}.log"
             if path.exists():
                 out[name] = path.read_text(errors="replace").splitlines()

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .._errors import EmberError
 from ._checkers import (
     CheckResult,
     Validity,
@@ -246,7 +247,14 @@ class Runner:
             for n, step in enumerate(steps):
                 if not await self._sleep_until(step.start):
                     return
-                if await self._start_fault(n, step.fault):
+                try:
+                    started = await self._start_fault(n, step.fault)
+                except (EmberError, TimeoutError) as exc:  # the run goes on; the report says so
+                    self.driver.notes.append(
+                        f"{step.fault.fault} at {self.clock():.2f} s failed: {exc}"
+                    )
+                    continue
+                if started:
                     tg.create_task(self._stop_later(n, step.stop))
 
     async def _stop_later(self, n: int, at: float) -> None:
@@ -257,7 +265,10 @@ class Runner:
         entry = self._undo.pop(n, None)
         if entry is not None:
             record, undo = entry
-            await undo()
+            try:
+                await undo()
+            except (EmberError, TimeoutError) as exc:
+                self.driver.notes.append(f"undoing {record.fault} failed: {exc}")
             record.stop = self.clock()
 
     async def _heal_all(self) -> None:
@@ -336,6 +347,17 @@ class Runner:
 
             async def undo() -> None:
                 await d.disk_faults(targets, None)
+
+        elif f.fault == "failing-disk":
+            await d.disk_faults(targets, None, f.probability)
+            detail = f"{f.probability:.0%} of saves fail"
+
+            async def undo() -> None:  # a new disk: the node restarts on it, from its data
+                await d.disk_faults(targets, None)
+                for t in targets:
+                    if t in d.live():
+                        await d.kill(t)
+                        await d.restart(t)
 
         elif f.fault == "add-node":
             added = await d.add_node()
