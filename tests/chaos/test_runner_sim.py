@@ -6,6 +6,7 @@ import pytest
 
 from ember.chaos._checkers import Validity
 from ember.chaos._driver import DriverError
+from ember.chaos._procdriver import ProcessDriver
 from ember.chaos._runner import Runner
 from ember.chaos._scenario import parse_scenario
 from ember.chaos._simdriver import SimDriver
@@ -92,7 +93,9 @@ async def test_a_planted_consistency_bug_is_found(tmp_path, monkeypatch):
     assert result.validity is Validity.INVALID
 
 
-async def test_a_fault_the_driver_cannot_inject_is_refused_before_anything_starts(tmp_path):
-    text = SCENARIO.replace('fault = "kill"', 'fault = "failing-disk"')
-    with pytest.raises(DriverError, match="cannot inject failing-disk"):
-        await run(text, 1, tmp_path)
+def test_a_fault_the_driver_cannot_inject_is_refused_before_anything_starts(tmp_path):
+    scenario = parse_scenario(SCENARIO.replace('fault = "kill"', 'fault = "clock-skew"'))
+    driver = ProcessDriver(scenario, 1, tmp_path)  # nothing starts until start()
+    with pytest.raises(DriverError, match="the processes driver cannot inject clock-skew"):
+        driver.check_supported()
+    SimDriver(scenario, 1, tmp_path).check_supported()  # the sim driver injects every fault
