@@ -10,13 +10,16 @@ import pytest
 
 from ember.actors import run
 from ember.chaos._api import find_scenario, run_chaos
-from ember.chaos._netns import unavailable_reason
+from ember.chaos._netns import firewall_tool, unavailable_reason
 from ember.chaos._netnsdriver import NetnsDriver
 from ember.chaos._scenario import load_scenario, parse_scenario
 
 from .chaoskit import assert_cut_is_seen_and_heals
 
-pytestmark = pytest.mark.skipif(unavailable_reason() is not None, reason=str(unavailable_reason()))
+REASON = unavailable_reason() or (
+    None if firewall_tool() else "partitions need nftables or iptables"
+)
+pytestmark = pytest.mark.skipif(REASON is not None, reason=str(REASON))
 
 
 def namespaces() -> set[str]:
