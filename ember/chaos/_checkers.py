@@ -22,6 +22,7 @@ __all__ = [
     "CheckResult",
     "Validity",
     "check_availability",
+    "check_calls",
     "check_linearizable",
     "check_logs",
     "check_lost_writes",
@@ -478,4 +479,30 @@ def check_pg_converged(observed: Mapping[str, Any]) -> CheckResult:
         f"{len(observed['groups'])} groups equal on all {len(views)} nodes {after:.2f} s after "
         "the heal",
         figures,
+    )
+
+
+def check_calls(history: History) -> CheckResult:
+    """Every successful call got its own answer: the value it sent, from the node it called."""
+    wrong: list[dict[str, Any]] = []
+    answered = 0
+    for invoke, done in history.pairs():
+        if invoke.f != "call" or done is None or done.type != "ok":
+            continue
+        answered += 1
+        if tuple(done.value) != ("echo", invoke.key, invoke.value):
+            wrong.append(
+                {"index": invoke.index, "sent": invoke.value, "to": invoke.key, "got": done.value}
+            )
+    figures = {"answered": answered, "wrong": len(wrong)}
+    if wrong:
+        return CheckResult(
+            "calls_answered",
+            Validity.INVALID,
+            f"{len(wrong)} of {answered} calls got another call's answer",
+            figures,
+            {"wrong": wrong[:_WITNESS_OPS]},
+        )
+    return CheckResult(
+        "calls_answered", Validity.VALID, f"all {answered} answers were their own", figures
     )

@@ -19,6 +19,7 @@ from ._checkers import (
     CheckResult,
     Validity,
     check_availability,
+    check_calls,
     check_linearizable,
     check_logs,
     check_lost_writes,
@@ -31,7 +32,14 @@ from ._driver import Driver, DriverError
 from ._history import History
 from ._nemesis import Link, Step, cut_links, resolve_targets, schedule
 from ._scenario import FaultSpec, Scenario
-from ._workloads import KVWorkload, NamesWorkload, PgWorkload, Processes, Workload
+from ._workloads import (
+    CallsWorkload,
+    KVWorkload,
+    NamesWorkload,
+    PgWorkload,
+    Processes,
+    Workload,
+)
 
 __all__ = ["FaultRecord", "Progress", "RunResult", "Runner"]
 
@@ -133,7 +141,7 @@ class Runner:
         s = self.scenario
         self.driver.check_supported()
         for spec in s.workloads:
-            if spec.kind not in ("kv", "names", "pg"):
+            if spec.kind not in ("kv", "names", "pg", "calls"):
                 raise DriverError(f"the {spec.kind} workload is not available yet")
         try:
             await self.driver.start()
@@ -144,6 +152,7 @@ class Runner:
                 "kv": KVWorkload,
                 "names": NamesWorkload,
                 "pg": PgWorkload,
+                "calls": CallsWorkload,
             }
             workloads = [
                 kinds[spec.kind](
@@ -205,6 +214,8 @@ class Runner:
             faults = [f.as_dict() for f in self.faults]
             for tier, views in self.views.items():
                 out.append(check_unique_owners(self.history, views, faults, tier))
+        if any(w.kind == "calls" for w in self.scenario.workloads):
+            out.append(check_calls(self.history))
         if c.pg_converge:
             out.extend(check_pg_converged(observed) for observed in self.pg)
         if c.rss_limit_mb is not None:

@@ -22,7 +22,15 @@ from ..registry import TierUnavailable
 from ._history import EventType, History
 from ._scenario import WorkloadSpec
 
-__all__ = ["KVWorkload", "NamesWorkload", "PgWorkload", "Processes", "Workload", "classify"]
+__all__ = [
+    "CallsWorkload",
+    "KVWorkload",
+    "NamesWorkload",
+    "PgWorkload",
+    "Processes",
+    "Workload",
+    "classify",
+]
 
 # Errors that prove a write was not applied (docs/consensus.md, "Errors").
 _NOT_WRITTEN = (NoLeader, NotLeader, CommandFailed)
@@ -339,3 +347,34 @@ class PgWorkload(Workload):
                     "within": within,
                 }
             await asyncio.sleep(0.2)
+
+
+class CallsWorkload(Workload):
+    """Plain actor calls: each client calls the holder of a random node with a unique value,
+    which comes back with the node's name (``ok``); a dead holder or node is ``fail``, a
+    timeout ``info``. Checked by ``calls_answered``: every answer is its own call's."""
+
+    prefix = "node-"
+
+    async def operate(
+        self, process: int, f: str, key: str, rng: random.Random, memory: dict[str, Any]
+    ) -> EventType:
+        node = self._node(rng)
+        value = self.ids.value()
+        invoke = self.history.invoke(process, "call", node, value, self.clock())
+        timeout = self.spec.timeout
+        try:
+            async with asyncio.timeout(timeout * 2 + 1.0):
+                holder = await self._holder(node)
+                answer = await self.driver.client.call(holder, ("echo", value), timeout=timeout)
+        except UsageError:
+            raise
+        except NoProc as exc:
+            self._holders.pop(node, None)
+            self.history.complete(invoke, "fail", None, self.clock(), error=type(exc).__name__)
+            return "fail"
+        except (EmberError, TimeoutError, OSError) as exc:
+            self.history.complete(invoke, "info", None, self.clock(), error=type(exc).__name__)
+            return "info"
+        self.history.complete(invoke, "ok", list(answer), self.clock(), node=node)
+        return "ok"

@@ -10,6 +10,7 @@ from ember.chaos._checkers import (
     CheckResult,
     Validity,
     check_availability,
+    check_calls,
     check_linearizable,
     check_logs,
     check_lost_writes,
@@ -223,3 +224,12 @@ def test_pg_converged_catches_views_that_still_differ():
     assert r.validity is Validity.INVALID
     assert r.witness["diverged"][0]["views"]["n2"] == ["<n2.2.1>"]
     assert check_pg_converged({**ok, "views": {}}).validity is Validity.UNKNOWN
+
+
+def test_calls_answered_catches_an_answer_to_another_call():
+    good = Script().op(0, "call", "n1", 7, 0.0, 1.0, ("echo", "n1", 7))
+    assert check_calls(good.history()).validity is Validity.VALID
+    bad = Script().op(0, "call", "n1", 7, 0.0, 1.0, ("echo", "n1", 8))
+    bad.op(1, "call", "n2", 9, 0.0, 1.0, None, "info")
+    r = check_calls(bad.history())
+    assert r.validity is Validity.INVALID and r.figures == {"answered": 1, "wrong": 1}
