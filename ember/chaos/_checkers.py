@@ -352,7 +352,8 @@ def check_unique_owners(
     """Every name has at most one owner: after the final heal and settle, every node sees the
     same holder (or none) under each name; and, for consistent names, no two processes held
     a name at once: a successful registration of a name another process holds must follow a
-    release of it (an unregister, or a fault on the holder's node that releases its names).
+    release of it (an unregister, or a fault on the holder's node that releases its names),
+    and carry a larger fencing token.
     """
     split: list[dict[str, Any]] = []
     names = sorted({n for view in views.values() for n in view}, key=str)
@@ -423,7 +424,17 @@ def _double_owners(
                 for f in faults
                 if f["start"] <= hi and (f["stop"] is None or f["stop"] >= lo)
             )
-            if not released and not faulted:
+            token_a, token_b = done_a.value[1], done_b.value[1]
+            if token_a is not None and token_b is not None and token_b <= token_a:
+                out.append(
+                    {
+                        "name": name,
+                        "problem": "the fencing token did not increase",
+                        "first": {"index": inv_a.index, "holder": holder_a, "token": token_a},
+                        "second": {"index": inv_b.index, "holder": holder_b, "token": token_b},
+                    }
+                )
+            elif not released and not faulted:
                 out.append(
                     {
                         "name": name,

@@ -207,6 +207,14 @@ def test_unique_owners_catches_a_consistent_name_held_twice():
     again.op(1, "register", "c", "n2", 2, 3, ("<n2.2.1>", 2))
     assert check_unique_owners(again.history(), views, [], "consistent").validity is Validity.VALID
     assert check_unique_owners(taken, views, [], "eventual").validity is Validity.VALID
+    # A new owner after a release must hold a larger fencing token.
+    stale = Script().op(0, "register", "c", "n1", 0.0, 1.0, ("<n1.2.1>", 5))
+    stale.op(2, "unregister", "c", None, 1.5, 1.8).op(
+        1, "register", "c", "n2", 2.0, 3.0, ("<n2.2.1>", 5)
+    )
+    r = check_unique_owners(stale.history(), views, [], "consistent")
+    assert r.validity is Validity.INVALID
+    assert r.witness["double_owners"][0]["problem"] == "the fencing token did not increase"
 
 
 def test_pg_converged_catches_views_that_still_differ():
