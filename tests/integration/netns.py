@@ -1,17 +1,6 @@
-"""A network-namespace lab for multi-process tests: N namespaces on one Linux bridge (the lab
-itself is ``ember.chaos._netns``, which the netns chaos driver uses too).
-
-``with netns_lab(3) as lab:`` creates a bridge and three namespaces, each with a veth into the
-bridge (``eth0`` inside, an address in a private 10.201.x.0/24 that nothing else on the machine
-uses), loopback up and, unless ``multicast_route=False``, the route ``224.0.0.0/4 dev eth0`` that
-mDNS needs for zeroconf's default interface choice. ``lab.popen(ns, argv)`` runs a command inside
-a namespace; ``lab.partition(a, b)`` drops, on the receiving side, every packet between the two
-groups (nftables if installed, else iptables) and ``lab.heal()`` removes the rules. On exit (also
-on failure) the processes the lab started are terminated by pid, and the namespaces and the bridge
-are deleted. Traffic only ever goes to the lab's own addresses.
-
-Needs root and ``ip`` (iproute2); :func:`unavailable_reason` says why not, for a skip.
-"""
+"""The network-namespace lab for multi-process tests (``ember.chaos._netns``, which the netns
+chaos driver uses too; its docstring says what it builds), and :class:`JsonLines` to follow a
+process's JSON output."""
 
 from __future__ import annotations
 
