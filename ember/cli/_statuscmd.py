@@ -170,11 +170,10 @@ def describe(section: str, summary: dict[str, Any]) -> str:
             f"scope {name}: {c['groups']} groups, {c['local_members']} local members"
             for name, c in scopes
         )
-    if section == "contracts" and "runs" in summary:
-        runs = summary["runs"]
+    if section == "contracts" and "coordinators" in summary:
         return (
-            f"{summary['coordinators']} running; {runs['succeeded']} succeeded, "
-            f"{runs['failed']} failed, {runs['parked']} parked"
+            f"{summary['coordinators']} running; {summary['succeeded']} succeeded, "
+            f"{summary['failed']} failed"
         )
     details = {k: v for k, v in summary.items() if k != "running"}
     return json.dumps(details, default=str)
