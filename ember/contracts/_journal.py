@@ -88,11 +88,13 @@ class RaftJournal:
                 try:
                     if len(batch) == 1:
                         answers = [
-                            await service.store_write(batch[0][0], request_id, retry_forever=True)
+                            await service.store().write(batch[0][0], request_id, retry_forever=True)
                         ]
                     else:
                         command = {"op": "batch", "commands": [c for c, _ in batch]}
-                        answers = await service.store_write(command, request_id, retry_forever=True)
+                        answers = await service.store().write(
+                            command, request_id, retry_forever=True
+                        )
                 except BaseException as exc:
                     for _, fut in batch:
                         if not fut.done():

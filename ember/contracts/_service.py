@@ -289,7 +289,7 @@ class ContractsService:
             entry.resuming = True
         try:
             if durable:
-                answer = await self.store_write(command, f"start:{run_id}", timeout=timeout)
+                answer = await self.store().write(command, f"start:{run_id}", timeout=timeout)
             else:
                 answer = self.local.apply_command(command)
         except BaseException:
@@ -603,7 +603,7 @@ class ContractsService:
                     f"an event payload for durable runs must be msgpack data: {exc}"
                 ) from exc
             answers.append(
-                (await self.store_write(command, f"event:{event_id}", timeout=timeout), True)
+                (await self.store().write(command, f"event:{event_id}", timeout=timeout), True)
             )
         took: list[str] = []
         dup: list[Any] | None = None
@@ -695,7 +695,7 @@ class ContractsService:
                 entry.resolve(None)
                 self.stats.declined += 1
                 if not local:
-                    await self.store_write(
+                    await self.store().write(
                         {
                             "op": "decline",
                             "id": run_id,
@@ -853,7 +853,7 @@ class ContractsService:
         if durable is not True and run_id in self.local.runs:
             answer = self.local.apply_command(command)
         elif self.cluster is not None and durable is not False:
-            answer = await self.store_write(command, f"cancel:{run_id}:{uuid.uuid4().hex[:8]}")
+            answer = await self.store().write(command, f"cancel:{run_id}:{uuid.uuid4().hex[:8]}")
         else:
             raise RunNotFound(run_id)
         if answer[0] == "none":
@@ -943,20 +943,11 @@ class ContractsService:
         """A client handle on the durable store's Raft group (None without a store)."""
         return None if self.durable is None else self.durable.cluster
 
-    async def store_write(
-        self,
-        command: dict[str, Any],
-        request_id: str,
-        *,
-        timeout: float | None = None,  # noqa: ASYNC109
-        retry_forever: bool = False,
-    ) -> list[Any]:
-        """Write ``command`` to the durable store (see :meth:`DurableStore.write`)."""
+    def store(self) -> DurableStore:
+        """The durable store; :class:`StoreUnavailable` if this node has none."""
         if self.durable is None:
             raise StoreUnavailable(f"node {self.node.name} has no contracts store")
-        return await self.durable.write(
-            command, request_id, timeout=timeout, retry_forever=retry_forever
-        )
+        return self.durable
 
     def _check_started(self) -> None:
         if not self.started:
