@@ -113,6 +113,11 @@ class RunCoordinator(Actor):
             spec.restarts += 1
             spec.record = None  # resume from what was persisted since
         spec.started = True
+        # The run's span (started under the starter's by the service, or a root here when
+        # sampled: a resumed run), ended when this coordinator ends.
+        self.span = service.run_spans.pop(spec.run_id, None) or service.node.tracing.start_span(
+            "contract.run", {"ember.run": spec.run_id}
+        )
         self.node.send(self.pid, ("go",))
 
     # --- messages ---
@@ -189,6 +194,8 @@ class RunCoordinator(Actor):
         return None
 
     async def terminate(self, reason: Any) -> None:
+        if self.span is not None:
+            self.span.end()
         for task in self.tasks:
             task.cancel()
         for key, att in list(self.workers.items()):  # a crash, or the node stopping
@@ -518,6 +525,12 @@ class RunCoordinator(Actor):
         task = core.tasks.get(key)
         if task is not None and task.t0 is not None:
             self.service.observe_step(now - task.t0)
+            self.service.node.tracing.record(
+                "contract.step",
+                now - task.t0,
+                {"ember.run": self.spec.run_id, "ember.step": key},
+                parent=self.span,
+            )
 
     def _unload(self, att: _Attempt) -> None:
         load = self.service.load

@@ -77,13 +77,16 @@ def collect(service: ContractsService) -> Iterator[Metric]:
 
 
 def summary(service: ContractsService) -> dict[str, Any]:
-    """A node's line of contracts on the dashboard and in ``ember status``."""
+    """A node's line of contracts on the dashboard and in ``ember status`` (which read
+    ``coordinators`` and ``runs``), and its ``/api/v1/contracts`` view."""
     stats = service.statistics()
+    failed = stats.runs_failed + stats.runs_unknown
     return {
         "coordinators": stats.coordinators,
         "started": stats.runs_started,
         "succeeded": stats.runs_succeeded,
-        "failed": stats.runs_failed + stats.runs_unknown,
+        "failed": failed,
+        "runs": {"succeeded": stats.runs_succeeded, "failed": failed, "parked": stats.runs_parked},
         "durable": service.cluster is not None,
         "step_p99_s": service.step_seconds.quantile(0.99),
     }

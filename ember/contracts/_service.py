@@ -25,7 +25,7 @@ from .._tasks import OwnedTasks
 from ..actors import Pid, ReplyHandle, Supervisor, child
 from ..actors._node import current_node
 from ..consensus import Cluster
-from ..observability import Collector, Histogram
+from ..observability import AdminRequest, AdminRoute, Collector, Histogram
 from ._cache import PureCache
 from ._config import ContractsConfig
 from ._contract import Contract, contract_class
@@ -102,6 +102,8 @@ class ContractsService:
         self.load: dict[str, int] = {}
         """Steps this node's runs have running on each node."""
         self.stats = ContractsStatistics()
+        self.run_spans: dict[str, Any] = {}
+        """Trace spans of runs being launched, for their coordinators to take and end."""
         self.step_seconds = Histogram(
             "ember_contracts_step_seconds",
             "Duration of step attempts run in a worker or on another node (seconds).",
@@ -385,10 +387,17 @@ class ContractsService:
         else:
             entry.spec = spec
         entry.resuming = True
+        # Started here, in the starter's context, so a traced caller's run joins its trace.
+        span = self.node.tracing.start_span("contract.run", {"ember.run": spec.run_id})
+        if span is not None:
+            self.run_spans[spec.run_id] = span
         try:
             entry.pid = await Supervisor.start_child(await self._supervisor(), spec)
         finally:
             entry.resuming = False
+            unclaimed = self.run_spans.pop(spec.run_id, None)  # no coordinator took it
+            if unclaimed is not None:
+                unclaimed.end()
         self.stats.coordinators += 1
         if entry.events:
             events, entry.events = entry.events, {}
@@ -917,6 +926,14 @@ class ContractsService:
     def admin_summary(self) -> dict[str, Any]:
         """This node's line of contracts on the dashboard and in ``ember status``."""
         return summary(self)
+
+    def admin_routes(self) -> Iterable[AdminRoute]:
+        """``GET /api/v1/contracts/statistics``: every counter of this node's contracts."""
+
+        async def statistics(req: AdminRequest) -> Any:
+            return dataclasses.asdict(self.statistics())
+
+        return (AdminRoute("GET", "/statistics", statistics, "every contracts counter"),)
 
     def statistics(self) -> ContractsStatistics:
         """This node's counters (a copy)."""

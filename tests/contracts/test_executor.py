@@ -353,6 +353,7 @@ async def test_the_node_metrics_carry_the_contracts_counters(node: ember.Node) -
     assert 'ember_contracts_local_runs{status="succeeded"} 1.0' in text
     summary = node.contracts.admin_summary()
     assert summary["succeeded"] == 1 and summary["coordinators"] == 0
+    assert summary["runs"] == {"succeeded": 1, "failed": 0, "parked": 0}
 
 
 class TwoSlow(Contract):
