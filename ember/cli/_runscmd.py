@@ -84,13 +84,13 @@ def add_runs_commands(sub: Any) -> None:
         choices=["running", "waiting", "succeeded", "failed", "cancelled", "unknown"],
         help="only runs in this state",
     )
-    runs.add_argument("--limit", type=int, default=50)
+    runs.add_argument("--limit", type=int, default=50, help="at most this many runs, newest first")
     runs.set_defaults(run=cmd_runs)
     show = sub.add_parser("run", help="one contract run").add_subparsers(
         dest="run_cmd", required=True
     )
     one = show.add_parser("show", help="a run's state, steps, events and error")
-    one.add_argument("run_id")
+    one.add_argument("run_id", help="the run's id (as start returned it, or its run_id=)")
     _client_arguments(one)
     one.set_defaults(run=cmd_run_show)
 
@@ -99,7 +99,9 @@ def _client_arguments(parser: Any) -> None:
     parser.add_argument("--node", required=True, metavar="NAME@HOST:PORT", help="node to ask")
     parser.add_argument("--cookie-file", required=True, type=Path, help="file with the cookie")
     parser.add_argument("--cluster", default="ember", help="cluster name (default: ember)")
-    parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait for the node's answer"
+    )
     parser.add_argument("--json", action="store_true", help="JSON instead of text")
 
 

@@ -18,7 +18,7 @@ import logging
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import msgpack  # type: ignore[import-untyped]
 
@@ -26,6 +26,7 @@ from .._errors import EmberError, NodeDown, NoProc, UsageError
 from ..actors import NOPROC, NORMAL, Actor, Down, Pid, Ref, ReplyHandle, TimerRef
 from ._core import Abort, Launch, RunCore
 from ._graph import Graph
+from ._journal import Journal
 from ._placement import place
 from ._policy import CapabilityPolicy
 from ._values import Failure
@@ -34,7 +35,7 @@ from ._worker import StepWorker, run_function, runs_inline
 if TYPE_CHECKING:
     from ._service import ContractsService
 
-__all__ = ["Journal", "RunCoordinator", "RunSpec"]
+__all__ = ["RunCoordinator", "RunSpec"]
 
 log = logging.getLogger("ember.contracts")
 
@@ -42,17 +43,6 @@ INLINE_BATCH = 256
 """Plain local steps run inline in one turn before the coordinator yields to the loop."""
 MAX_RESTARTS = 3
 """Crashes of one run's coordinator before the run is failed."""
-
-
-class Journal(Protocol):
-    """Where a run's facts go: the node's local store (``sync``: applied at once) or the
-    replicated store (written through Raft)."""
-
-    sync: bool
-
-    def apply(self, command: dict[str, Any]) -> list[Any]: ...
-
-    async def write(self, command: dict[str, Any], request_id: str) -> list[Any]: ...
 
 
 @dataclass(eq=False)

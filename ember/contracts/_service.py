@@ -15,8 +15,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgpack  # type: ignore[import-untyped]
@@ -25,32 +24,14 @@ from .._errors import EmberError, UsageError
 from .._tasks import OwnedTasks
 from ..actors import Pid, ReplyHandle, Supervisor, child
 from ..actors._node import current_node
-from ..consensus import (
-    Cluster,
-    ClusterConfig,
-    ClusterError,
-    CommandFailed,
-    NoLeader,
-    NotLeader,
-    OutcomeUnknown,
-    Role,
-)
-from ..consensus._host import node_of
-from ..consensus._types import ConfState
-from ..observability import (
-    AdminRequest,
-    AdminRoute,
-    Collector,
-    Histogram,
-    Metric,
-    counter,
-    gauge,
-)
+from ..consensus import Cluster
+from ..observability import AdminRequest, AdminRoute, Collector, Histogram
 from ._cache import PureCache
 from ._config import ContractsConfig
 from ._contract import Contract, contract_class
 from ._coordinator import RunCoordinator, RunSpec
 from ._core import error_of_record
+from ._durable import DurableStore
 from ._errors import (
     DuplicateEvent,
     InvalidInputs,
@@ -61,156 +42,25 @@ from ._errors import (
     StoreUnavailable,
     VersionUnavailable,
 )
-from ._graph import Graph
+from ._graph import Graph, checked_inputs
 from ._handle import RunHandle
+from ._journal import LocalJournal, RaftJournal
+from ._metrics import collect, summary
 from ._placement import Candidate
 from ._policy import CapabilityPolicy, offered_capabilities
+from ._stats import ContractsStatistics
 from ._status import RunStatus, RunSummary
 from ._stephost import HOST_NAME, StepHost
-from ._store import RunStore
+from ._store import FINAL, RunStore
 
 if TYPE_CHECKING:
     from .._services import ServiceNode
 
-__all__ = ["GROUP", "ContractsService", "ContractsStatistics", "service_of"]
+__all__ = ["ContractsService", "service_of"]
 
 log = logging.getLogger("ember.contracts")
 
-GROUP = "ember.contracts"
-"""The Raft group of the durable store."""
-STORE_REF = "ember.contracts._store:RunStore"
-_FINAL = ("succeeded", "failed", "cancelled")
 _ALIVE = ("alive", "suspect")
-DECLINED_RETRY = 30.0
-"""Seconds between asking every node again to take a run none could load."""
-
-
-@dataclass(slots=True)
-class ContractsStatistics:
-    """Counters of a node's contracts service (read by ``statistics()``)."""
-
-    runs_started: int = 0
-    runs_resumed: int = 0
-    """Coordinators started from a record: after a wait, a restart, or a takeover."""
-    runs_succeeded: int = 0
-    runs_failed: int = 0
-    runs_cancelled: int = 0
-    runs_unknown: int = 0
-    runs_parked: int = 0
-    """Runs that went to wait for an event (their coordinator stopped)."""
-    runs_abandoned: int = 0
-    """Coordinators that stopped because their run was taken over or ended elsewhere."""
-    coordinators: int = 0
-    """Coordinators running on this node now."""
-    steps_inline: int = 0
-    steps_local: int = 0
-    steps_remote: int = 0
-    step_attempts: int = 0
-    """Step attempts that reported (inline ones excluded; their times are in ``step_seconds``)."""
-    step_seconds_total: float = 0.0
-    step_seconds_max: float = 0.0
-    events_delivered: int = 0
-    events_again: int = 0
-    events_duplicate: int = 0
-    events_unmatched: int = 0
-    takeovers: int = 0
-    """Runs this node (as the store leader's) gave to a new owner."""
-    declined: int = 0
-    """Runs this node could not resume (their contract version is not loaded here)."""
-    store_writes: int = 0
-    store_retries: int = 0
-    cache_hits: int = 0
-    cache_misses: int = 0
-    cache_evictions: int = 0
-    cache_entries: int = 0
-
-    def observe(self, seconds: float) -> None:
-        """Count one step attempt that took ``seconds``."""
-        self.step_attempts += 1
-        self.step_seconds_total += seconds
-        self.step_seconds_max = max(self.step_seconds_max, seconds)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-class LocalJournal:
-    """A run's facts in this node's in-memory store, applied at once."""
-
-    sync = True
-
-    def __init__(self, store: RunStore) -> None:
-        self.store = store
-
-    def apply(self, command: dict[str, Any]) -> list[Any]:
-        if command["op"] == "advance":  # the per-step path: straight to its handler
-            return self.store.advance(command)
-        result: list[Any] = self.store.apply_command(command)
-        return result
-
-    async def write(self, command: dict[str, Any], request_id: str) -> list[Any]:
-        return self.apply(command)
-
-
-class RaftJournal:
-    """Runs' facts in the replicated store. The writes of all the node's coordinators are
-    batched: one is in flight at a time, and what the others submit meanwhile goes together in
-    the next one (a single Raft entry), so durable steps cost one entry per batch, not per step,
-    when many runs progress at once (group commit, at the level of runs)."""
-
-    sync = False
-    MAX_BATCH = 512
-    """Commands in one entry at most."""
-
-    def __init__(self, service: ContractsService) -> None:
-        self.service = service
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[list[Any]]]] = []
-        self._writing = False
-        self._batches = 0
-        self.largest = 0
-        """The most commands one entry carried (for statistics)."""
-
-    def apply(self, command: dict[str, Any]) -> list[Any]:
-        raise UsageError("the durable store is written asynchronously")
-
-    async def write(self, command: dict[str, Any], request_id: str) -> list[Any]:
-        """Write ``command`` with the next batch; its own answer."""
-        fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._pending.append((command, fut))
-        if not self._writing:
-            self._writing = True
-            self.service.spawn(self._flush())
-        return await fut
-
-    async def _flush(self) -> None:
-        service = self.service
-        try:
-            while self._pending:
-                batch, self._pending = (
-                    self._pending[: self.MAX_BATCH],
-                    self._pending[self.MAX_BATCH :],
-                )
-                self._batches += 1
-                self.largest = max(self.largest, len(batch))
-                request_id = f"batch:{service.node.name}:{service.node.creation}:{self._batches}"
-                try:
-                    if len(batch) == 1:
-                        answers = [
-                            await service.store_write(batch[0][0], request_id, retry_forever=True)
-                        ]
-                    else:
-                        command = {"op": "batch", "commands": [c for c, _ in batch]}
-                        answers = await service.store_write(command, request_id, retry_forever=True)
-                except BaseException as exc:
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    raise
-                for (_, fut), answer in zip(batch, answers, strict=True):
-                    if not fut.done():
-                        fut.set_result(answer)
-        finally:
-            self._writing = False
 
 
 class _Entry:
@@ -261,7 +111,8 @@ class ContractsService:
         self.registry: dict[tuple[str, int], type[Contract]] = {}
         self._graphs: dict[tuple[str, int, str], Graph] = {}
         """Graphs resolved for runs and attempts, by name, version and shape."""
-        self.cluster: Cluster | None = None
+        self.durable: DurableStore | None = None
+        """The durable store (None: no ``ContractsConfig.store``)."""
         self._entries: dict[str, _Entry] = {}
         self._sup: Pid | None = None
         self._tasks = node.kernel.in_context(OwnedTasks, log, "contracts task")
@@ -272,12 +123,9 @@ class ContractsService:
         self._epoch = time.time() - time.monotonic()
         self._local_timers: list[tuple[float, str]] = []
         self._timer_handle: asyncio.TimerHandle | None = None
-        self._dead_since: dict[str, float] = {}
         self.hosts: dict[str, Pid] = {}
         """The step host of each node, as found (see ``_stephost``)."""
         self._host: Pid | None = None
-        self._nudged: dict[str, float] = {}
-        self._sweep_now = asyncio.Event()
         self.started = False
 
     @property
@@ -312,9 +160,9 @@ class ContractsService:
             kernel.register(HOST_NAME, self._host)
         self.started = True
         if self.config.store is not None:
-            self._start_store(self.config.store)
-            self._tasks.spawn(self._sweep_loop())
-            self._tasks.spawn(self._recover())
+            self.durable = DurableStore(self, self.config.store)
+            self._tasks.spawn(self.durable.sweep_loop())
+            self._tasks.spawn(self.durable.recover())
 
     async def stop(self) -> None:
         self.started = False
@@ -336,31 +184,6 @@ class ContractsService:
                 if not fut.done():
                     fut.set_exception(StoreUnavailable(f"node {self.node.name} stopped"))
         self._entries.clear()
-
-    def _start_store(self, members: tuple[str, ...]) -> None:
-        host = self.node.service("raft")
-        if host is None:
-            raise UsageError(f"node {self.node.name} runs no Raft host for the contracts store")
-        raft = self.config.raft or ClusterConfig()
-        voters = members[: raft.max_voters]
-        for member in members:
-            if node_of(member) != self.node.name:
-                continue
-            meta = {
-                "group": GROUP,
-                "member": member,
-                "ref": STORE_REF,
-                "config": raft.as_dict(),
-                "durable": "auto",
-            }
-            host.create_member(meta, ConfState(tuple(voters), tuple(members[len(voters) :])))
-        self.cluster = Cluster(
-            host,
-            GROUP,
-            list(members),
-            client_id=f"contracts-{self.node.name}-{self.node.creation}",
-            max_voters=raft.max_voters,
-        )
 
     # --- time ---
 
@@ -426,7 +249,7 @@ class ContractsService:
         cls = contract_class(contract)
         graph = cls.graph()
         self.registry.setdefault((graph.name, graph.version), cls)
-        values = _checked_inputs(graph, inputs)
+        values = checked_inputs(graph, inputs)
         if durable is None:
             durable = self.cluster is not None and parent is None
         if durable and self.cluster is None:
@@ -468,7 +291,7 @@ class ContractsService:
             entry.resuming = True
         try:
             if durable:
-                answer = await self.store_write(command, f"start:{run_id}", timeout=timeout)
+                answer = await self.store().write(command, f"start:{run_id}", timeout=timeout)
             else:
                 answer = self.local.apply_command(command)
         except BaseException:
@@ -489,7 +312,7 @@ class ContractsService:
             except BaseException:
                 self._drop(run_id, entry)
                 raise
-        elif answer[1]["owner"] == self.node.name and answer[1]["status"] not in _FINAL:
+        elif answer[1]["owner"] == self.node.name and answer[1]["status"] not in FINAL:
             self.wake(run_id)  # e.g. a retried start after this node restarted
         return RunHandle(self, run_id, graph.name, durable, created)
 
@@ -641,7 +464,7 @@ class ContractsService:
         self.stats.runs_parked += 1
         self._detach(spec, keep_waiters=not spec.durable)
         if deadline is not None:
-            self._at(deadline, spec.run_id)
+            self.wake_at(deadline, spec.run_id)
 
     def run_abandoned(self, spec: RunSpec, why: str) -> None:
         self.stats.runs_abandoned += 1
@@ -679,10 +502,13 @@ class ContractsService:
 
     def _on_member(self, event: Any) -> None:
         self._candidates = None
+        durable = self.durable
+        if durable is None:
+            return
         if event.kind in ("joined", "alive"):
-            self._dead_since.pop(event.member.name, None)
+            durable.dead_since.pop(event.member.name, None)
         elif event.kind in ("failed", "left"):
-            self._sweep_now.set()
+            durable.sweep_now.set()
 
     def candidates(self) -> list[Candidate]:
         """The nodes steps may be placed on now, with what they offer and deny."""
@@ -786,7 +612,7 @@ class ContractsService:
                     f"an event payload for durable runs must be msgpack data: {exc}"
                 ) from exc
             answers.append(
-                (await self.store_write(command, f"event:{event_id}", timeout=timeout), True)
+                (await self.store().write(command, f"event:{event_id}", timeout=timeout), True)
             )
         took: list[str] = []
         dup: list[Any] | None = None
@@ -862,9 +688,9 @@ class ContractsService:
             rec = self.local.runs.get(run_id)
             if not local:
                 rec = await self.read_record(run_id, durable=True)
-            if rec is None or rec["status"] in _FINAL or rec["owner"] != self.node.name:
+            if rec is None or rec["status"] in FINAL or rec["owner"] != self.node.name:
                 self._entries.pop(run_id, None)
-                if rec is not None and rec["status"] in _FINAL:
+                if rec is not None and rec["status"] in FINAL:
                     entry.resolve((rec["status"], rec["result"], rec["error"]))
                 else:
                     entry.resolve(None)
@@ -878,7 +704,7 @@ class ContractsService:
                 entry.resolve(None)
                 self.stats.declined += 1
                 if not local:
-                    await self.store_write(
+                    await self.store().write(
                         {
                             "op": "decline",
                             "id": run_id,
@@ -912,7 +738,14 @@ class ContractsService:
         with contextlib.suppress(EmberError):
             self.node.kernel.cast((HOST_NAME, owner), ("wake", run_id))
 
-    def _at(self, when: float, run_id: str) -> None:
+    def poke(self, node: str, run_id: str) -> None:
+        """Wake run ``run_id`` on ``node`` (here, or through its step host)."""
+        if node == self.node.name:
+            self.wake(run_id)
+        else:
+            self._wake_remote(node, run_id)
+
+    def wake_at(self, when: float, run_id: str) -> None:
         """Wake ``run_id`` at ``when`` (a parked local run's await deadline)."""
         heapq.heappush(self._local_timers, (when, run_id))
         self._arm_local_timer()
@@ -948,13 +781,10 @@ class ContractsService:
             rec = self.local.runs.get(run_id)
             if rec is not None or durable is False:
                 return rec
-        if self.cluster is None:
+        if self.durable is None:
             return None
-        try:
-            rec = await self.cluster.read(["run", run_id], timeout=self.config.store_timeout)
-        except (ClusterError, TimeoutError) as exc:
-            raise StoreUnavailable(f"cannot read run {run_id}: {exc}") from exc
-        return rec  # type: ignore[no-any-return]
+        stored: dict[str, Any] | None = await self.durable.read(["run", run_id])
+        return stored
 
     async def status(self, run_id: str, *, durable: bool | None = None) -> RunStatus:
         """Where run ``run_id`` stands; :class:`RunNotFound` if no store has it."""
@@ -962,7 +792,7 @@ class ContractsService:
         if rec is None:
             raise RunNotFound(run_id)
         status = RunStatus.of(rec)
-        return _with_reason(status) if status.status == "running" else status
+        return status.with_running_reason() if status.status == "running" else status
 
     async def runs(
         self,
@@ -975,11 +805,8 @@ class ContractsService:
         """Runs of this node's local store and of the durable store, newest first."""
         key = ["runs", contract, status, limit]
         out = [] if durable is True else [RunSummary.of(s) for s in self.local.read(key)]
-        if self.cluster is not None and durable is not False:
-            try:
-                found = await self.cluster.read(key, timeout=self.config.store_timeout)
-            except (ClusterError, TimeoutError) as exc:
-                raise StoreUnavailable(f"cannot list runs: {exc}") from exc
+        if self.durable is not None and durable is not False:
+            found = await self.durable.read(key)
             out.extend(RunSummary.of(s) for s in found)
         out.sort(key=lambda s: s.created, reverse=True)
         return out[:limit]
@@ -999,7 +826,7 @@ class ContractsService:
             rec = await self.read_record(run_id, durable=durable)
             if rec is None:
                 raise RunNotFound(run_id)
-            if rec["status"] in _FINAL or (rec["status"] == "unknown" and rec.get("error")):
+            if rec["status"] in FINAL or (rec["status"] == "unknown" and rec.get("error")):
                 return _outcome(rec["status"], rec["result"], rec["error"])
             entry = self._entries.get(run_id)
             remaining = None if deadline is None else deadline - loop.time()
@@ -1035,7 +862,7 @@ class ContractsService:
         if durable is not True and run_id in self.local.runs:
             answer = self.local.apply_command(command)
         elif self.cluster is not None and durable is not False:
-            answer = await self.store_write(command, f"cancel:{run_id}:{uuid.uuid4().hex[:8]}")
+            answer = await self.store().write(command, f"cancel:{run_id}:{uuid.uuid4().hex[:8]}")
         else:
             raise RunNotFound(run_id)
         if answer[0] == "none":
@@ -1092,6 +919,22 @@ class ContractsService:
 
         self._tasks.spawn(answer())
 
+    def collectors(self) -> Iterable[Collector]:
+        """The node's metrics of contracts (read at scrape time; see ``docs/operability.md``)."""
+        return (lambda: collect(self),)
+
+    def admin_summary(self) -> dict[str, Any]:
+        """This node's line of contracts on the dashboard and in ``ember status``."""
+        return summary(self)
+
+    def admin_routes(self) -> Iterable[AdminRoute]:
+        """``GET /api/v1/contracts/statistics``: every counter of this node's contracts."""
+
+        async def statistics(req: AdminRequest) -> Any:
+            return dataclasses.asdict(self.statistics())
+
+        return (AdminRoute("GET", "/statistics", statistics, "every contracts counter"),)
+
     def statistics(self) -> ContractsStatistics:
         """This node's counters (a copy)."""
         stats = self.stats
@@ -1105,96 +948,6 @@ class ContractsService:
         self.stats.observe(seconds)
         self.step_seconds.observe(seconds)
 
-    def collectors(self) -> Iterable[Collector]:
-        """The node's metrics of contracts (read at scrape time; see ``docs/operability.md``)."""
-        return (self._collect,)
-
-    def _collect(self) -> Iterator[Metric]:
-        stats = self.statistics()
-        yield counter(
-            "ember_contracts_runs",
-            "Runs of this node that ended, by how.",
-            labels=["outcome"],
-            samples=(
-                ((k,), getattr(stats, f"runs_{k}"))
-                for k in ("succeeded", "failed", "cancelled", "unknown")
-            ),
-        )
-        yield counter(
-            "ember_contracts_runs_started", "Runs started on this node.", stats.runs_started
-        )
-        yield counter(
-            "ember_contracts_runs_resumed",
-            "Coordinators started from a record (after a wait, a restart or a takeover).",
-            stats.runs_resumed,
-        )
-        yield gauge(
-            "ember_contracts_local_runs",
-            "This node's local runs, by status.",
-            labels=["status"],
-            samples=(((s,), n) for s, n in sorted(self.runs_by_status().items())),
-        )
-        yield gauge(
-            "ember_contracts_coordinators", "Coordinators running here.", stats.coordinators
-        )
-        yield counter(
-            "ember_contracts_steps",
-            "Step attempts started by this node's runs, by where they ran.",
-            labels=["where"],
-            samples=(
-                (("inline",), stats.steps_inline),
-                (("local",), stats.steps_local),
-                (("remote",), stats.steps_remote),
-            ),
-        )
-        yield self.step_seconds.family()
-        yield counter(
-            "ember_contracts_events",
-            "Event deliveries made from this node, by verdict.",
-            labels=["verdict"],
-            samples=(
-                (("delivered",), stats.events_delivered),
-                (("again",), stats.events_again),
-                (("duplicate",), stats.events_duplicate),
-                (("unmatched",), stats.events_unmatched),
-            ),
-        )
-        yield counter(
-            "ember_contracts_takeovers", "Runs this node gave a new owner.", stats.takeovers
-        )
-        yield counter(
-            "ember_contracts_store_writes",
-            "Writes to the durable store (and retries through leader changes).",
-            labels=["kind"],
-            samples=((("write",), stats.store_writes), (("retry",), stats.store_retries)),
-        )
-        yield counter(
-            "ember_contracts_cache",
-            "Lookups of pure step results, by outcome.",
-            labels=["outcome"],
-            samples=((("hit",), stats.cache_hits), (("miss",), stats.cache_misses)),
-        )
-
-    def admin_routes(self) -> Iterable[AdminRoute]:
-        """``GET /api/v1/contracts/statistics``: every counter of this node's contracts."""
-
-        async def statistics(req: AdminRequest) -> Any:
-            return dataclasses.asdict(self.statistics())
-
-        return (AdminRoute("GET", "/statistics", statistics, "every contracts counter"),)
-
-    def admin_summary(self) -> dict[str, Any]:
-        """This node's line of contracts on the dashboard and in ``ember status``."""
-        stats = self.statistics()
-        return {
-            "coordinators": stats.coordinators,
-            "started": stats.runs_started,
-            "succeeded": stats.runs_succeeded,
-            "failed": stats.runs_failed + stats.runs_unknown,
-            "durable": self.cluster is not None,
-            "step_p99_s": self.step_seconds.quantile(0.99),
-        }
-
     def runs_by_status(self) -> dict[str, int]:
         """This node's local runs by status (durable runs are counted by the store leader)."""
         out: dict[str, int] = {}
@@ -1202,167 +955,20 @@ class ContractsService:
             out[rec["status"]] = out.get(rec["status"], 0) + 1
         return out
 
-    # --- the durable store ---
+    @property
+    def cluster(self) -> Cluster | None:
+        """A client handle on the durable store's Raft group (None without a store)."""
+        return None if self.durable is None else self.durable.cluster
 
-    async def store_write(
-        self,
-        command: dict[str, Any],
-        request_id: str,
-        *,
-        timeout: float | None = None,  # noqa: ASYNC109
-        retry_forever: bool = False,
-    ) -> list[Any]:
-        """Write ``command`` to the durable store, retrying with the same request id through
-        leader changes (it applies once) for ``timeout`` seconds (the config's
-        ``store_timeout`` by default; ``retry_forever``: until it is written)."""
-        cluster = self.cluster
-        if cluster is None:
+    def store(self) -> DurableStore:
+        """The durable store; :class:`StoreUnavailable` if this node has none."""
+        if self.durable is None:
             raise StoreUnavailable(f"node {self.node.name} has no contracts store")
-        loop = asyncio.get_running_loop()
-        budget = self.config.store_timeout if timeout is None else timeout
-        deadline = loop.time() + budget
-        pause = 0.02
-        self.stats.store_writes += 1
-        while True:
-            remaining = deadline - loop.time()
-            try:
-                answer: list[Any] = await cluster.write(
-                    command,
-                    request_id=request_id,
-                    timeout=max(0.05, min(remaining, 5.0)) if not retry_forever else 5.0,
-                )
-                return answer
-            except CommandFailed as exc:  # a bug in the store, the same on every member
-                raise StoreUnavailable(
-                    f"the contracts store refused {command['op']}: {exc}"
-                ) from exc
-            except (OutcomeUnknown, NoLeader, NotLeader, ClusterError, TimeoutError) as exc:
-                if not retry_forever and loop.time() + pause >= deadline:
-                    raise StoreUnavailable(
-                        f"the contracts store did not take {command['op']} within {budget} s: {exc}"
-                    ) from exc
-                self.stats.store_retries += 1
-            await asyncio.sleep(pause)
-            pause = min(1.0, pause * 2)
-
-    def _store_leader_state(self) -> RunStore | None:
-        """This node's store member's state machine if that member leads now."""
-        host = self.node.service("raft")
-        if host is None:
-            return None
-        for (group, _), member in list(host.members.items()):
-            if group == GROUP and member.running and member.role == Role.LEADER:
-                sm = member.replica.state_machine
-                return sm if isinstance(sm, RunStore) else None
-        return None
-
-    async def _sweep_loop(self) -> None:
-        while True:
-            # Every sweep_interval, and at once when a member fails or leaves.
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.config.sweep_interval):
-                    await self._sweep_now.wait()
-            self._sweep_now.clear()
-            store = self._store_leader_state()
-            if store is not None:
-                try:
-                    await self._sweep(store)
-                except StoreUnavailable as exc:
-                    log.warning("contracts sweep on %s: %s", self.node.name, exc)
-
-    async def _sweep(self, store: RunStore) -> None:
-        """Give the runs of owners that are gone to live nodes; wake owners of runs with new
-        events or due deadlines."""
-        now = self.clock()
-        alive = sorted(self.alive_nodes())
-        for run_id, owner, epoch, status, wake, deadline, declined, _c, _v in store.read(
-            ["active"]
-        ):
-            if status in _FINAL:
-                continue
-            gone = owner not in alive
-            if gone or owner in declined:
-                if gone:
-                    since = self._dead_since.setdefault(owner, now)
-                    if now - since < self.config.takeover_grace:
-                        continue
-                choices = [n for n in alive if n not in declined]
-                if not choices:
-                    # Nobody here can run it (reported unknown): ask everybody again now and
-                    # then, in case a node has loaded its version since.
-                    if now - self._nudged.get(run_id, -1e18) >= DECLINED_RETRY:
-                        self._nudged[run_id] = now
-                        await self.store_write(
-                            {"op": "retry_declined", "id": run_id, "at": now},
-                            f"retry:{run_id}:{now}",
-                        )
-                    continue
-                to = choices[hash(run_id) % len(choices)]
-                why = f"node {owner} {'is gone' if gone else 'cannot run it'}; taken over by {to}"
-                answer = await self.store_write(
-                    {
-                        "op": "claim",
-                        "id": run_id,
-                        "node": to,
-                        "epoch": epoch,
-                        "at": now,
-                        "why": why,
-                    },
-                    f"claim:{run_id}:{epoch}",
-                )
-                if answer[0] == "ok":
-                    self.stats.takeovers += 1
-                    self._poke(to, run_id)
-                continue
-            due = (wake is not None and now - wake >= 1.0) or (
-                status == "waiting" and deadline is not None and deadline <= now
-            )
-            if due and now - self._nudged.get(run_id, -1e18) >= 2.0:
-                self._nudged[run_id] = now
-                self._poke(owner, run_id)
-
-    def _poke(self, node: str, run_id: str) -> None:
-        if node == self.node.name:
-            self.wake(run_id)
-        else:
-            self._wake_remote(node, run_id)
-
-    async def _recover(self) -> None:
-        """After a (re)start, resume the durable runs this node owns that are not waiting."""
-        assert self.cluster is not None
-        while True:
-            try:
-                active = await self.cluster.read(["active"], timeout=self.config.store_timeout)
-                break
-            except (ClusterError, TimeoutError):
-                await asyncio.sleep(0.2)
-        here = self.node.name
-        for run_id, owner, _e, status, wake, deadline, _d, _c, _v in active:
-            if owner != here or status in _FINAL:
-                continue
-            if status == "waiting" and wake is None:
-                if deadline is not None:
-                    self._at(deadline, run_id)
-                continue
-            self.wake(run_id)
+        return self.durable
 
     def _check_started(self) -> None:
         if not self.started:
             raise UsageError(f"the contracts service of node {self.node.name} is not running")
-
-
-def _with_reason(status: RunStatus) -> RunStatus:
-    """A running run's reason, from its steps (the record keeps it only for other states)."""
-    active = [
-        s for s in status.steps.values() if s.status in ("ready", "placing", "running", "retrying")
-    ]
-    parts = [
-        f"{s.name}: {s.reason or s.status + (f' on {s.node}' if s.node else '')}"
-        for s in active[:3]
-    ]
-    if len(active) > 3:
-        parts.append(f"{len(active) - 3} more")
-    return dataclasses.replace(status, reason="; ".join(parts) or status.reason)
 
 
 def _plain(value: Any) -> Any:
@@ -1374,39 +980,6 @@ def _outcome(status: str, outputs: Any, error: Any) -> dict[str, Any]:
     if status == "succeeded":
         return dict(outputs or {})
     raise error_of_record(error or {"type": "RunCancelled", "run_id": "?", "reason": status})
-
-
-def _checked_inputs(graph: Graph, inputs: Mapping[str, Any]) -> dict[str, Any]:
-    if not isinstance(inputs, Mapping):
-        raise InvalidInputs(graph.name, f"inputs must be a mapping, not {type(inputs).__name__}")
-    unknown = sorted(set(inputs) - set(graph.inputs))
-    if unknown:
-        raise InvalidInputs(
-            graph.name, f"unknown inputs {unknown} (it takes {sorted(graph.inputs)})"
-        )
-    values: dict[str, Any] = {}
-    for name, spec in graph.inputs.items():
-        if name in inputs:
-            value = inputs[name]
-            kind = spec.type
-            if kind is not object and _is_class(kind) and not isinstance(value, kind):
-                raise InvalidInputs(
-                    graph.name,
-                    f"input {name!r} must be {getattr(kind, '__name__', kind)}, "
-                    f"not {type(value).__name__}",
-                )
-            values[name] = value
-        elif spec.required:
-            raise InvalidInputs(graph.name, f"missing input {name!r}")
-        else:
-            values[name] = spec.default
-    return values
-
-
-def _is_class(kind: Any) -> bool:
-    if isinstance(kind, tuple):
-        return all(isinstance(k, type) for k in kind)
-    return isinstance(kind, type)
 
 
 def service_of(node: Any = None) -> ContractsService:

@@ -17,12 +17,14 @@ from typing import Any
 
 from ..consensus import StateMachine, apply
 
-__all__ = ["AUDIT_LIMIT", "RunStore", "correlation_key"]
+__all__ = ["AUDIT_LIMIT", "FINAL", "RunStore", "correlation_key"]
 
 AUDIT_LIMIT = 200
 """Event deliveries (accepted or not) kept per run, oldest dropped first."""
 
-_FINAL = frozenset(("succeeded", "failed", "cancelled"))
+FINAL = frozenset(("succeeded", "failed", "cancelled"))
+"""The statuses of a run that ended."""
+_FINAL = FINAL
 
 
 def correlation_key(correlation: Mapping[str, Any]) -> str:

@@ -58,8 +58,9 @@ async def test_status_and_top_read_every_node(tmp_path: Path) -> None:
         code, out, err = await _ember("status", *nodes, *auth, "--window", "0")
         assert code == 0, err
         assert "Members" in out and "n3" in out and "visitor" in out
-        assert re.search(r"names: \d+ local, 0 eventual, 0 consistent; 0 conflicts", out)
-        assert "pg: " in out and "default" in out and "contracts: " in out
+        # two local names: the registry's own and the contracts step host
+        assert "names: 2 local, 0 eventual, 0 consistent; 0 conflicts" in out
+        assert "pg: scope default: 0 groups" in out and "contracts: 0 running" in out
 
         code, out, err = await _ember("top", *nodes, *auth, "--once", "-n", "5")
         assert code == 0, err
