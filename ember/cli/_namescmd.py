@@ -37,7 +37,9 @@ def _client_arguments(parser: Any) -> None:
     parser.add_argument("--node", required=True, metavar="NAME@HOST:PORT", help="node to ask")
     parser.add_argument("--cookie-file", required=True, type=Path, help="file with the cookie")
     parser.add_argument("--cluster", default="ember", help="cluster name (default: ember)")
-    parser.add_argument("--timeout", type=float, default=5.0)
+    parser.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds to wait for the node (default 5)"
+    )
     parser.add_argument("--json", action="store_true", help="JSON instead of a table")
 
 

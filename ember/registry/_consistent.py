@@ -181,8 +181,9 @@ class ConsistentTier:
         self._started = asyncio.get_running_loop().time()
         self._adopt_member()
         self._announce()
-        if node.dist is not None or self.config.expect <= 1:
-            # A node alone by construction never forms a group of several: no tick loop.
+        if node.transport is not None or self.config.expect == 1 or self._member() is not None:
+            # A node alone (no transport) forms no group unless it is to be one by itself:
+            # no background ticks then (they would move a virtual clock under a test).
             self._tasks.spawn(self._run())
 
     async def stop(self) -> None:
