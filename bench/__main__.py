@@ -37,6 +37,8 @@ BENCHMARKS = {
     "chaos": "bench.chaos",
     "observability": "bench.observability",
     "raft_pause": "bench.raft_pause",
+    "names": "bench.names",
+    "pg": "bench.pg",
     "admission": "bench.admission",
     "contracts": "bench.contracts",
     "pykka": "bench.pykka_ref",
@@ -132,6 +134,8 @@ def goals(benchmarks: dict[str, Any], xr: dict[str, float | None]) -> dict[str, 
     from .chaos import goals as chaos_goals
     from .contracts import goals as contracts_goals
     from .mesh import goals as mesh_goals
+    from .names import goals as names_goals
+    from .pg import goals as pg_goals
     from .raft import goals as raft_goals
     from .remote import goals as remote_goals
 
@@ -213,6 +217,8 @@ def goals(benchmarks: dict[str, Any], xr: dict[str, float | None]) -> dict[str, 
         **mesh_goals(benchmarks),
         **raft_goals(benchmarks),
         **chaos_goals(benchmarks),
+        **names_goals(benchmarks),
+        **pg_goals(benchmarks),
         **contracts_goals(benchmarks),
     }
 

@@ -49,7 +49,7 @@ async def remote_calls(n: int, mode: str, clock: Any = perf_counter) -> float:
             listen="127.0.0.1:0",
             cookie="bench",
             tracing=tracing,
-            connect=[f"a@127.0.0.1:{a.address[1]}"],  # type: ignore[index]
+            connect=[f"a@{a.address}"],
         ) as b,
     ):
         pid = await b.spawn(Echo)

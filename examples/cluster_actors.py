@@ -21,4 +21,6 @@ class Counter(ember.Actor):
                 ember.send(pid, ("add", k))
             case "get":
                 return (self.node.name, self.n)
+            case ("join", group):  # pg members are local processes: each joins on its node
+                ember.current().pg.join(group, ember.self())  # type: ignore[attr-defined]
         return None

@@ -1,7 +1,8 @@
 """Ember cluster demo: three node processes on loopback find each other by mDNS, this process
 joins them the same way, actors run on each node, calls cross nodes, a Raft group spans the
 three nodes, a node killed with SIGKILL is seen by the monitors and by the membership while the
-Raft group keeps taking writes, then everything shuts down cleanly.
+Raft group keeps taking writes, a consistent name moves to another node after the kill and a pg
+broadcast reaches a group spread over the nodes, then everything shuts down cleanly.
 
 Run it with ``make demo`` (or ``python -m examples.cluster_demo`` from the repository root).
 """
@@ -19,6 +20,7 @@ import ember
 from ember.cli._cluster import LocalCluster
 from ember.cli._memberscmd import format_table
 from ember.consensus import Cluster
+from ember.registry import RegistryConfig, TierUnavailable
 from ember.transport._config import TransportConfig
 
 
@@ -50,6 +52,52 @@ async def until_members(node: ember.Node, want: dict[str, str]) -> None:
         remove()
 
 
+async def wait_for_group(node: ember.Node, group: str, size: int) -> None:
+    async with asyncio.timeout(30):
+        while len(node.pg.get_members(group)) != size:  # noqa: ASYNC110 - other nodes' news
+            await asyncio.sleep(0.05)
+
+
+async def broadcast_add(node: ember.Node, group: str, k: int, pids: list[ember.Pid]) -> None:
+    """Broadcast ``("add", k)`` to ``group`` and show each counter once it has it (a broadcast
+    travels apart from calls, so a call right after could overtake it)."""
+    before = {pid: (await ember.call(pid, "get"))[1] for pid in pids}
+    reached = node.pg.broadcast(group, ("add", k))
+    async with asyncio.timeout(30):
+        for pid in pids:
+            while (got := await ember.call(pid, "get"))[1] != before[pid] + k:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+            print(f"  call {pid} 'get' -> {got}")
+    print(f"  (the broadcast was sent to the {reached} members this node sees)")
+
+
+async def register_consistent(node: ember.Node, name: str, pid: ember.Pid) -> int:
+    """Register ``name`` in the consistent tier, waiting for the system group to form."""
+    async with asyncio.timeout(60):
+        while True:
+            try:
+                token = await node.names.register(name, pid, tier="consistent")
+                assert token is not None
+                return token
+            except TierUnavailable:
+                await asyncio.sleep(0.2)
+
+
+async def name_moves(
+    node: ember.Node, name: str, token: int, heirs: list[ember.Pid], killed_at: float
+) -> None:
+    """The owner's node was killed: its consistent name is released through Raft (once the
+    mesh declares the node failed), then taken by one of ``heirs``."""
+    async with asyncio.timeout(60):
+        while node.names.whereis(name) is not None:  # noqa: ASYNC110 - released by the group
+            await asyncio.sleep(0.05)
+    print(f"'{name}' was released through Raft {time.monotonic() - killed_at:.2f} s after the kill")
+    new = await register_consistent(node, name, heirs[0])
+    print(f"  and moved: '{name}' -> {node.names.whereis(name)} (token {new} > {token})")
+    reply = await ember.call(ember.Name(name, tier="consistent"), "get")
+    print(f"  ember.call(Name({name!r}), 'get') -> {reply}")
+
+
 async def main() -> None:
     with tempfile.TemporaryDirectory(prefix="ember-demo-") as workdir:
         await demo(Path(workdir))
@@ -72,6 +120,7 @@ async def demo(workdir: Path) -> None:
             mesh="local",
             mdns_probe=False,
             meta={"role": "demo"},
+            registry=RegistryConfig.local(member=False),  # the three nodes hold ember.names
         ) as me:
             await until_members(me, {n: "alive" for n in cluster.nodes})
             print(f"this process joined by mDNS as node {me.name}; members as it sees them:")
@@ -92,11 +141,19 @@ async def demo(workdir: Path) -> None:
             print(f"raft group 'demo-kv' on n1, n2, n3 (leader {leader}); wrote greeting=hello,")
             print(f"  a linearizable read gives {await kv.read('greeting')!r}")
 
+            for pid in counters.values():
+                await ember.call(pid, ("join", "counters"))
+            await wait_for_group(me, "counters", 3)
+            print("pg: the counters joined group 'counters' on their nodes; broadcasting +100:")
+            await broadcast_add(me, "counters", 100, list(counters.values()))
+
             downs: asyncio.Queue[tuple[ember.Down, float]] = asyncio.Queue()
             watcher = await me.spawn(Watcher, downs)
             doomed = leader  # kill the Raft leader's node: monitors, membership and Raft all react
             victim = counters[doomed]
             ref = await ember.call(watcher, ("watch", victim))
+            token = await register_consistent(me, "primary", victim)
+            print(f"registered consistent name 'primary' -> {victim} (fencing token {token})")
             print(f"watching {victim} ({ref}); killing {doomed} (the raft leader) with SIGKILL...")
             killed_at = time.monotonic()
             cluster.kill(doomed)
@@ -118,6 +175,12 @@ async def demo(workdir: Path) -> None:
             assert leader != doomed
             print(f"raft without {doomed}: new leader {leader}, wrote after='the kill' (2 of 3);")
             print(f"  greeting is still {await kv.read('greeting')!r}")
+            heirs = [p for n, p in counters.items() if n != doomed]
+            await name_moves(me, "primary", token, heirs, killed_at)
+            await wait_for_group(me, "counters", 2)
+            print(f"pg: the group lost {doomed}'s member; broadcasting +1000 to the others:")
+            alive = [p for n, p in counters.items() if n != doomed]
+            await broadcast_add(me, "counters", 1000, alive)
         codes = await cluster.stop()
         print("stopped the cluster: " + ", ".join(f"{n} exit {c}" for n, c in codes.items()))
 

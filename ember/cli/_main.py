@@ -11,7 +11,9 @@ from ._chaoscmd import add_chaos_commands
 from ._cluster import add_cluster_commands
 from ._faultcmd import add_fault_command
 from ._memberscmd import add_members_command
+from ._namescmd import add_names_commands
 from ._nodecmd import add_node_commands
+from ._runscmd import add_runs_commands
 from ._statuscmd import add_status_command
 from ._topcmd import add_top_command
 
@@ -27,10 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_cluster_commands(sub)
     add_certs_commands(sub)
     add_members_command(sub)
+    add_names_commands(sub)
     add_fault_command(sub)
     add_status_command(sub)
     add_top_command(sub)
     add_chaos_commands(sub)
+    add_runs_commands(sub)
     return parser
 
 

@@ -15,6 +15,7 @@ from ..mesh._messages import Member
 from ..mesh._shell import fetch_members
 from ._client import add_client_arguments, client_node, connect_once, describe
 from ._nodecmd import read_cookie
+from ._table import format_rows
 
 
 def add_members_command(sub: Any) -> None:
@@ -58,8 +59,4 @@ def format_table(members: tuple[Member, ...]) -> str:
     for m in members:
         meta = ",".join(f"{k}={v}" for k, v in sorted(m.meta.items()))
         rows.append((m.name, m.address, m.status.value, str(m.incarnation), meta))
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+    return format_rows(rows)

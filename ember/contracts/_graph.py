@@ -105,6 +105,8 @@ class Step:
     line: int | None
     file: str | None
     capabilities: frozenset[str] = frozenset()
+    needs: frozenset[str] = frozenset()
+    """The capabilities it needs of a node: ``capabilities`` but ``pure`` (offered everywhere)."""
     on: str | None = None
     timeout: float | None = None
     retry: Retry | None = None
@@ -400,6 +402,7 @@ class _Compiler:
             "line": decl.line,
             "file": decl.file,
             "capabilities": frozenset(opts.capabilities),
+            "needs": frozenset(opts.capabilities) - {"pure"},
             "on": opts.on,
             "timeout": opts.timeout,
             "retry": opts.retry,

@@ -11,10 +11,11 @@ import asyncio
 import contextlib
 import dataclasses
 import heapq
+import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +23,7 @@ import msgpack  # type: ignore[import-untyped]
 
 from .._errors import EmberError, UsageError
 from .._tasks import OwnedTasks
-from ..actors import Actor, Pid, Supervisor, call, child
+from ..actors import Pid, ReplyHandle, Supervisor, child
 from ..actors._node import current_node
 from ..consensus import (
     Cluster,
@@ -36,6 +37,15 @@ from ..consensus import (
 )
 from ..consensus._host import node_of
 from ..consensus._types import ConfState
+from ..observability import (
+    AdminRequest,
+    AdminRoute,
+    Collector,
+    Histogram,
+    Metric,
+    counter,
+    gauge,
+)
 from ._cache import PureCache
 from ._config import ContractsConfig
 from ._contract import Contract, contract_class
@@ -56,7 +66,7 @@ from ._handle import RunHandle
 from ._placement import Candidate
 from ._policy import CapabilityPolicy, offered_capabilities
 from ._status import RunStatus, RunSummary
-from ._stephost import LOCATOR_REF, StepHost
+from ._stephost import HOST_NAME, StepHost
 from ._store import RunStore
 
 if TYPE_CHECKING:
@@ -69,10 +79,10 @@ log = logging.getLogger("ember.contracts")
 GROUP = "ember.contracts"
 """The Raft group of the durable store."""
 STORE_REF = "ember.contracts._store:RunStore"
-WAKER_REF = "ember.contracts._service:Waker"
 _FINAL = ("succeeded", "failed", "cancelled")
 _ALIVE = ("alive", "suspect")
-_LATENCY_BUCKETS = (0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+DECLINED_RETRY = 30.0
+"""Seconds between asking every node again to take a run none could load."""
 
 
 @dataclass(slots=True)
@@ -95,11 +105,10 @@ class ContractsStatistics:
     steps_inline: int = 0
     steps_local: int = 0
     steps_remote: int = 0
+    step_attempts: int = 0
+    """Step attempts that reported (inline ones excluded; their times are in ``step_seconds``)."""
     step_seconds_total: float = 0.0
     step_seconds_max: float = 0.0
-    step_latency: tuple[int, ...] = (0,) * (len(_LATENCY_BUCKETS) + 1)
-    """Step attempts (inline ones excluded) by duration: at most 0.1 ms, 1 ms, 10 ms, 0.1 s,
-    1 s, 10 s, 100 s, more."""
     events_delivered: int = 0
     events_again: int = 0
     events_duplicate: int = 0
@@ -117,16 +126,9 @@ class ContractsStatistics:
 
     def observe(self, seconds: float) -> None:
         """Count one step attempt that took ``seconds``."""
+        self.step_attempts += 1
         self.step_seconds_total += seconds
         self.step_seconds_max = max(self.step_seconds_max, seconds)
-        buckets = list(self.step_latency)
-        for i, bound in enumerate(_LATENCY_BUCKETS):
-            if seconds <= bound:
-                buckets[i] += 1
-                break
-        else:
-            buckets[-1] += 1
-        self.step_latency = tuple(buckets)
 
     def as_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -151,18 +153,64 @@ class LocalJournal:
 
 
 class RaftJournal:
-    """A run's facts in the replicated store."""
+    """Runs' facts in the replicated store. The writes of all the node's coordinators are
+    batched: one is in flight at a time, and what the others submit meanwhile goes together in
+    the next one (a single Raft entry), so durable steps cost one entry per batch, not per step,
+    when many runs progress at once (group commit, at the level of runs)."""
 
     sync = False
+    MAX_BATCH = 512
+    """Commands in one entry at most."""
 
     def __init__(self, service: ContractsService) -> None:
         self.service = service
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[list[Any]]]] = []
+        self._writing = False
+        self._batches = 0
+        self.largest = 0
+        """The most commands one entry carried (for statistics)."""
 
     def apply(self, command: dict[str, Any]) -> list[Any]:
         raise UsageError("the durable store is written asynchronously")
 
     async def write(self, command: dict[str, Any], request_id: str) -> list[Any]:
-        return await self.service.store_write(command, request_id, retry_forever=True)
+        """Write ``command`` with the next batch; its own answer."""
+        fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        self._pending.append((command, fut))
+        if not self._writing:
+            self._writing = True
+            self.service.spawn(self._flush())
+        return await fut
+
+    async def _flush(self) -> None:
+        service = self.service
+        try:
+            while self._pending:
+                batch, self._pending = (
+                    self._pending[: self.MAX_BATCH],
+                    self._pending[self.MAX_BATCH :],
+                )
+                self._batches += 1
+                self.largest = max(self.largest, len(batch))
+                request_id = f"batch:{service.node.name}:{service.node.creation}:{self._batches}"
+                try:
+                    if len(batch) == 1:
+                        answers = [
+                            await service.store_write(batch[0][0], request_id, retry_forever=True)
+                        ]
+                    else:
+                        command = {"op": "batch", "commands": [c for c, _ in batch]}
+                        answers = await service.store_write(command, request_id, retry_forever=True)
+                except BaseException as exc:
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    raise
+                for (_, fut), answer in zip(batch, answers, strict=True):
+                    if not fut.done():
+                        fut.set_result(answer)
+        finally:
+            self._writing = False
 
 
 class _Entry:
@@ -170,12 +218,14 @@ class _Entry:
     the run waits), the futures waiting for its end (they get the outcome, or None: look in
     the store again), and events that came while it was (re)starting."""
 
-    __slots__ = ("events", "pid", "resuming", "spec", "waiters")
+    __slots__ = ("events", "pid", "refresh", "resuming", "spec", "waiters")
 
     def __init__(self, spec: RunSpec | None) -> None:
         self.spec = spec
         self.pid: Pid | None = None
         self.resuming = False
+        self.refresh = False
+        """Events were delivered (elsewhere) while it started: reread them once it runs."""
         self.waiters: list[asyncio.Future[Any]] = []
         self.events: dict[str, Any] = {}
 
@@ -186,25 +236,14 @@ class _Entry:
         self.waiters.clear()
 
 
-class Waker(Actor):
-    """Spawned on a run's owner to tell its contracts service to look at run ``run_id`` again
-    (new events, a due timer, or it was just given the run)."""
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-
-    async def started(self) -> None:
-        with contextlib.suppress(UsageError):
-            service_of(self.node).wake(self.run_id)
-        self.stop()
-
-
 class ContractsService:
     """The contracts service of ``node`` (``node.contracts``); see ``docs/contracts.md``."""
 
     def __init__(self, node: ServiceNode, config: ContractsConfig | None = None) -> None:
         self.node = node
-        self.config = config or ContractsConfig()
+        self._config = config or ContractsConfig()
+        self.policy = self._config.policy
+        """This node's deny list."""
         self.local = RunStore(self.config.keep_finished)
         """This node's local (not durable) runs."""
         self.local_journal = LocalJournal(self.local)
@@ -213,7 +252,15 @@ class ContractsService:
         self.load: dict[str, int] = {}
         """Steps this node's runs have running on each node."""
         self.stats = ContractsStatistics()
+        self.run_spans: dict[str, Any] = {}
+        """Trace spans of runs being launched, for their coordinators to take and end."""
+        self.step_seconds = Histogram(
+            "ember_contracts_step_seconds",
+            "Duration of step attempts run in a worker or on another node (seconds).",
+        )
         self.registry: dict[tuple[str, int], type[Contract]] = {}
+        self._graphs: dict[tuple[str, int, str], Graph] = {}
+        """Graphs resolved for runs and attempts, by name, version and shape."""
         self.cluster: Cluster | None = None
         self._entries: dict[str, _Entry] = {}
         self._sup: Pid | None = None
@@ -230,7 +277,23 @@ class ContractsService:
         """The step host of each node, as found (see ``_stephost``)."""
         self._host: Pid | None = None
         self._nudged: dict[str, float] = {}
+        self._sweep_now = asyncio.Event()
         self.started = False
+
+    @property
+    def config(self) -> ContractsConfig:
+        """The service's options; setting new ones applies to what starts and is placed from
+        then on (the store's members are read at start only)."""
+        return self._config
+
+    @config.setter
+    def config(self, config: ContractsConfig) -> None:
+        if not isinstance(config, ContractsConfig):
+            raise UsageError(f"config must be a ContractsConfig, not {config!r}")
+        self._config = config
+        self.policy = config.policy
+        self._candidates = None
+        self.cache.size = config.cache_size
 
     # --- life cycle ---
 
@@ -241,6 +304,12 @@ class ContractsService:
         if self.node.mesh is not None:
             self._unlisten = self.node.on_member_event(self._on_member)
             self._publish_meta()
+        elif self.node.dist is not None:
+            self._unlisten = self.node.dist.add_node_listener(self._on_connection)
+        if self.node.dist is not None:
+            kernel = self.node.kernel
+            self._host = kernel.in_context(kernel.spawn_nowait, StepHost, self)
+            kernel.register(HOST_NAME, self._host)
         self.started = True
         if self.config.store is not None:
             self._start_store(self.config.store)
@@ -314,6 +383,9 @@ class ContractsService:
     def graph_for(self, name: str, version: int, shape: str, ref: str | None, run_id: str) -> Graph:
         """The graph of ``name`` v``version`` as loaded here, if its shape is the one the run
         started with; :class:`VersionUnavailable` otherwise."""
+        known = self._graphs.get((name, version, shape))
+        if known is not None:
+            return known
         cls = self.registry.get((name, version))
         if cls is None and ref is not None:
             with contextlib.suppress(UsageError):
@@ -333,6 +405,7 @@ class ContractsService:
                 f"its shape on node {self.node.name} differs from the one the run started with "
                 "(steps, dependencies or events changed under the same version)",
             )
+        self._graphs[(name, version, shape)] = graph
         return graph
 
     # --- starting runs ---
@@ -387,21 +460,45 @@ class ContractsService:
             "parent": parent,
             "durable": durable,
         }
-        if durable:
-            answer = await self.store_write(command, f"start:{run_id}", timeout=timeout)
-        else:
-            answer = self.local.apply_command(command)
+        # Claim the entry first: a wake (a sweep, a recovery) must not resume a run that this
+        # start is about to coordinate.
+        fresh = run_id not in self._entries
+        entry = self._entries.setdefault(run_id, _Entry(None))
+        if fresh:
+            entry.resuming = True
+        try:
+            if durable:
+                answer = await self.store_write(command, f"start:{run_id}", timeout=timeout)
+            else:
+                answer = self.local.apply_command(command)
+        except BaseException:
+            if fresh:
+                self._drop(run_id, entry)
+            raise
+        created = answer[0] == "created"
+        if fresh and not created:
+            self._drop(run_id, entry)
         if answer[0] == "conflict":
             raise RunConflict(run_id, answer[1])
-        created = answer[0] == "created"
         if created:
             self.stats.runs_started += 1
             journal = self.raft_journal if durable else self.local_journal
             spec = RunSpec(run_id, graph, journal, durable, values, policy or CapabilityPolicy())
-            await self._launch(spec)
+            try:
+                await self._launch(spec)
+            except BaseException:
+                self._drop(run_id, entry)
+                raise
         elif answer[1]["owner"] == self.node.name and answer[1]["status"] not in _FINAL:
             self.wake(run_id)  # e.g. a retried start after this node restarted
         return RunHandle(self, run_id, graph.name, durable, created)
+
+    def _drop(self, run_id: str, entry: _Entry) -> None:
+        """Forget an entry that coordinates nothing (waiters look in the store again)."""
+        entry.resuming = False
+        if self._entries.get(run_id) is entry and entry.pid is None:
+            del self._entries[run_id]
+            entry.resolve(None)
 
     async def run(
         self,
@@ -422,6 +519,35 @@ class ContractsService:
         handle = await self.start_run(contract, inputs, durable=False, parent=f"{parent}/{key}")
         return await handle.result()
 
+    async def start_on(
+        self,
+        node: str,
+        contract: type[Contract] | str,
+        inputs: Mapping[str, Any],
+        *,
+        run_id: str | None = None,
+        durable: bool | None = None,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> RunHandle:
+        """Start a run whose owner (the node that coordinates it) is ``node``; ``contract``
+        must be importable there by its reference."""
+        if node == self.node.name:
+            return await self.start_run(contract, inputs, run_id=run_id, durable=durable)
+        graph = contract_class(contract).graph()
+        if graph.ref is None:
+            raise UsageError(f"contract {graph.name} is not importable by reference: start it here")
+        request = {
+            "contract": graph.ref,
+            "inputs": dict(inputs),
+            "run_id": run_id,
+            "durable": durable,
+        }
+        answer = await self.node.kernel.call(
+            (HOST_NAME, node), ("query", "start", request), timeout=timeout
+        )
+        run, name, is_durable, created = answer
+        return RunHandle(self, run, name, bool(is_durable), bool(created))
+
     def handle(self, run_id: str, *, durable: bool | None = None) -> RunHandle:
         """A handle on an existing run (``durable`` None: this node's local store first)."""
         if durable is None:
@@ -433,17 +559,29 @@ class ContractsService:
         entry = self._entries.get(spec.run_id)
         if entry is None:
             entry = self._entries[spec.run_id] = _Entry(spec)
+        elif entry.pid is not None:
+            raise UsageError(f"run {spec.run_id} has a coordinator on {self.node.name} already")
         else:
             entry.spec = spec
         entry.resuming = True
+        # Started here, in the starter's context, so a traced caller's run joins its trace.
+        span = self.node.tracing.start_span("contract.run", {"ember.run": spec.run_id})
+        if span is not None:
+            self.run_spans[spec.run_id] = span
         try:
             entry.pid = await Supervisor.start_child(await self._supervisor(), spec)
         finally:
             entry.resuming = False
+            unclaimed = self.run_spans.pop(spec.run_id, None)  # no coordinator took it
+            if unclaimed is not None:
+                unclaimed.end()
         self.stats.coordinators += 1
         if entry.events:
             events, entry.events = entry.events, {}
             self.node.kernel.send(entry.pid, ("events", events))
+        if entry.refresh:
+            entry.refresh = False
+            self._tasks.spawn(self._refresh(spec.run_id, entry.pid))
 
     async def _supervisor(self) -> Pid:
         """The supervisor of this node's coordinators, started with the first run (an idle
@@ -458,23 +596,18 @@ class ContractsService:
             )
         return self._sup
 
-    def step_host(self) -> Pid:
-        """This node's step host (started on first use)."""
-        if self._host is None or self.node.kernel.process_info(self._host) is None:
-            self._host = self.node.kernel.in_context(self.node.kernel.spawn_nowait, StepHost)
-        return self._host
+    def spawn(self, coro: Any) -> None:
+        """Run ``coro`` as one of this service's tasks."""
+        self._tasks.spawn(coro)
 
     async def host_of(self, node: str) -> Pid:
-        """The step host of ``node``, found once by a locator spawned there."""
-        if node == self.node.name:
-            return self.step_host()
+        """The pid of ``node``'s step host (asked once, then cached)."""
         host = self.hosts.get(node)
         if host is not None:
             return host
-        kernel = self.node.kernel
-        async with asyncio.timeout(self.config.store_timeout):
-            locator = await kernel.spawn(LOCATOR_REF, on=node)
-            host = await call(locator, "host", timeout=self.config.store_timeout)
+        host = await self.node.kernel.call(
+            (HOST_NAME, node), "pid", timeout=self.config.store_timeout
+        )
         if not isinstance(host, Pid):
             raise UsageError(f"node {node} answered {host!r} for its step host")
         self.hosts[node] = host
@@ -536,26 +669,24 @@ class ContractsService:
         mesh = self.node.mesh
         if mesh is None:
             return
-        me = next((m for m in self.node.members() if m.name == self.node.name), None)
-        meta = dict(me.meta) if me is not None else {}
-        changed = False
         if self.config.capabilities is not None:
-            meta["capabilities"] = list(self.config.capabilities)
-            changed = True
+            mesh.set_meta_entry("capabilities", list(self.config.capabilities))
         if self.config.deny:
-            meta["contracts_deny"] = list(self.config.deny)
-            changed = True
-        if changed:
-            mesh.update_meta(meta)
+            mesh.set_meta_entry("contracts_deny", list(self.config.deny))
+
+    def _on_connection(self, peer: str, up: bool) -> None:
+        self._candidates = None
 
     def _on_member(self, event: Any) -> None:
         self._candidates = None
         if event.kind in ("joined", "alive"):
             self._dead_since.pop(event.member.name, None)
+        elif event.kind in ("failed", "left"):
+            self._sweep_now.set()
 
     def candidates(self) -> list[Candidate]:
         """The nodes steps may be placed on now, with what they offer and deny."""
-        if self._candidates is not None and self.node.mesh is not None:
+        if self._candidates is not None:
             return self._candidates
         here = self.node.name
         own = self.config.capabilities
@@ -705,6 +836,7 @@ class ContractsService:
                 self._tasks.spawn(self._refresh(run_id, entry.pid))
             return
         if entry is not None and entry.resuming:
+            entry.refresh = True
             return
         if entry is None:
             entry = self._entries[run_id] = _Entry(None)
@@ -712,10 +844,17 @@ class ContractsService:
         self._tasks.spawn(self._resume(run_id, entry))
 
     async def _refresh(self, run_id: str, pid: Pid) -> None:
+        """Tell a running coordinator what changed in its record: new events, or its end
+        (cancelled from another node)."""
         rec = await self.read_record(run_id, durable=True)
-        if rec is not None:
-            events = {name: e["payload"] for name, e in rec["events"].items()}
-            self.node.kernel.send(pid, ("events", events))
+        if rec is None:
+            return
+        if rec["status"] == "cancelled":
+            reason = (rec.get("error") or {}).get("reason", "cancelled")
+            self.node.kernel.send(pid, ("cancel", str(reason)))
+            return
+        events = {name: e["payload"] for name, e in rec["events"].items()}
+        self.node.kernel.send(pid, ("events", events))
 
     async def _resume(self, run_id: str, entry: _Entry) -> None:
         try:
@@ -764,19 +903,14 @@ class ContractsService:
             self.stats.runs_resumed += 1
             await self._launch(spec)
         except BaseException:
-            entry.resuming = False
-            if self._entries.get(run_id) is entry and entry.pid is None:
-                del self._entries[run_id]
-                entry.resolve(None)
+            self._drop(run_id, entry)
             raise
 
     def _wake_remote(self, owner: str, run_id: str) -> None:
-        async def wake() -> None:
-            with contextlib.suppress(EmberError, TimeoutError, OSError):
-                async with asyncio.timeout(5.0):
-                    await self.node.kernel.spawn(WAKER_REF, run_id, on=owner)
-
-        self._tasks.spawn(wake())
+        """Tell ``owner``'s contracts service to look at ``run_id`` (at most once; a lost
+        message is made good by the store leader's sweep)."""
+        with contextlib.suppress(EmberError):
+            self.node.kernel.cast((HOST_NAME, owner), ("wake", run_id))
 
     def _at(self, when: float, run_id: str) -> None:
         """Wake ``run_id`` at ``when`` (a parked local run's await deadline)."""
@@ -920,6 +1054,44 @@ class ContractsService:
             self._wake_remote(answer[1], run_id)
         return True
 
+    def answer_query(self, op: str, kwargs: dict[str, Any], handle: ReplyHandle) -> None:
+        """Answer a ``runs`` or ``show`` query from another node (the CLI) with plain data."""
+
+        async def answer() -> None:
+            try:
+                if op == "runs":
+                    found = await self.runs(
+                        contract=kwargs.get("contract"),
+                        status=kwargs.get("status"),
+                        limit=int(kwargs.get("limit") or 50),
+                    )
+                    value: Any = [_plain(dataclasses.asdict(s)) for s in found]
+                    for item in value:
+                        item["id"] = item.pop("run_id")
+                        item["corr"] = item.pop("correlation")
+                        item["waiting"] = item.pop("waiting_on")
+                elif op == "start":
+                    run = await self.start_run(
+                        str(kwargs["contract"]),
+                        kwargs.get("inputs") or {},
+                        run_id=kwargs.get("run_id"),
+                        durable=kwargs.get("durable"),
+                    )
+                    value = [run.run_id, run.contract, run.durable, run.created]
+                elif op == "show":
+                    rec = await self.read_record(str(kwargs["run_id"]))
+                    if rec is None:
+                        raise RunNotFound(str(kwargs["run_id"]))
+                    value = _plain(rec)
+                else:
+                    raise UsageError(f"unknown contracts query {op!r}")
+            except Exception as exc:
+                handle.fail(exc)
+            else:
+                handle.reply(value)
+
+        self._tasks.spawn(answer())
+
     def statistics(self) -> ContractsStatistics:
         """This node's counters (a copy)."""
         stats = self.stats
@@ -927,6 +1099,101 @@ class ContractsService:
         stats.cache_hits, stats.cache_misses = cache.hits, cache.misses
         stats.cache_evictions, stats.cache_entries = cache.evictions, len(cache)
         return ContractsStatistics(**stats.as_dict())
+
+    def observe_step(self, seconds: float) -> None:
+        """Count one step attempt (its report came back after ``seconds``)."""
+        self.stats.observe(seconds)
+        self.step_seconds.observe(seconds)
+
+    def collectors(self) -> Iterable[Collector]:
+        """The node's metrics of contracts (read at scrape time; see ``docs/operability.md``)."""
+        return (self._collect,)
+
+    def _collect(self) -> Iterator[Metric]:
+        stats = self.statistics()
+        yield counter(
+            "ember_contracts_runs",
+            "Runs of this node that ended, by how.",
+            labels=["outcome"],
+            samples=(
+                ((k,), getattr(stats, f"runs_{k}"))
+                for k in ("succeeded", "failed", "cancelled", "unknown")
+            ),
+        )
+        yield counter(
+            "ember_contracts_runs_started", "Runs started on this node.", stats.runs_started
+        )
+        yield counter(
+            "ember_contracts_runs_resumed",
+            "Coordinators started from a record (after a wait, a restart or a takeover).",
+            stats.runs_resumed,
+        )
+        yield gauge(
+            "ember_contracts_local_runs",
+            "This node's local runs, by status.",
+            labels=["status"],
+            samples=(((s,), n) for s, n in sorted(self.runs_by_status().items())),
+        )
+        yield gauge(
+            "ember_contracts_coordinators", "Coordinators running here.", stats.coordinators
+        )
+        yield counter(
+            "ember_contracts_steps",
+            "Step attempts started by this node's runs, by where they ran.",
+            labels=["where"],
+            samples=(
+                (("inline",), stats.steps_inline),
+                (("local",), stats.steps_local),
+                (("remote",), stats.steps_remote),
+            ),
+        )
+        yield self.step_seconds.family()
+        yield counter(
+            "ember_contracts_events",
+            "Event deliveries made from this node, by verdict.",
+            labels=["verdict"],
+            samples=(
+                (("delivered",), stats.events_delivered),
+                (("again",), stats.events_again),
+                (("duplicate",), stats.events_duplicate),
+                (("unmatched",), stats.events_unmatched),
+            ),
+        )
+        yield counter(
+            "ember_contracts_takeovers", "Runs this node gave a new owner.", stats.takeovers
+        )
+        yield counter(
+            "ember_contracts_store_writes",
+            "Writes to the durable store (and retries through leader changes).",
+            labels=["kind"],
+            samples=((("write",), stats.store_writes), (("retry",), stats.store_retries)),
+        )
+        yield counter(
+            "ember_contracts_cache",
+            "Lookups of pure step results, by outcome.",
+            labels=["outcome"],
+            samples=((("hit",), stats.cache_hits), (("miss",), stats.cache_misses)),
+        )
+
+    def admin_routes(self) -> Iterable[AdminRoute]:
+        """``GET /api/v1/contracts/statistics``: every counter of this node's contracts."""
+
+        async def statistics(req: AdminRequest) -> Any:
+            return dataclasses.asdict(self.statistics())
+
+        return (AdminRoute("GET", "/statistics", statistics, "every contracts counter"),)
+
+    def admin_summary(self) -> dict[str, Any]:
+        """This node's line of contracts on the dashboard and in ``ember status``."""
+        stats = self.statistics()
+        return {
+            "coordinators": stats.coordinators,
+            "started": stats.runs_started,
+            "succeeded": stats.runs_succeeded,
+            "failed": stats.runs_failed + stats.runs_unknown,
+            "durable": self.cluster is not None,
+            "step_p99_s": self.step_seconds.quantile(0.99),
+        }
 
     def runs_by_status(self) -> dict[str, int]:
         """This node's local runs by status (durable runs are counted by the store leader)."""
@@ -991,7 +1258,11 @@ class ContractsService:
 
     async def _sweep_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.config.sweep_interval)
+            # Every sweep_interval, and at once when a member fails or leaves.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.config.sweep_interval):
+                    await self._sweep_now.wait()
+            self._sweep_now.clear()
             store = self._store_leader_state()
             if store is not None:
                 try:
@@ -1009,14 +1280,25 @@ class ContractsService:
         ):
             if status in _FINAL:
                 continue
-            if owner not in alive:
-                since = self._dead_since.setdefault(owner, now)
-                if now - since < self.config.takeover_grace:
-                    continue
+            gone = owner not in alive
+            if gone or owner in declined:
+                if gone:
+                    since = self._dead_since.setdefault(owner, now)
+                    if now - since < self.config.takeover_grace:
+                        continue
                 choices = [n for n in alive if n not in declined]
                 if not choices:
+                    # Nobody here can run it (reported unknown): ask everybody again now and
+                    # then, in case a node has loaded its version since.
+                    if now - self._nudged.get(run_id, -1e18) >= DECLINED_RETRY:
+                        self._nudged[run_id] = now
+                        await self.store_write(
+                            {"op": "retry_declined", "id": run_id, "at": now},
+                            f"retry:{run_id}:{now}",
+                        )
                     continue
                 to = choices[hash(run_id) % len(choices)]
+                why = f"node {owner} {'is gone' if gone else 'cannot run it'}; taken over by {to}"
                 answer = await self.store_write(
                     {
                         "op": "claim",
@@ -1024,7 +1306,7 @@ class ContractsService:
                         "node": to,
                         "epoch": epoch,
                         "at": now,
-                        "why": f"node {owner} is gone; taken over by {to}",
+                        "why": why,
                     },
                     f"claim:{run_id}:{epoch}",
                 )
@@ -1035,8 +1317,6 @@ class ContractsService:
             due = (wake is not None and now - wake >= 1.0) or (
                 status == "waiting" and deadline is not None and deadline <= now
             )
-            if status == "unknown" and declined and set(alive) - set(declined):
-                due = True
             if due and now - self._nudged.get(run_id, -1e18) >= 2.0:
                 self._nudged[run_id] = now
                 self._poke(owner, run_id)
@@ -1083,6 +1363,11 @@ def _with_reason(status: RunStatus) -> RunStatus:
     if len(active) > 3:
         parts.append(f"{len(active) - 3} more")
     return dataclasses.replace(status, reason="; ".join(parts) or status.reason)
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON data (what a step returned may be any object in a local run)."""
+    return json.loads(json.dumps(value, default=repr))
 
 
 def _outcome(status: str, outputs: Any, error: Any) -> dict[str, Any]:

@@ -44,6 +44,18 @@ class RunStore(StateMachine):
         runs: dict[str, dict[str, Any]] = self.state["runs"]
         return runs
 
+    @apply("batch")
+    def batch(self, cmd: dict[str, Any]) -> list[Any]:
+        """Several commands in one entry (a node's coordinators' writes, batched): each
+        answered as if written alone, in order."""
+        out: list[Any] = []
+        for command in cmd["commands"]:
+            try:
+                out.append(self.apply_command(command))
+            except Exception as exc:  # the same on every member
+                out.append(["error", type(exc).__name__, str(exc)])
+        return out
+
     # --- starting ---
 
     @apply("start")
@@ -194,10 +206,12 @@ class RunStore(StateMachine):
 
     @apply("retry_declined")
     def retry_declined(self, cmd: dict[str, Any]) -> list[Any]:
+        """Forget which nodes declined the run, and wake its owner to try again."""
         rec = self.runs.get(cmd["id"])
         if rec is None or rec["status"] in _FINAL:
             return ["gone"]
         rec["declined"] = []
+        rec["wake"] = cmd["at"]
         return ["ok"]
 
     # --- from outside ---

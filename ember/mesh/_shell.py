@@ -211,6 +211,7 @@ class Membership:
         self._router = router
         self._rng = rng if rng is not None else random.Random()
         self._meta = meta
+        self._service_meta: dict[str, Any] = {}
         self._incarnation = incarnation if incarnation is not None else time.time_ns() // 1_000_000
         self._static = list(seeds)
         self._discovery = list(discovery)
@@ -261,7 +262,7 @@ class Membership:
             self.config,
             self._rng,
             loop.time(),
-            meta=self._meta,
+            meta=self._metadata(),
             incarnation=self._incarnation,
         )
         self._router.add_channel_handler(Channel.MEMBERSHIP, self._on_frame)
@@ -343,8 +344,29 @@ class Membership:
         return lambda: listeners.remove(listener) if listener in listeners else None
 
     def update_meta(self, meta: Meta) -> None:
-        """Replace this node's metadata; gossiped with a new incarnation."""
-        self._core().update_meta(meta, now=self._now())
+        """Replace this node's own metadata (what ``Node(meta=...)`` gave); gossiped with a new
+        incarnation. The entries services set with :meth:`set_meta_entry` stay."""
+        self._meta = dict(meta)
+        self._publish_meta()
+
+    def set_meta_entry(self, key: str, value: Any) -> None:
+        """Set (``None``: remove) one entry a layer of this node publishes in its metadata,
+        such as the registry's or the contracts' keys; the user's :meth:`update_meta` never
+        erases it. Gossiped only when it changes."""
+        if self._service_meta.get(key) == value:
+            return
+        if value is None:
+            self._service_meta.pop(key, None)
+        else:
+            self._service_meta[key] = value
+        if self._swim is not None:
+            self._publish_meta()
+
+    def _metadata(self) -> Meta:
+        return {**(self._meta or {}), **self._service_meta}
+
+    def _publish_meta(self) -> None:
+        self._core().update_meta(self._metadata(), now=self._now())
         self._flush()
 
     @property
@@ -645,9 +667,10 @@ class Membership:
             return_exceptions=True,
         )
         holders: set[str] = set()
+        unanswered: list[tuple[str, Exception]] = []
         for seed, answer in zip(seeds, answers, strict=True):
             if isinstance(answer, Exception):
-                self._seed_unanswered(seed.address, answer)
+                unanswered.append((seed.address, answer))
                 continue
             if isinstance(answer, BaseException):  # cancelled: we are stopping
                 raise answer
@@ -656,6 +679,9 @@ class Membership:
             self._learn_name(seed.address, responder)
             if holder is not None and holder != self.address:
                 holders.add(holder)
+        alone = len(unanswered) == len(answers) and self._alone()
+        for address, error in unanswered:
+            self._seed_unanswered(address, error, alone)
         for holder in sorted(holders):
             try:
                 name = await self._ask(holder, Kind.WHOIS, lambda nonce, _: nonce, None)
@@ -707,7 +733,7 @@ class Membership:
         if answer is not None and not answer.done():
             answer.set_result(value)
 
-    def _seed_unanswered(self, address: str, error: Exception) -> None:
+    def _seed_unanswered(self, address: str, error: Exception, alone: bool) -> None:
         self.stats.seed_failures += 1
         n = self._seed_failures[address] = self._seed_failures.get(address, 0) + 1
         if n & (n - 1):
@@ -721,7 +747,6 @@ class Membership:
             )
         else:
             cause = str(error) or type(error).__name__
-        alone = " and this node knows no other member" if self._alone() else ""
         log.warning(
             "%s: seed %s unreachable: %s (%d time%s%s; asked again every %.0f s while alone)",
             self.name,
@@ -729,7 +754,7 @@ class Membership:
             cause,
             n,
             "" if n == 1 else "s in a row",
-            alone,
+            " and this node knows no other member" if alone else "",
             self.config.rejoin_interval,
         )
 

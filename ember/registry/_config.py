@@ -69,6 +69,11 @@ class RegistryConfig:
     anti_entropy_interval: float = 1.0
     """Seconds between anti-entropy rounds, each with one random peer (digests over TCP)."""
 
+    anti_entropy_limit: int = 4096
+    """At most about this many claims travel in one anti-entropy exchange (whole shards, at
+    least one): each exchange's work is bounded however far apart two replicas are; when more
+    shards differ, the next exchange follows at once."""
+
     push_batch: int = 4096
     """At most this many changes go in one REGISTRY frame of eager delta propagation."""
 
@@ -79,10 +84,15 @@ class RegistryConfig:
     on_conflict: ConflictPolicy = "kill"
     """The default conflict policy of eventual registrations."""
 
+    replicate: bool = True
+    """Whether this node takes part in the global tiers. False: it keeps no replica and never
+    votes, and only its local tier works (a tool that asks other nodes, as the CLI does)."""
+
     def __post_init__(self) -> None:
         check_int("expect", self.expect, 1, 99)
         check_int("shards", self.shards, 1, 4096)
         check_int("push_batch", self.push_batch, 1, 1_000_000)
+        check_int("anti_entropy_limit", self.anti_entropy_limit, 1, 10_000_000)
         check_int("gossip_limit", self.gossip_limit, 0, 1_000_000)
         for name in ("formation_settle", "request_timeout", "anti_entropy_interval"):
             check_positive(name, getattr(self, name))
@@ -92,8 +102,9 @@ class RegistryConfig:
             raise UsageError(f"on_conflict must be 'kill' or 'notify', not {self.on_conflict!r}")
         if self.durable not in (None, True, False):
             raise UsageError(f"durable must be None, True or False, not {self.durable!r}")
-        if not isinstance(self.member, bool):
-            raise UsageError(f"member must be a bool, not {self.member!r}")
+        for name in ("member", "replicate"):
+            if not isinstance(getattr(self, name), bool):
+                raise UsageError(f"{name} must be a bool, not {getattr(self, name)!r}")
 
     @classmethod
     def lan(cls, **overrides: Any) -> Self:

@@ -1,8 +1,9 @@
 """The consistent tier: names held by the system Raft group ``ember.names``.
 
-**Formation.** A node that can vote announces it in its mesh metadata (``ember.names``: ``"0"``,
-``"1"`` once it hosts a member). When ``expect`` such nodes are alive and the view has not
-changed for ``formation_settle`` seconds, the smallest-named of them (the coordinator) asks the
+**Formation.** A node that can vote publishes it in its mesh metadata (:data:`META_KEY`:
+``"0"``, or ``"1"`` once it hosts a member; ``Membership.set_meta_entry``). When ``expect`` such
+nodes are alive and the view has not changed for ``formation_settle``
+seconds, the smallest-named of them (the coordinator) asks the
 ``expect`` smallest to promise to found a group with it; a node promises to one coordinator at
 a time, never to one while it knows a smaller candidate, and never once it hosts a member. With
 every promise in, the founders bootstrap the same membership. Two founding attempts that share a
@@ -19,7 +20,9 @@ leader's node releases a node's names in one entry when the mesh declares it fai
 left, and a node that restarts releases those of its earlier incarnations.
 
 REGISTRY frames of this tier: ``[CONSISTENT, "c", index, changes]``, a member's push of applied
-changes to a subscribed client (``changes``: ``[name, pid | None, meta, token]`` rows).
+changes to a subscribed client (``changes``: ``[name, pid | None, meta, token]`` rows), and
+``[CONSISTENT, "s", status, reply]``, a node's status (``"0"``, ``"1"``, or ``"-"`` for a node
+that cannot vote), answered with the receiver's own when ``reply`` is set.
 """
 
 from __future__ import annotations
@@ -142,6 +145,8 @@ class ConsistentTier:
         self._view: tuple[str, ...] = ()
         self._view_since = 0.0
         self._subscribers: set[str] = set()
+        self._outgoing: list[tuple[Any, Entry | None, Entry | None]] = []
+        self._push_handle: asyncio.Handle | None = None
         self._source: str | None = None
         """The member node a client's cache follows."""
         self._source_index = 0
@@ -150,6 +155,7 @@ class ConsistentTier:
         """Nodes seen gone by this leader's node -> the applied index then."""
         self._stale_checked = False
         self._announced: str | None = None
+        self._group_cache: tuple[bool, tuple[str, ...]] | None = None
         self._started = 0.0
 
     @property
@@ -175,7 +181,9 @@ class ConsistentTier:
         self._started = asyncio.get_running_loop().time()
         self._adopt_member()
         self._announce()
-        self._tasks.spawn(self._run())
+        if node.dist is not None or self.config.expect <= 1:
+            # A node alone by construction never forms a group of several: no tick loop.
+            self._tasks.spawn(self._run())
 
     async def stop(self) -> None:
         for remove in self._unsubscribe:
@@ -200,7 +208,7 @@ class ConsistentTier:
             msgpack.packb(meta)
         except (TypeError, ValueError) as exc:
             raise UsageError(f"the meta of a consistent name must be plain data: {exc}") from exc
-        if self.node.kernel.process_info(pid) is None:
+        if pid not in self._watches and not self.node.kernel.is_alive(pid):
             from .._errors import NoProc
 
             raise NoProc(pid)
@@ -372,8 +380,13 @@ class ConsistentTier:
                 self._unwatch(old[0], name)
             if new is not None and new[0].node == me and new[0].creation == self.node.creation:
                 self._watch(new[0], name)
-            reg = None if new is None else Registration(name, new[0], "consistent", new[1], new[2])
-            self.registry._changed("consistent", name, reg)
+            if self.registry.watched("consistent", name):
+                reg = (
+                    None
+                    if new is None
+                    else Registration(name, new[0], "consistent", new[1], new[2])
+                )
+                self.registry._changed("consistent", name, reg)
 
     # -- members, formation, the leader's chores --------------------------------------------
 
@@ -411,20 +424,20 @@ class ConsistentTier:
         return True
 
     def _meta_value(self, member: Any) -> str | None:
+        """What ``member`` publishes of itself (:data:`META_KEY`): ``"0"``, ``"1"`` or None."""
         value = member.meta.get(META_KEY)
         return value if isinstance(value, str) else None
 
     def _announce(self) -> None:
+        """Publish this node's status in its mesh metadata when it changed (a client, which
+        cannot vote, publishes nothing)."""
         mesh = self.node.mesh
         if mesh is None or not self.config.member:
             return
         want = "1" if self._member() is not None else "0"
         if want == self._announced:
             return
-        me = next((m for m in self.node.members() if m.name == self.node.name), None)
-        meta = dict(me.meta) if me is not None else {}
-        meta[META_KEY] = want
-        mesh.update_meta(meta)
+        mesh.set_meta_entry(META_KEY, want)
         self._announced = want
 
     def _alive(self) -> list[Any]:
@@ -438,11 +451,18 @@ class ConsistentTier:
         return out
 
     def _group_nodes(self) -> tuple[str, ...]:
-        """Alive nodes that host a member of the group (this one first, if it does)."""
+        """Alive nodes that host a member of the group (this one among them, if it does);
+        recomputed when a member event or a status frame may have changed it."""
+        cached = self._group_cache
+        if cached is not None and (self._member() is not None) == cached[0]:
+            return cached[1]
         out = {m.name for m in self._alive() if self._meta_value(m) == "1"}
-        if self._member() is not None:
+        member = self._member() is not None
+        if member:
             out.add(self.node.name)
-        return tuple(sorted(out))
+        nodes = tuple(sorted(out))
+        self._group_cache = (member, nodes)
+        return nodes
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -672,6 +692,14 @@ class ConsistentTier:
         return [member.applied, rows]
 
     def _push(self, changes: list[tuple[Any, Entry | None, Entry | None]]) -> None:
+        """Queue applied changes for the subscribed clients: one frame per loop turn."""
+        self._outgoing.extend(changes)
+        if self._push_handle is None:
+            self._push_handle = asyncio.get_running_loop().call_soon(self._flush_push)
+
+    def _flush_push(self) -> None:
+        self._push_handle = None
+        changes, self._outgoing = self._outgoing, []
         member = self._member()
         index = member.applied if member is not None else 0
         rows = [
@@ -708,6 +736,7 @@ class ConsistentTier:
     # -- events -----------------------------------------------------------------------------
 
     def _on_member(self, event: Any) -> None:
+        self._group_cache = None  # a status (metadata) or liveness changed
         self._wake.set()
 
     def _on_node(self, peer: str, up: bool) -> None:

@@ -39,8 +39,8 @@ Replica = tuple[str, int]
 Claim = tuple[Replica, int, int, Any]
 """``(replica, counter, serial, meta)``: one registration."""
 Op = tuple[Any, ...]
-"""A delta operation: ``(shard, "a", name, replica, counter, serial, meta)`` adds a claim,
-``(shard, "r", name, replica, counter)`` removes one (an observed remove)."""
+"""A delta operation: ``(shard, "a", name, node, creation, counter, serial, meta)`` adds a
+claim, ``(shard, "r", name, node, creation, counter)`` removes one (an observed remove)."""
 
 _MASK = (1 << 64) - 1
 
@@ -60,10 +60,26 @@ def _pid_key(claim: Claim) -> tuple[str, int, int]:
     return (node, creation, serial)
 
 
-def _entry_hash(name: Any, claim: Claim) -> int:
-    (node, creation), counter, serial, meta = claim
-    packed = msgpack.packb((name, node, creation, counter, serial, meta), default=repr)
-    return int.from_bytes(hashlib.blake2b(packed, digest_size=8).digest(), "little")
+def _mix(x: int) -> int:
+    """splitmix64's finalizer: spreads the bits of a 64-bit int."""
+    x &= _MASK
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) & _MASK
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & _MASK
+    return x ^ (x >> 31)
+
+
+def replica_seed(replica: Replica) -> int:
+    """A 64-bit value per incarnation, the same in every process."""
+    node, creation = replica
+    return _mix((zlib.crc32(node.encode()) << 32) ^ creation)
+
+
+def dot_hash(seed: int, counter: int) -> int:
+    """The hash of a claim: of its dot alone, which names it (a dot is made once, for one name,
+    pid and meta)."""
+    return _mix(seed ^ (counter * 0x9E3779B97F4A7C15))
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +149,7 @@ class _Shard:
             return []
         return entry if isinstance(entry, list) else [entry]
 
-    def put(self, name: Any, claim: Claim) -> None:
+    def put(self, name: Any, claim: Claim, digest: int) -> None:
         entry = self.entries.get(name)
         if entry is None:
             self.entries[name] = claim
@@ -141,10 +157,10 @@ class _Shard:
             entry.append(claim)
         else:
             self.entries[name] = [entry, claim]
-        self.digest ^= _entry_hash(name, claim)
+        self.digest ^= digest
 
-    def drop(self, name: Any, replica: Replica, counter: int) -> bool:
-        """Remove the claim with that dot, if present."""
+    def drop(self, name: Any, replica: Replica, counter: int, digest: int) -> bool:
+        """Remove the claim with that dot, if present (``digest``: its hash)."""
         kept: list[Claim] = []
         gone: Claim | None = None
         for claim in self.claims(name):
@@ -154,7 +170,7 @@ class _Shard:
                 kept.append(claim)
         if gone is None:
             return False
-        self.digest ^= _entry_hash(name, gone)
+        self.digest ^= digest
         if not kept:
             del self.entries[name]
         elif len(kept) == 1:
@@ -182,11 +198,17 @@ class NameMap:
         """Incarnations gone for good: their claims are dropped and their dots refused."""
         self.known: set[Replica] = set()
         """Every incarnation a claim here came from (and not retired)."""
+        self._replicas: dict[tuple[Any, Any], Replica] = {replica: replica}
+        self._seeds: dict[Replica, int] = {}
 
     # -- reads ------------------------------------------------------------------------------
 
     def __len__(self) -> int:
         return sum(len(s.entries) for s in self._shards)
+
+    def shard_size(self, index: int) -> int:
+        """Names in shard ``index``."""
+        return len(self._shards[index].entries)
 
     def shard_of(self, name: Any) -> int:
         return shard_of(name, self.nshards)
@@ -243,11 +265,12 @@ class NameMap:
         caller checked that no other visible claim names a live process."""
         index = self.shard_of(name)
         shard = self._shards[index]
-        counter = shard.vv.get(self.replica, 0) + 1
-        shard.see(self.replica, counter)
-        shard.put(name, (self.replica, counter, serial, meta))
-        self.known.add(self.replica)
-        return [(index, "a", name, self.replica, counter, serial, meta)]
+        replica = self.replica
+        counter = shard.vv.get(replica, 0) + 1
+        shard.see(replica, counter)
+        shard.put(name, (replica, counter, serial, meta), dot_hash(self._seed(replica), counter))
+        self.known.add(replica)
+        return [(index, "a", name, replica[0], replica[1], counter, serial, meta)]
 
     def remove(self, name: Any, claims: Iterable[Claim]) -> list[Op]:
         """Observed remove of ``claims`` of ``name``; returns the delta."""
@@ -255,35 +278,51 @@ class NameMap:
         shard = self._shards[index]
         ops: list[Op] = []
         for replica, counter, _, _ in list(claims):
-            if shard.drop(name, replica, counter):
+            if shard.drop(name, replica, counter, dot_hash(self._seed(replica), counter)):
                 shard.see(replica, counter)
-                ops.append((index, "r", name, replica, counter))
+                ops.append((index, "r", name, replica[0], replica[1], counter))
         return ops
 
     # -- merges -----------------------------------------------------------------------------
 
     def merge(self, ops: Iterable[Op]) -> list[Change]:
-        """Apply a delta (from any replica, in any order, any number of times)."""
-        before: dict[Any, Pid | None] = {}
+        """Apply a delta (from any replica, in any order, any number of times). Raises
+        ``ValueError`` at the first malformed operation (those before it are applied: each
+        stands alone)."""
+        before: dict[Any, tuple[_Shard, Claim | None]] = {}
         shards = self._shards
+        nshards = self.nshards
         retired = self.retired
+        replica_of = self._replica
         for op in ops:
-            index, kind, name = op[0], op[1], op[2]
-            replica: Replica = op[3]
-            counter: int = op[4]
+            index, kind, name, node, creation, counter = op[:6]
+            if (
+                index.__class__ is not int
+                or not 0 <= index < nshards
+                or counter.__class__ is not int
+                or counter < 1
+            ):
+                raise ValueError(f"bad delta operation {op!r:.80}")
+            replica = replica_of(node, creation)
             if replica in retired:
                 continue
             shard = shards[index]
             if kind == "a":
                 if shard.seen(replica, counter):
                     continue
-                self._remember(before, name, shard)
+                serial = op[6]
+                if serial.__class__ is not int:
+                    raise ValueError(f"bad serial in {op!r:.80}")
+                if name not in before:
+                    before[name] = (shard, self._winner(shard.claims(name)))
                 shard.see(replica, counter)
-                shard.put(name, (replica, counter, op[5], op[6]))
+                claim = (replica, counter, serial, op[7])
+                shard.put(name, claim, dot_hash(self._seed(replica), counter))
                 self.known.add(replica)
             elif kind == "r":
-                self._remember(before, name, shard)
-                shard.drop(name, replica, counter)
+                if name not in before:
+                    before[name] = (shard, self._winner(shard.claims(name)))
+                shard.drop(name, replica, counter, dot_hash(self._seed(replica), counter))
                 shard.see(replica, counter)
             else:
                 raise ValueError(f"unknown delta operation {kind!r}")
@@ -312,6 +351,8 @@ class NameMap:
 
     def merge_shard(self, state: ShardState) -> list[Change]:
         """Join one shard's full state from another replica into this one."""
+        if not 0 <= state.shard < self.nshards:
+            raise ValueError(f"bad shard {state.shard!r}")
         shard = self._shards[state.shard]
         retired = self.retired
         theirs_vv = dict(state.vv)
@@ -321,23 +362,30 @@ class NameMap:
         def they_saw(replica: Replica, counter: int) -> bool:
             return counter <= theirs_vv.get(replica, 0) or (replica, counter) in theirs_cloud
 
-        before: dict[Any, Pid | None] = {}
+        before: dict[Any, tuple[_Shard, Claim | None]] = {}
         for name, claim in [(n, c) for n in list(shard.entries) for c in shard.claims(n)]:
-            dot = (claim[0], claim[1])
-            if dot not in theirs and they_saw(*dot):
-                self._remember(before, name, shard)
-                shard.drop(name, *dot)
-        for name, claim in state.entries:
             replica, counter = claim[0], claim[1]
+            if (replica, counter) not in theirs and they_saw(replica, counter):
+                if name not in before:
+                    before[name] = (shard, self._winner(shard.claims(name)))
+                shard.drop(name, replica, counter, dot_hash(self._seed(replica), counter))
+        for name, (their_replica, counter, serial, meta) in state.entries:
+            replica = self._replica(*their_replica)
             if replica in retired or shard.seen(replica, counter):
                 continue
-            self._remember(before, name, shard)
-            shard.put(name, claim)
+            if counter.__class__ is not int or serial.__class__ is not int:
+                raise ValueError(f"bad claim of {name!r:.60}")
+            if name not in before:
+                before[name] = (shard, self._winner(shard.claims(name)))
+            claim = (replica, counter, serial, meta)
+            shard.put(name, claim, dot_hash(self._seed(replica), counter))
             self.known.add(replica)
-        for replica, top in theirs_vv.items():
+        for their_replica, top in theirs_vv.items():
+            replica = self._replica(*their_replica)
             if replica not in retired:
                 shard.see_upto(replica, top)
-        for replica, counter in theirs_cloud:
+        for their_replica, counter in theirs_cloud:
+            replica = self._replica(*their_replica)
             if replica not in retired:
                 shard.see(replica, counter)
         return self._changes(before)
@@ -348,8 +396,12 @@ class NameMap:
         """Hide (``down``) or show again the claims of ``node``'s pids."""
         if (node in self.down) == down:
             return []
-        names = [name for name, _ in self.owned_by(node)]
-        before = {name: self._pid(self.winner(name)) for name in names}
+        before: dict[Any, tuple[_Shard, Claim | None]] = {}
+        for shard in self._shards:
+            for name in shard.entries:
+                claims = shard.claims(name)
+                if name not in before and any(c[0][0] == node for c in claims):
+                    before[name] = (shard, self._winner(claims))
         if down:
             self.down.add(node)
         else:
@@ -362,7 +414,8 @@ class NameMap:
             return []
         self.retired.add(replica)
         self.known.discard(replica)
-        before: dict[Any, Pid | None] = {}
+        before: dict[Any, tuple[_Shard, Claim | None]] = {}
+        seed = self._seed(replica)
         for shard in self._shards:
             doomed = [
                 (name, claim)
@@ -371,8 +424,9 @@ class NameMap:
                 if claim[0] == replica
             ]
             for name, claim in doomed:
-                self._remember(before, name, shard)
-                shard.drop(name, replica, claim[1])
+                if name not in before:
+                    before[name] = (shard, self._winner(shard.claims(name)))
+                shard.drop(name, replica, claim[1], dot_hash(seed, claim[1]))
             shard.vv.pop(replica, None)
             shard.cloud = {d for d in shard.cloud if d[0] != replica}
         return self._changes(before)
@@ -386,18 +440,33 @@ class NameMap:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    @staticmethod
-    def _pid(claim: Claim | None) -> Pid | None:
-        return claim_pid(claim) if claim is not None else None
+    def _replica(self, node: Any, creation: Any) -> Replica:
+        """The one tuple for this incarnation (claims share it); checks its types."""
+        key = (node, creation)
+        replica = self._replicas.get(key)
+        if replica is None:
+            if node.__class__ is not str or creation.__class__ is not int:
+                raise ValueError(f"bad replica {key!r:.60}")
+            replica = self._replicas[key] = key
+        return replica
 
-    def _remember(self, before: dict[Any, Pid | None], name: Any, shard: _Shard) -> None:
-        if name not in before:
-            before[name] = self._pid(self._winner(shard.claims(name)))
+    def _seed(self, replica: Replica) -> int:
+        seed = self._seeds.get(replica)
+        if seed is None:
+            seed = self._seeds[replica] = replica_seed(replica)
+        return seed
 
-    def _changes(self, before: dict[Any, Pid | None]) -> list[Change]:
+    def _changes(self, before: dict[Any, tuple[_Shard, Claim | None]]) -> list[Change]:
         out = []
-        for name, old in before.items():
-            new = self._pid(self.winner(name))
-            if new != old:
-                out.append(Change(name, old, new))
+        winner = self._winner
+        for name, (shard, old) in before.items():
+            new = winner(shard.claims(name))
+            if new is not old:
+                out.append(
+                    Change(
+                        name,
+                        claim_pid(old) if old is not None else None,
+                        claim_pid(new) if new is not None else None,
+                    )
+                )
         return out

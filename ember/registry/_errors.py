@@ -8,7 +8,14 @@ from typing import Any
 
 from .._errors import EmberError, UsageError
 
-__all__ = ["NameConflict", "NameLost", "NotLocal", "TierUnavailable", "UnknownScope"]
+__all__ = [
+    "NameConflict",
+    "NameLost",
+    "NotLocal",
+    "TierUnavailable",
+    "UnknownScope",
+    "WaitTimeout",
+]
 
 
 class NameConflict(EmberError):
@@ -63,3 +70,12 @@ class TierUnavailable(EmberError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (self.__class__, (self.tier, self.reason))
+
+
+class WaitTimeout(EmberError, TimeoutError):
+    """``names.wait_for`` saw no registration of ``name`` within ``timeout`` seconds."""
+
+    def __init__(self, name: Any, timeout: float | None) -> None:
+        super().__init__(f"no registration of {name!r} within {timeout} s")
+        self.name = name
+        self.timeout = timeout

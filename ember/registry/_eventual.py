@@ -16,8 +16,8 @@ every other node's.
   :class:`NameConflict`), ``notify`` (a :class:`NameLost` message) or a function.
 
 A REGISTRY frame of this tier is ``[EVENTUAL, kind, node, creation, ...]``: kind ``"d"``
-(delta operations), ``"g"`` (digests: please compare), ``"s"`` (shard states, and the shards
-wanted back).
+(delta operations), ``"g"`` (digests: please compare), ``"s"`` (shard states, the shards
+wanted back, and whether more differ: the exchange goes on at once, bounded each time).
 """
 
 from __future__ import annotations
@@ -25,9 +25,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
+
+import msgpack  # type: ignore[import-untyped]
 
 from .._errors import EmberError, NameTaken, NoProc, UnknownName, UsageError
 from .._services import send_to_node
@@ -40,6 +43,7 @@ from ._crdt import Change, Claim, NameMap, Op, ShardState, claim_pid
 from ._errors import NameConflict, NameLost
 
 if TYPE_CHECKING:
+    from ..transport._codec import Codec
     from ._names import Names, Policy, Registration
 
 __all__ = ["EVENTUAL", "EventualStatistics", "EventualTier"]
@@ -49,6 +53,10 @@ log = logging.getLogger("ember.registry.eventual")
 EVENTUAL = 3
 """REGISTRY frame kind of this tier."""
 
+INBOX_LIMIT = 4096
+"""Frames of this tier waiting to be merged, at most (more are dropped and counted)."""
+MERGE_BUDGET = 2048
+"""Claims merged between two yields to the event loop."""
 GOSSIP_TOPIC = "ember.names"
 """The mesh gossip topic of this tier's deltas."""
 
@@ -76,44 +84,102 @@ class EventualStatistics:
     conflicts: int = 0
     """Local claims that lost their name to a concurrent claimant."""
     malformed: int = 0
+    inbox_dropped: int = 0
+    """Frames dropped because the inbox was full (anti-entropy repairs them)."""
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
-def _encode_state(state: ShardState) -> list[Any]:
-    return [
-        state.shard,
-        [[n, r[0], r[1], c, s, m] for n, (r, c, s, m) in state.entries],
-        [[r[0], r[1], top] for r, top in state.vv],
-        [[r[0], r[1], c] for r, c in state.cloud],
-    ]
+_EXT_TUPLE = 10
 
 
-def _decode_state(value: list[Any], shards: int) -> ShardState:
-    index, entries, vv, cloud = value
-    if not isinstance(index, int) or not 0 <= index < shards:
-        raise ValueError(f"bad shard {index!r}")
-    return ShardState(
-        index,
-        tuple((n, ((node, cr), c, s, m)) for n, node, cr, c, s, m in entries),
-        tuple(((node, cr), top) for node, cr, top in vv),
-        tuple(((node, cr), c) for node, cr, c in cloud),
-    )
+def _tuple_default(obj: Any) -> Any:
+    if obj.__class__ is tuple:
+        return msgpack.ExtType(_EXT_TUPLE, _pack(list(obj)))
+    raise TypeError(f"cannot pack {type(obj).__name__}")
 
 
-def _encode_op(op: Op) -> list[Any]:
-    index, kind, name, (node, creation), counter, *rest = op
-    return [index, kind, name, node, creation, counter, *rest]
+def _pack(obj: Any) -> bytes:
+    """Plain msgpack for the bulk of this tier's frames (C speed both ways); the only non-plain
+    values are tuples inside names (an ext type)."""
+    return msgpack.packb(obj, default=_tuple_default, strict_types=True)  # type: ignore[no-any-return]
 
 
-def _decode_op(value: list[Any], shards: int) -> Op:
-    index, kind, name, node, creation, counter, *rest = value
-    if not isinstance(index, int) or not 0 <= index < shards or kind not in ("a", "r"):
-        raise ValueError(f"bad delta operation {value!r}")
-    if kind == "a" and len(rest) != 2:
-        raise ValueError(f"bad add {value!r}")
-    return (index, kind, name, (node, creation), counter, *rest)
+def _ext_hook(code: int, data: bytes) -> Any:
+    if code == _EXT_TUPLE:
+        return tuple(_unpack(data))
+    raise ValueError(f"unexpected ext type {code}")
+
+
+def _unpack(data: bytes) -> Any:
+    return msgpack.unpackb(data, ext_hook=_ext_hook, raw=False, strict_map_key=False)
+
+
+class _Wire:
+    """This tier's bulk encodings: delta operations and shard states as plain msgpack, each
+    ``meta`` (any value the node's codec takes) as codec bytes inside."""
+
+    def __init__(self, codec: Codec) -> None:
+        self.codec = codec
+
+    def meta_out(self, meta: Any) -> Any:
+        return None if meta is None else self.codec.encode(meta)
+
+    def meta_in(self, data: Any) -> Any:
+        if data is None:
+            return None
+        if data.__class__ is not bytes:
+            raise ValueError("bad meta")
+        return self.codec.decode(data)
+
+    def pack_ops(self, ops: list[Op]) -> bytes:
+        out = []
+        for op in ops:
+            if op[1] == "a":
+                out.append([*op[:7], self.meta_out(op[7])])
+            else:
+                out.append(list(op))
+        return _pack(out)
+
+    def unpack_ops(self, data: bytes) -> list[Op]:
+        ops: list[Op] = []
+        for op in _unpack(data):
+            if len(op) == 8:
+                meta = op[7]
+                op[7] = None if meta is None else self.meta_in(meta)
+            elif len(op) != 6:
+                raise ValueError("bad delta operation")
+            ops.append(op)
+        return ops
+
+    def pack_states(self, states: list[ShardState]) -> bytes:
+        return _pack(
+            [
+                [
+                    st.shard,
+                    [[n, r[0], r[1], c, s, self.meta_out(m)] for n, (r, c, s, m) in st.entries],
+                    [[r[0], r[1], top] for r, top in st.vv],
+                    [[r[0], r[1], c] for r, c in st.cloud],
+                ]
+                for st in states
+            ]
+        )
+
+    def unpack_states(self, data: bytes) -> list[ShardState]:
+        out = []
+        for index, entries, vv, cloud in _unpack(data):
+            out.append(
+                ShardState(
+                    index,
+                    tuple(
+                        (n, ((node, cr), c, s, self.meta_in(m))) for n, node, cr, c, s, m in entries
+                    ),
+                    tuple(((node, cr), top) for node, cr, top in vv),
+                    tuple(((node, cr), c) for node, cr, c in cloud),
+                )
+            )
+        return out
 
 
 class EventualTier:
@@ -132,6 +198,10 @@ class EventualTier:
         self._tasks = OwnedTasks(log, "eventual registry task")
         self._rng = random.Random(self.node.rng.getrandbits(64))
         self._unsubscribe: list[Callable[[], None]] = []
+        self._wire_codec: _Wire | None = None
+        self._inbox: deque[tuple[str | None, list[Any]]] = deque()
+        self._draining: asyncio.Task[None] | None = None
+        self._last_size = 0
         self.gossip: Callable[[bytes], bool] | None = None
         """Hands a small delta frame to the mesh's gossip (set when the mesh offers it)."""
 
@@ -181,7 +251,8 @@ class EventualTier:
         self._policies[(name, pid)] = policy or self.config.on_conflict
         self._publish(self.core.add(name, pid.serial, meta))
         self.stats.registered += 1
-        self.registry._changed("eventual", name, self.lookup(name))
+        if self.registry.watched("eventual", name):
+            self.registry._changed("eventual", name, self.lookup(name))
         return None
 
     async def unregister(self, name: Any, within: float) -> None:
@@ -266,7 +337,8 @@ class EventualTier:
                     self._lose(change.name, old, new, still)
                 elif not still:
                     self._forget(old, change.name)
-            self.registry._changed("eventual", change.name, self.lookup(change.name))
+            if self.registry.watched("eventual", change.name):
+                self.registry._changed("eventual", change.name, self.lookup(change.name))
 
     def _lose(self, name: Any, loser: Pid, winner: Pid, claims: list[Claim]) -> None:
         self.stats.conflicts += 1
@@ -286,6 +358,12 @@ class EventualTier:
                 log.exception("the on_conflict function of %r failed", name)
 
     # -- propagation ------------------------------------------------------------------------
+
+    def _wire(self) -> _Wire:
+        codec = self.registry.codec
+        if self._wire_codec is None or self._wire_codec.codec is not codec:
+            self._wire_codec = _Wire(codec)
+        return self._wire_codec
 
     def _peers(self) -> list[str]:
         node = self.node
@@ -308,7 +386,7 @@ class EventualTier:
         batch = self.config.push_batch
         me = self.node
         for start in range(0, len(ops), batch):
-            chunk = [_encode_op(op) for op in ops[start : start + batch]]
+            chunk = self._wire().pack_ops(ops[start : start + batch])
             frame = self.registry.codec.encode((EVENTUAL, "d", me.name, me.creation, chunk))
             for peer in peers:
                 self._send(peer, frame)
@@ -350,18 +428,54 @@ class EventualTier:
         frame = self.registry.codec.encode((EVENTUAL, "g", me.name, me.creation, digests))
         self._send(peer, frame)
 
-    def _send_states(self, peer: str, shards: list[int], want: list[int]) -> None:
+    def _bounded(self, shards: list[int]) -> list[int]:
+        """Of the shards that differ, a random few holding at most ``anti_entropy_limit``
+        claims (at least one shard): each round's work stays bounded, and the next rounds
+        take the rest."""
+        self._rng.shuffle(shards)
+        chosen: list[int] = []
+        total = 0
+        for index in shards:
+            size = self.core.shard_size(index)
+            if chosen and total + size > self.config.anti_entropy_limit:
+                break
+            chosen.append(index)
+            total += size
+        return sorted(chosen)
+
+    def _send_states(self, peer: str, shards: list[int], want: list[int], *, more: bool) -> None:
+        """Shard states to ``peer``, asking for its ``want`` back; ``more``: other shards
+        differ too (the peer then starts the next exchange at once)."""
         me = self.node
-        states = [_encode_state(self.core.shard_state(i)) for i in shards]
-        self.stats.shards_sent += len(states)
-        self._send(
-            peer, self.registry.codec.encode((EVENTUAL, "s", me.name, me.creation, states, want))
-        )
+        states = self._wire().pack_states([self.core.shard_state(i) for i in shards])
+        self.stats.shards_sent += len(shards)
+        frame = (EVENTUAL, "s", me.name, me.creation, states, want, more)
+        self._send(peer, self.registry.codec.encode(frame))
 
     # -- inbound ----------------------------------------------------------------------------
 
     def _on_frame(self, peer: str, frame: list[Any]) -> None:
-        self._handle(peer, frame)
+        """Frames wait in the inbox and are merged by a task, a bounded amount per loop turn,
+        so a flood of deltas never starves the loop (heartbeats, calls, the rest)."""
+        if len(self._inbox) >= INBOX_LIMIT:
+            self.stats.inbox_dropped += 1  # anti-entropy repairs what this loses
+            return
+        self._inbox.append((peer, frame))
+        if self._draining is None:
+            self._draining = self._tasks.spawn(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            budget = MERGE_BUDGET
+            while self._inbox:
+                peer, frame = self._inbox.popleft()
+                self._handle(peer, frame)
+                budget -= self._last_size
+                if budget <= 0:
+                    budget = MERGE_BUDGET
+                    await asyncio.sleep(0)
+        finally:
+            self._draining = None
 
     def _on_payload(self, peer: str | None, payload: bytes) -> None:
         try:
@@ -376,21 +490,28 @@ class EventualTier:
         try:
             _, kind, node, creation, *body = frame
             changes = self.core.current(node, creation) if node != self.node.name else []
+            self._last_size = 1
             if kind == "d":
-                ops = [_decode_op(v, self.core.nshards) for v in body[0]]
+                ops = self._wire().unpack_ops(body[0])
+                self._last_size = len(ops)
                 self.stats.delta_ops_received += len(ops)
                 changes += self.core.merge(ops)
             elif kind == "g" and peer is not None:
                 differ = self.core.differing(list(body[0]))
-                if differ:
-                    self._send_states(peer, differ, differ)
+                chosen = self._bounded(differ)
+                if chosen:
+                    self._send_states(peer, chosen, chosen, more=len(chosen) < len(differ))
             elif kind == "s" and peer is not None:
-                states, want = body
-                for value in states:
-                    changes += self.core.merge_shard(_decode_state(value, self.core.nshards))
+                states, want, more = body
+                for state in self._wire().unpack_states(states):
+                    changes += self.core.merge_shard(state)
+                    self._last_size += len(state.entries)
                     self.stats.shards_merged += 1
                 if want:
-                    self._send_states(peer, [i for i in want if 0 <= i < self.core.nshards], [])
+                    valid = [i for i in want if 0 <= i < self.core.nshards]
+                    self._send_states(peer, valid, [], more=False)
+                if more:  # the exchange was cut to its bound: go on with the rest at once
+                    self._send_digests(peer)
             else:
                 raise ValueError(f"unknown eventual frame {kind!r}")
         except (ValueError, TypeError, KeyError, IndexError):

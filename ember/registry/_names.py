@@ -10,6 +10,7 @@ processes and releases their names when they exit; the caller's node forwards it
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from ..actors._node import current_process
 from ..transport._codec import Codec
 from ..transport._frame import Channel
 from ._config import ConflictPolicy, RegistryConfig
-from ._errors import TierUnavailable
+from ._errors import TierUnavailable, WaitTimeout
 from ._name import GLOBAL_TIERS, LOOKUP_ORDER, Name, Tier, check_global_name, check_tier
 from ._rpc import REP, REQ, Rpc
 
@@ -36,6 +37,8 @@ RELEASED = "released"
 """The reason of the Down a name monitor gets when the name is released."""
 FENCED = 2
 """REGISTRY frame kind of a fenced send: ``[FENCED, name, token, pid, message]``."""
+YIELD_EVERY = 256
+"""Local global registrations between two yields to the event loop."""
 
 Consistency = Literal["cached", "linearizable"]
 Policy = ConflictPolicy | Callable[[Any, Pid, Pid], None]
@@ -107,8 +110,13 @@ class Names:
         from ._consistent import ConsistentTier
         from ._eventual import EventualTier
 
-        self.tiers["eventual"] = EventualTier(self, self.config)
-        self.tiers["consistent"] = ConsistentTier(self, self.config)
+        self._consistent = ConsistentTier(self, self.config)
+        if self.config.replicate:
+            self.tiers["eventual"] = EventualTier(self, self.config)
+            self.tiers["consistent"] = self._consistent
+        self.rpc.handlers["cli_names"] = self._serve_cli_names
+        self.rpc.handlers["cli_groups"] = self._serve_cli_groups
+        self._kernel_whereis = node.kernel.whereis
         self.frame_handlers: dict[int, Callable[[str, list[Any]], None]] = {
             REQ: lambda peer, f: self.rpc.on_request(peer, f[1], f[2], f[3]),
             REP: lambda _peer, f: self.rpc.on_reply(f[1], f[2], f[3]),
@@ -121,6 +129,8 @@ class Names:
         self._name_monitors: dict[tuple[Tier, Any], list[tuple[Pid, Ref, Pid]]] = {}
         self._monitor_keys: dict[Ref, tuple[Tier, Any]] = {}
         self._local_watches: dict[Any, Any] = {}
+        self._waiters: dict[Any, list[tuple[Tier | None, asyncio.Future[Registration]]]] = {}
+        self._budget = YIELD_EVERY
         self._unlisten: Callable[[], None] | None = None
         self.fenced_drops = 0
         """Fenced messages dropped: their token was not the name's current one here."""
@@ -196,6 +206,12 @@ class Names:
         within = self.config.request_timeout if timeout is None else timeout
         with self.node.tracing.span("names.register", {"ember.names.tier": tier}):
             if pid.node == self.node.name:
+                self._budget -= 1
+                if self._budget <= 0:
+                    # A loop of registrations that never wait would starve the loop (its
+                    # heartbeats, the pushes of what it registers): now and then one yields.
+                    self._budget = YIELD_EVERY
+                    await asyncio.sleep(0)
                 return await self._global(tier).register(name, pid, meta, on_conflict, within)
             token: int | None = await self.rpc.call(
                 pid.node, "register", [tier, name, pid, meta, on_conflict], within
@@ -241,14 +257,28 @@ class Names:
         replicated cache (see the staleness bound in ``docs/registry.md``);
         ``consistency="linearizable"`` returns an awaitable that answers as of a read
         confirmed by the group's leader."""
+        if consistency == "cached":
+            # The hot path (cached lookups, the resolver's): plain dict reads, no objects made.
+            if tier == "consistent":
+                entry = self._consistent.cache.get(name)
+                return entry[0] if entry is not None else None
+            if tier is None:
+                try:
+                    pid = self._kernel_whereis(name)
+                except TypeError:  # unhashable: no such name anywhere
+                    return None
+                if pid is not None:
+                    return pid
+                entry = self._consistent.cache.get(name)
+                if entry is not None:
+                    return entry[0]
+            reg = self.lookup(name, tier)
+            return reg.pid if reg is not None else None
         if consistency == "linearizable":
             if tier not in (None, "consistent"):
                 raise UsageError("consistency='linearizable' is for the consistent tier")
             return self._whereis_linearizable(name)
-        if consistency != "cached":
-            raise UsageError(f"consistency must be 'cached' or 'linearizable': {consistency!r}")
-        reg = self.lookup(name, tier)
-        return reg.pid if reg is not None else None
+        raise UsageError(f"consistency must be 'cached' or 'linearizable': {consistency!r}")
 
     async def _whereis_linearizable(self, name: Any) -> Pid | None:
         tier = self._global("consistent")
@@ -273,6 +303,33 @@ class Names:
             elif t in self.tiers:
                 out.extend(self.tiers[t].names())
         return out
+
+    async def wait_for(
+        self,
+        name: Any,
+        tier: Tier | None = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> Registration:
+        """The registration of ``name`` (in ``tier``, or any), once this node sees one; raises
+        :class:`~ember.registry.WaitTimeout` after ``timeout`` seconds (None: no limit)."""
+        reg = self.lookup(name, tier)
+        if reg is not None:
+            return reg
+        fut: asyncio.Future[Registration] = asyncio.get_running_loop().create_future()
+        waiter = (tier, fut)
+        self._waiters.setdefault(name, []).append(waiter)
+        try:
+            async with asyncio.timeout(timeout):
+                return await fut
+        except TimeoutError:
+            raise WaitTimeout(name, timeout) from None
+        finally:
+            waiters = self._waiters.get(name)
+            if waiters is not None and waiter in waiters:
+                waiters.remove(waiter)
+                if not waiters:
+                    del self._waiters[name]
 
     def monitor(self, name: Any, tier: Tier | None = None) -> Ref:
         """Called from a process: a :class:`~ember.Down` arrives when ``name`` is released
@@ -431,8 +488,17 @@ class Names:
         if handle is not None:
             self.node.kernel.unwatch(handle)
 
+    def watched(self, tier: Tier, name: Any) -> bool:
+        """Whether a monitor or a ``wait_for`` waits on ``name`` (tiers skip building the
+        :class:`Registration` of a change nobody watches)."""
+        return name in self._waiters or (tier, name) in self._name_monitors
+
     def _changed(self, tier: Tier, name: Any, reg: Registration | None) -> None:
         """Tiers report every change of a name's holder here (for name monitors)."""
+        if reg is not None and name in self._waiters:
+            for wanted, fut in list(self._waiters[name]):
+                if (wanted is None or wanted == tier) and not fut.done():
+                    fut.set_result(reg)
         watchers = self._name_monitors.get((tier, name))
         if not watchers:
             return
@@ -462,6 +528,41 @@ class Names:
         return await self._global(tier).register(
             check_global_name(name), pid, meta, policy, self.config.request_timeout
         )
+
+    async def _serve_cli_names(self, tier: Tier | None) -> list[dict[str, Any]]:
+        rows = []
+        for t in (check_tier(tier),) if tier is not None else LOOKUP_ORDER:
+            for name in self.registered(t):
+                reg = self._lookup_tier(name, t)
+                if reg is not None:
+                    rows.append(
+                        {
+                            "name": repr(name) if not isinstance(name, str) else name,
+                            "tier": t,
+                            "pid": repr(reg.pid),
+                            "node": reg.pid.node,
+                            "token": reg.token,
+                            "meta": reg.meta,
+                        }
+                    )
+        return rows
+
+    async def _serve_cli_groups(self, scope: str | None) -> list[dict[str, Any]]:
+        pg = self.node.service("pg")
+        if pg is None:
+            raise UsageError(f"node {self.node.name} runs no pg")
+        rows = []
+        for group in pg.which_groups(scope):
+            members = pg.get_members(group, scope)
+            rows.append(
+                {
+                    "group": repr(group) if not isinstance(group, str) else group,
+                    "members": [repr(p) for p in members],
+                    "local": len(pg.get_local_members(group, scope)),
+                    "nodes": sorted({p.node for p in members}),
+                }
+            )
+        return rows
 
     def _deliver_fenced(self, name: Any, token: int, pid: Pid, msg: Any) -> None:
         check = self.fence_check

@@ -99,8 +99,8 @@ class PgCore:
     def __init__(self) -> None:
         self.groups: dict[Any, _Group] = {}
         """Every known group: OTP's ETS table."""
-        self.local: dict[Pid, list[Any]] = {}
-        """Local members -> the groups they joined, newest first, once per join."""
+        self.local: dict[Pid, dict[Any, int]] = {}
+        """Local members -> the groups they joined (first joins first) and how many times."""
         self.remote: dict[Peer, dict[Any, list[Pid]]] = {}
         """Known peer scopes -> the groups and pids each reported."""
         self.scope_monitors: dict[Ref, Pid] = {}
@@ -136,10 +136,10 @@ class PgCore:
         for pid in pids:
             groups = local.get(pid)
             if groups is None:
-                local[pid] = [group]
+                local[pid] = {group: 1}
                 self.effects.append(Watch(pid))
             else:
-                groups.insert(0, group)
+                groups[group] = groups.get(group, 0) + 1
         row = self.groups.get(group)
         if row is None:
             self.groups[group] = _Group(list(pids), list(pids))
@@ -156,14 +156,19 @@ class PgCore:
         local = self.local
         for pid in pids:
             groups = local.get(pid)
-            if groups is None or group not in groups:
+            if groups is None:
+                continue
+            count = groups.get(group)
+            if count is None:
                 continue
             changed = True
-            if len(groups) == 1:
+            if count > 1:
+                groups[group] = count - 1
+            elif len(groups) > 1:
+                del groups[group]
+            else:
                 del local[pid]
                 self.effects.append(Unwatch(pid))
-            else:
-                groups.remove(group)
         if not changed:
             return False
         self._leave_rows(group, pids, local=True)
@@ -171,10 +176,12 @@ class PgCore:
         return True
 
     def local_exit(self, pid: Pid) -> None:
-        """A watched local member exited: it leaves every group, once per occurrence."""
-        groups = self.local.pop(pid, None)
-        if groups is None:
+        """A watched local member exited: it leaves every group, once per occurrence (the
+        groups it joined last first)."""
+        joined = self.local.pop(pid, None)
+        if joined is None:
             return  # it left meanwhile
+        groups = [g for g, n in reversed(joined.items()) for _ in range(n)]
         for group in groups:
             self._leave_rows(group, [pid], local=True)
         self._broadcast(("leave", [pid], groups))
@@ -251,8 +258,8 @@ class PgCore:
         """Every group with its local members (OTP's ``all_local_pids``)."""
         out: dict[Any, list[Pid]] = {}
         for pid, groups in self.local.items():
-            for group in groups:
-                out.setdefault(group, []).insert(0, pid)
+            for group, n in groups.items():
+                out.setdefault(group, []).extend([pid] * n)
         return list(out.items())
 
     def _remote_join(self, peer: Peer, group: Any, pids: list[Pid]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import ember
@@ -46,3 +47,42 @@ class SupervisorClient(ember.Actor):
             case ("terminate", sup, child_id):
                 return await ember.Supervisor.terminate_child(sup, child_id)
         return msg
+
+
+def _block(seconds: float) -> None:
+    time.sleep(seconds)  # the mistake under test: a blocking call on the event loop
+
+
+class Blocker(ember.Actor):
+    """``("block", seconds)`` blocks its node's event loop that long."""
+
+    async def receive(self, msg: Any) -> Any:
+        match msg:
+            case ("block", seconds):
+                _block(seconds)
+        return msg
+
+
+class NameHolder(ember.Actor):
+    """Holds registry names in the registry tests: answers ``"node"`` with its node's name,
+    ``("join", group)`` by joining a pg group itself, anything else with ``("held", msg)``."""
+
+    async def receive(self, msg: Any) -> Any:
+        match msg:
+            case "node":
+                return self.node.name
+            case ("join", group):
+                ember.current().pg.join(group, ember.self())  # type: ignore[attr-defined]
+                return "joined"
+        return ("held", msg)
+
+
+class NameCaller(ember.Actor):
+    """Calls and sends to a registry name from its own node: ``("call", name, tier, msg)``."""
+
+    async def receive(self, msg: Any) -> Any:
+        match msg:
+            case ("call", name, tier, m):
+                ember.send(ember.Name(name, tier=tier), ("sent", m))
+                return await ember.call(ember.Name(name, tier=tier), m, timeout=10.0)
+        return None

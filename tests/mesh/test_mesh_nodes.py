@@ -192,16 +192,29 @@ async def test_metadata_is_gossiped_and_updates_reach_everyone() -> None:
     a = await start("a", meta={"role": "db"})
     b = await start("b", [spec(a)])
     try:
+        # The registry publishes its own entry beside the user's (ember.names: "0", no member).
         await until(
-            lambda: (m := b.mesh and b.mesh.member("a")) is not None and m.meta == {"role": "db"},
+            lambda: (
+                (m := b.mesh and b.mesh.member("a")) is not None
+                and m.meta == {"role": "db", "ember.names": "0"}
+            ),
             "meta",
             b,
         )
         assert a.mesh is not None
-        a.mesh.update_meta({"role": "web"})
+        a.mesh.update_meta({"role": "web"})  # replaces the user's part only
+        await until(
+            lambda: (
+                (m := b.mesh and b.mesh.member("a")) is not None
+                and m.meta == {"role": "web", "ember.names": "0"}
+            ),
+            "update",
+            b,
+        )
+        a.mesh.set_meta_entry("ember.names", None)
         await until(
             lambda: (m := b.mesh and b.mesh.member("a")) is not None and m.meta == {"role": "web"},
-            "update",
+            "entry removed",
             b,
         )
     finally:

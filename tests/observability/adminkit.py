@@ -40,11 +40,14 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def admin_node(name: str = "a", **admin: Any) -> AsyncIterator[tuple[ember.Node, Client]]:
-    """A meshed node serving its admin API on a free loopback port, and a client for it."""
+async def admin_node(
+    name: str = "a", *, mesh: str | None = "local", **admin: Any
+) -> AsyncIterator[tuple[ember.Node, Client]]:
+    """A node (meshed unless ``mesh=None``) serving its admin API on a free loopback port, and
+    a client for it."""
     config = AdminConfig(listen="127.0.0.1:0", token=TOKEN, **admin)
     async with (
-        ember.Node(name, listen="127.0.0.1:0", cookie="c", mesh="local", admin=config) as node,
+        ember.Node(name, listen="127.0.0.1:0", cookie="c", mesh=mesh, admin=config) as node,
         aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session,
     ):
         assert node.admin is not None and node.admin.address is not None

@@ -3,6 +3,7 @@ node failure, conflicts after a partition heals, a late node's full pull, restar
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -159,3 +160,20 @@ async def test_gossip_alone_carries_a_small_delta() -> None:
         await a.names.register("by-gossip", pid, tier="eventual")
         await sim.wait_for(lambda: everywhere(sim, "by-gossip", pid), what="gossiped")
         assert a.names.statistics()["eventual"]["gossiped"] >= 1
+
+
+async def test_wait_for_returns_once_the_name_is_seen_and_times_out_typed() -> None:
+    from ember.registry import WaitTimeout
+
+    async with SimCluster(["a", "b"], seed=29) as sim:
+        a, b = sim.node("a"), sim.node("b")
+        waiter = asyncio.ensure_future(b.names.wait_for("later", "eventual", timeout=30))
+        pid = await a.spawn(Sleeper)
+        await a.names.register("later", pid, tier="eventual")
+        reg = await waiter
+        assert (reg.pid, reg.tier) == (pid, "eventual")
+        assert (await b.names.wait_for("later")).pid == pid  # already there: at once
+        with pytest.raises(WaitTimeout) as err:
+            await b.names.wait_for("never", timeout=1.0)
+        assert isinstance(err.value, TimeoutError) and isinstance(err.value, ember.EmberError)
+        assert b.names._waiters == {}

@@ -102,3 +102,31 @@ async def test_names_and_pg_exist_only_once_started() -> None:
         node.pg  # noqa: B018
     with pytest.raises(ember.UsageError):
         ember.Node("b", registry="expect=3")  # type: ignore[arg-type]
+
+
+async def test_module_level_shortcuts_act_on_the_current_node() -> None:
+    from ember import registry
+    from ember.registry import pg
+
+    async with ember.Node("a") as node:
+        pid, box = await probe(node)
+        await registry.register("short", pid)
+        assert registry.whereis("short") == pid == registry.lookup("short").pid  # type: ignore[union-attr]
+        assert "short" in registry.registered("local")
+        assert (await registry.wait_for("short")).pid == pid
+        ref = await inside(node, pid, lambda: registry.monitor("short"))
+        assert registry.demonitor(ref) is True
+        await registry.unregister("short")
+        assert registry.whereis("short") is None
+        pg.join("g", pid)
+        assert pg.get_members("g") == pg.get_local_members("g") == [pid]
+        assert pg.which_groups() == pg.which_local_groups() == ["g"]
+        assert pg.broadcast("g", "hello") == 1
+        assert await box.get() == "hello"
+        ref, groups = await inside(node, pid, pg.monitor_scope)
+        assert groups == {"g": [pid]}
+        assert await inside(node, pid, lambda: pg.demonitor(ref)) is True
+        _, members = await inside(node, pid, lambda: pg.monitor("g"))
+        assert members == [pid] and pg.leave("g", pid) == "ok"
+    with pytest.raises(ember.UsageError):
+        registry.whereis("outside any node")

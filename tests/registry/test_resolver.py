@@ -113,3 +113,12 @@ async def test_flush_messages_removes_only_matching_ones() -> None:
         assert await inside(node, pid, fill_then_flush) == 2
         assert [await box.get(), await box.get()] == ["keep", "keep2"]
         assert box.pending() == []
+
+
+async def test_is_alive_is_true_only_for_a_live_local_process() -> None:
+    async with ember.Node("a") as node:
+        pid = await node.spawn(Sleeper)
+        assert node.is_alive(pid) is True
+        assert node.is_alive(ember.Pid("elsewhere", 1, 1)) is False
+        await kill(node, pid)
+        assert node.is_alive(pid) is False

@@ -230,7 +230,7 @@ async def test_nodes_ask_each_other_over_the_admin_channel() -> None:
         ember.Node("b", listen="127.0.0.1:0", cookie=COOKIE, config=FAST) as b,
     ):
         assert a.address is not None and b.transport is not None and a.transport is not None
-        await b.connect_node(f"a@{a.address[0]}:{a.address[1]}")
+        await b.connect_node(f"a@{a.address}")
         ask = b.transport.faults.channel.ask
         state = await ask("a", {"op": "set", "partition": ["x", "y"]})  # not b: replies get back
         assert (state.node, state.enabled, state.partitioned) == ("a", True, {"x", "y"})

@@ -77,6 +77,10 @@ function describe(name, s) {
       .map(([scope, c]) => `scope ${scope}: ${c.groups} groups, ${c.local_members} local members`)
       .join("; ") || "no scope";
   }
+  if (name === "contracts" && s.runs) {
+    const r = s.runs;
+    return `${s.coordinators} running; ${r.succeeded} succeeded, ${r.failed} failed, ${r.parked} parked`;
+  }
   const rest = Object.entries(s).filter(([k]) => k !== "running").map(([k, v]) => `${k} ${JSON.stringify(v)}`);
   return rest.join(", ") || "running";
 }
