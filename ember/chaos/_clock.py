@@ -13,17 +13,23 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import Executor
+from typing import Any, TypeVar, TypeVarTuple
 
 from ..testing import VirtualTimeLoop
 from ..testing._vtime import _DOMAIN
 
 __all__ = ["SkewedLoop", "run_skewed"]
 
+_T = TypeVar("_T")
+_Ts = TypeVarTuple("_Ts")
+
 
 class SkewedLoop(VirtualTimeLoop):
-    """A :class:`~ember.testing.VirtualTimeLoop` on which a domain's delays pass at its own
-    rate."""
+    """The chaos sim driver's loop: a :class:`~ember.testing.VirtualTimeLoop` on which a
+    domain's delays pass at its own rate, and executor jobs (the Raft store's saves in
+    ``asyncio.to_thread``) run at once on the loop's thread, so their completions never race
+    the loop's other callbacks: a durable simulated run replays too."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -37,6 +43,16 @@ class SkewedLoop(VirtualTimeLoop):
             self._rates.pop(domain, None)
         else:
             self._rates[domain] = rate
+
+    def run_in_executor(
+        self, executor: Executor | None, func: Callable[[*_Ts], _T], *args: *_Ts
+    ) -> asyncio.Future[_T]:
+        future: asyncio.Future[_T] = self.create_future()
+        try:
+            future.set_result(func(*args))
+        except BaseException as exc:  # the job's error is the future's, as in a thread
+            future.set_exception(exc)
+        return future
 
     def call_later(  # type: ignore[override]
         self, delay: float, callback: Callable[..., object], *args: Any, **kwargs: Any

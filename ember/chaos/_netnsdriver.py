@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ._driver import DriverError
 from ._nemesis import Link
@@ -57,6 +57,11 @@ class NetnsDriver(ProcessDriver):
             await super().stop()
         finally:
             self._stack.close()  # rules, namespaces (with their veths) and the bridge
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out["namespaces"] = [ns.name for ns in self._ns.values()]
+        return out
 
     async def cut(self, links: set[Link]) -> None:
         self._cuts = set(links)
