@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 NAMED = re.compile(r"`([^`\s]+\.(?:py|md|toml|json|html|txt|ya?ml))`")
 OUTSIDE = re.compile(r"\.\./|(?<![\w.])/work/")
-GENERATED = ("bench/results/",)
+GENERATED = ("bench/results/", ".ember/")
 """Written by a run (``python -m bench`` writes its results there)."""
 RUNTIME = {"member.json", "report.html", "result.json"}
 """Files a node writes in its data directory, or a chaos run in its run directory."""

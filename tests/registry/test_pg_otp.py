@@ -9,9 +9,12 @@ Needs ``escript`` (Debian's ``erlang-base``, which ``.ci/run`` installs); skippe
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import shutil
+import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ import ember
 from ember.testing import SimCluster
 
 ESCRIPT = shutil.which("escript")
+EPMD = shutil.which("epmd")
 pytestmark = pytest.mark.skipif(ESCRIPT is None, reason="needs escript (Debian's erlang-base)")
 
 SCRIPT = Path(__file__).parent / "otp" / "pg_scenario.escript"
@@ -106,7 +110,28 @@ def parse(lines: list[str]) -> tuple[Views, dict[str, str]]:
     return views, results
 
 
-def run_otp(steps: list[Step], tmp_path: Path) -> tuple[Views, dict[str, str]]:
+@pytest.fixture
+def epmd_port() -> Iterator[int]:
+    """An epmd of this test's own on a free loopback port (no epmd runs on a fresh machine, and
+    OTP's distribution needs one); ended by its pid."""
+    assert EPMD is not None, "erlang-base ships epmd"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([EPMD, "-port", str(port), "-address", "127.0.0.1"])
+    try:
+        deadline = time.monotonic() + 30
+        while subprocess.run([EPMD, "-port", str(port), "-names"], capture_output=True).returncode:
+            assert proc.poll() is None, "epmd exited"
+            assert time.monotonic() < deadline, "epmd never answered"
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def run_otp(steps: list[Step], tmp_path: Path, epmd_port: int) -> tuple[Views, dict[str, str]]:
     path = tmp_path / "scenario.txt"
     path.write_text("\n".join(" ".join(s) for s in steps) + "\n")
     assert ESCRIPT is not None
@@ -116,6 +141,7 @@ def run_otp(steps: list[Step], tmp_path: Path) -> tuple[Views, dict[str, str]]:
         text=True,
         timeout=300,
         check=False,
+        env={**os.environ, "ERL_EPMD_PORT": str(epmd_port)},
     )
     assert out.returncode == 0, out.stderr[-2000:] + out.stdout[-2000:]
     return parse(out.stdout.splitlines())
@@ -181,9 +207,9 @@ async def run_ember(steps: list[Step]) -> tuple[Views, dict[str, str]]:
     return views, results
 
 
-def check(seed: int, count: int, tmp_path: Path) -> None:
+def check(seed: int, count: int, tmp_path: Path, epmd_port: int) -> None:
     steps = scenarios(seed, count)
-    otp_views, otp_results = run_otp(steps, tmp_path)
+    otp_views, otp_results = run_otp(steps, tmp_path, epmd_port)
     ember_views, ember_results = ember.testing.run(run_ember(steps))
     assert ember_results == otp_results
     for key in sorted(set(otp_views) | set(ember_views)):
@@ -192,14 +218,16 @@ def check(seed: int, count: int, tmp_path: Path) -> None:
     assert {"ok", "not_joined"} <= set(otp_results.values())
 
 
-def test_ember_pg_sees_what_otp_pg_sees(tmp_path: Path) -> None:
-    check(101, 4, tmp_path)
+def test_ember_pg_sees_what_otp_pg_sees(tmp_path: Path, epmd_port: int) -> None:
+    check(101, 4, tmp_path, epmd_port)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [102, 103, 104])
-def test_ember_pg_sees_what_otp_pg_sees_in_more_scenarios(seed: int, tmp_path: Path) -> None:
-    check(seed, 12, tmp_path)
+def test_ember_pg_sees_what_otp_pg_sees_in_more_scenarios(
+    seed: int, tmp_path: Path, epmd_port: int
+) -> None:
+    check(seed, 12, tmp_path, epmd_port)
 
 
 def test_the_scenarios_cover_every_kind_of_step() -> None:
