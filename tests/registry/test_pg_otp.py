@@ -121,7 +121,9 @@ def epmd_port() -> Iterator[int]:
     proc = subprocess.Popen([EPMD, "-port", str(port), "-address", "127.0.0.1"])
     try:
         deadline = time.monotonic() + 30
-        while subprocess.run([EPMD, "-port", str(port), "-names"], capture_output=True).returncode:
+        while subprocess.run(
+            [EPMD, "-port", str(port), "-names"], capture_output=True, check=False
+        ).returncode:
             assert proc.poll() is None, "epmd exited"
             assert time.monotonic() < deadline, "epmd never answered"
             time.sleep(0.05)
