@@ -72,16 +72,20 @@ async def spawn(
     return await current().spawn(cls, *args, name=name, on=on, **kwargs)
 
 
-async def spawn_link(cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any) -> Pid:
-    """Start a process linked to the calling process."""
-    return await current().spawn_link(cls, *args, name=name, **kwargs)
+async def spawn_link(
+    cls: type[Actor] | str, *args: Any, name: Any = None, on: str | None = None, **kwargs: Any
+) -> Pid:
+    """Start a process linked to the calling process, here or on node ``on`` (see
+    :meth:`Node.spawn_link`)."""
+    return await current().spawn_link(cls, *args, name=name, on=on, **kwargs)
 
 
 async def spawn_monitor(
-    cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any
+    cls: type[Actor] | str, *args: Any, name: Any = None, on: str | None = None, **kwargs: Any
 ) -> tuple[Pid, Ref]:
-    """Start a process monitored by the calling process."""
-    return await current().spawn_monitor(cls, *args, name=name, **kwargs)
+    """Start a process monitored by the calling process, here or on node ``on`` (see
+    :meth:`Node.spawn_monitor`)."""
+    return await current().spawn_monitor(cls, *args, name=name, on=on, **kwargs)
 
 
 def link(pid: Pid) -> None:

@@ -301,9 +301,11 @@ class Node:
         self._kicked = False
         self._check_pending = False
         self._stats = NodeStats()
-        self._starting: dict[Actor, asyncio.Future[None]] = {}
+        self._starting: dict[Actor, StartWaiter] = {}
         self._spawn_links: dict[Actor, Pid] = {}
         """Starting processes made by ``spawn_link`` -> their spawner (see ``_start_failed``)."""
+        self._spawn_monitors: dict[Actor, Ref] = {}
+        """Starting processes made by ``spawn_monitor`` -> the monitor's ref."""
         self._signals: deque[tuple[Actor, Pid | None, Any, bool]] = deque()
         self._draining_signals = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -521,20 +523,38 @@ class Node:
         return proc
 
     def _launch(
-        self, proc: Actor, name: Any, link_to: Actor | None, monitor_by: Actor | None
-    ) -> tuple[asyncio.Future[None] | None, Ref | None]:
+        self,
+        proc: Actor,
+        name: Any,
+        link_to: Actor | Pid | None,
+        monitor_by: Actor | tuple[Pid, Ref] | None,
+        waiter: StartWaiter | None,
+    ) -> Ref | None:
+        """Register, link and monitor a new process, all before it runs, then schedule it.
+        ``link_to``/``monitor_by`` is the spawner: a local process, or a pid (and the monitor's
+        ref) on the node that asked for the spawn. ``waiter`` hears how ``started`` ended."""
         if name is not None:
             self._register(name, proc)
-        if link_to is not None:
+        spawner: Pid | None = None
+        if isinstance(link_to, Pid):
+            spawner = link_to
+            proc._links = {link_to}
+        elif link_to is not None:
+            spawner = link_to._pid
             self._add_link(link_to, proc)
-        ref = self._add_monitor(monitor_by, proc) if monitor_by is not None else None
-        fut: asyncio.Future[None] | None = None
+        ref: Ref | None = None
+        if isinstance(monitor_by, tuple):
+            watcher, ref = monitor_by
+            proc._monitors = {ref: watcher}
+        elif monitor_by is not None:
+            ref = self._add_monitor(monitor_by, proc)
         if proc._has_started:
-            assert self._loop is not None
-            fut = self._loop.create_future()
-            self._starting[proc] = fut
-            if link_to is not None:
-                self._spawn_links[proc] = link_to._pid
+            assert waiter is not None
+            self._starting[proc] = waiter
+            if spawner is not None:
+                self._spawn_links[proc] = spawner
+            if ref is not None:
+                self._spawn_monitors[proc] = ref
             self._runq.append(proc)
             if not self._kicked:
                 self._kick()
@@ -544,15 +564,23 @@ class Node:
             proc._state = IDLE
             if proc._rtimeout is not None:
                 self._arm_idle(proc)
-        return fut, ref
+        return ref
 
     def spawn_nowait(self, cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any) -> Pid:
         """Start a process without waiting for its ``started`` hook; returns its pid at once."""
         proc = self._create(cls, args, kwargs, name)
-        fut, _ = self._launch(proc, name, None, None)
+        fut = self._start_future(proc)
+        self._launch(proc, name, None, None, fut)
         if fut is not None:
             fut.add_done_callback(_consume)
         return proc._pid
+
+    def _start_future(self, proc: Actor) -> asyncio.Future[None] | None:
+        """The future ``spawn`` awaits until ``started`` has run (None: it has no hook)."""
+        if not proc._has_started:
+            return None
+        assert self._loop is not None
+        return self._loop.create_future()
 
     async def spawn(
         self,
@@ -569,32 +597,44 @@ class Node:
         starts on node ``b``, which imports the reference (if its allow-list permits).
         """
         if on is not None and on != self.name:
-            if not isinstance(cls, str):
-                cls = f"{cls.__module__}:{cls.__qualname__}"
-            if self._remote is None:
-                raise UsageError(f"node {self.name} is not distributed: cannot spawn on {on!r}")
-            return await self._remote.spawn(on, cls, args, kwargs, name)
-        if isinstance(cls, str):
-            cls = resolve_actor(cls)
-        pid, _ = await self._spawn(cls, args, kwargs, name, None, monitor_by=None)
+            return await self._spawn_on(on, cls, args, kwargs, name)
+        pid, _ = await self._spawn(_actor_class(cls), args, kwargs, name, None, monitor_by=None)
         return pid
 
     async def spawn_link(
-        self, cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any
+        self,
+        cls: type[Actor] | str,
+        *args: Any,
+        name: Any = None,
+        on: str | None = None,
+        **kwargs: Any,
     ) -> Pid:
-        """Like ``spawn``, and link the new process to the calling process atomically."""
+        """Like ``spawn``, and link the new process to the calling process atomically: the
+        link exists before the new process runs, on this node or on node ``on``."""
         me = self._caller("spawn_link")
-        pid, _ = await self._spawn(cls, args, kwargs, name, me, monitor_by=None)
+        if on is not None and on != self.name:
+            return await self._spawn_on(on, cls, args, kwargs, name, spawner=me._pid, link=True)
+        pid, _ = await self._spawn(_actor_class(cls), args, kwargs, name, me, monitor_by=None)
         return pid
 
     async def spawn_monitor(
-        self, cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any
+        self,
+        cls: type[Actor] | str,
+        *args: Any,
+        name: Any = None,
+        on: str | None = None,
+        **kwargs: Any,
     ) -> tuple[Pid, Ref]:
-        """Like ``spawn``, and monitor the new process from the calling process atomically."""
+        """Like ``spawn``, and monitor the new process from the calling process atomically:
+        the monitor exists before the new process runs, on this node or on node ``on``."""
         me = self._caller("spawn_monitor")
-        pid, ref = await self._spawn(cls, args, kwargs, name, None, monitor_by=me)
-        assert ref is not None
-        return pid, ref
+        if on is not None and on != self.name:
+            ref = self.make_ref()
+            pid = await self._spawn_on(on, cls, args, kwargs, name, spawner=me._pid, ref=ref)
+            return pid, ref
+        pid, made = await self._spawn(_actor_class(cls), args, kwargs, name, None, monitor_by=me)
+        assert made is not None
+        return pid, made
 
     async def _spawn(
         self,
@@ -607,10 +647,80 @@ class Node:
         monitor_by: Actor | None,
     ) -> tuple[Pid, Ref | None]:
         proc = self._create(cls, args, kwargs, name)
-        fut, ref = self._launch(proc, name, link_to, monitor_by)
+        fut = self._start_future(proc)
+        ref = self._launch(proc, name, link_to, monitor_by, fut)
         if fut is not None:
             await fut
         return proc._pid, ref
+
+    async def _spawn_on(
+        self,
+        node: str,
+        cls: type[Actor] | str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: Any,
+        *,
+        spawner: Pid | None = None,
+        link: bool = False,
+        ref: Ref | None = None,
+    ) -> Pid:
+        """Ask node ``node`` to spawn ``cls`` (by reference), linked to ``spawner`` or
+        monitored by it under ``ref`` from the start (see :meth:`serve_spawn`)."""
+        if not isinstance(cls, str):
+            cls = f"{cls.__module__}:{cls.__qualname__}"
+        if self._remote is None:
+            raise UsageError(f"node {self.name} is not distributed: cannot spawn on {node!r}")
+        return await self._remote.spawn(
+            node, cls, args, kwargs, name, spawner=spawner, link=link, ref=ref
+        )
+
+    def serve_spawn(
+        self,
+        cls: type[Actor],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: Any,
+        done: Callable[[Pid, BaseException | None], None],
+        *,
+        link: Pid | None = None,
+        monitor: tuple[Pid, Ref] | None = None,
+    ) -> None:
+        """Start a process that another node's ``spawn(..., on=...)`` asked for (called by
+        the transport layer), linked to the remote spawner ``link`` and monitored by
+        ``monitor`` (its pid and ref) before it runs.
+
+        ``done(pid, None)`` is called once ``started`` has returned, ``done(pid, error)`` with
+        the :class:`StartError` if it failed; synchronously, before the new process handles
+        anything else, so an answer sent from ``done`` reaches the spawner's node ahead of
+        every signal of the new process (OTP guarantees the same of ``spawn_request``'s reply).
+        A process whose ``started`` fails is unlinked and demonitored first, as for a local
+        spawn. Raises at once what ``spawn`` raises before the process exists (``UsageError``,
+        ``NameTaken``, what the constructor raised); ``done`` is then not called.
+        """
+        proc = self._create(cls, args, kwargs, name)
+        hook = _StartHook(proc._pid, done) if proc._has_started else None
+        self._launch(proc, name, link, monitor, hook)
+        if hook is None:
+            done(proc._pid, None)
+
+    def remote_spawned(self, spawner: Pid, child: Pid, link: bool, ref: Ref | None) -> bool:
+        """The answer to a ``spawn_link``/``spawn_monitor`` on another node (called by the
+        transport layer): ``child`` runs there, linked to local ``spawner`` or monitored by it
+        under ``ref``. Records this side, before any signal of the child arrives (they follow
+        the answer). False if ``spawner`` is gone: the caller then undoes the other side."""
+        proc = self._lookup(spawner)
+        if proc is None or proc._node is not self:
+            return False
+        if link:
+            if proc._links is None:
+                proc._links = set()
+            proc._links.add(child)
+        if ref is not None:
+            if proc._watching is None:
+                proc._watching = {}
+            proc._watching[ref] = child
+        return True
 
     def _caller(self, what: str) -> Actor:
         me = current_process.get()
@@ -976,6 +1086,8 @@ class Node:
             fut.set_result(None)
         if self._spawn_links:
             self._spawn_links.pop(proc, None)
+        if self._spawn_monitors:
+            self._spawn_monitors.pop(proc, None)
         if proc._exit is not None:
             await self._exit_hook(proc, proc._exit)
         elif proc._mbox:
@@ -1265,21 +1377,27 @@ class Node:
         a._links.add(b._pid)
         b._links.add(a._pid)
 
-    def _start_failed(self, proc: Actor, fut: asyncio.Future[None] | None, reason: Any) -> None:
-        """Fail ``spawn``'s future. A ``spawn_link`` spawner hears of it from StartError, not
-        also from an exit signal, so that link goes first; links the process made itself stay
-        (its children still get its exit signal)."""
+    def _start_failed(self, proc: Actor, fut: StartWaiter | None, reason: Any) -> None:
+        """Fail ``spawn``'s future. A ``spawn_link`` or ``spawn_monitor`` spawner hears of it
+        from StartError, not also from an exit signal or a Down, so that link and monitor go
+        first; links the process made itself stay (its children still get its exit signal)."""
         if fut is not None and not fut.done():
             error = StartError(reason)
             if isinstance(reason, BaseException):
                 error.__cause__ = reason  # its traceback shows where started failed
             fut.set_exception(error)
-        spawner = self._spawn_links.pop(proc, None)
+        spawner = self._spawn_links.pop(proc, None) if self._spawn_links else None
         if spawner is not None and proc._links is not None:
             proc._links.discard(spawner)
             other = self._lookup(spawner)
             if other is not None and other._links is not None:
                 other._links.discard(proc._pid)
+        ref = self._spawn_monitors.pop(proc, None) if self._spawn_monitors else None
+        if ref is not None and proc._monitors is not None:
+            watcher = proc._monitors.pop(ref, None)
+            other = self._lookup(watcher) if watcher.__class__ is Pid else None
+            if other is not None and other._watching is not None:
+                other._watching.pop(ref, None)
 
     def _add_monitor(self, watcher: Actor, target: Actor) -> Ref:
         ref = self.make_ref()
@@ -1687,6 +1805,46 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.name} processes={len(self._procs)}>"
+
+
+class StartWaiter(Protocol):
+    """Hears how a new process's ``started`` hook ended: ``spawn``'s future, or the
+    :class:`_StartHook` of a spawn another node asked for."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: None, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+
+class _StartHook:
+    """Stands in for ``spawn``'s future when another node asked for the spawn: it calls
+    ``fn(pid, error)`` at once rather than one loop iteration later (see ``serve_spawn``)."""
+
+    __slots__ = ("_done", "fn", "pid")
+
+    def __init__(self, pid: Pid, fn: Callable[[Pid, BaseException | None], None]) -> None:
+        self.pid = pid
+        self.fn = fn
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, result: None, /) -> None:
+        if not self._done:
+            self._done = True
+            self.fn(self.pid, None)
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        if not self._done:
+            self._done = True
+            self.fn(self.pid, exception)
+
+
+def _actor_class(cls: type[Actor] | str) -> type[Actor]:
+    return resolve_actor(cls) if isinstance(cls, str) else cls
 
 
 def resolve_actor(target: str) -> type[Actor]:

@@ -68,7 +68,19 @@ class Remote(Protocol):
         ...
 
     async def spawn(
-        self, node: str, target: str, args: tuple[Any, ...], kwargs: dict[str, Any], name: Any
+        self,
+        node: str,
+        target: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: Any,
+        *,
+        spawner: Pid | None = None,
+        link: bool = False,
+        ref: Ref | None = None,
     ) -> Pid:
-        """Spawn ``target`` (``"pkg.mod:Class"``) on ``node`` and return its pid."""
+        """Spawn ``target`` (``"pkg.mod:Class"``) on ``node`` (its ``Node.serve_spawn``) and
+        return its pid. With ``spawner``, the new process is linked to it (``link``) or
+        monitored by it under ``ref`` before it runs; the answer reaches
+        ``Node.remote_spawned`` ahead of any signal of the new process."""
         ...
