@@ -88,18 +88,20 @@ async def spawn_monitor(
     return await current().spawn_monitor(cls, *args, name=name, on=on, **kwargs)
 
 
-def link(pid: Pid) -> None:
-    """Link the calling process to ``pid``."""
+def link(pid: Any) -> None:
+    """Link the calling process to ``pid`` (or the process a name, ``(name, node)`` or
+    ``ember.Name`` names; see :meth:`Node.link`)."""
     current().link(pid)
 
 
-def unlink(pid: Pid) -> None:
-    """Remove a link of the calling process."""
+def unlink(pid: Any) -> None:
+    """Remove a link of the calling process (see :meth:`Node.unlink`)."""
     current().unlink(pid)
 
 
-def monitor(pid: Pid) -> Ref:
-    """Monitor ``pid`` from the calling process; returns the monitor's reference."""
+def monitor(pid: Any) -> Ref:
+    """Monitor ``pid`` (or what a name, ``(name, node)`` or ``ember.Name`` names) from the
+    calling process; returns the monitor's reference (see :meth:`Node.monitor`)."""
     return current().monitor(pid)
 
 

@@ -306,7 +306,7 @@ class Node:
         """Starting processes made by ``spawn_link`` -> their spawner (see ``_start_failed``)."""
         self._spawn_monitors: dict[Actor, Ref] = {}
         """Starting processes made by ``spawn_monitor`` -> the monitor's ref."""
-        self._signals: deque[tuple[Actor, Pid | None, Any, bool]] = deque()
+        self._signals: deque[tuple[Actor, Any, Any, bool]] = deque()
         self._draining_signals = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._deadlines: Deadlines | None = None
@@ -319,6 +319,8 @@ class Node:
         self._remote: Remote | None = None
         self._resolver: Resolver | None = None
         self._node_watchers: dict[str, set[Pid]] = {}
+        self._linking: dict[str, list[tuple[Pid, tuple[Any, str]]]] = {}
+        """Links to ``(name, node)`` waiting for that node's answer, by node: (linker, dest)."""
         self._node_subscribers: set[Pid] = set()
         self._cancels: dict[asyncio.Task[Any], int] = {}
         """Cancellations requested of each worker to end the process it runs (see ``_uncancel``)."""
@@ -479,14 +481,18 @@ class Node:
         return None
 
     def _dest_pid(self, dest: Any) -> Pid | None:
-        """The pid a destination names now: itself, a local name's process, or what the
-        resolver says (None: it names no process)."""
+        """The pid a destination names now, as far as this node knows: itself, a local
+        name's process (also as ``(name, this node)``), or what the resolver says. None: it
+        names no process, or it is ``(name, node)`` for another node, which only that node
+        can resolve (see :meth:`_remote_name`)."""
         if dest.__class__ is Pid:
             return dest
-        proc = self._names.get(dest)
+        proc = self._resolve(dest)
         if proc is not None:
             return proc._pid
-        return self._resolver.whereis(dest) if self._resolver is not None else None
+        if self._remote_name(dest) is not None or self._resolver is None:
+            return None
+        return self._resolver.whereis(dest)
 
     # -- spawning -------------------------------------------------------------------------------
 
@@ -1193,7 +1199,9 @@ class Node:
                 raise _ExitNow(reason)
         self._enqueue_signal(target, sender, reason, False)
 
-    def _enqueue_signal(self, target: Actor, sender: Pid | None, reason: Any, link: bool) -> None:
+    def _enqueue_signal(self, target: Actor, sender: Any, reason: Any, link: bool) -> None:
+        """Apply an exit signal from ``sender`` (a pid, None from outside any process, or the
+        destination a link to a name was given) to ``target``, after those already queued."""
         if target._node is not self:  # another node in this process: it keeps its own books
             target._node._enqueue_signal(target, sender, reason, link)
             return
@@ -1207,7 +1215,7 @@ class Node:
         finally:
             self._draining_signals = False
 
-    def _apply_signal(self, target: Actor, sender: Pid | None, reason: Any, link: bool) -> None:
+    def _apply_signal(self, target: Actor, sender: Any, reason: Any, link: bool) -> None:
         if target._state == DEAD:
             return
         if link and sender is not None:
@@ -1315,11 +1323,7 @@ class Node:
         proc._watching = None
         if watching:
             for ref, target_pid in watching.items():
-                target = self._lookup(target_pid)
-                if target is not None and target._monitors is not None:
-                    target._monitors.pop(ref, None)
-                elif self._is_remote(target_pid):
-                    self._remote.demonitor(ref, target_pid)  # type: ignore[union-attr]
+                self._unwatch(ref, target_pid)
         monitors = proc._monitors
         proc._monitors = None
         if monitors:
@@ -1409,18 +1413,27 @@ class Node:
         watcher._watching[ref] = target._pid
         return ref
 
-    def link(self, pid: Pid) -> None:
+    def link(self, pid: Any) -> None:
         """Link the calling process to ``pid``: when either exits, the other gets an exit signal.
 
-        Linking to a process that does not exist raises :class:`NoProc` in the caller, or, if the
-        caller traps exits, delivers ``Exit(pid, "noproc")``.
+        ``pid`` may be a destination that names a process: a local name, ``(name, node)`` (the
+        process registered as ``name`` on ``node`` now) or what the resolver knows; the link is
+        with the process it names. Linking to a local process that does not exist raises
+        :class:`NoProc` in the caller, or, if the caller traps exits, delivers
+        ``Exit(pid, "noproc")`` (``pid`` the destination it was given). Towards another node the
+        answer comes later, as an exit signal ``noproc`` (or ``noconnection``) from ``pid``.
         """
         me = self._caller("link")
         if pid.__class__ is not Pid:
             resolved = self._dest_pid(pid)
             if resolved is None:
+                node = self._remote_name(pid)
+                if node is not None:  # its node answers which process that is (LINKED)
+                    self._linking.setdefault(node, []).append((me._pid, pid))
+                    self._remote.link(me._pid, pid)  # type: ignore[union-attr]
+                    return
                 if me._trap:
-                    me._deliver_signal(Exit(None, NOPROC))
+                    me._deliver_signal(Exit(pid, NOPROC))
                     return
                 raise NoProc(pid)
             pid = resolved
@@ -1440,12 +1453,42 @@ class Node:
         if target is not me:
             self._add_link(me, target)
 
-    def unlink(self, pid: Pid) -> None:
-        """Remove the link between the calling process and ``pid``, if any."""
+    def remote_linked(
+        self, linker: Pid, dest: tuple[Any, str], pid: Pid | None, reason: Any = NOPROC
+    ) -> bool:
+        """The answer to ``link((name, node))`` of local ``linker`` (called by the transport
+        layer): ``pid`` is the process ``name`` named there, now linked to ``linker``; None if
+        there was none (or its node cannot be reached: ``reason``), and ``linker`` gets an exit
+        signal ``reason`` from ``dest``. False if ``linker`` is gone: the caller then tells
+        ``pid``, whose link has no other end."""
+        pending = self._linking.get(dest[1])
+        if not pending or (linker, dest) not in pending:
+            return True  # its node went down meanwhile: the linker had noconnection already
+        pending.remove((linker, dest))
+        if not pending:
+            del self._linking[dest[1]]
+        proc = self._lookup(linker)
+        if pid is None:
+            if proc is not None:
+                self._enqueue_signal(proc, dest, reason, False)
+            return True
+        if proc is None:
+            return False
+        if proc._links is None:
+            proc._links = set()
+        proc._links.add(pid)
+        return True
+
+    def unlink(self, pid: Any) -> None:
+        """Remove the link between the calling process and ``pid``, if any. For ``(name,
+        node)`` the name is looked up on that node, which removes both sides of the link (an
+        exit signal already on its way may still arrive; unlink the pid to rule that out)."""
         me = self._caller("unlink")
         if pid.__class__ is not Pid:
             resolved = self._dest_pid(pid)
             if resolved is None:
+                if self._remote_name(pid) is not None:
+                    self._remote.unlink(me._pid, pid)  # type: ignore[union-attr]
                 return
             pid = resolved
         if me._links is not None:
@@ -1457,15 +1500,26 @@ class Node:
         if target is not None and target._links is not None:
             target._links.discard(me._pid)
 
-    def monitor(self, pid: Pid) -> Ref:
+    def monitor(self, pid: Any) -> Ref:
         """Monitor ``pid`` from the calling process; a :class:`Down` message arrives when it exits
-        (at once, with reason ``noproc``, if it does not exist). Monitors stack."""
+        (at once, with reason ``noproc``, if it does not exist). Monitors stack.
+
+        ``pid`` may be a destination: a local name, ``(name, node)`` (Erlang's
+        ``monitor(process, {Name, Node})``) or what the resolver knows; the monitor is on the
+        process it names now. The Down of a name that names no process carries the name.
+        """
         me = self._caller("monitor")
         if pid.__class__ is not Pid:
             resolved = self._dest_pid(pid)
             if resolved is None:
                 ref = self.make_ref()
-                me._deliver_signal(Down(ref, pid, NOPROC))
+                if self._remote_name(pid) is not None:  # its node resolves the name
+                    if me._watching is None:
+                        me._watching = {}
+                    me._watching[ref] = pid
+                    self._remote.monitor(me._pid, pid, ref)  # type: ignore[union-attr]
+                else:
+                    me._deliver_signal(Down(ref, pid, NOPROC))
                 return ref
             pid = resolved
         target = self._lookup(pid)
@@ -1484,23 +1538,32 @@ class Node:
 
     def demonitor(self, ref: Ref, flush: bool = False) -> bool:
         """Remove a monitor; with ``flush``, also drop its Down message if already delivered.
-        Returns True if the monitor was still active."""
+        Returns True if the monitor was still active (for a process on another node: if this
+        node had not yet heard of its Down). No Down of it arrives after this returns."""
         me = self._caller("demonitor")
         active = False
         if me._watching is not None:
             target_pid = me._watching.pop(ref, None)
             if target_pid is not None:
-                target = self._lookup(target_pid)
-                if target is not None and target._monitors is not None:
-                    active = target._monitors.pop(ref, None) is not None
-                elif self._is_remote(target_pid):
-                    self._remote.demonitor(ref, target_pid)  # type: ignore[union-attr]
-                    active = True
+                active = self._unwatch(ref, target_pid)
         if flush and me._mbox:
             kept = [m for m in me._mbox if not (m.__class__ is Down and m.ref == ref)]
             me._mbox.clear()
             me._mbox.extend(kept)
         return active
+
+    def _unwatch(self, ref: Ref, target: Pid | tuple[Any, str]) -> bool:
+        """Remove monitor ``ref`` from its target, here or on its node; False if it was gone."""
+        if target.__class__ is Pid:
+            proc = self._lookup(target)
+            if proc is not None and proc._monitors is not None:
+                return proc._monitors.pop(ref, None) is not None
+            if not self._is_remote(target):
+                return False
+        if self._remote is None:
+            return False
+        self._remote.demonitor(ref, target)
+        return True
 
     def flush_messages(self, match: Callable[[Any], bool]) -> int:
         """Remove from the calling process's mailbox every queued message (not call) for
@@ -1671,9 +1734,14 @@ class Node:
         if proc is not None and proc._monitors is not None:
             proc._monitors.pop(ref, None)
 
-    def remote_down(self, watcher: Pid, ref: Ref, pid: Pid, reason: Any) -> None:
-        """A remote process that local ``watcher`` monitored has exited."""
-        self._down(watcher, ref, pid, reason)
+    def remote_down(self, watcher: Pid, ref: Ref, pid: Any, reason: Any) -> None:
+        """A remote process that local ``watcher`` monitored has exited (``pid`` is the
+        ``(name, node)`` monitored, if that name named no process). Dropped if the monitor was
+        removed meanwhile: no Down arrives after ``demonitor`` returns, as in Erlang."""
+        proc = self._lookup(watcher)
+        if proc is None or proc._watching is None or proc._watching.pop(ref, None) is None:
+            return
+        proc._deliver_signal(Down(ref, pid, reason))
 
     def monitor_node(self, name: str) -> None:
         """The calling process gets ``NodeEvent(name, up=False)`` once, when node ``name``
@@ -1709,8 +1777,13 @@ class Node:
 
     def node_down(self, name: str) -> None:
         """Node ``name`` became unreachable: links to its processes get ``noconnection`` exit
-        signals, monitors of them fire ``noconnection``, its monitors of ours are dropped."""
+        signals (links to its names not yet answered too), monitors of them fire
+        ``noconnection``, its monitors of ours are dropped."""
         self._node_event(NodeEvent(name, False, NOCONNECTION))
+        for linker, dest in self._linking.pop(name, ()):
+            waiting = self._lookup(linker)
+            if waiting is not None:
+                self._enqueue_signal(waiting, dest, NOCONNECTION, False)
         for proc in list(self._procs.values()):
             if proc._state == DEAD:
                 continue
@@ -1720,7 +1793,9 @@ class Node:
                 ]:
                     del proc._monitors[ref]
             if proc._watching:
-                for ref, target in [(r, t) for r, t in proc._watching.items() if t.node == name]:
+                for ref, target in [
+                    (r, t) for r, t in proc._watching.items() if _node_of(t) == name
+                ]:
                     del proc._watching[ref]
                     proc._deliver_signal(Down(ref, target, NOCONNECTION))
             if proc._links:
@@ -1841,6 +1916,11 @@ class _StartHook:
         if not self._done:
             self._done = True
             self.fn(self.pid, exception)
+
+
+def _node_of(target: Pid | tuple[Any, str]) -> str:
+    """The node of a monitor's target: a pid's, or ``(name, node)``'s."""
+    return target.node if isinstance(target, Pid) else target[1]
 
 
 def _actor_class(cls: type[Actor] | str) -> type[Actor]:

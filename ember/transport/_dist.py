@@ -44,6 +44,9 @@ SEND, CALL, REPLY, LINK, UNLINK, EXIT, MONITOR, DEMONITOR, DOWN, SPAWN, NSEND = 
 TRACED_CALL = 11
 """``CALL`` with a fifth element, the W3C trace context: sent only for a call made inside a
 trace (see ``ember.observability``), so untraced calls stay as they are."""
+LINKED = 12
+"""``[LINKED, linker, name, pid | None]``: the answer to a ``LINK`` to ``(name, node)``, with the
+process the name named (now linked), or None."""
 _SEND_HEAD = bytes([0x94, SEND])  # msgpack: an array of 4, then the fixint SEND
 _SENDW_HEAD = bytes([0x94, SENDW])
 PREFIX_CACHE = 10_000
@@ -360,28 +363,33 @@ class Distribution:
             call.bucket = deadlines.add(call, timeout)  # type: ignore[arg-type]
         return fut
 
-    def link(self, local: Pid, remote: Pid) -> None:
-        self._when_connected(
-            remote.node,
-            lambda: self._signal(remote.node, (LINK, local, remote)),
-            lambda: self.node.remote_exit(local, remote, NOCONNECTION, True),
-        )
+    def link(self, local: Pid, remote: Pid | tuple[Any, str]) -> None:
+        node = _node_of(remote)
 
-    def unlink(self, local: Pid, remote: Pid) -> None:
-        self._signal(remote.node, (UNLINK, local, remote))
+        def unreachable() -> None:
+            if isinstance(remote, Pid):
+                self.node.remote_exit(local, remote, NOCONNECTION, True)
+            else:
+                self.node.remote_linked(local, remote, None, NOCONNECTION)
+
+        self._when_connected(node, lambda: self._signal(node, (LINK, local, remote)), unreachable)
+
+    def unlink(self, local: Pid, remote: Pid | tuple[Any, str]) -> None:
+        self._signal(_node_of(remote), (UNLINK, local, remote))
 
     def exit(self, sender: Pid | None, target: Pid, reason: Any, link: bool) -> None:
         self._signal(target.node, (EXIT, sender, target, wire_reason(reason), link))
 
-    def monitor(self, watcher: Pid, target: Pid, ref: Ref) -> None:
+    def monitor(self, watcher: Pid, target: Pid | tuple[Any, str], ref: Ref) -> None:
+        node = _node_of(target)
         self._when_connected(
-            target.node,
-            lambda: self._signal(target.node, (MONITOR, watcher, target, ref)),
+            node,
+            lambda: self._signal(node, (MONITOR, watcher, target, ref)),
             lambda: self.node.remote_down(watcher, ref, target, NOCONNECTION),
         )
 
-    def demonitor(self, ref: Ref, target: Pid) -> None:
-        self._signal(target.node, (DEMONITOR, ref, target))
+    def demonitor(self, ref: Ref, target: Pid | tuple[Any, str]) -> None:
+        self._signal(_node_of(target), (DEMONITOR, ref, target))
 
     def down(self, watcher: Pid, ref: Ref, pid: Pid, reason: Any) -> None:
         self._signal(watcher.node, (DOWN, watcher, ref, pid, wire_reason(reason)))
@@ -537,17 +545,29 @@ class Distribution:
         elif code == REPLY:
             self._settle_reply(peer, op[1], op[2], op[3])
         elif code == LINK:
-            if not node.remote_link(op[2], op[1]):
-                self._signal(peer, (EXIT, op[2], op[1], NOPROC, True))
+            self._serve_link(peer, node, op[1], op[2])
+        elif code == LINKED:
+            if not node.remote_linked(op[1], (op[2], peer), op[3]):
+                self._signal(peer, (EXIT, op[1], op[3], NOPROC, True))
         elif code == UNLINK:
-            node.remote_unlink(op[2], op[1])
+            target = op[2]
+            if target.__class__ is Pid:
+                node.remote_unlink(target, op[1])
+            elif (pid := _registered(node, target)) is not None:
+                node.remote_unlink(pid, op[1])
+                self._signal(peer, (UNLINK, pid, op[1]))  # and the linker's side
         elif code == EXIT:
             node.remote_exit(op[2], op[1], op[3], op[4])
         elif code == MONITOR:
-            if not node.remote_monitor(op[2], op[1], op[3]):
-                self._signal(peer, (DOWN, op[1], op[3], op[2], NOPROC))
+            target = op[2]
+            pid = target if target.__class__ is Pid else _registered(node, target)
+            if pid is None or not node.remote_monitor(pid, op[1], op[3]):
+                self._signal(peer, (DOWN, op[1], op[3], target, NOPROC))
         elif code == DEMONITOR:
-            node.remote_demonitor(op[2], op[1])
+            target = op[2]
+            pid = target if target.__class__ is Pid else _registered(node, target)
+            if pid is not None:
+                node.remote_demonitor(pid, op[1])
         elif code == DOWN:
             node.remote_down(op[1], op[2], op[3], op[4])
         elif code == SPAWN:
@@ -558,6 +578,17 @@ class Distribution:
             self.flow.apply(peer, op)
         else:
             raise ValueError(f"unknown operation {code!r}")
+
+    def _serve_link(self, peer: str, node: Node, linker: Pid, target: Any) -> None:
+        if target.__class__ is Pid:
+            if not node.remote_link(target, linker):
+                self._signal(peer, (EXIT, target, linker, NOPROC, True))
+            return
+        # (name, this node): link to the process the name names now, and say which it is
+        pid = _registered(node, target)
+        if pid is not None and not node.remote_link(pid, linker):
+            pid = None
+        self._signal(peer, (LINKED, linker, target[0], pid))
 
     def _serve_call(
         self, peer: str, call_id: int, pid: Any, msg: Any, scope: CallScope | None = None
@@ -691,6 +722,14 @@ def _node_of(dest: Any) -> str:
     if isinstance(dest, tuple):
         return str(dest[1])
     return str(dest).rpartition("@")[2]
+
+
+def _registered(node: Node, dest: Any) -> Pid | None:
+    """The pid registered here under ``dest``'s name (``dest`` is ``(name, node)``), or None."""
+    try:
+        return node.whereis(dest[0])
+    except TypeError:  # a name that cannot be one (unhashable): it names nobody
+        return None
 
 
 def _head(payload: bytes) -> tuple[int, int] | None:

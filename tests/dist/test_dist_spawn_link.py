@@ -15,11 +15,11 @@ import pytest
 
 import ember
 from ember import Down, Exit
-from ember.transport._config import TransportConfig
+
+from .distkit import Idle, pair, settled
 
 pytestmark = pytest.mark.ember_realtime
 
-COOKIE = "test-cookie"
 BOUND = 10.0  # generous: every outcome below is expected within milliseconds
 HERE = "tests.dist.test_dist_spawn_link"
 GATES: dict[str, tuple[asyncio.Event, asyncio.Event, asyncio.Event]] = {}
@@ -52,11 +52,6 @@ class FailsToStart(ember.Actor):
 class BadInit(ember.Actor):
     def __init__(self, n: int) -> None:
         raise KeyError(n)
-
-
-class Idle(ember.Actor):
-    async def receive(self, msg: Any) -> Any:
-        return msg
 
 
 class Gated(ember.Actor):
@@ -92,28 +87,9 @@ class Spawner(ember.Actor):
         return None
 
 
-async def pair(**a_kwargs: Any) -> tuple[ember.Node, ember.Node]:
-    config = TransportConfig(heartbeat_interval=0.05, heartbeat_timeout=0.5)
-    a = ember.Node("a", listen="127.0.0.1:0", cookie=COOKIE, config=config, **a_kwargs)
-    await a.start()
-    b = ember.Node(
-        "b", listen="127.0.0.1:0", cookie=COOKIE, config=config, connect=[f"a@{a.address}"]
-    )
-    await b.start()
-    return a, b
-
-
 async def spawner(b: ember.Node, trap: bool) -> tuple[ember.Pid, asyncio.Queue[Any]]:
     inbox: asyncio.Queue[Any] = asyncio.Queue()
     return await b.spawn(Spawner, inbox, trap), inbox
-
-
-async def settled(a: ember.Node, b: ember.Node) -> None:
-    """Return once every signal node a sent before now has been applied on node b: a reply
-    from a travels behind them on the same connection."""
-    echo = await a.spawn(Idle)
-    assert await b.call(echo, "sync") == "sync"
-    a.exit(echo, "kill")
 
 
 @pytest.mark.parametrize("trap", [True, False])
