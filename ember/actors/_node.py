@@ -544,14 +544,18 @@ class Node:
         spawner: Pid | None = None
         if isinstance(link_to, Pid):
             spawner = link_to
-            proc._links = {link_to}
+            if proc._links is None:
+                proc._links = set()
+            proc._links.add(link_to)
         elif link_to is not None:
             spawner = link_to._pid
             self._add_link(link_to, proc)
         ref: Ref | None = None
         if isinstance(monitor_by, tuple):
             watcher, ref = monitor_by
-            proc._monitors = {ref: watcher}
+            if proc._monitors is None:
+                proc._monitors = {}
+            proc._monitors[ref] = watcher
         elif monitor_by is not None:
             ref = self._add_monitor(monitor_by, proc)
         if proc._has_started:
@@ -1908,14 +1912,19 @@ class _StartHook:
         return self._done
 
     def set_result(self, result: None, /) -> None:
-        if not self._done:
-            self._done = True
-            self.fn(self.pid, None)
+        self._call(None)
 
     def set_exception(self, exception: BaseException, /) -> None:
-        if not self._done:
-            self._done = True
-            self.fn(self.pid, exception)
+        self._call(exception)
+
+    def _call(self, error: BaseException | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            self.fn(self.pid, error)
+        except Exception:  # it runs inside the scheduler, which must not die of it
+            log.exception("answering the spawn of %s failed", self.pid)
 
 
 def _node_of(target: Pid | tuple[Any, str]) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import ember
@@ -15,17 +17,24 @@ class Idle(ember.Actor):
         return msg
 
 
-async def pair(**a_kwargs: Any) -> tuple[ember.Node, ember.Node]:
-    """Nodes ``a`` (with ``a_kwargs``) and ``b``, started, ``b`` connected to ``a``; fast
-    heartbeats, so a lost connection is seen within half a second."""
+@contextlib.asynccontextmanager
+async def two_nodes(**a_kwargs: Any) -> AsyncIterator[tuple[ember.Node, ember.Node]]:
+    """Nodes ``a`` (with ``a_kwargs``) and ``b``, started, ``b`` connected to ``a``, stopped
+    at the end; fast heartbeats, so a lost connection is seen within half a second."""
     config = TransportConfig(heartbeat_interval=0.05, heartbeat_timeout=0.5)
     a = ember.Node("a", listen="127.0.0.1:0", cookie=COOKIE, config=config, **a_kwargs)
     await a.start()
-    b = ember.Node(
-        "b", listen="127.0.0.1:0", cookie=COOKIE, config=config, connect=[f"a@{a.address}"]
-    )
-    await b.start()
-    return a, b
+    try:
+        b = ember.Node(
+            "b", listen="127.0.0.1:0", cookie=COOKIE, config=config, connect=[f"a@{a.address}"]
+        )
+        await b.start()
+        try:
+            yield a, b
+        finally:
+            await b.stop()
+    finally:
+        await a.stop()
 
 
 async def settled(a: ember.Node, b: ember.Node) -> None:

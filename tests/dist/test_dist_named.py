@@ -16,7 +16,7 @@ import pytest
 import ember
 from ember import Down, Exit
 
-from .distkit import Idle, pair, settled
+from .distkit import Idle, settled, two_nodes
 
 pytestmark = pytest.mark.ember_realtime
 
@@ -60,8 +60,7 @@ async def nothing_more(a: ember.Node, b: ember.Node, pid: ember.Pid, inbox: Any)
 
 
 async def test_monitor_a_name_on_another_node() -> None:
-    a, b = await pair()
-    try:
+    async with two_nodes() as (a, b):
         target = await a.spawn(Idle, name="worker")
         w, inbox = await watcher(b)
         async with asyncio.timeout(BOUND):
@@ -75,14 +74,10 @@ async def test_monitor_a_name_on_another_node() -> None:
             ref = await b.call(w, ("monitor", ("worker", "a")))
             assert await inbox.get() == Down(ref, ("worker", "a"), "noproc")
             assert b.process_info(w).monitoring == ()  # type: ignore[union-attr]
-    finally:
-        await b.stop()
-        await a.stop()
 
 
 async def test_demonitor_a_name_on_another_node() -> None:
-    a, b = await pair()
-    try:
+    async with two_nodes() as (a, b):
         target = await a.spawn(Idle, name="worker")
         w, inbox = await watcher(b)
         async with asyncio.timeout(BOUND):
@@ -92,16 +87,12 @@ async def test_demonitor_a_name_on_another_node() -> None:
             assert a.process_info(target).monitored_by == 0  # type: ignore[union-attr]
             a.exit(target, "bye")
             await nothing_more(a, b, w, inbox)
-    finally:
-        await b.stop()
-        await a.stop()
 
 
 async def test_no_down_arrives_after_demonitor_returns() -> None:
     """The target's Down is already on its way when the watcher demonitors: it is dropped
     on arrival (Erlang: once demonitor returns, no Down of that monitor is delivered)."""
-    a, b = await pair()
-    try:
+    async with two_nodes() as (a, b):
         target = await a.spawn(Idle, name="worker")
         w, inbox = await watcher(b)
         async with asyncio.timeout(BOUND):
@@ -112,15 +103,11 @@ async def test_no_down_arrives_after_demonitor_returns() -> None:
             assert b.call(w, ("demonitor", by_pid)).result() is True  # eager: same step
             assert b.call(w, ("demonitor", by_name)).result() is True
             await nothing_more(a, b, w, inbox)
-    finally:
-        await b.stop()
-        await a.stop()
 
 
 @pytest.mark.parametrize("trap", [True, False])
 async def test_link_a_name_on_another_node(trap: bool) -> None:
-    a, b = await pair()
-    try:
+    async with two_nodes() as (a, b):
         target = await a.spawn(Idle, name="worker")
         w, inbox = await watcher(b, trap)
         gone = b.wait_exit(w)
@@ -134,17 +121,13 @@ async def test_link_a_name_on_another_node(trap: bool) -> None:
                 assert await inbox.get() == Exit(target, "bye")
             else:
                 assert await gone == "bye"
-    finally:
-        await b.stop()
-        await a.stop()
 
 
 @pytest.mark.parametrize("trap", [True, False])
 async def test_link_a_name_nobody_holds_on_another_node_is_an_exit_noproc(trap: bool) -> None:
     """As a local link to a missing name, except that the answer comes from the other node:
     an exit signal noproc from the destination (a trapping caller gets it as a message)."""
-    a, b = await pair()
-    try:
+    async with two_nodes() as (a, b):
         w, inbox = await watcher(b, trap)
         gone = b.wait_exit(w)
         async with asyncio.timeout(BOUND):
@@ -154,14 +137,10 @@ async def test_link_a_name_nobody_holds_on_another_node_is_an_exit_noproc(trap: 
                 assert b.process_info(w).links == ()  # type: ignore[union-attr]
             else:
                 assert await gone == "noproc"
-    finally:
-        await b.stop()
-        await a.stop()
 
 
 async def test_unlink_a_name_on_another_node_removes_both_sides() -> None:
-    a, b = await pair()
-    try:
+    async with two_nodes() as (a, b):
         target = await a.spawn(Idle, name="worker")
         w, inbox = await watcher(b, trap=False)
         async with asyncio.timeout(BOUND):
@@ -173,14 +152,10 @@ async def test_unlink_a_name_on_another_node_removes_both_sides() -> None:
             assert b.process_info(w).links == ()  # type: ignore[union-attr]
             a.exit(target, "bye")
             await nothing_more(a, b, w, inbox)  # and it is alive: no exit reached it
-    finally:
-        await b.stop()
-        await a.stop()
 
 
 async def test_a_lost_node_fires_noconnection_for_names_too() -> None:
-    a, b = await pair()
-    try:
+    async with two_nodes() as (a, b):
         await a.spawn(Idle, name="worker")
         w, inbox = await watcher(b)
         async with asyncio.timeout(BOUND):
@@ -192,23 +167,16 @@ async def test_a_lost_node_fires_noconnection_for_names_too() -> None:
             got = {type(m).__name__: m for m in [await inbox.get(), await inbox.get()]}
             assert got["Down"].ref == ref and got["Down"].reason in ("shutdown", "noconnection")
             assert got["Exit"].pid == target
-    finally:
-        await b.stop()
-        await a.stop()
 
 
 async def test_a_link_to_a_name_lost_with_its_node_before_the_answer_is_noconnection() -> None:
-    a, b = await pair()
-    try:
+    async with two_nodes() as (a, b):
         await a.spawn(Idle, name="worker")
         w, inbox = await watcher(b)
         async with asyncio.timeout(BOUND):
             b.call(w, ("link", ("worker", "a"))).result()  # eager: the LINK is queued to a
             b.transport.disconnect("a")  # b reads nothing more from a: no answer comes
             assert await inbox.get() == Exit(("worker", "a"), "noconnection")
-    finally:
-        await b.stop()
-        await a.stop()
 
 
 async def test_names_on_an_unreachable_node_get_noconnection() -> None:
@@ -222,8 +190,7 @@ async def test_names_on_an_unreachable_node_get_noconnection() -> None:
 
 
 async def test_a_name_on_this_node_given_as_a_pair_is_the_local_name() -> None:
-    a, b = await pair()
-    try:
+    async with two_nodes() as (a, b):
         here = await b.spawn(Idle, name="local")
         w, inbox = await watcher(b)
         ref = await b.call(w, ("monitor", ("local", "b")))
@@ -233,6 +200,3 @@ async def test_a_name_on_this_node_given_as_a_pair_is_the_local_name() -> None:
         got = {type(m).__name__: m for m in [await inbox.get(), await inbox.get()]}
         assert got["Down"] == Down(ref, here, "bye")
         assert got["Exit"] == Exit(here, "bye")
-    finally:
-        await b.stop()
-        await a.stop()

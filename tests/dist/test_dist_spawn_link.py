@@ -16,7 +16,7 @@ import pytest
 import ember
 from ember import Down, Exit
 
-from .distkit import Idle, pair, settled
+from .distkit import Idle, settled, two_nodes
 
 pytestmark = pytest.mark.ember_realtime
 
@@ -100,8 +100,7 @@ async def spawner(b: ember.Node, trap: bool) -> tuple[ember.Pid, asyncio.Queue[A
 async def test_spawn_link_on_another_node_links_before_the_child_runs(
     child: str, reason: Any, trap: bool
 ) -> None:
-    a, b = await pair()
-    try:
+    async with two_nodes() as (a, b):
         parent, inbox = await spawner(b, trap)
         gone = b.wait_exit(parent)
         async with asyncio.timeout(BOUND):
@@ -112,9 +111,6 @@ async def test_spawn_link_on_another_node_links_before_the_child_runs(
             else:  # the child's exit takes its spawner with it, maybe before spawn returns
                 b.send(parent, ("spawn_link", child, (), {}))
                 assert await gone == reason
-    finally:
-        await b.stop()
-        await a.stop()
 
 
 @pytest.mark.parametrize(
@@ -124,24 +120,19 @@ async def test_spawn_link_on_another_node_links_before_the_child_runs(
 async def test_spawn_monitor_on_another_node_monitors_before_the_child_runs(
     child: str, reason: Any
 ) -> None:
-    a, b = await pair()
-    try:
+    async with two_nodes() as (a, b):
         parent, inbox = await spawner(b, trap=False)
         async with asyncio.timeout(BOUND):
             pid, ref = await b.call(parent, ("spawn_monitor", child, (), {}))
             assert await inbox.get() == Down(ref, pid, reason)
             assert b.is_alive(parent)  # a monitor, not a link
-    finally:
-        await b.stop()
-        await a.stop()
 
 
 @pytest.mark.parametrize("how", ["spawn_link", "spawn_monitor"])
 async def test_a_remote_child_that_fails_to_start_raises_start_error_only(how: str) -> None:
     """As for a local spawn: StartError with the reason, and neither an exit signal nor a
     Down (the child is unlinked and demonitored before it goes)."""
-    a, b = await pair()
-    try:
+    async with two_nodes() as (a, b):
         parent, inbox = await spawner(b, trap=False)
         async with asyncio.timeout(BOUND):
             err = await b.call(parent, (how, "FailsToStart", (), {}))
@@ -153,15 +144,11 @@ async def test_a_remote_child_that_fails_to_start_raises_start_error_only(how: s
             assert inbox.empty()
             info = b.process_info(parent)
             assert info is not None and info.links == () and info.monitoring == ()
-    finally:
-        await b.stop()
-        await a.stop()
 
 
 @pytest.mark.parametrize("how", ["spawn_link", "spawn_monitor"])
 async def test_a_refused_remote_spawn_link_raises_what_a_spawn_raises(how: str) -> None:
-    a, b = await pair(spawn_allow=(HERE,))
-    try:
+    async with two_nodes(spawn_allow=(HERE,)) as (a, b):
         holder = await a.spawn(Idle, name="db")
         parent, _ = await spawner(b, trap=False)
         async with asyncio.timeout(BOUND):
@@ -173,18 +160,11 @@ async def test_a_refused_remote_spawn_link_raises_what_a_spawn_raises(how: str) 
             assert isinstance(bad, ember.RemoteError) and bad.type_name == "builtins.KeyError"
             info = b.process_info(parent)
             assert info is not None and info.links == () and info.monitoring == ()
-        a2, b2 = await pair(spawn_allow=("examples",))
-        try:
-            parent2, _ = await spawner(b2, trap=False)
-            async with asyncio.timeout(BOUND):
-                err = await b2.call(parent2, (how, "Idle", (), {}))
-                assert isinstance(err, ember.UsageError) and "not allowed on a" in str(err)
-        finally:
-            await b2.stop()
-            await a2.stop()
-    finally:
-        await b.stop()
-        await a.stop()
+    async with two_nodes(spawn_allow=("examples",)) as (a, b):
+        parent, _ = await spawner(b, trap=False)
+        async with asyncio.timeout(BOUND):
+            err = await b.call(parent, (how, "Idle", (), {}))
+            assert isinstance(err, ember.UsageError) and "not allowed on a" in str(err)
 
 
 async def test_spawn_link_outside_a_process_or_from_a_local_node_is_refused() -> None:
@@ -205,27 +185,25 @@ async def test_a_spawner_gone_before_the_answer_leaves_no_dangling_link_or_monit
     monitored one loses the monitor."""
     key = f"gone-{how}"
     entered, leave, left = GATES[key] = (asyncio.Event(), asyncio.Event(), asyncio.Event())
-    a, b = await pair()
     try:
-        parent, _ = await spawner(b, trap=False)
-        async with asyncio.timeout(BOUND):
-            b.send(parent, (how, "Gated", (key,), {"name": "gated"}))
-            await entered.wait()
-            child = a.whereis("gated")
-            assert child is not None
-            killed = b.wait_exit(parent)
-            b.exit(parent, "kill")
-            assert await killed == "killed"
-            leave.set()
-            if how == "spawn_link":
-                assert await a.wait_exit(child) == "noproc"
-            else:
-                await left.wait()  # the answer is on its way to b
-                await settled(a, b)  # b has it, and has sent a its DEMONITOR
-                await settled(a, b)  # a has applied the DEMONITOR
-                info = a.process_info(child)
-                assert info is not None and info.monitored_by == 0
+        async with two_nodes() as (a, b):
+            parent, _ = await spawner(b, trap=False)
+            async with asyncio.timeout(BOUND):
+                b.send(parent, (how, "Gated", (key,), {"name": "gated"}))
+                await entered.wait()
+                child = a.whereis("gated")
+                assert child is not None
+                killed = b.wait_exit(parent)
+                b.exit(parent, "kill")
+                assert await killed == "killed"
+                leave.set()
+                if how == "spawn_link":
+                    assert await a.wait_exit(child) == "noproc"
+                else:
+                    await left.wait()  # the answer is on its way to b
+                    await settled(a, b)  # b has it, and has sent a its DEMONITOR
+                    await settled(a, b)  # a has applied the DEMONITOR
+                    info = a.process_info(child)
+                    assert info is not None and info.monitored_by == 0
     finally:
         GATES.pop(key, None)
-        await b.stop()
-        await a.stop()
