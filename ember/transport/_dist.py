@@ -213,7 +213,7 @@ class Distribution:
         return remove
 
     async def close(self) -> None:
-        """Stop pending dials and spawns; fail the calls still waiting for a reply."""
+        """Stop pending dials; fail the calls and spawns still waiting for a reply."""
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
