@@ -86,7 +86,7 @@ class Actor:
     _state: int
     _links: set[Pid] | None
     _monitors: dict[Any, Any] | None  # monitors on this process: ref -> watcher
-    _watching: dict[Ref, Pid] | None  # monitors this process holds: ref -> target
+    _watching: dict[Ref, Any] | None  # monitors it holds: ref -> target pid or (name, node)
     _trap: bool
     _name: Any
     _worker: asyncio.Task[None] | None

@@ -72,30 +72,36 @@ async def spawn(
     return await current().spawn(cls, *args, name=name, on=on, **kwargs)
 
 
-async def spawn_link(cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any) -> Pid:
-    """Start a process linked to the calling process."""
-    return await current().spawn_link(cls, *args, name=name, **kwargs)
+async def spawn_link(
+    cls: type[Actor] | str, *args: Any, name: Any = None, on: str | None = None, **kwargs: Any
+) -> Pid:
+    """Start a process linked to the calling process, here or on node ``on`` (see
+    :meth:`Node.spawn_link`)."""
+    return await current().spawn_link(cls, *args, name=name, on=on, **kwargs)
 
 
 async def spawn_monitor(
-    cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any
+    cls: type[Actor] | str, *args: Any, name: Any = None, on: str | None = None, **kwargs: Any
 ) -> tuple[Pid, Ref]:
-    """Start a process monitored by the calling process."""
-    return await current().spawn_monitor(cls, *args, name=name, **kwargs)
+    """Start a process monitored by the calling process, here or on node ``on`` (see
+    :meth:`Node.spawn_monitor`)."""
+    return await current().spawn_monitor(cls, *args, name=name, on=on, **kwargs)
 
 
-def link(pid: Pid) -> None:
-    """Link the calling process to ``pid``."""
+def link(pid: Any) -> None:
+    """Link the calling process to ``pid`` (or the process a name, ``(name, node)`` or
+    ``ember.Name`` names; see :meth:`Node.link`)."""
     current().link(pid)
 
 
-def unlink(pid: Pid) -> None:
-    """Remove a link of the calling process."""
+def unlink(pid: Any) -> None:
+    """Remove a link of the calling process (see :meth:`Node.unlink`)."""
     current().unlink(pid)
 
 
-def monitor(pid: Pid) -> Ref:
-    """Monitor ``pid`` from the calling process; returns the monitor's reference."""
+def monitor(pid: Any) -> Ref:
+    """Monitor ``pid`` (or what a name, ``(name, node)`` or ``ember.Name`` names) from the
+    calling process; returns the monitor's reference (see :meth:`Node.monitor`)."""
     return current().monitor(pid)
 
 

@@ -301,10 +301,12 @@ class Node:
         self._kicked = False
         self._check_pending = False
         self._stats = NodeStats()
-        self._starting: dict[Actor, asyncio.Future[None]] = {}
+        self._starting: dict[Actor, StartWaiter] = {}
         self._spawn_links: dict[Actor, Pid] = {}
         """Starting processes made by ``spawn_link`` -> their spawner (see ``_start_failed``)."""
-        self._signals: deque[tuple[Actor, Pid | None, Any, bool]] = deque()
+        self._spawn_monitors: dict[Actor, Ref] = {}
+        """Starting processes made by ``spawn_monitor`` -> the monitor's ref."""
+        self._signals: deque[tuple[Actor, Any, Any, bool]] = deque()
         self._draining_signals = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._deadlines: Deadlines | None = None
@@ -317,6 +319,8 @@ class Node:
         self._remote: Remote | None = None
         self._resolver: Resolver | None = None
         self._node_watchers: dict[str, set[Pid]] = {}
+        self._linking: dict[str, list[tuple[Pid, tuple[Any, str]]]] = {}
+        """Links to ``(name, node)`` waiting for that node's answer, by node: (linker, dest)."""
         self._node_subscribers: set[Pid] = set()
         self._cancels: dict[asyncio.Task[Any], int] = {}
         """Cancellations requested of each worker to end the process it runs (see ``_uncancel``)."""
@@ -477,14 +481,18 @@ class Node:
         return None
 
     def _dest_pid(self, dest: Any) -> Pid | None:
-        """The pid a destination names now: itself, a local name's process, or what the
-        resolver says (None: it names no process)."""
+        """The pid a destination names now, as far as this node knows: itself, a local
+        name's process (also as ``(name, this node)``), or what the resolver says. None: it
+        names no process, or it is ``(name, node)`` for another node, which only that node
+        can resolve (see :meth:`_remote_name`)."""
         if dest.__class__ is Pid:
             return dest
-        proc = self._names.get(dest)
+        proc = self._resolve(dest)
         if proc is not None:
             return proc._pid
-        return self._resolver.whereis(dest) if self._resolver is not None else None
+        if self._remote_name(dest) is not None or self._resolver is None:
+            return None
+        return self._resolver.whereis(dest)
 
     # -- spawning -------------------------------------------------------------------------------
 
@@ -521,20 +529,42 @@ class Node:
         return proc
 
     def _launch(
-        self, proc: Actor, name: Any, link_to: Actor | None, monitor_by: Actor | None
-    ) -> tuple[asyncio.Future[None] | None, Ref | None]:
+        self,
+        proc: Actor,
+        name: Any,
+        link_to: Actor | Pid | None,
+        monitor_by: Actor | tuple[Pid, Ref] | None,
+        waiter: StartWaiter | None,
+    ) -> Ref | None:
+        """Register, link and monitor a new process, all before it runs, then schedule it.
+        ``link_to``/``monitor_by`` is the spawner: a local process, or a pid (and the monitor's
+        ref) on the node that asked for the spawn. ``waiter`` hears how ``started`` ended."""
         if name is not None:
             self._register(name, proc)
-        if link_to is not None:
+        spawner: Pid | None = None
+        if isinstance(link_to, Pid):
+            spawner = link_to
+            if proc._links is None:
+                proc._links = set()
+            proc._links.add(link_to)
+        elif link_to is not None:
+            spawner = link_to._pid
             self._add_link(link_to, proc)
-        ref = self._add_monitor(monitor_by, proc) if monitor_by is not None else None
-        fut: asyncio.Future[None] | None = None
+        ref: Ref | None = None
+        if isinstance(monitor_by, tuple):
+            watcher, ref = monitor_by
+            if proc._monitors is None:
+                proc._monitors = {}
+            proc._monitors[ref] = watcher
+        elif monitor_by is not None:
+            ref = self._add_monitor(monitor_by, proc)
         if proc._has_started:
-            assert self._loop is not None
-            fut = self._loop.create_future()
-            self._starting[proc] = fut
-            if link_to is not None:
-                self._spawn_links[proc] = link_to._pid
+            assert waiter is not None
+            self._starting[proc] = waiter
+            if spawner is not None:
+                self._spawn_links[proc] = spawner
+            if ref is not None:
+                self._spawn_monitors[proc] = ref
             self._runq.append(proc)
             if not self._kicked:
                 self._kick()
@@ -544,15 +574,23 @@ class Node:
             proc._state = IDLE
             if proc._rtimeout is not None:
                 self._arm_idle(proc)
-        return fut, ref
+        return ref
 
     def spawn_nowait(self, cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any) -> Pid:
         """Start a process without waiting for its ``started`` hook; returns its pid at once."""
         proc = self._create(cls, args, kwargs, name)
-        fut, _ = self._launch(proc, name, None, None)
+        fut = self._start_future(proc)
+        self._launch(proc, name, None, None, fut)
         if fut is not None:
             fut.add_done_callback(_consume)
         return proc._pid
+
+    def _start_future(self, proc: Actor) -> asyncio.Future[None] | None:
+        """The future ``spawn`` awaits until ``started`` has run (None: it has no hook)."""
+        if not proc._has_started:
+            return None
+        assert self._loop is not None
+        return self._loop.create_future()
 
     async def spawn(
         self,
@@ -569,32 +607,44 @@ class Node:
         starts on node ``b``, which imports the reference (if its allow-list permits).
         """
         if on is not None and on != self.name:
-            if not isinstance(cls, str):
-                cls = f"{cls.__module__}:{cls.__qualname__}"
-            if self._remote is None:
-                raise UsageError(f"node {self.name} is not distributed: cannot spawn on {on!r}")
-            return await self._remote.spawn(on, cls, args, kwargs, name)
-        if isinstance(cls, str):
-            cls = resolve_actor(cls)
-        pid, _ = await self._spawn(cls, args, kwargs, name, None, monitor_by=None)
+            return await self._spawn_on(on, cls, args, kwargs, name)
+        pid, _ = await self._spawn(_actor_class(cls), args, kwargs, name, None, monitor_by=None)
         return pid
 
     async def spawn_link(
-        self, cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any
+        self,
+        cls: type[Actor] | str,
+        *args: Any,
+        name: Any = None,
+        on: str | None = None,
+        **kwargs: Any,
     ) -> Pid:
-        """Like ``spawn``, and link the new process to the calling process atomically."""
+        """Like ``spawn``, and link the new process to the calling process atomically: the
+        link exists before the new process runs, on this node or on node ``on``."""
         me = self._caller("spawn_link")
-        pid, _ = await self._spawn(cls, args, kwargs, name, me, monitor_by=None)
+        if on is not None and on != self.name:
+            return await self._spawn_on(on, cls, args, kwargs, name, spawner=me._pid, link=True)
+        pid, _ = await self._spawn(_actor_class(cls), args, kwargs, name, me, monitor_by=None)
         return pid
 
     async def spawn_monitor(
-        self, cls: type[Actor], *args: Any, name: Any = None, **kwargs: Any
+        self,
+        cls: type[Actor] | str,
+        *args: Any,
+        name: Any = None,
+        on: str | None = None,
+        **kwargs: Any,
     ) -> tuple[Pid, Ref]:
-        """Like ``spawn``, and monitor the new process from the calling process atomically."""
+        """Like ``spawn``, and monitor the new process from the calling process atomically:
+        the monitor exists before the new process runs, on this node or on node ``on``."""
         me = self._caller("spawn_monitor")
-        pid, ref = await self._spawn(cls, args, kwargs, name, None, monitor_by=me)
-        assert ref is not None
-        return pid, ref
+        if on is not None and on != self.name:
+            ref = self.make_ref()
+            pid = await self._spawn_on(on, cls, args, kwargs, name, spawner=me._pid, ref=ref)
+            return pid, ref
+        pid, made = await self._spawn(_actor_class(cls), args, kwargs, name, None, monitor_by=me)
+        assert made is not None
+        return pid, made
 
     async def _spawn(
         self,
@@ -607,10 +657,80 @@ class Node:
         monitor_by: Actor | None,
     ) -> tuple[Pid, Ref | None]:
         proc = self._create(cls, args, kwargs, name)
-        fut, ref = self._launch(proc, name, link_to, monitor_by)
+        fut = self._start_future(proc)
+        ref = self._launch(proc, name, link_to, monitor_by, fut)
         if fut is not None:
             await fut
         return proc._pid, ref
+
+    async def _spawn_on(
+        self,
+        node: str,
+        cls: type[Actor] | str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: Any,
+        *,
+        spawner: Pid | None = None,
+        link: bool = False,
+        ref: Ref | None = None,
+    ) -> Pid:
+        """Ask node ``node`` to spawn ``cls`` (by reference), linked to ``spawner`` or
+        monitored by it under ``ref`` from the start (see :meth:`serve_spawn`)."""
+        if not isinstance(cls, str):
+            cls = f"{cls.__module__}:{cls.__qualname__}"
+        if self._remote is None:
+            raise UsageError(f"node {self.name} is not distributed: cannot spawn on {node!r}")
+        return await self._remote.spawn(
+            node, cls, args, kwargs, name, spawner=spawner, link=link, ref=ref
+        )
+
+    def serve_spawn(
+        self,
+        cls: type[Actor],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: Any,
+        done: Callable[[Pid, BaseException | None], None],
+        *,
+        link: Pid | None = None,
+        monitor: tuple[Pid, Ref] | None = None,
+    ) -> None:
+        """Start a process that another node's ``spawn(..., on=...)`` asked for (called by
+        the transport layer), linked to the remote spawner ``link`` and monitored by
+        ``monitor`` (its pid and ref) before it runs.
+
+        ``done(pid, None)`` is called once ``started`` has returned, ``done(pid, error)`` with
+        the :class:`StartError` if it failed; synchronously, before the new process handles
+        anything else, so an answer sent from ``done`` reaches the spawner's node ahead of
+        every signal of the new process (OTP guarantees the same of ``spawn_request``'s reply).
+        A process whose ``started`` fails is unlinked and demonitored first, as for a local
+        spawn. Raises at once what ``spawn`` raises before the process exists (``UsageError``,
+        ``NameTaken``, what the constructor raised); ``done`` is then not called.
+        """
+        proc = self._create(cls, args, kwargs, name)
+        hook = _StartHook(proc._pid, done) if proc._has_started else None
+        self._launch(proc, name, link, monitor, hook)
+        if hook is None:
+            done(proc._pid, None)
+
+    def remote_spawned(self, spawner: Pid, child: Pid, link: bool, ref: Ref | None) -> bool:
+        """The answer to a ``spawn_link``/``spawn_monitor`` on another node (called by the
+        transport layer): ``child`` runs there, linked to local ``spawner`` or monitored by it
+        under ``ref``. Records this side, before any signal of the child arrives (they follow
+        the answer). False if ``spawner`` is gone: the caller then undoes the other side."""
+        proc = self._lookup(spawner)
+        if proc is None or proc._node is not self:
+            return False
+        if link:
+            if proc._links is None:
+                proc._links = set()
+            proc._links.add(child)
+        if ref is not None:
+            if proc._watching is None:
+                proc._watching = {}
+            proc._watching[ref] = child
+        return True
 
     def _caller(self, what: str) -> Actor:
         me = current_process.get()
@@ -976,6 +1096,8 @@ class Node:
             fut.set_result(None)
         if self._spawn_links:
             self._spawn_links.pop(proc, None)
+        if self._spawn_monitors:
+            self._spawn_monitors.pop(proc, None)
         if proc._exit is not None:
             await self._exit_hook(proc, proc._exit)
         elif proc._mbox:
@@ -1081,7 +1203,9 @@ class Node:
                 raise _ExitNow(reason)
         self._enqueue_signal(target, sender, reason, False)
 
-    def _enqueue_signal(self, target: Actor, sender: Pid | None, reason: Any, link: bool) -> None:
+    def _enqueue_signal(self, target: Actor, sender: Any, reason: Any, link: bool) -> None:
+        """Apply an exit signal from ``sender`` (a pid, None from outside any process, or the
+        destination a link to a name was given) to ``target``, after those already queued."""
         if target._node is not self:  # another node in this process: it keeps its own books
             target._node._enqueue_signal(target, sender, reason, link)
             return
@@ -1095,7 +1219,7 @@ class Node:
         finally:
             self._draining_signals = False
 
-    def _apply_signal(self, target: Actor, sender: Pid | None, reason: Any, link: bool) -> None:
+    def _apply_signal(self, target: Actor, sender: Any, reason: Any, link: bool) -> None:
         if target._state == DEAD:
             return
         if link and sender is not None:
@@ -1203,11 +1327,7 @@ class Node:
         proc._watching = None
         if watching:
             for ref, target_pid in watching.items():
-                target = self._lookup(target_pid)
-                if target is not None and target._monitors is not None:
-                    target._monitors.pop(ref, None)
-                elif self._is_remote(target_pid):
-                    self._remote.demonitor(ref, target_pid)  # type: ignore[union-attr]
+                self._unwatch(ref, target_pid)
         monitors = proc._monitors
         proc._monitors = None
         if monitors:
@@ -1265,21 +1385,27 @@ class Node:
         a._links.add(b._pid)
         b._links.add(a._pid)
 
-    def _start_failed(self, proc: Actor, fut: asyncio.Future[None] | None, reason: Any) -> None:
-        """Fail ``spawn``'s future. A ``spawn_link`` spawner hears of it from StartError, not
-        also from an exit signal, so that link goes first; links the process made itself stay
-        (its children still get its exit signal)."""
+    def _start_failed(self, proc: Actor, fut: StartWaiter | None, reason: Any) -> None:
+        """Fail ``spawn``'s future. A ``spawn_link`` or ``spawn_monitor`` spawner hears of it
+        from StartError, not also from an exit signal or a Down, so that link and monitor go
+        first; links the process made itself stay (its children still get its exit signal)."""
         if fut is not None and not fut.done():
             error = StartError(reason)
             if isinstance(reason, BaseException):
                 error.__cause__ = reason  # its traceback shows where started failed
             fut.set_exception(error)
-        spawner = self._spawn_links.pop(proc, None)
+        spawner = self._spawn_links.pop(proc, None) if self._spawn_links else None
         if spawner is not None and proc._links is not None:
             proc._links.discard(spawner)
             other = self._lookup(spawner)
             if other is not None and other._links is not None:
                 other._links.discard(proc._pid)
+        ref = self._spawn_monitors.pop(proc, None) if self._spawn_monitors else None
+        if ref is not None and proc._monitors is not None:
+            watcher = proc._monitors.pop(ref, None)
+            other = self._lookup(watcher) if watcher.__class__ is Pid else None
+            if other is not None and other._watching is not None:
+                other._watching.pop(ref, None)
 
     def _add_monitor(self, watcher: Actor, target: Actor) -> Ref:
         ref = self.make_ref()
@@ -1291,18 +1417,27 @@ class Node:
         watcher._watching[ref] = target._pid
         return ref
 
-    def link(self, pid: Pid) -> None:
+    def link(self, pid: Any) -> None:
         """Link the calling process to ``pid``: when either exits, the other gets an exit signal.
 
-        Linking to a process that does not exist raises :class:`NoProc` in the caller, or, if the
-        caller traps exits, delivers ``Exit(pid, "noproc")``.
+        ``pid`` may be a destination that names a process: a local name, ``(name, node)`` (the
+        process registered as ``name`` on ``node`` now) or what the resolver knows; the link is
+        with the process it names. Linking to a local process that does not exist raises
+        :class:`NoProc` in the caller, or, if the caller traps exits, delivers
+        ``Exit(pid, "noproc")`` (``pid`` the destination it was given). Towards another node the
+        answer comes later, as an exit signal ``noproc`` (or ``noconnection``) from ``pid``.
         """
         me = self._caller("link")
         if pid.__class__ is not Pid:
             resolved = self._dest_pid(pid)
             if resolved is None:
+                node = self._remote_name(pid)
+                if node is not None:  # its node answers which process that is (LINKED)
+                    self._linking.setdefault(node, []).append((me._pid, pid))
+                    self._remote.link(me._pid, pid)  # type: ignore[union-attr]
+                    return
                 if me._trap:
-                    me._deliver_signal(Exit(None, NOPROC))
+                    me._deliver_signal(Exit(pid, NOPROC))
                     return
                 raise NoProc(pid)
             pid = resolved
@@ -1322,12 +1457,42 @@ class Node:
         if target is not me:
             self._add_link(me, target)
 
-    def unlink(self, pid: Pid) -> None:
-        """Remove the link between the calling process and ``pid``, if any."""
+    def remote_linked(
+        self, linker: Pid, dest: tuple[Any, str], pid: Pid | None, reason: Any = NOPROC
+    ) -> bool:
+        """The answer to ``link((name, node))`` of local ``linker`` (called by the transport
+        layer): ``pid`` is the process ``name`` named there, now linked to ``linker``; None if
+        there was none (or its node cannot be reached: ``reason``), and ``linker`` gets an exit
+        signal ``reason`` from ``dest``. False if ``linker`` is gone: the caller then tells
+        ``pid``, whose link has no other end."""
+        pending = self._linking.get(dest[1])
+        if not pending or (linker, dest) not in pending:
+            return True  # its node went down meanwhile: the linker had noconnection already
+        pending.remove((linker, dest))
+        if not pending:
+            del self._linking[dest[1]]
+        proc = self._lookup(linker)
+        if pid is None:
+            if proc is not None:
+                self._enqueue_signal(proc, dest, reason, False)
+            return True
+        if proc is None:
+            return False
+        if proc._links is None:
+            proc._links = set()
+        proc._links.add(pid)
+        return True
+
+    def unlink(self, pid: Any) -> None:
+        """Remove the link between the calling process and ``pid``, if any. For ``(name,
+        node)`` the name is looked up on that node, which removes both sides of the link (an
+        exit signal already on its way may still arrive; unlink the pid to rule that out)."""
         me = self._caller("unlink")
         if pid.__class__ is not Pid:
             resolved = self._dest_pid(pid)
             if resolved is None:
+                if self._remote_name(pid) is not None:
+                    self._remote.unlink(me._pid, pid)  # type: ignore[union-attr]
                 return
             pid = resolved
         if me._links is not None:
@@ -1339,15 +1504,26 @@ class Node:
         if target is not None and target._links is not None:
             target._links.discard(me._pid)
 
-    def monitor(self, pid: Pid) -> Ref:
+    def monitor(self, pid: Any) -> Ref:
         """Monitor ``pid`` from the calling process; a :class:`Down` message arrives when it exits
-        (at once, with reason ``noproc``, if it does not exist). Monitors stack."""
+        (at once, with reason ``noproc``, if it does not exist). Monitors stack.
+
+        ``pid`` may be a destination: a local name, ``(name, node)`` (Erlang's
+        ``monitor(process, {Name, Node})``) or what the resolver knows; the monitor is on the
+        process it names now. The Down of a name that names no process carries the name.
+        """
         me = self._caller("monitor")
         if pid.__class__ is not Pid:
             resolved = self._dest_pid(pid)
             if resolved is None:
                 ref = self.make_ref()
-                me._deliver_signal(Down(ref, pid, NOPROC))
+                if self._remote_name(pid) is not None:  # its node resolves the name
+                    if me._watching is None:
+                        me._watching = {}
+                    me._watching[ref] = pid
+                    self._remote.monitor(me._pid, pid, ref)  # type: ignore[union-attr]
+                else:
+                    me._deliver_signal(Down(ref, pid, NOPROC))
                 return ref
             pid = resolved
         target = self._lookup(pid)
@@ -1366,23 +1542,32 @@ class Node:
 
     def demonitor(self, ref: Ref, flush: bool = False) -> bool:
         """Remove a monitor; with ``flush``, also drop its Down message if already delivered.
-        Returns True if the monitor was still active."""
+        Returns True if the monitor was still active (for a process on another node: if this
+        node had not yet heard of its Down). No Down of it arrives after this returns."""
         me = self._caller("demonitor")
         active = False
         if me._watching is not None:
             target_pid = me._watching.pop(ref, None)
             if target_pid is not None:
-                target = self._lookup(target_pid)
-                if target is not None and target._monitors is not None:
-                    active = target._monitors.pop(ref, None) is not None
-                elif self._is_remote(target_pid):
-                    self._remote.demonitor(ref, target_pid)  # type: ignore[union-attr]
-                    active = True
+                active = self._unwatch(ref, target_pid)
         if flush and me._mbox:
             kept = [m for m in me._mbox if not (m.__class__ is Down and m.ref == ref)]
             me._mbox.clear()
             me._mbox.extend(kept)
         return active
+
+    def _unwatch(self, ref: Ref, target: Pid | tuple[Any, str]) -> bool:
+        """Remove monitor ``ref`` from its target, here or on its node; False if it was gone."""
+        if target.__class__ is Pid:
+            proc = self._lookup(target)
+            if proc is not None and proc._monitors is not None:
+                return proc._monitors.pop(ref, None) is not None
+            if not self._is_remote(target):
+                return False
+        if self._remote is None:
+            return False
+        self._remote.demonitor(ref, target)
+        return True
 
     def flush_messages(self, match: Callable[[Any], bool]) -> int:
         """Remove from the calling process's mailbox every queued message (not call) for
@@ -1553,9 +1738,14 @@ class Node:
         if proc is not None and proc._monitors is not None:
             proc._monitors.pop(ref, None)
 
-    def remote_down(self, watcher: Pid, ref: Ref, pid: Pid, reason: Any) -> None:
-        """A remote process that local ``watcher`` monitored has exited."""
-        self._down(watcher, ref, pid, reason)
+    def remote_down(self, watcher: Pid, ref: Ref, pid: Any, reason: Any) -> None:
+        """A remote process that local ``watcher`` monitored has exited (``pid`` is the
+        ``(name, node)`` monitored, if that name named no process). Dropped if the monitor was
+        removed meanwhile: no Down arrives after ``demonitor`` returns, as in Erlang."""
+        proc = self._lookup(watcher)
+        if proc is None or proc._watching is None or proc._watching.pop(ref, None) is None:
+            return
+        proc._deliver_signal(Down(ref, pid, reason))
 
     def monitor_node(self, name: str) -> None:
         """The calling process gets ``NodeEvent(name, up=False)`` once, when node ``name``
@@ -1591,8 +1781,13 @@ class Node:
 
     def node_down(self, name: str) -> None:
         """Node ``name`` became unreachable: links to its processes get ``noconnection`` exit
-        signals, monitors of them fire ``noconnection``, its monitors of ours are dropped."""
+        signals (links to its names not yet answered too), monitors of them fire
+        ``noconnection``, its monitors of ours are dropped."""
         self._node_event(NodeEvent(name, False, NOCONNECTION))
+        for linker, dest in self._linking.pop(name, ()):
+            waiting = self._lookup(linker)
+            if waiting is not None:
+                self._enqueue_signal(waiting, dest, NOCONNECTION, False)
         for proc in list(self._procs.values()):
             if proc._state == DEAD:
                 continue
@@ -1602,7 +1797,9 @@ class Node:
                 ]:
                     del proc._monitors[ref]
             if proc._watching:
-                for ref, target in [(r, t) for r, t in proc._watching.items() if t.node == name]:
+                for ref, target in [
+                    (r, t) for r, t in proc._watching.items() if _node_of(t) == name
+                ]:
                     del proc._watching[ref]
                     proc._deliver_signal(Down(ref, target, NOCONNECTION))
             if proc._links:
@@ -1687,6 +1884,56 @@ class Node:
 
     def __repr__(self) -> str:
         return f"<Node {self.name} processes={len(self._procs)}>"
+
+
+class StartWaiter(Protocol):
+    """Hears how a new process's ``started`` hook ended: ``spawn``'s future, or the
+    :class:`_StartHook` of a spawn another node asked for."""
+
+    def done(self) -> bool: ...
+
+    def set_result(self, result: None, /) -> None: ...
+
+    def set_exception(self, exception: BaseException, /) -> None: ...
+
+
+class _StartHook:
+    """Stands in for ``spawn``'s future when another node asked for the spawn: it calls
+    ``fn(pid, error)`` at once rather than one loop iteration later (see ``serve_spawn``)."""
+
+    __slots__ = ("_done", "fn", "pid")
+
+    def __init__(self, pid: Pid, fn: Callable[[Pid, BaseException | None], None]) -> None:
+        self.pid = pid
+        self.fn = fn
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, result: None, /) -> None:
+        self._call(None)
+
+    def set_exception(self, exception: BaseException, /) -> None:
+        self._call(exception)
+
+    def _call(self, error: BaseException | None) -> None:
+        if self._done:
+            return
+        self._done = True
+        try:
+            self.fn(self.pid, error)
+        except Exception:  # it runs inside the scheduler, which must not die of it
+            log.exception("answering the spawn of %s failed", self.pid)
+
+
+def _node_of(target: Pid | tuple[Any, str]) -> str:
+    """The node of a monitor's target: a pid's, or ``(name, node)``'s."""
+    return target.node if isinstance(target, Pid) else target[1]
+
+
+def _actor_class(cls: type[Actor] | str) -> type[Actor]:
+    return resolve_actor(cls) if isinstance(cls, str) else cls
 
 
 def resolve_actor(target: str) -> type[Actor]:

@@ -42,24 +42,28 @@ class Remote(Protocol):
         ``NoProc``/``NodeDown``/``CallTimeout`` as a local call would."""
         ...
 
-    def link(self, local: Pid, remote: Pid) -> None:
+    def link(self, local: Pid, remote: Pid | tuple[Any, str]) -> None:
         """Tell ``remote``'s node that ``local`` linked to it (it answers with an exit
-        ``noproc`` if ``remote`` is gone, ``noconnection`` if its node is unreachable)."""
+        ``noproc`` if ``remote`` is gone, ``noconnection`` if its node is unreachable). For
+        ``(name, node)`` that node answers which process the name named through
+        ``Node.remote_linked``."""
         ...
 
-    def unlink(self, local: Pid, remote: Pid) -> None:
-        """Tell ``remote``'s node the link is gone."""
+    def unlink(self, local: Pid, remote: Pid | tuple[Any, str]) -> None:
+        """Tell ``remote``'s node the link is gone (for ``(name, node)``: with the process the
+        name names there, which also tells this node's side)."""
         ...
 
     def exit(self, sender: Pid | None, target: Pid, reason: Any, link: bool) -> None:
         """An exit signal to a remote process (``link``: it comes from a linked exit)."""
         ...
 
-    def monitor(self, watcher: Pid, target: Pid, ref: Ref) -> None:
-        """``watcher`` monitors remote ``target``; a Down arrives through ``remote_down``."""
+    def monitor(self, watcher: Pid, target: Pid | tuple[Any, str], ref: Ref) -> None:
+        """``watcher`` monitors remote ``target`` (a pid, or ``(name, node)``: the process
+        that name names there); a Down arrives through ``remote_down``."""
         ...
 
-    def demonitor(self, ref: Ref, target: Pid) -> None:
+    def demonitor(self, ref: Ref, target: Pid | tuple[Any, str]) -> None:
         """Remove a monitor on a remote process."""
         ...
 
@@ -68,7 +72,19 @@ class Remote(Protocol):
         ...
 
     async def spawn(
-        self, node: str, target: str, args: tuple[Any, ...], kwargs: dict[str, Any], name: Any
+        self,
+        node: str,
+        target: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: Any,
+        *,
+        spawner: Pid | None = None,
+        link: bool = False,
+        ref: Ref | None = None,
     ) -> Pid:
-        """Spawn ``target`` (``"pkg.mod:Class"``) on ``node`` and return its pid."""
+        """Spawn ``target`` (``"pkg.mod:Class"``) on ``node`` (its ``Node.serve_spawn``) and
+        return its pid. With ``spawner``, the new process is linked to it (``link``) or
+        monitored by it under ``ref`` before it runs; the answer reaches
+        ``Node.remote_spawned`` ahead of any signal of the new process."""
         ...

@@ -26,7 +26,8 @@ NOCONNECTION = "noconnection"
 class Exit:
     """An exit signal turned into a message, delivered to a process that traps exits.
 
-    ``pid`` is the process the signal came from (``None`` when sent from outside any process).
+    ``pid`` is the process the signal came from (``None`` when sent from outside any process;
+    the destination itself, such as ``(name, node)``, when a link to a name found no process).
     """
 
     pid: Pid | None
@@ -35,7 +36,8 @@ class Exit:
 
 @dataclass(frozen=True, slots=True)
 class Down:
-    """A monitored process exited (or never existed: reason ``noproc``)."""
+    """A monitored process exited (or never existed: reason ``noproc``). ``pid`` is the
+    destination the monitor was given (a name, ``(name, node)``) when it named no process."""
 
     ref: Ref
     pid: Pid

@@ -31,7 +31,7 @@ MAX_ADDRESS_SIZE = 128
 # to 2**64 takes 9, a float 9, a small tag or bool 1, an array header 1.
 _STR = MAX_NAME_SIZE + 2
 _INT = 9
-_LARGEST_PRIMARY_PACKET = 1 + (1 + 1 + _INT + 3 * _STR) + (1 + 1 + _STR + _INT + _STR)
+_LARGEST_PRIMARY_PACKET = 1 + (1 + 1 + _INT + 4 * _STR) + (1 + 1 + _STR + _INT + _STR)
 """A ping to a suspect with the buddy-system suspect beside it (the largest packet the core
 sends before piggybacking); an indirect ping request is smaller."""
 _ALIVE_OVERHEAD = 1 + 1 + 2 * _STR + _INT
@@ -110,9 +110,13 @@ class SwimConfig:
     """A member that left is forgotten this long after it left: ten push-pull intervals, by
     when every member has merged the leave, so no stale alive state can resurrect it."""
     reclaim_time: float = 0.0
-    """A failed member's name may be claimed by a different address this long after it failed
-    (a left one's at once); before that an alive message with another address is a conflict and
-    ignored. 0 lets a restarted node with a new IP rejoin as soon as its old self is failed."""
+    """How firmly a member's name stays at its address when an alive message gives it another.
+    0 (the default): a higher incarnation moves it at once, so a node restarted at another port
+    or IP replaces its old self in every view without waiting for that one to be declared
+    failed (a restart's incarnation, from the wall clock or the creation counter, outranks the
+    old); a failed or left member's name moves at any incarnation. Above 0 (memberlist's
+    ``DeadNodeReclaimTime``): the name moves only once its holder has left, or failed at least
+    this long ago; until then another address is a conflict and ignored."""
     max_packet_size: int = 1400
     """The UDP budget: no datagram the shell sends may exceed this many bytes. 1400 fits the
     1500-byte Ethernet MTU with room for IP/UDP headers and tunnels (VXLAN, WireGuard), so no

@@ -154,9 +154,11 @@ class SwimStatistics:
     """Packets not sent because their own messages exceeded the budget (names or addresses
     above the limits from a misbehaving peer)."""
     conflicts: int = 0
-    """Alive messages ignored because another address holds the member's name."""
+    """Alive messages ignored because another address holds the member's name (and may keep
+    it: ours, the same incarnation or an older one, or ``reclaim_time`` not yet over)."""
     misdirected: int = 0
-    """Pings for another member (a reused address) left unanswered."""
+    """Pings for another member (a reused address) left unanswered, and pings for an earlier
+    incarnation of this one at another address, answered with our alive message, not an ack."""
     custom_received: int = 0
     """Broadcasts of the layers above (``gossip``) received for the first time."""
     custom_refused: int = 0

@@ -91,12 +91,15 @@ class Member:
 @dataclass(frozen=True, slots=True)
 class Ping:
     """Are you alive? ``target`` names the member meant, so a new process at a reused address
-    does not answer for its predecessor. The ack goes to ``source_address``."""
+    does not answer for its predecessor, and ``target_address`` the address probed, so a new
+    incarnation of the member elsewhere (reached by name, over TCP) does not answer for its
+    old self (``""``: any). The ack goes to ``source_address``."""
 
     seq: int
     target: str
     source: str
     source_address: str
+    target_address: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +196,7 @@ _STATUSES = tuple(MemberStatus)
 def _fields(m: Message) -> list[Any]:
     match m:
         case Ping():
-            return [0, m.seq, m.target, m.source, m.source_address]
+            return [0, m.seq, m.target, m.source, m.source_address, m.target_address]
         case IndirectPing():
             return [
                 1,
@@ -292,7 +295,7 @@ def _meta(v: Any) -> Meta:
     return freeze_meta(v)
 
 
-_ARITY = {0: 5, 1: 8, 2: 3, 3: 3, 4: 4, 5: 5, 6: 4, 7: 6, 8: 3}
+_ARITY = {0: 6, 1: 8, 2: 3, 3: 3, 4: 4, 5: 5, 6: 4, 7: 6, 8: 3}
 MAX_CUSTOM_KEY = 2 * MAX_NAME_SIZE + 24
 """Longest key of a :class:`Custom` broadcast (topic, origin and counter)."""
 
@@ -303,7 +306,7 @@ def _decode(v: Any) -> Message:
     a = MAX_ADDRESS_SIZE
     match v[0]:
         case 0:
-            return Ping(_int(v[1]), _str(v[2]), _str(v[3]), _str(v[4], a))
+            return Ping(_int(v[1]), _str(v[2]), _str(v[3]), _str(v[4], a), _str(v[5], a))
         case 1:
             timeout = v[7]
             if timeout.__class__ is not float or not 0 <= timeout < 3600:

@@ -305,6 +305,14 @@ class Swim:
                 if message.target != self.name:
                     self._stats.misdirected += 1
                     return
+                reply_to = message.source_address or from_addr
+                if message.target_address and message.target_address != self.address:
+                    # Meant for an earlier incarnation of ours at another address (a TCP
+                    # probe reaches us by name): an ack would keep that stale record alive.
+                    # Say who holds the name now, which replaces it at the prober.
+                    self._stats.misdirected += 1
+                    self._send(reply_to, [self._alive_self()], transport, message.source)
+                    return
                 reply: list[Message] = [Ack(message.seq, self.name)]
                 prober = self._members.get(message.source)
                 if prober is None and message.source_address and not self._left:
@@ -317,7 +325,7 @@ class Swim:
                     # failed) shows up alive; tell it, so it refutes now rather than when a
                     # probe or gossip happens to reach it (after a partition, often too late).
                     reply.append(Suspect(prober.name, prober.incarnation, self.name))
-                self._send(message.source_address or from_addr, reply, transport, message.source)
+                self._send(reply_to, reply, transport, message.source)
             case IndirectPing():
                 seq = self._next_seq()
                 origin = message.source_address or from_addr
@@ -325,7 +333,7 @@ class Swim:
                     message.seq, message.source, origin, now + message.timeout, message.nack
                 )
                 self._stats.relayed += 1
-                ping = Ping(seq, message.target, self.name, self.address)
+                ping = Ping(seq, message.target, self.name, self.address, message.target_address)
                 self._send(message.target_address, [ping], "udp", message.target)
             case Ack():
                 self._on_ack(message, transport)
@@ -487,7 +495,7 @@ class Swim:
             now + self._awareness.scale(self.config.probe_timeout),
             self._next_probe,
         )
-        messages: list[Message] = [Ping(seq, target.name, self.name, self.address)]
+        messages: list[Message] = [Ping(seq, target.name, self.name, self.address, target.address)]
         if target.status is SUSPECT:
             # Lifeguard's buddy system: tell the suspect directly, so it can refute at once.
             messages.append(Suspect(target.name, target.incarnation, self.name))
@@ -509,7 +517,7 @@ class Swim:
         self._stats.indirect_probes += len(peers)
         if c.tcp_fallback_probe:
             self._stats.tcp_fallbacks += 1
-            ping = Ping(p.seq, p.target, self.name, self.address)
+            ping = Ping(p.seq, p.target, self.name, self.address, p.address)
             self._send(p.address, [ping], "tcp", p.target)
 
     def _probe_failed(self, now: float, p: _Probe) -> None:
@@ -591,10 +599,7 @@ class Swim:
             return
         reclaim = False
         if rec.address != a.address:
-            reclaim = rec is not self._self and (
-                rec.status is LEFT
-                or (rec.status is FAILED and now - rec.changed_at >= self.config.reclaim_time)
-            )
+            reclaim = rec is not self._self and self._may_move(now, rec, a.incarnation)
             if not reclaim:
                 self._stats.conflicts += 1
                 return
@@ -610,6 +615,9 @@ class Swim:
             return
         self._suspicions.pop(a.node, None)
         self._broadcast(a.node, a)
+        p = self._probe
+        if reclaim and p is not None and p.target == a.node:
+            self._probe = None  # it probed an address the member has left: moot, not failed
         old_status, old_meta, old_address = rec.status, rec.meta, rec.address
         rec.incarnation = a.incarnation
         rec.meta = a.meta
@@ -625,6 +633,18 @@ class Swim:
             self._events.append(MemberAlive(rec.view(), now))
         if changed:
             self._events.append(MemberUpdated(rec.view(), now))
+
+    def _may_move(self, now: float, rec: _Record, incarnation: int) -> bool:
+        """Whether another member's name may move to another address with an alive message
+        at ``incarnation`` (see ``SwimConfig.reclaim_time``): it left; it failed, at least
+        ``reclaim_time`` ago; or, with no reclaim time, the message outranks the record, as a
+        member restarted elsewhere does."""
+        if rec.status is LEFT:
+            return True
+        reclaim_time = self.config.reclaim_time
+        if rec.status is FAILED and now - rec.changed_at >= reclaim_time:
+            return True
+        return reclaim_time == 0 and incarnation > rec.incarnation
 
     def _on_dead(self, now: float, d: Dead) -> None:
         rec = self._members.get(d.node)

@@ -19,6 +19,7 @@ import asyncio
 import itertools
 import logging
 from collections.abc import Callable, Coroutine, Sequence
+from functools import partial
 from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
@@ -43,6 +44,9 @@ SEND, CALL, REPLY, LINK, UNLINK, EXIT, MONITOR, DEMONITOR, DOWN, SPAWN, NSEND = 
 TRACED_CALL = 11
 """``CALL`` with a fifth element, the W3C trace context: sent only for a call made inside a
 trace (see ``ember.observability``), so untraced calls stay as they are."""
+LINKED = 12
+"""``[LINKED, linker, name, pid | None]``: the answer to a ``LINK`` to ``(name, node)``, with the
+process the name named (now linked), or None."""
 _SEND_HEAD = bytes([0x94, SEND])  # msgpack: an array of 4, then the fixint SEND
 _SENDW_HEAD = bytes([0x94, SENDW])
 PREFIX_CACHE = 10_000
@@ -55,15 +59,24 @@ _REQUESTS = (CALL, SPAWN)
 
 
 class _RemoteCall:
-    """A call in flight to another node: the caller's future and its deadline entry."""
+    """A call in flight to another node: the caller's future and its deadline entry.
+    ``answered`` sees a successful answer as it arrives, even if the caller gave up."""
 
-    __slots__ = ("bucket", "dist", "fut", "id", "pid")
+    __slots__ = ("answered", "bucket", "dist", "fut", "id", "pid")
 
-    def __init__(self, dist: Distribution, call_id: int, pid: Any, fut: asyncio.Future[Any]):
+    def __init__(
+        self,
+        dist: Distribution,
+        call_id: int,
+        pid: Any,
+        fut: asyncio.Future[Any],
+        answered: Callable[[Any], None] | None = None,
+    ):
         self.dist = dist
         self.id = call_id
         self.pid = pid
         self.fut = fut
+        self.answered = answered
         self.bucket: dict[Any, float] | None = None
 
     def settle(self) -> asyncio.Future[Any] | None:
@@ -200,7 +213,7 @@ class Distribution:
         return remove
 
     async def close(self) -> None:
-        """Stop pending dials and spawns; fail the calls still waiting for a reply."""
+        """Stop pending dials; fail the calls and spawns still waiting for a reply."""
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -313,14 +326,22 @@ class Distribution:
         return fut
 
     def _request(
-        self, peer: str, call_id: int, target: Any, payload: bytes, timeout: float | None
+        self,
+        peer: str,
+        call_id: int,
+        target: Any,
+        payload: bytes,
+        timeout: float | None,
+        *,
+        answered: Callable[[Any], None] | None = None,
     ) -> asyncio.Future[Any]:
         """Send a request (a call or a spawn) once ``peer`` is connected; its future settles
-        with the reply, or fails with why it could not be sent."""
+        with the reply, or fails with why it could not be sent. ``answered(value)`` runs when
+        a successful reply arrives, before the frames after it are applied."""
         loop = self.node._loop
         assert loop is not None
         fut: asyncio.Future[Any] = loop.create_future()
-        call = _RemoteCall(self, call_id, target, fut)
+        call = _RemoteCall(self, call_id, target, fut, answered)
         self._pending[call_id] = call
 
         def go() -> None:
@@ -342,39 +363,71 @@ class Distribution:
             call.bucket = deadlines.add(call, timeout)  # type: ignore[arg-type]
         return fut
 
-    def link(self, local: Pid, remote: Pid) -> None:
-        self._when_connected(
-            remote.node,
-            lambda: self._signal(remote.node, (LINK, local, remote)),
-            lambda: self.node.remote_exit(local, remote, NOCONNECTION, True),
-        )
+    def link(self, local: Pid, remote: Pid | tuple[Any, str]) -> None:
+        node = _node_of(remote)
 
-    def unlink(self, local: Pid, remote: Pid) -> None:
-        self._signal(remote.node, (UNLINK, local, remote))
+        def unreachable() -> None:
+            if isinstance(remote, Pid):
+                self.node.remote_exit(local, remote, NOCONNECTION, True)
+            else:
+                self.node.remote_linked(local, remote, None, NOCONNECTION)
+
+        self._when_connected(node, lambda: self._signal(node, (LINK, local, remote)), unreachable)
+
+    def unlink(self, local: Pid, remote: Pid | tuple[Any, str]) -> None:
+        self._signal(_node_of(remote), (UNLINK, local, remote))
 
     def exit(self, sender: Pid | None, target: Pid, reason: Any, link: bool) -> None:
         self._signal(target.node, (EXIT, sender, target, wire_reason(reason), link))
 
-    def monitor(self, watcher: Pid, target: Pid, ref: Ref) -> None:
+    def monitor(self, watcher: Pid, target: Pid | tuple[Any, str], ref: Ref) -> None:
+        node = _node_of(target)
         self._when_connected(
-            target.node,
-            lambda: self._signal(target.node, (MONITOR, watcher, target, ref)),
+            node,
+            lambda: self._signal(node, (MONITOR, watcher, target, ref)),
             lambda: self.node.remote_down(watcher, ref, target, NOCONNECTION),
         )
 
-    def demonitor(self, ref: Ref, target: Pid) -> None:
-        self._signal(target.node, (DEMONITOR, ref, target))
+    def demonitor(self, ref: Ref, target: Pid | tuple[Any, str]) -> None:
+        self._signal(_node_of(target), (DEMONITOR, ref, target))
 
     def down(self, watcher: Pid, ref: Ref, pid: Pid, reason: Any) -> None:
         self._signal(watcher.node, (DOWN, watcher, ref, pid, wire_reason(reason)))
 
     async def spawn(
-        self, node: str, target: str, args: tuple[Any, ...], kwargs: dict[str, Any], name: Any
+        self,
+        node: str,
+        target: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        name: Any,
+        *,
+        spawner: Pid | None = None,
+        link: bool = False,
+        ref: Ref | None = None,
     ) -> Pid:
         call_id = next(self._ids)
-        payload = self.codec.encode((SPAWN, call_id, target, list(args), kwargs, name))
-        pid: Pid = await self._request(node, call_id, f"spawn@{node}", payload, None)
+        op: tuple[Any, ...] = (SPAWN, call_id, target, list(args), kwargs, name)
+        answered = None
+        if spawner is not None:  # spawn_link / spawn_monitor: [spawner, link, ref] travels too
+            op = (*op, [spawner, link, ref])
+            answered = partial(self._spawned, node, spawner, link, ref)
+        payload = self.codec.encode(op)
+        pid: Pid = await self._request(
+            node, call_id, f"spawn@{node}", payload, None, answered=answered
+        )
         return pid
+
+    def _spawned(self, peer: str, spawner: Pid, link: bool, ref: Ref | None, child: Pid) -> None:
+        """A spawn_link/spawn_monitor answered: record the spawner's side of the link or
+        monitor now, before any signal of the child (they follow the answer). If the spawner
+        is gone, the child gets exit ``noproc`` from the link (or loses the monitor)."""
+        if self.node.remote_spawned(spawner, child, link, ref):
+            return
+        if link:
+            self._signal(peer, (EXIT, spawner, child, NOPROC, True))
+        if ref is not None:
+            self._signal(peer, (DEMONITOR, ref, child))
 
     def _when_connected(self, peer: str, ready: Any, unreachable: Any) -> None:
         """Run ``ready()`` once ``peer`` is connected (at once, if it is), or
@@ -492,17 +545,29 @@ class Distribution:
         elif code == REPLY:
             self._settle_reply(peer, op[1], op[2], op[3])
         elif code == LINK:
-            if not node.remote_link(op[2], op[1]):
-                self._signal(peer, (EXIT, op[2], op[1], NOPROC, True))
+            self._serve_link(peer, node, op[1], op[2])
+        elif code == LINKED:
+            if not node.remote_linked(op[1], (op[2], peer), op[3]):
+                self._signal(peer, (EXIT, op[1], op[3], NOPROC, True))
         elif code == UNLINK:
-            node.remote_unlink(op[2], op[1])
+            target = op[2]
+            if target.__class__ is Pid:
+                node.remote_unlink(target, op[1])
+            elif (pid := _registered(node, target)) is not None:
+                node.remote_unlink(pid, op[1])
+                self._signal(peer, (UNLINK, pid, op[1]))  # and the linker's side
         elif code == EXIT:
             node.remote_exit(op[2], op[1], op[3], op[4])
         elif code == MONITOR:
-            if not node.remote_monitor(op[2], op[1], op[3]):
-                self._signal(peer, (DOWN, op[1], op[3], op[2], NOPROC))
+            target = op[2]
+            pid = target if target.__class__ is Pid else _registered(node, target)
+            if pid is None or not node.remote_monitor(pid, op[1], op[3]):
+                self._signal(peer, (DOWN, op[1], op[3], target, NOPROC))
         elif code == DEMONITOR:
-            node.remote_demonitor(op[2], op[1])
+            target = op[2]
+            pid = target if target.__class__ is Pid else _registered(node, target)
+            if pid is not None:
+                node.remote_demonitor(pid, op[1])
         elif code == DOWN:
             node.remote_down(op[1], op[2], op[3], op[4])
         elif code == SPAWN:
@@ -514,6 +579,17 @@ class Distribution:
         else:
             raise ValueError(f"unknown operation {code!r}")
 
+    def _serve_link(self, peer: str, node: Node, linker: Pid, target: Any) -> None:
+        if target.__class__ is Pid:
+            if not node.remote_link(target, linker):
+                self._signal(peer, (EXIT, target, linker, NOPROC, True))
+            return
+        # (name, this node): link to the process the name names now, and say which it is
+        pid = _registered(node, target)
+        if pid is not None and not node.remote_link(pid, linker):
+            pid = None
+        self._signal(peer, (LINKED, linker, target[0], pid))
+
     def _serve_call(
         self, peer: str, call_id: int, pid: Any, msg: Any, scope: CallScope | None = None
     ) -> None:
@@ -524,18 +600,24 @@ class Distribution:
             fut.add_done_callback(lambda f: self._reply(peer, call_id, f, pid))
 
     def _reply(self, peer: str, call_id: int, fut: asyncio.Future[Any], target: Any) -> None:
-        """Answer request ``call_id`` of ``peer`` with the outcome of ``fut``. A reply that
-        cannot be sent as it is (not encodable, too large for a frame) fails the caller's call
-        with that error instead, and is logged here once."""
+        """Answer request ``call_id`` of ``peer`` with the outcome of ``fut``."""
         if fut.cancelled():
             exc: BaseException | None = asyncio.CancelledError(
                 f"the request to {target} was cancelled"
             )
         else:
             exc = fut.exception()
+        self._answer(peer, call_id, target, exc, None if exc is not None else fut.result())
+
+    def _answer(
+        self, peer: str, call_id: int, target: Any, exc: BaseException | None, value: Any
+    ) -> None:
+        """Answer request ``call_id`` of ``peer`` with ``value``, or with the error ``exc``. A
+        reply that cannot be sent as it is (not encodable, too large for a frame) fails the
+        caller's call with that error instead, and is logged here once."""
         try:
             if exc is None:
-                payload = self.codec.encode((REPLY, call_id, True, fut.result()))
+                payload = self.codec.encode((REPLY, call_id, True, value))
             else:
                 payload = self._error_reply(call_id, exc)
             self._signal_payload(peer, payload)
@@ -562,6 +644,8 @@ class Distribution:
         if call is None:
             return  # timed out meanwhile
         fut = call.settle()
+        if ok and call.answered is not None:
+            call.answered(value)  # even if the caller gave up: the spawned child is real
         if fut is None:
             return
         if ok:
@@ -570,14 +654,30 @@ class Distribution:
             fut.set_exception(self.errors.from_wire(value, peer))
 
     def _serve_spawn(self, peer: str, op: Any) -> None:
-        _, call_id, target, args, kwargs, name = op
+        call_id, target = op[1], op[2]
+        spawner: Any = None
+        link, ref = False, None
+        if len(op) > 6:  # spawn_link / spawn_monitor
+            spawner, link, ref = op[6]
+        what = f"spawn of {target}"
 
-        async def run() -> Pid:
+        def done(pid: Pid | None, error: BaseException | None) -> None:
+            self._answer(peer, call_id, what, error, pid)
+
+        try:
             if not spawn_allowed(target, self.spawn_allow):
                 raise UsageError(f"spawning {target!r} is not allowed on {self.node.name}")
-            return await self.node.spawn(resolve_actor(target), *args, name=name, **kwargs)
-
-        self._start(run(), lambda f: self._reply(peer, call_id, f, f"spawn of {target}"))
+            self.node.serve_spawn(
+                resolve_actor(target),
+                tuple(op[3]),
+                op[4],
+                op[5],
+                done,
+                link=spawner if link else None,
+                monitor=None if ref is None else (spawner, ref),
+            )
+        except Exception as exc:  # refused, or failed before the process existed
+            done(None, exc)
 
     def _start(
         self,
@@ -622,6 +722,14 @@ def _node_of(dest: Any) -> str:
     if isinstance(dest, tuple):
         return str(dest[1])
     return str(dest).rpartition("@")[2]
+
+
+def _registered(node: Node, dest: Any) -> Pid | None:
+    """The pid registered here under ``dest``'s name (``dest`` is ``(name, node)``), or None."""
+    try:
+        return node.whereis(dest[0])
+    except TypeError:  # a name that cannot be one (unhashable): it names nobody
+        return None
 
 
 def _head(payload: bytes) -> tuple[int, int] | None:

@@ -180,6 +180,36 @@ async def test_spawn_monitor_monitors_before_the_child_runs() -> None:
         assert node.process_info(parent) is not None  # not linked
 
 
+async def test_spawn_monitor_start_failure_reaches_the_spawner_as_start_error_only() -> None:
+    """As for spawn_link: the spawner of a child whose started fails learns it from
+    StartError; the monitor is removed first, so no Down with a ref it never got follows."""
+    async with ember.Node("a") as node:
+        spawner, inbox = await puppet(node)
+        boom = Boom()
+
+        async def spawn_it(_: Puppet) -> Any:
+            try:
+                await ember.spawn_monitor(_FailsToStart, boom)
+            except ember.StartError as exc:
+                return exc
+            return None
+
+        err = await inside(node, spawner, spawn_it)
+        assert isinstance(err, ember.StartError) and err.reason is boom
+        await flush(node, spawner)
+        assert inbox.pending() == []
+        info = node.process_info(spawner)
+        assert info is not None and info.monitoring == ()
+
+
+class _FailsToStart(ember.Actor):
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    async def started(self) -> None:
+        raise self.exc
+
+
 class _CrashAtOnce(ember.Actor):
     def __init__(self, exc: BaseException) -> None:
         self.exc = exc

@@ -288,7 +288,6 @@ async def test_failed_calls_and_spawns_leave_no_unretrieved_future() -> None:
         loop.set_exception_handler(old)
 
 
-
 class Thing:
     def __repr__(self) -> str:
         return "<a thing>"

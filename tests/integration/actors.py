@@ -86,3 +86,14 @@ class NameCaller(ember.Actor):
                 ember.send(ember.Name(name, tier=tier), ("sent", m))
                 return await ember.call(ember.Name(name, tier=tier), m, timeout=10.0)
         return None
+
+
+class CrashAtOnce(ember.Actor):
+    """Crashes in its first message, which it sends itself in started: a spawn_link or
+    spawn_monitor spawner only hears of it if the link or monitor came with the spawn."""
+
+    async def started(self) -> None:
+        ember.send(self.pid, "go")
+
+    async def receive(self, msg: Any) -> Any:
+        raise RuntimeError("crashed at once")

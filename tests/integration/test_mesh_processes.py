@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from ember.cli._cluster import LocalCluster
+from ember.mesh import SwimConfig
 
 pytestmark = pytest.mark.ember_realtime
 
@@ -101,6 +102,66 @@ async def test_a_restarted_node_rejoins_with_a_new_incarnation(tmp_path: Path) -
         finally:
             codes = await cluster.stop()
     assert codes == {"n1": 0, "n2": 0, "n3": 0}
+
+
+async def test_a_node_restarted_on_a_new_port_replaces_its_old_address_everywhere(
+    tmp_path: Path,
+) -> None:
+    """Killed and restarted at once on another port, before its peers noticed: they must not
+    keep its old address alive (their TCP fallback probes reach the new process by name) but
+    take the new one, within the failure-detection bound of the profile. The WAN profile's
+    5 s probes make the peers slower to notice the crash than the restart is, the case in
+    which the old address stayed alive for ever; the new one is taken at its join."""
+    cluster = LocalCluster(
+        3,
+        workdir=tmp_path,
+        discovery="seeds",
+        cluster=f"t{secrets.token_hex(4)}",
+        mesh_profile="wan",
+    )
+    bound = SwimConfig.wan().detection_bound(3)
+    async with asyncio.timeout(BOUND * 3 + bound):
+        await cluster.start()
+        try:
+            old = cluster.nodes["n3"].address
+            cluster.kill("n3")
+            await cluster.wait("n3")
+            port = other_port(int(old.rpartition(":")[2]))
+            restarted = await cluster.start_node(
+                "n3", connect=[cluster.nodes["n1"]], listen=f"127.0.0.1:{port}"
+            )
+            assert restarted.address == f"127.0.0.1:{port}"
+            assert restarted.incarnation is not None
+            incarnation = restarted.incarnation
+
+            def moved() -> bool:
+                views = [cluster.nodes[o].view.get("n3", {}) for o in ("n1", "n2")]
+                return all(
+                    v.get("address") == restarted.address
+                    and v.get("status") == "alive"
+                    and v.get("incarnation", 0) >= incarnation
+                    for v in views
+                )
+
+            await cluster.wait_for(moved, bound, "n3's new address in every view")
+        finally:
+            codes = await cluster.stop()
+    assert codes == {"n1": 0, "n2": 0, "n3": 0}
+
+
+def other_port(taken: int) -> int:
+    """A free loopback port (TCP and UDP) other than ``taken``."""
+    while True:
+        with socket.socket() as s, socket.socket(type=socket.SOCK_DGRAM) as u:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+            if port == taken:
+                continue
+            try:
+                u.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 async def test_a_graceful_stop_is_reported_as_left(tmp_path: Path) -> None:

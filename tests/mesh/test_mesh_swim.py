@@ -350,9 +350,10 @@ def test_a_restart_with_other_metadata_at_the_same_incarnation_is_refuted() -> N
 
 
 def test_another_address_for_a_live_name_is_a_conflict_but_a_failed_name_is_reclaimed() -> None:
+    # (a higher incarnation moves a live name: test_mesh_restart.py)
     a = core("a")
     introduce(a, "b")
-    a.receive(1.0, addr("x"), Alive("b", "10.0.0.9:7946", 5))
+    a.receive(1.0, addr("x"), Alive("b", "10.0.0.9:7946", 0))
     assert a.member("b").address == addr("b")  # type: ignore[union-attr]
     assert a.statistics().conflicts == 1
     a.receive(2.0, addr("c"), Dead("b", 0, "c"))

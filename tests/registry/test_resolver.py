@@ -70,7 +70,7 @@ async def test_monitor_and_link_by_name() -> None:
         await inside(node, watcher, lambda: ember.unlink(Name("other")))
         assert node.process_info(other).links == ()  # type: ignore[union-attr]
         await inside(node, watcher, lambda: ember.link(Name("gone")))
-        assert await box.get() == Exit(None, ember.NOPROC)
+        assert await box.get() == Exit(Name("gone"), ember.NOPROC)  # the name it was given
 
 
 async def test_a_name_follows_its_process_and_is_freed() -> None:
