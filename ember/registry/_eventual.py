@@ -6,8 +6,10 @@ every other node's.
   changes is also handed to the mesh's gossip, which piggybacks it on SWIM packets where it
   fits and so reaches peers the TCP push could not.
 - **Anti-entropy.** Every ``anti_entropy_interval`` a random peer gets this node's shard
-  digests; it answers with the shards that differ and asks for ours; both merge. A node that
-  comes up (or back) is synced at once, which is how a new node pulls the full state.
+  digests; it answers with the shards that differ and asks for ours; both merge (or, when
+  none differs, it answers with no shard: in step). A node that comes up (or back) is synced
+  at once, which is how a new node pulls the full state; :meth:`EventualTier.synced` says
+  whether it has (see ``_sync.py``).
 - **Failures.** A node the mesh declares failed has its claims hidden (they come back if it
   does); one that left, or was reaped, or runs again with another creation, has its claims
   of the old incarnation retired. Names of local processes that exit are removed here.
@@ -41,6 +43,7 @@ from ..transport._queue import NoRoute, QueueFull
 from ._config import RegistryConfig
 from ._crdt import Change, Claim, NameMap, Op, ShardState, claim_pid
 from ._errors import NameConflict, NameLost
+from ._sync import SyncState
 
 if TYPE_CHECKING:
     from ..transport._codec import Codec
@@ -191,6 +194,7 @@ class EventualTier:
         self.config = config
         self.core = NameMap((self.node.name, self.node.creation), config.shards)
         self.stats = EventualStatistics()
+        self.sync = SyncState()
         self._policies: dict[tuple[Any, Pid], Policy] = {}
         self._watches: dict[Pid, tuple[Any, set[Any]]] = {}
         self._pending: list[Op] = []
@@ -274,6 +278,11 @@ class EventualTier:
 
     def names(self) -> list[Any]:
         return list(self.core.names())
+
+    def synced(self) -> tuple[bool, str]:
+        """Whether this node has pulled its live peers' state (after it joined, and after a
+        heal), and why: the registry's readiness."""
+        return self.sync.check(self._peers(), self.core.down)
 
     def statistics(self) -> dict[str, Any]:
         out: dict[str, Any] = self.stats.as_dict()
@@ -501,9 +510,14 @@ class EventualTier:
                 chosen = self._bounded(differ)
                 if chosen:
                     self._send_states(peer, chosen, chosen, more=len(chosen) < len(differ))
+                    self.sync.answered(peer, complete=len(chosen) == len(differ))
+                else:  # in step: say so, and the asker knows it holds all we hold
+                    self.sync.pulled(peer)
+                    self._send_states(peer, [], [], more=False)
             elif kind == "s" and peer is not None:
                 states, want, more = body
-                for state in self._wire().unpack_states(states):
+                received = self._wire().unpack_states(states)
+                for state in received:
                     changes += self.core.merge_shard(state)
                     self._last_size += len(state.entries)
                     self.stats.shards_merged += 1
@@ -512,6 +526,10 @@ class EventualTier:
                     self._send_states(peer, valid, [], more=False)
                 if more:  # the exchange was cut to its bound: go on with the rest at once
                     self._send_digests(peer)
+                elif want or not received:  # the whole answer to our digests: merged
+                    self.sync.pulled(peer)
+                else:  # the shards our answer to its digests asked for
+                    self.sync.returned(peer)
             else:
                 raise ValueError(f"unknown eventual frame {kind!r}")
         except (ValueError, TypeError, KeyError, IndexError):
@@ -524,6 +542,7 @@ class EventualTier:
         if up:
             self._send_digests(peer)
         elif self.node.mesh is None:
+            self.sync.lost(peer)
             self._apply(self.core.set_down(peer, True))
 
     def _on_member(self, event: Any) -> None:
@@ -532,8 +551,10 @@ class EventualTier:
             return
         kind = event.kind
         if kind in _HIDE:
+            self.sync.lost(name)
             self._apply(self.core.set_down(name, True))
         elif kind in _RETIRE:
+            self.sync.forget(name)
             changes = self.core.set_down(name, False)
             for replica in [r for r in self.core.known if r[0] == name]:
                 changes += self.core.retire(replica)

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..observability import AdminRequest, AdminRoute, Collector, Metric, counter, gauge, int_param
+from ._eventual import EventualTier
 from ._names import Names
 from ._pg import ProcessGroups
 
@@ -61,6 +62,14 @@ class NamesProbe:
             "Registry frames that were malformed.",
             stats["malformed"],
         )
+
+    def ready(self) -> tuple[bool, str]:
+        """The eventual tier has pulled its live peers' state (``EventualTier.synced``)."""
+        eventual = self.names.tiers.get("eventual")
+        if not isinstance(eventual, EventualTier):
+            return True, "no eventual tier to sync"
+        ok, detail = eventual.synced()
+        return ok, f"eventual tier: {detail}"
 
     def admin_summary(self) -> dict[str, Any]:
         stats = self.names.statistics()

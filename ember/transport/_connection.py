@@ -52,7 +52,7 @@ from ._handshake import (
 )
 from ._interface import OnFrames, guarded_call
 from ._queue import Outbox
-from ._stats import TransportStats
+from ._stats import ChannelTraffic, TransportStats
 from ._tls import peer_node_name
 
 __all__ = [
@@ -74,11 +74,6 @@ _STATUSES = frozenset({"ok", "nok", "alive", "closing"})
 HEARTBEAT = encode_frame(Channel.CONTROL, b"")
 """A heartbeat on the wire: an empty CONTROL frame (never valid msgpack, so never a message)."""
 _HEARTBEAT_FRAME = Frame(Channel.CONTROL, b"")
-
-
-def _count(frames: list[Frame | FrameRun]) -> int:
-    """Frames in a batch, counting each frame of a run."""
-    return sum(len(f[1]) if f.__class__ is FrameRun else 1 for f in frames)
 
 
 class HandshakeTimeout(EmberError, TimeoutError):
@@ -177,6 +172,7 @@ class Connection(asyncio.Protocol):
         *,
         config: TransportConfig,
         stats: TransportStats,
+        traffic: ChannelTraffic,
         on_frames: OnFrames,
         loop: asyncio.AbstractEventLoop,
         warnings: RateLimitedLog,
@@ -206,6 +202,7 @@ class Connection(asyncio.Protocol):
         self._handshake = handshake
         self._config = config
         self._stats = stats
+        self._traffic = traffic
         self._on_frames = on_frames
         self._loop = loop
         self._warnings = warnings
@@ -213,6 +210,8 @@ class Connection(asyncio.Protocol):
         self._hold_until = 0.0  # a suspect peer's answers wait until then
         self._held: list[bytes] = []
         self._transport: asyncio.Transport | None = None
+        # Counts what it decodes into its own lists until the connection opens (the status
+        # message is the handshake's), then into the transport's.
         self._decoder = FrameDecoder(config.max_frame_size)
         self._timer: asyncio.TimerHandle | None = None
         self._linger: asyncio.TimerHandle | None = None
@@ -275,15 +274,11 @@ class Connection(asyncio.Protocol):
             self._data_before_open(data)
             return
         try:
-            frames = self._decoder.feed_runs(data)
+            frames = self._decoder.feed_runs(data)  # counts them, by channel
         except ProtocolError as exc:
             self._fail(exc)
             return
-        stats = self._stats
-        stats.bytes_received += len(data)
         if frames:
-            single = len(frames) == 1 and frames[0].__class__ is Frame
-            stats.frames_received += 1 if single else _count(frames)
             self._deliver(frames)
 
     def eof_received(self) -> bool | None:
@@ -320,18 +315,18 @@ class Connection(asyncio.Protocol):
 
     # -- the outbox's writer ------------------------------------------------------------------
 
-    def write_frames(self, parts: list[bytes], frames: int, nbytes: int) -> None:
-        """Write a batch of frames (alternating headers and payloads) in one ``write``."""
+    def write_frames(self, parts: list[bytes], frames: int, nbytes: int) -> bool:
+        """Write a batch of frames (alternating headers and payloads) in one ``write``; False
+        if the connection is going down (they are counted as dropped, the outbox keeps no
+        count of them as sent)."""
         transport = self._transport
         if transport is None or self.state is not _OPEN or self._closing:
             self._stats.dropped_disconnected += frames  # the connection is going down
-            return
+            return False
         transport.write(b"".join(parts))
         self._wrote = True
-        stats = self._stats
-        stats.writes += 1
-        stats.frames_sent += frames
-        stats.bytes_sent += nbytes
+        self._stats.writes += 1
+        return True
 
     # -- closing ------------------------------------------------------------------------------
 
@@ -446,12 +441,13 @@ class Connection(asyncio.Protocol):
             self.data_received(trailing)
 
     def _await_status(self, data: bytes) -> None:
+        decoder = self._decoder
         try:
-            frames = self._decoder.feed_runs(data)
-            if not frames:
+            decoder.add_data(data)
+            first = decoder.next_frame()  # the status alone: what follows is counted once open
+            if first is None:
                 return
-            first = frames[0]
-            if first.__class__ is not Frame or first[0] is not Channel.CONTROL:
+            if first[0] is not Channel.CONTROL:
                 raise ProtocolError("handshake", "expected a status message after the handshake")
             status = _parse_status(first[1])
         except ProtocolError as exc:
@@ -463,13 +459,13 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         self._open()
-        rest = frames[1:]
-        if rest and self.state is _OPEN:
-            self._stats.frames_received += _count(rest)
-            self._deliver(rest)
+        if decoder.buffered and self.state is _OPEN:
+            self.data_received(b"")  # the frames that came with the status
 
     def _open(self) -> None:
         self.state = _OPEN
+        traffic = self._traffic
+        self._decoder.count_into(traffic.frames_received, traffic.bytes_received)
         if self._timer is not None:
             self._timer.cancel()
         now = self._loop.time()
@@ -518,7 +514,11 @@ class Connection(asyncio.Protocol):
         elif now - self._last_tx >= config.heartbeat_interval and not self.paused:
             self._send_heartbeat()
             self._last_tx = now
-            self._stats.heartbeats_sent += 1
+            stats, traffic = self._stats, self._traffic
+            stats.heartbeats_sent += 1
+            stats.writes += 1
+            traffic.frames_sent[Channel.CONTROL] += 1
+            traffic.bytes_sent[Channel.CONTROL] += len(HEARTBEAT)
 
     def _send_heartbeat(self) -> None:
         assert self._transport is not None

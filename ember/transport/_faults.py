@@ -334,18 +334,19 @@ class FaultyConnection(Connection):
             return  # as if lost on the way: not even heard, so the heartbeat times out
         super().data_received(data)
 
-    def write_frames(self, parts: list[bytes], frames: int, nbytes: int) -> None:
+    def write_frames(self, parts: list[bytes], frames: int, nbytes: int) -> bool:
+        """Frames handed here count as sent; those the faults then drop, hold back or lose
+        with the connection are counted as dropped too."""
         faults = self.faults
         if not faults.active:
             if self._late:
                 self._write_late(b"".join(parts), frames, nbytes)
-            else:
-                super().write_frames(parts, frames, nbytes)
-            return
+                return True
+            return super().write_frames(parts, frames, nbytes)
         if faults.blocks(self.peer_name):
             faults.count("blocked_frames", frames)
             self._stats.dropped_by_fault += frames
-            return
+            return True
         if faults._drop:
             kept: list[bytes] = []
             for i in range(0, len(parts), 2):
@@ -357,8 +358,9 @@ class FaultyConnection(Connection):
                     kept += parts[i : i + 2]
             parts = kept
             if not frames:
-                return
+                return True
         self._write_late(b"".join(parts), frames, nbytes)
+        return True
 
     def _send_heartbeat(self) -> None:
         faults = self.faults

@@ -108,9 +108,22 @@ class FrameDecoder:
     ``channels`` are those accepted, by default all of :class:`Channel`. A header that breaks
     either raises :class:`ProtocolError` (``"oversized"``, ``"malformed"`` for a zero length, or
     ``"unknown_channel"``), and so does every later call: the stream is lost past that point.
+
+    It counts the complete frames it splits off, and their bytes (headers included), by channel
+    number in :attr:`frames_by_channel` and :attr:`bytes_by_channel`: its own lists, or those
+    :meth:`count_into` gives it (a connection's, the transport's totals). Counting here costs a
+    list increment per frame and per run, in a loop that already reads each header.
     """
 
-    __slots__ = ("_buffer", "_error", "_small", "_table", "max_frame_size")
+    __slots__ = (
+        "_buffer",
+        "_error",
+        "_small",
+        "_table",
+        "bytes_by_channel",
+        "frames_by_channel",
+        "max_frame_size",
+    )
 
     def __init__(
         self,
@@ -128,6 +141,16 @@ class FrameDecoder:
         self._small = min(SMALL_FRAME, max_frame_size + 1) if table[Channel.USER] else 0
         self._buffer = bytearray()
         self._error: ProtocolError | None = None
+        self.frames_by_channel = [0] * len(Channel)
+        """Complete frames split off so far, indexed by channel number."""
+        self.bytes_by_channel = [0] * len(Channel)
+        """Their bytes, headers included, indexed by channel number."""
+
+    def count_into(self, frames: list[int], nbytes: list[int]) -> None:
+        """Count the frames split off from now on in ``frames`` and ``nbytes`` (lists indexed
+        by channel number, ``len(Channel)`` long) instead."""
+        self.frames_by_channel = frames
+        self.bytes_by_channel = nbytes
 
     @property
     def buffered(self) -> int:
@@ -187,6 +210,8 @@ class FrameDecoder:
         maximum = self.max_frame_size
         small = self._small if runs else 0
         unpack_from = _HEADER.unpack_from
+        counts = self.frames_by_channel
+        sizes = self.bytes_by_channel
         with memoryview(data) as view:
             while end - pos >= HEADER_SIZE:
                 length, code = unpack_from(view, pos)
@@ -209,6 +234,8 @@ class FrameDecoder:
                             break
                     if pos == start:
                         break  # its first frame is incomplete
+                    counts[1] += len(lengths)
+                    sizes[1] += pos - start
                     if len(lengths) > 1:
                         frames.append(FrameRun(view[start:pos].tobytes(), lengths))
                     else:  # one frame alone (calls going back and forth) is cheaper as it is
@@ -223,6 +250,8 @@ class FrameDecoder:
                 stop = pos + 4 + length
                 if stop > end:
                     break
+                counts[code] += 1
+                sizes[code] += length + 4
                 payload = view[pos + HEADER_SIZE : stop].tobytes()
                 # tuple.__new__ skips the Python-level NamedTuple.__new__ on this hot path.
                 frames.append(tuple.__new__(Frame, (channel, payload)))

@@ -55,7 +55,7 @@ from ._memory_datagrams import (
 )
 from ._peers import PeerTable
 from ._queue import NoRoute, Outbox
-from ._stats import TransportStats
+from ._stats import ChannelTraffic, TransportStats
 
 __all__ = ["MemoryNetwork", "MemoryTransport"]
 
@@ -95,13 +95,11 @@ class _Link:
         self.paused = False
         self._fifos: dict[Channel | None, _Fifo] = {}
 
-    def write_frames(self, parts: list[bytes], frames: int, nbytes: int) -> None:
+    def write_frames(self, parts: list[bytes], frames: int, nbytes: int) -> bool:
         network = self.network
         loop = network.loop
         stats = self.src._stats
         stats.writes += 1
-        stats.frames_sent += frames
-        stats.bytes_sent += nbytes
         now = loop.time()
         rng = network.rng
         drop = network.drop
@@ -126,6 +124,7 @@ class _Link:
                 fifo.timer = loop.call_at(due, self._deliver, fifo, context=self.dst.context())
         if self.inflight > self.src.config.write_buffer_high:
             self.paused = True
+        return True
 
     def kick(self) -> None:
         """Deliver what a healed partition held back."""
@@ -156,10 +155,14 @@ class _Link:
         entries = fifo.entries
         batch: list[Frame] = []
         size = 0
+        traffic = self.dst._traffic
+        received, received_bytes = traffic.frames_received, traffic.bytes_received
         while entries and entries[0][0] <= now:
             _, frame, n = entries.popleft()
             batch.append(frame)
             size += n
+            received[frame[0]] += 1
+            received_bytes[frame[0]] += n
         self.inflight -= size
         if entries:
             fifo.timer = self.network.loop.call_at(
@@ -171,7 +174,7 @@ class _Link:
             if peer is not None:
                 peer.outbox.schedule()
         if batch:
-            self.dst._receive(self.src.node_name, batch, size)
+            self.dst._receive(self.src.node_name, batch)
 
 
 class _Session:
@@ -504,6 +507,7 @@ class MemoryTransport(PeerTable[_MemPeer]):
         self._on_node_up = on_node_up
         self._on_node_down = on_node_down
         self._stats = TransportStats()
+        self._traffic = ChannelTraffic()
         self._peers: dict[str, _MemPeer] = {}
         self._state = "new"
         self._context = contextvars.copy_context()
@@ -610,7 +614,7 @@ class MemoryTransport(PeerTable[_MemPeer]):
     def _peer(self, name: str) -> _MemPeer:
         p = self._peers.get(name)
         if p is None:
-            outbox = Outbox(name, self.config, self._stats, self._network.loop)
+            outbox = Outbox(name, self.config, self._stats, self._traffic, self._network.loop)
             p = self._peers[name] = _MemPeer(name, outbox)
         return p
 
@@ -692,10 +696,7 @@ class MemoryTransport(PeerTable[_MemPeer]):
                 self._call, self._on_node_down, p.name, reason, context=self.context()
             )
 
-    def _receive(self, peer: str, frames: list[Frame], size: int) -> None:
-        stats = self._stats
-        stats.frames_received += len(frames)
-        stats.bytes_received += size
+    def _receive(self, peer: str, frames: list[Frame]) -> None:
         self._call(self._on_frames, peer, frames)
 
     def _call(self, callback: Callable[..., object], *args: object) -> None:

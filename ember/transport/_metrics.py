@@ -18,6 +18,14 @@ _DROP_KINDS = ("rejected", "dropped_oldest", "dropped_newest")
 _DISCARDS = ("disconnected", "unreachable", "by_network", "on_close")
 
 
+def _by_channel(
+    sent: Counter[str], received: Counter[str]
+) -> Iterator[tuple[tuple[str, str], int]]:
+    for ch in Channel:
+        yield (ch.name, "sent"), sent[ch.name]
+        yield (ch.name, "received"), received[ch.name]
+
+
 class TransportProbe:
     """What the node's metrics and admin API see of its transport (TCP or in memory)."""
 
@@ -31,15 +39,17 @@ class TransportProbe:
         s = self.transport.statistics()
         yield counter(
             "ember_transport_frames",
-            "Frames sent to and received from other nodes, heartbeats included.",
-            labels=["direction"],
-            samples=((("sent",), s.frames_sent), (("received",), s.frames_received)),
+            "Frames sent to and received from other nodes, by channel and direction "
+            "(heartbeats are CONTROL frames).",
+            labels=["channel", "direction"],
+            samples=_by_channel(s.frames_sent_by_channel, s.frames_received_by_channel),
         )
         yield counter(
             "ember_transport_bytes",
-            "Bytes sent to and received from other nodes, frame headers included.",
-            labels=["direction"],
-            samples=((("sent",), s.bytes_sent), (("received",), s.bytes_received)),
+            "Bytes of the frames sent to and received from other nodes, headers included, by "
+            "channel and direction.",
+            labels=["channel", "direction"],
+            samples=_by_channel(s.bytes_sent_by_channel, s.bytes_received_by_channel),
         )
         yield counter(
             "ember_transport_writes", "Socket writes (frames coalesce into them).", s.writes

@@ -7,7 +7,7 @@ from typing import Generic, Protocol, TypeVar
 
 from ._frame import Channel
 from ._queue import Outbox
-from ._stats import TransportStats
+from ._stats import ChannelTraffic, TransportStats
 
 __all__ = ["PeerTable"]
 
@@ -30,6 +30,7 @@ class PeerTable(Generic[P]):
 
     _peers: dict[str, P]
     _stats: TransportStats
+    _traffic: ChannelTraffic
 
     def _route(self, name: str) -> P:
         raise NotImplementedError
@@ -84,7 +85,7 @@ class PeerTable(Generic[P]):
 
     def statistics(self) -> TransportStats:
         """A snapshot of the transport's counters."""
-        return self._stats.snapshot()
+        return self._stats.snapshot(self._traffic)
 
     def peer_queues(self) -> dict[str, tuple[bool, dict[str, int]]]:
         """For every peer with a slot: whether it is connected, and the frames queued for it

@@ -19,7 +19,7 @@ from typing import Protocol
 from .._errors import EmberError
 from ._config import ChannelPolicy, TransportConfig
 from ._frame import Channel
-from ._stats import TransportStats
+from ._stats import ChannelTraffic, TransportStats
 
 __all__ = ["FrameTooLarge", "NoRoute", "Outbox", "QueueFull", "Writer"]
 
@@ -106,8 +106,10 @@ class Writer(Protocol):
         """True while the writer's buffer is over its high-water mark: do not write."""
         ...
 
-    def write_frames(self, parts: list[bytes], frames: int, nbytes: int) -> None:
-        """Write ``frames`` frames: ``parts`` alternates headers and payloads, ``nbytes`` long."""
+    def write_frames(self, parts: list[bytes], frames: int, nbytes: int) -> bool:
+        """Write ``frames`` frames: ``parts`` alternates headers and payloads, ``nbytes`` long.
+        Return False if they were not taken because the writer is going down (it counts them
+        as ``dropped_disconnected``): the outbox then does not count them as sent."""
         ...
 
 
@@ -169,6 +171,7 @@ class Outbox:
         "_queues",
         "_scheduled",
         "_stats",
+        "_traffic",
         "_writer",
         "peer",
     )
@@ -178,11 +181,13 @@ class Outbox:
         peer: str,
         config: TransportConfig,
         stats: TransportStats,
+        traffic: ChannelTraffic,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self.peer = peer
         self._loop = loop
         self._stats = stats
+        self._traffic = traffic
         self._own_limit = self._max_frame_size = config.max_frame_size
         self._limit_node: str | None = None  # whose limit _max_frame_size is (None: ours)
         # Indexed by channel number; drained in this order, so CONTROL goes out first.
@@ -347,18 +352,23 @@ class Outbox:
         if writer is None or writer.paused:
             return
         parts: list[bytes] = []
+        drained: list[tuple[int, int, int]] = []  # (channel, frames, bytes): counted once written
         frames = nbytes = 0
         for q in self._order:
             if q.frames:
                 parts += q.items
                 q.items.clear()
+                drained.append((q.channel, q.frames, q.nbytes))
                 frames += q.frames
                 nbytes += q.nbytes
                 q.frames = q.nbytes = 0
                 if q.waiters:
                     self._wake(q)
-        if frames:
-            writer.write_frames(parts, frames, nbytes)
+        if frames and writer.write_frames(parts, frames, nbytes):
+            sent, sent_bytes = self._traffic.frames_sent, self._traffic.bytes_sent
+            for channel, n, size in drained:
+                sent[channel] += n
+                sent_bytes[channel] += size
 
     @staticmethod
     def _wake(q: _ChannelQueue) -> None:

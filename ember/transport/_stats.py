@@ -6,7 +6,26 @@ import copy
 from collections import Counter
 from dataclasses import dataclass, field
 
-__all__ = ["TransportStats"]
+from ._frame import Channel
+
+__all__ = ["ChannelTraffic", "TransportStats"]
+
+
+class ChannelTraffic:
+    """Frames and bytes on the wire by channel number, both ways: the live counts the write
+    path (the outboxes, heartbeats) and the read path (the frame decoders, the simulated links)
+    add to, once per channel per write and once per frame or run read. Lists indexed by
+    channel number, because a list increment costs a fifth of a ``Counter`` keyed by name;
+    :meth:`TransportStats.snapshot` reports them by channel name."""
+
+    __slots__ = ("bytes_received", "bytes_sent", "frames_received", "frames_sent")
+
+    def __init__(self) -> None:
+        n = len(Channel)
+        self.frames_sent = [0] * n
+        self.bytes_sent = [0] * n
+        self.frames_received = [0] * n
+        self.bytes_received = [0] * n
 
 
 @dataclass(slots=True)
@@ -16,20 +35,35 @@ class TransportStats:
     :meth:`~ember.transport.Transport.statistics` returns a copy, so a snapshot does not move.
     Counters keyed by channel use the channel's name (``"USER"``); keyed by kind, the
     :class:`~ember.transport.ProtocolError` kind (``"oversized"``, ``"auth"``, ...).
+
+    The traffic counters (``frames_*``, ``bytes_*``, by channel and in total) are kept live in
+    a :class:`ChannelTraffic` and filled in by :meth:`snapshot`; each total is the sum of its
+    counter by channel.
     """
 
     frames_sent: int = 0
-    """Frames handed to the OS (or, in memory, to the simulated network)."""
+    """Frames handed to the OS (or, in memory, to the simulated network), heartbeats included.
+    With fault injection on, frames it then drops or holds back are counted here too (and in
+    ``dropped_by_fault``), as the simulated network's losses are."""
     bytes_sent: int = 0
-    """Bytes handed to the OS, headers included."""
+    """Bytes of those frames, headers included."""
     writes: int = 0
     """``transport.write`` calls: ``frames_sent / writes`` is how well writes coalesce."""
     frames_received: int = 0
     """Frames decoded after the handshake, heartbeats included."""
     bytes_received: int = 0
-    """Bytes received after the handshake."""
+    """Bytes of those frames, headers included (a frame still incomplete is not counted)."""
     heartbeats_sent: int = 0
-    """Heartbeat frames written because a connection had been idle."""
+    """Heartbeat frames written because a connection had been idle (CONTROL frames, in
+    ``frames_sent`` too)."""
+    frames_sent_by_channel: Counter[str] = field(default_factory=Counter)
+    """``frames_sent`` by channel."""
+    bytes_sent_by_channel: Counter[str] = field(default_factory=Counter)
+    """``bytes_sent`` by channel."""
+    frames_received_by_channel: Counter[str] = field(default_factory=Counter)
+    """``frames_received`` by channel."""
+    bytes_received_by_channel: Counter[str] = field(default_factory=Counter)
+    """``bytes_received`` by channel."""
 
     rejected: Counter[str] = field(default_factory=Counter)
     """Sends refused with :class:`~ember.transport.QueueFull`, by channel."""
@@ -90,6 +124,20 @@ class TransportStats:
     callback_errors: int = 0
     """Exceptions raised by ``on_frames``/``on_node_up``/``on_node_down`` (logged, swallowed)."""
 
-    def snapshot(self) -> TransportStats:
-        """A deep copy that later counting does not change."""
-        return copy.deepcopy(self)
+    def snapshot(self, traffic: ChannelTraffic) -> TransportStats:
+        """A deep copy that later counting does not change, with the traffic counters read
+        from ``traffic``: by channel name (every channel, zeros included), and their totals."""
+        snap = copy.deepcopy(self)
+        for by_channel, live in (
+            (snap.frames_sent_by_channel, traffic.frames_sent),
+            (snap.bytes_sent_by_channel, traffic.bytes_sent),
+            (snap.frames_received_by_channel, traffic.frames_received),
+            (snap.bytes_received_by_channel, traffic.bytes_received),
+        ):
+            for ch in Channel:
+                by_channel[ch.name] = live[ch]
+        snap.frames_sent = sum(traffic.frames_sent)
+        snap.bytes_sent = sum(traffic.bytes_sent)
+        snap.frames_received = sum(traffic.frames_received)
+        snap.bytes_received = sum(traffic.bytes_received)
+        return snap

@@ -44,7 +44,7 @@ from ._handshake import Established, Handshake
 from ._interface import OnFrames, OnNodeDown, OnNodeUp, guarded_call
 from ._peers import PeerTable
 from ._queue import NoRoute, Outbox
-from ._stats import TransportStats
+from ._stats import ChannelTraffic, TransportStats
 
 __all__ = ["Transport", "parse_address"]
 
@@ -153,6 +153,7 @@ class Transport(PeerTable[_Peer]):
         self._rng = rng if rng is not None else random.Random()
         self._nonce_source = nonce_source
         self._stats = TransportStats()
+        self._traffic = ChannelTraffic()
         config = self.config
         self.faults = Faults(
             node_name,
@@ -465,7 +466,7 @@ class Transport(PeerTable[_Peer]):
         p = self._peers.get(name)
         if p is None:
             assert self._loop is not None
-            outbox = Outbox(name, self.config, self._stats, self._loop)
+            outbox = Outbox(name, self.config, self._stats, self._traffic, self._loop)
             p = self._peers[name] = _Peer(name, outbox)
         return p
 
@@ -505,6 +506,7 @@ class Transport(PeerTable[_Peer]):
         options: dict[str, Any] = {
             "config": self.config,
             "stats": self._stats,
+            "traffic": self._traffic,
             "on_frames": self._on_frames,
             "loop": self._loop,
             "warnings": self._warnings,

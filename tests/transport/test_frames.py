@@ -173,3 +173,38 @@ def test_payload_too_large_for_the_header() -> None:
 
     with pytest.raises(UsageError):
         encode_frame(Channel.USER, Huge())
+
+
+def _expected_counts(frames: list[Frame]) -> tuple[list[int], list[int]]:
+    counts, sizes = [0] * len(Channel), [0] * len(Channel)
+    for f in frames:
+        counts[f.channel] += 1
+        sizes[f.channel] += len(f.payload) + 5
+    return counts, sizes
+
+
+@pytest.mark.parametrize("runs", [False, True])
+def test_the_decoder_counts_complete_frames_and_their_bytes_by_channel(runs: bool) -> None:
+    small = [Frame(Channel.USER, b"%d" % i) for i in range(40)]  # a run when runs=True
+    frames = FRAMES + small + [Frame(Channel.USER, b"u" * 500), *FRAMES]
+    stream = b"".join(encode_frame(f.channel, f.payload) for f in frames)
+    counts, sizes = _expected_counts(frames)
+    for cut in (0, 7, len(stream) // 2, len(stream) - 1):
+        decoder = FrameDecoder()
+        feed = decoder.feed_runs if runs else decoder.feed
+        feed(stream[:cut])
+        assert sum(decoder.frames_by_channel) < len(frames), cut  # the frame cut is not counted
+        feed(stream[cut:])
+        assert (decoder.frames_by_channel, decoder.bytes_by_channel) == (counts, sizes), cut
+        assert sum(decoder.bytes_by_channel) == len(stream)
+
+
+def test_the_decoder_counts_into_the_lists_it_is_given() -> None:
+    decoder = FrameDecoder()
+    decoder.feed(encode_frame(Channel.RAFT, b"before"))
+    shared_counts, shared_sizes = [0] * len(Channel), [0] * len(Channel)
+    decoder.count_into(shared_counts, shared_sizes)
+    decoder.feed(encode_frame(Channel.PG, b"after") + encode_frame(Channel.PG, b""))
+    assert shared_counts[Channel.PG] == 2 and shared_sizes[Channel.PG] == 10 + 5
+    assert shared_counts[Channel.RAFT] == 0  # counted before, in the decoder's own lists
+    assert decoder.frames_by_channel is shared_counts

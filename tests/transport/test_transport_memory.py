@@ -60,6 +60,25 @@ async def test_memory_transport_is_a_node_transport() -> None:
     await a.close()
 
 
+async def test_frames_and_bytes_are_counted_by_channel_and_direction() -> None:
+    net = MemoryNetwork(seed=3)
+    [(a, _ra), (b, rb)] = await endpoints(net, "a", "b")
+    await a.connect("b")
+    for i in range(20):
+        a.send("b", (Channel.USER, Channel.RAFT, Channel.PG, Channel.CONTROL)[i % 4], b"x" * i)
+    await rb.wait(lambda: len(rb.frames["a"]) == 20)
+    sa, sb = a.statistics(), b.statistics()
+    frames = {ch.name: 0 for ch in Channel} | {"USER": 5, "RAFT": 5, "PG": 5, "CONTROL": 5}
+    assert sa.frames_sent_by_channel == frames == sb.frames_received_by_channel
+    user_bytes = sum(i + 5 for i in range(0, 20, 4))
+    assert sa.bytes_sent_by_channel["USER"] == user_bytes == sb.bytes_received_by_channel["USER"]
+    assert sa.bytes_sent == sb.bytes_received == sum(i + 5 for i in range(20))
+    assert sa.frames_sent == sb.frames_received == 20
+    assert sb.frames_sent == sa.frames_received == 0
+    await a.close()
+    await b.close()
+
+
 async def test_send_connects_on_demand_and_errors_match_the_tcp_transport() -> None:
     net = MemoryNetwork(seed=2)
     config = CONFIG.replace(

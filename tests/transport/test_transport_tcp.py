@@ -74,7 +74,7 @@ async def test_handshake_and_frames_both_ways() -> None:
         assert ra.payloads("b", Channel.RAFT) == [b"to a"]
         assert ra.payloads("b", Channel.CONTROL) == [b"\x90"]
         stats = a.statistics()
-        assert stats.connections_initiated == 1 and stats.frames_sent == 1
+        assert stats.connections_initiated == 1 and stats.frames_sent - stats.heartbeats_sent == 1
         assert b.statistics().connections_accepted == 1
     # Closing (b first) reports the peer down on both sides, after its frames.
     assert rb.downs == [("a", "closed")] and rb.events[-1] == ("down", "a")
@@ -102,8 +102,8 @@ async def test_many_frames_keep_order_per_channel_and_coalesce() -> None:
         stats = a.statistics()
         # Coalescing: a write carries at least EARLY_WRITE frames (a channel that fills that far
         # is written at once), and delivery on the other side is batched.
-        assert stats.frames_sent == n
-        assert stats.writes <= n // EARLY_WRITE, stats.writes
+        assert stats.frames_sent - stats.heartbeats_sent == n
+        assert stats.writes - stats.heartbeats_sent <= n // EARLY_WRITE, stats.writes
         assert rb.batches <= n // EARLY_WRITE, rb.batches
 
 
@@ -217,6 +217,40 @@ async def test_heartbeats_keep_an_idle_connection_up() -> None:
         assert ra.downs == rb.downs == []
         assert a.statistics().heartbeats_sent >= 4 and b.statistics().heartbeats_sent >= 4
         assert rb.frames["a"] == [] and ra.frames["b"] == []  # heartbeats are not delivered
+        # On the wire they are CONTROL frames of a bare header, counted as such both ways (the
+        # status message of the handshake is not counted on either side).
+        sa, sb = a.statistics(), b.statistics()
+        assert sa.frames_sent_by_channel["CONTROL"] == sa.heartbeats_sent == sa.frames_sent
+        assert sa.bytes_sent_by_channel["CONTROL"] == 5 * sa.heartbeats_sent == sa.bytes_sent
+        assert 4 <= sb.frames_received_by_channel["CONTROL"] <= sa.heartbeats_sent
+        assert sb.bytes_received == 5 * sb.frames_received_by_channel["CONTROL"]
+
+
+QUIET = TransportConfig.local(heartbeat_interval=60.0, heartbeat_timeout=120.0)
+
+
+async def test_frames_and_bytes_are_counted_by_channel_and_direction() -> None:
+    async with node("a", config=QUIET) as (a, _ra), node("b", config=QUIET) as (b, rb):
+        await connect(a, b)
+        sent = {
+            Channel.USER: [b"%d" % i for i in range(50)] + [b"x" * 300] * 3,  # runs and not
+            Channel.RAFT: [b"r" * 40] * 5,
+            Channel.CONTROL: [b"\x90"] * 2,
+            Channel.PG: [b"p" * 5000],
+        }
+        for channel, payloads in sent.items():
+            for payload in payloads:
+                a.send("b", channel, payload)
+        total = sum(len(p) for p in sent.values())
+        await rb.wait(lambda: len(rb.frames["a"]) == total)
+        sa, sb = a.statistics(), b.statistics()
+        want_frames = {ch.name: len(sent.get(ch, [])) for ch in Channel}
+        want_bytes = {ch.name: sum(len(p) + 5 for p in sent.get(ch, [])) for ch in Channel}
+        assert dict(sa.frames_sent_by_channel) == want_frames == dict(sb.frames_received_by_channel)
+        assert dict(sa.bytes_sent_by_channel) == want_bytes == dict(sb.bytes_received_by_channel)
+        assert sa.frames_sent == sb.frames_received == total
+        assert sa.bytes_sent == sb.bytes_received == sum(want_bytes.values())
+        assert sum(sb.frames_sent_by_channel.values()) == sa.frames_received == 0
 
 
 async def test_a_raw_peer_sees_heartbeats_and_status() -> None:

@@ -16,7 +16,7 @@ from ember.transport._backoff import Backoff, FailureLimiter
 from ember.transport._config import ChannelPolicy, TransportConfig
 from ember.transport._frame import Channel, FrameDecoder
 from ember.transport._queue import EARLY_WRITE, FrameTooLarge, Outbox, QueueFull
-from ember.transport._stats import TransportStats
+from ember.transport._stats import ChannelTraffic, TransportStats
 
 # -- config -----------------------------------------------------------------------------------
 
@@ -126,20 +126,53 @@ def test_failure_limiter_window_and_key_bound() -> None:
 class FakeWriter:
     def __init__(self) -> None:
         self.paused = False
+        self.closing = False
         self.writes: list[bytes] = []
         self.frames = 0
 
-    def write_frames(self, parts: list[bytes], frames: int, nbytes: int) -> None:
+    def write_frames(self, parts: list[bytes], frames: int, nbytes: int) -> bool:
+        if self.closing:
+            return False
         data = b"".join(parts)
         assert len(data) == nbytes
         self.writes.append(data)
         self.frames += frames
+        return True
 
 
 def outbox(**policies: ChannelPolicy) -> tuple[Outbox, TransportStats]:
     stats = TransportStats()
     config = TransportConfig(max_frame_size=1000, **policies)  # type: ignore[arg-type]
-    return Outbox("peer", config, stats, asyncio.get_running_loop()), stats
+    return Outbox("peer", config, stats, ChannelTraffic(), asyncio.get_running_loop()), stats
+
+
+async def test_outbox_counts_frames_and_bytes_by_channel_once_written() -> None:
+    stats, traffic = TransportStats(), ChannelTraffic()
+    box = Outbox("peer", TransportConfig(), stats, traffic, asyncio.get_running_loop())
+    writer = FakeWriter()
+    box.attach(writer)
+    for i in range(3):
+        box.put(Channel.USER, b"u%d" % i)
+    box.put(Channel.RAFT, b"r" * 600)  # beyond the cached headers
+    box.put(Channel.CONTROL, b"")
+    await asyncio.sleep(0)
+    assert len(writer.writes) == 1
+    assert traffic.frames_sent[Channel.USER] == 3 and traffic.bytes_sent[Channel.USER] == 3 * 7
+    assert traffic.frames_sent[Channel.RAFT] == 1 and traffic.bytes_sent[Channel.RAFT] == 605
+    assert traffic.frames_sent[Channel.CONTROL] == 1 and traffic.bytes_sent[Channel.CONTROL] == 5
+    assert sum(traffic.bytes_sent) == len(writer.writes[0])
+    writer.closing = True  # a writer going down takes nothing: nothing more is counted as sent
+    box.put(Channel.USER, b"lost")
+    await asyncio.sleep(0)
+    assert traffic.frames_sent[Channel.USER] == 3 and box.pending == 0
+    snap = stats.snapshot(traffic)
+    assert snap.frames_sent == 5 and snap.bytes_sent == 3 * 7 + 605 + 5
+    assert snap.frames_sent_by_channel == {ch.name: 0 for ch in Channel} | {
+        "USER": 3,
+        "RAFT": 1,
+        "CONTROL": 1,
+    }
+    assert snap.bytes_sent_by_channel["RAFT"] == 605 and snap.frames_received == 0
 
 
 async def test_outbox_coalesces_one_write_per_iteration_control_first() -> None:
