@@ -27,7 +27,7 @@ from ..actors import NOPROC, NORMAL, Actor, Down, Pid, Ref, ReplyHandle, TimerRe
 from ._core import Abort, Launch, RunCore
 from ._graph import Graph
 from ._journal import Journal
-from ._placement import place
+from ._placement import choose
 from ._policy import CapabilityPolicy
 from ._values import Failure
 from ._worker import StepWorker, run_function, runs_inline
@@ -104,6 +104,9 @@ class RunCoordinator(Actor):
         self.seq = 0
         self.tasks: set[asyncio.Task[Any]] = set()
         self.inline: dict[str, bool] = {}
+        """Whether a step runs on this node (it needs nothing and is not pinned), by name."""
+        self.denied: dict[str, str | None] = {}
+        """The capability the run's policy denies a step (None: none), by name."""
         self.hosts: dict[str, Pid] = {}
         """The step host of each node this run sends attempts to (monitored)."""
         self.host_refs: dict[Ref, str] = {}
@@ -253,12 +256,13 @@ class RunCoordinator(Actor):
             return
         journal = self.spec.journal
         budget = INLINE_BATCH
+        now = self.service.clock()
         while True:
             for effect in core.take_effects():
                 if isinstance(effect, Abort):
                     self._abort(effect)
                 else:
-                    self._place(core, effect)
+                    self._place(core, effect, now)
             if not journal.sync and any(launch.step.idempotent for launch, _ in self.held):
                 # Running an idempotent step again is harmless, so it need not wait for the
                 # write that records it: a resumed run reruns what the record lacks. (Its
@@ -350,38 +354,29 @@ class RunCoordinator(Actor):
 
     # --- placing and running ---
 
-    def _place(self, core: RunCore, launch: Launch) -> None:
+    def _place(self, core: RunCore, launch: Launch, now: float) -> None:
         step = launch.step
-        now = self.service.clock()
-        here = self.node.name
         local = self.inline.get(step.name)
         if local is None:
             local = self.inline[step.name] = step.on is None and not step.needs
-        if not local or self.spec.policy.deny:
-            denied = self.spec.policy.first_denied(step.capabilities)
-            if denied is not None:
-                core.denied(launch.key, launch.attempt, denied, "run", now)
-                return
-        node: str | None = here
-        if not local:
+            self.denied[step.name] = self.spec.policy.first_denied(step.capabilities)
+        denied = self.denied[step.name]
+        if denied is not None:
+            core.denied(launch.key, launch.attempt, denied, "run", now)
+            return
+        if local:
+            node = self.node.name
+        else:
             service = self.service
-            exclude = {a.node for a in self.workers.values() if a.aborted}
-            node, why = place(
-                step,
-                here=here,
-                candidates=service.candidates(),
-                load=service.load,
-                exclude=exclude,
-                turn=service.next_turn(),
-            )
-            if node is None:
+            names, why = service.capable_nodes(step)
+            if not names:
                 denied_by = service.denied_by(step.needs)
                 if denied_by is not None:
                     core.denied(launch.key, launch.attempt, denied_by[0], denied_by[1], now)
                 else:
                     core.unplaced(launch.key, launch.attempt, why, now)
                 return
-        assert node is not None
+            node = choose(names, here=self.node.name, load=service.load, turn=service.next_turn())
         core.placed(launch.key, launch.attempt, node, now)
         self.held.append((launch, node))
 
@@ -416,7 +411,8 @@ class RunCoordinator(Actor):
     def _spawn_worker(self, launch: Launch, node: str) -> None:
         spec = self.spec
         step = launch.step
-        case = next(i for i, c in enumerate(step.calls) if c is launch.call)
+        call = launch.call
+        case = 0 if call is step.call else next(i for i, c in enumerate(step.calls) if c is call)
         args = (
             self.pid,
             spec.run_id,
@@ -484,7 +480,11 @@ class RunCoordinator(Actor):
             if report is not None:
                 # As a call, not a message: an idle coordinator takes it at once (its receive
                 # cannot suspend), without a trip through the run queue.
-                self.node.call(self.pid, report, timeout=None).add_done_callback(_consumed)
+                taken = self.node.call(self.pid, report, timeout=None)
+                if taken.done():  # the usual case: no callback to schedule
+                    _consumed(taken)
+                else:
+                    taken.add_done_callback(_consumed)
         elif isinstance(exc, NoProc):  # the host is gone: its monitor says more
             reached = isinstance(exc, NodeDown)
             self.node.send(self.pid, ("no_host", node, str(exc), reached))
@@ -525,6 +525,8 @@ class RunCoordinator(Actor):
         task = core.tasks.get(key)
         if task is not None and task.t0 is not None:
             self.service.observe_step(now - task.t0)
+            if self.span is None:  # the run is not traced
+                return
             self.service.node.tracing.record(
                 "contract.step",
                 now - task.t0,

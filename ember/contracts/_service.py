@@ -42,11 +42,11 @@ from ._errors import (
     StoreUnavailable,
     VersionUnavailable,
 )
-from ._graph import Graph, checked_inputs
+from ._graph import Graph, Step, checked_inputs
 from ._handle import RunHandle
 from ._journal import LocalJournal, RaftJournal
 from ._metrics import collect, summary
-from ._placement import Candidate
+from ._placement import Candidate, capable
 from ._policy import CapabilityPolicy, offered_capabilities
 from ._stats import ContractsStatistics
 from ._status import RunStatus, RunSummary
@@ -118,6 +118,9 @@ class ContractsService:
         self._tasks = node.kernel.in_context(OwnedTasks, log, "contracts task")
         self._turn = 0
         self._candidates: list[Candidate] | None = None
+        self._capable: dict[tuple[frozenset[str], str | None], tuple[tuple[str, ...], str]] = {}
+        """Which candidates can take a step, by its needs and pin, until the candidates
+        change (see ``capable_nodes``)."""
         self._unlisten: Any = None
         self._time: Any = time.monotonic
         self._epoch = time.time() - time.monotonic()
@@ -140,7 +143,7 @@ class ContractsService:
             raise UsageError(f"config must be a ContractsConfig, not {config!r}")
         self._config = config
         self.policy = config.policy
-        self._candidates = None
+        self._forget_candidates()
         self.cache.size = config.cache_size
 
     # --- life cycle ---
@@ -497,11 +500,16 @@ class ContractsService:
         if self.config.deny:
             mesh.set_meta_entry("contracts_deny", list(self.config.deny))
 
-    def _on_connection(self, peer: str, up: bool) -> None:
+    def _forget_candidates(self) -> None:
+        """The membership (or this node's options) changed: placement looks again."""
         self._candidates = None
+        self._capable.clear()
+
+    def _on_connection(self, peer: str, up: bool) -> None:
+        self._forget_candidates()
 
     def _on_member(self, event: Any) -> None:
-        self._candidates = None
+        self._forget_candidates()
         durable = self.durable
         if durable is None:
             return
@@ -543,6 +551,16 @@ class ContractsService:
                     out.append(Candidate(peer))
         self._candidates = out
         return out
+
+    def capable_nodes(self, step: Step) -> tuple[tuple[str, ...], str]:
+        """The nodes that may take ``step`` now, or ``((), why)`` (see
+        :func:`~._placement.capable`); cached per needs and pin until the membership
+        changes, so placing a step costs a lookup and a choice by load."""
+        key = (step.needs, step.on)
+        found = self._capable.get(key)
+        if found is None:
+            found = self._capable[key] = capable(step, self.candidates())
+        return found
 
     def denied_by(self, needs: frozenset[str]) -> tuple[str, str] | None:
         """``(capability, "node a, node b")`` when every node that offers ``needs`` denies one
