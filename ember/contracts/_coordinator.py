@@ -61,6 +61,11 @@ class RunSpec:
     restarts: int = 0
     started: bool = False
     woke: bool = False
+    start: dict[str, Any] | None = None
+    """A durable run's start command, written with the coordinator's first facts (one write
+    for the run's record and its first steps' starts) and None once the store created it."""
+    answered: asyncio.Future[list[Any]] | None = None
+    """Gets the store's answer to ``start`` (what ``start_run`` waits for)."""
 
     @property
     def contract_key(self) -> list[Any]:
@@ -101,7 +106,6 @@ class RunCoordinator(Actor):
         self.end_queued = False
         self.end_written = False
         self.closing = False
-        self.seq = 0
         self.tasks: set[asyncio.Task[Any]] = set()
         self.inline: dict[str, bool] = {}
         """Whether a step runs on this node (it needs nothing and is not pinned), by name."""
@@ -183,6 +187,10 @@ class RunCoordinator(Actor):
                 self.waiters.append(handle)
             case ("flushed", result, _Flush() as flush):
                 self.writing = False
+                if self.spec.start is not None:
+                    if not self._started(result):
+                        return None
+                    result = ["ok"]  # the run's record is created, with the facts it carried
                 if not self._accepted(result):
                     return None
                 self._after_write(flush, now)
@@ -215,7 +223,7 @@ class RunCoordinator(Actor):
         if spec.restarts > MAX_RESTARTS:
             log.error("run %s: its coordinator crashed %d times", spec.run_id, spec.restarts)
         record = spec.record
-        if record is None and spec.restarts:
+        if record is None and spec.restarts and spec.start is None:
             if spec.journal.sync:
                 record = service.local.runs.get(spec.run_id)
             else:
@@ -263,7 +271,11 @@ class RunCoordinator(Actor):
                     self._abort(effect)
                 else:
                     self._place(core, effect, now)
-            if not journal.sync and any(launch.step.idempotent for launch, _ in self.held):
+            if (
+                not journal.sync
+                and self.spec.start is None
+                and any(launch.step.idempotent for launch, _ in self.held)
+            ):
                 # Running an idempotent step again is harmless, so it need not wait for the
                 # write that records it: a resumed run reruns what the record lacks. (Its
                 # dependents' facts still go to the journal in order, after its own.)
@@ -283,7 +295,7 @@ class RunCoordinator(Actor):
             self.held, self.waiters = [], []
             if not journal.sync:
                 self.writing = True
-                self._spawn_task(self._write(command, flush))
+                journal.submit(command, functools.partial(self._written, flush))
                 break
             if not self._accepted(journal.apply(command)):
                 return
@@ -300,10 +312,10 @@ class RunCoordinator(Actor):
         changes, marks = core.take_changes()
         phase = core.phase()
         end = core.outcome if core.outcome is not None and not self.end_queued else None
-        quiet = not changes and not marks and phase == self.written_phase and end is None
-        if quiet and not self.held and not self.waiters:
-            return None
         spec = self.spec
+        quiet = not changes and not marks and phase == self.written_phase and end is None
+        if quiet and not self.held and not self.waiters and spec.start is None:
+            return None
         command: dict[str, Any] = {
             "op": "advance",
             "id": spec.run_id,
@@ -322,15 +334,29 @@ class RunCoordinator(Actor):
         if end is not None:
             command["end"] = list(end)
             self.end_queued = True
+        if spec.start is not None:  # the run's first write: its record and its first facts
+            return {**spec.start, "then": command}
         return command
 
-    async def _write(self, command: dict[str, Any], flush: _Flush) -> None:
-        self.seq += 1
-        request_id = (
-            f"{self.spec.run_id}:{self.spec.epoch}:{self.node.name}:{self.pid.serial}:{self.seq}"
-        )
-        result = await self.spec.journal.write(command, request_id)
+    def _written(self, flush: _Flush, result: list[Any] | BaseException) -> None:
+        """The journal's answer to a write (from the loop, not from this actor)."""
+        if isinstance(result, BaseException):
+            if not isinstance(result, asyncio.CancelledError):  # else: the node is stopping
+                log.error("run %s: a store write failed", self.spec.run_id, exc_info=result)
+                self.node.exit(self.pid, result)  # a crash: the supervisor restarts us
+            return
         self.node.send(self.pid, ("flushed", result, flush))
+
+    def _started(self, result: list[Any]) -> bool:
+        """The store answered the write that carried the run's start: go on if it created the
+        run; otherwise (the id was taken, or this start had landed before a crash) stop and
+        leave the run to what the service makes of it."""
+        if self.service.start_answered(self.spec, result):
+            self.spec.start = None
+            return True
+        self.closing = True
+        self.stop()
+        return False
 
     def _accepted(self, result: list[Any]) -> bool:
         """Go on after a write answered ``result``; False if the run is no longer ours."""
