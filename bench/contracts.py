@@ -22,10 +22,11 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -167,16 +168,18 @@ class Responsive(Contract):
     outputs = ("total",)
 
 
-async def _responsive(runs: int) -> dict[str, Any]:
+def as_node(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coro`` on uvloop with the collector thresholds ``ember.run`` sets (what a node
+    process, ``ember node start``, runs with)."""
     saved = gc.get_threshold()
-    gc.set_threshold(*GC_THRESHOLD)  # as ember.run sets it
+    gc.set_threshold(*GC_THRESHOLD)
     try:
-        return await _responsive_runs(runs)
+        return run_uvloop(coro)
     finally:
         gc.set_threshold(*saved)
 
 
-async def _responsive_runs(runs: int) -> dict[str, Any]:
+async def _responsive(runs: int) -> dict[str, Any]:
     async with ember.Node("bench-r") as node:
         await Responsive.run({"n": 0}, node=node)
         idle: list[float] = []
@@ -355,36 +358,45 @@ def durable_chain(n: int) -> type[Contract]:
 async def _durable(runs: int, concurrency: int, chain: int, latency_runs: int) -> dict[str, Any]:
     """Durable runs on a store of three voters in this process (three members of the store
     group on one node, each with its own SQLite log, fsync on every save): end-to-end latency
-    of a 3-step run, and steps/s with ``concurrency`` runs of a ``chain``-step contract at once."""
+    of a 3-step run, interleaved with plain Raft writes to a group of three voters on the same
+    node (the baseline: what one write costs now), the store writes each run took, and steps/s
+    with ``concurrency`` runs of a ``chain``-step contract at once, with the share of that time
+    the loop spent in the members' saves (write and fsync)."""
     import tempfile
+
+    from ember.consensus import Cluster
 
     long = durable_chain(chain)
     with tempfile.TemporaryDirectory(prefix="ember-bench-contracts-") as data:
         store = ContractsConfig(store=("d#1", "d#2", "d#3"))
         async with ember.Node("d", data_dir=data, contracts=store) as node:
-            assert node.contracts is not None and node.contracts.cluster is not None
-            await node.contracts.cluster.wait_for_leader(timeout=30)
+            contracts = node.contracts
+            assert contracts is not None and contracts.cluster is not None
+            await contracts.cluster.wait_for_leader(timeout=30)
             await (await Durable3.start({"x": 0}, node=node)).result(timeout=30)  # warm up
+            kv = await Cluster.start(nodes=3, name="kv", node=node, durable=True)
+            await kv.wait_for_leader(timeout=30)
+            await kv.write({"key": "k", "value": -1})
             latencies: dict[type[Contract], list[float]] = {Durable3: [], Durable3Idempotent: []}
+            writes: dict[type[Contract], list[int]] = {Durable3: [], Durable3Idempotent: []}
+            raw: list[float] = []
             for i in range(latency_runs):
                 for contract, samples in latencies.items():
+                    before = contracts.stats.store_writes
                     t0 = perf()
                     handle = await contract.start({"x": i}, node=node)
                     out = await handle.result(timeout=30)
                     samples.append(perf() - t0)
+                    writes[contract].append(contracts.stats.store_writes - before)
                     assert out == {"three": i + 3}
-            from ember.consensus import Cluster
-
-            kv = await Cluster.start(nodes=3, name="kv", node=node, durable=True)
-            await kv.wait_for_leader(timeout=30)
-            raw: list[float] = []
-            for i in range(latency_runs):
                 t0 = perf()
                 await kv.write({"key": "k", "value": i})
                 raw.append(perf() - t0)
             await kv.stop()
+            members = [m for (g, _), m in node.raft.members.items() if g == "ember.contracts"]
             gc.collect()
             done = 0
+            saves0, writes0 = sum(m.save_seconds.sum for m in members), contracts.stats.store_writes
             t0 = perf()
 
             async def worker(k: int) -> None:
@@ -396,15 +408,28 @@ async def _durable(runs: int, concurrency: int, chain: int, latency_runs: int) -
 
             await asyncio.gather(*(worker(k) for k in range(concurrency)))
             elapsed = perf() - t0
-            stats = node.contracts.statistics()
+            saving = sum(m.save_seconds.sum for m in members) - saves0
+            stats = contracts.statistics()
+    p50 = _percentile(latencies[Durable3], 0.5)
+    p50_idem = _percentile(latencies[Durable3Idempotent], 0.5)
+    raft = _percentile(raw, 0.5)
+    n_plain = statistics.median(writes[Durable3])
+    n_idem = statistics.median(writes[Durable3Idempotent])
     return {
-        "durable_3step_p50_ms": _percentile(latencies[Durable3], 0.5) * 1000,
+        "durable_3step_p50_ms": p50 * 1000,
         "durable_3step_p99_ms": _percentile(latencies[Durable3], 0.99) * 1000,
-        "durable_3step_idempotent_p50_ms": _percentile(latencies[Durable3Idempotent], 0.5) * 1000,
-        "raft_write_p50_ms": _percentile(raw, 0.5) * 1000,
+        "durable_3step_writes": n_plain,
+        "durable_3step_own_ms": (p50 - n_plain * raft) * 1000,
+        "durable_3step_idempotent_p50_ms": p50_idem * 1000,
+        "durable_3step_idempotent_writes": n_idem,
+        "durable_3step_idempotent_own_ms": (p50_idem - n_idem * raft) * 1000,
+        "raft_write_p50_ms": raft * 1000,
+        "raft_write_p99_ms": _percentile(raw, 0.99) * 1000,
         "durable_steps_per_s": done * chain / elapsed,
         "durable_runs_per_s": done / elapsed,
-        "durable_store_writes": stats.store_writes,
+        "durable_store_writes": stats.store_writes - writes0,
+        "durable_commands_per_write": (done * (chain + 1)) / max(1, stats.store_writes - writes0),
+        "durable_save_share": saving / elapsed,
         "durable_store_retries": stats.store_retries,
     }
 
@@ -516,26 +541,35 @@ async def _resume(trials: int) -> dict[str, Any]:
 def run(quick: bool, reps: int) -> dict[str, Any]:
     n = 200 if quick else 1000
     runs = 300 if quick else 5000
+    load: dict[str, float] = {}
+    load["local"] = os.getloadavg()[0]
     local = run_uvloop(_local(n, reps))
     _log(f"wide {local['wide_steps_per_s']:.0f} steps/s, chain {local['chain_steps_per_s']:.0f}")
-    far = run_uvloop(_remote(100 if quick else 1000, reps))
+    load["remote"] = os.getloadavg()[0]
+    far = as_node(_remote(100 if quick else 1000, reps))
     _log(
         f"remote step {far['remote_step_us']:.0f} µs vs call {far['remote_call_us']:.0f} µs "
         f"({far['remote_step_per_call']:.2f}x)"
     )
-    durable = run_uvloop(
+    load["durable"] = os.getloadavg()[0]
+    durable = as_node(
         _durable(128 if quick else 1280, 64, 5 if quick else 10, 20 if quick else 200)
     )
     _log(
-        f"durable: 3-step p50 {durable['durable_3step_p50_ms']:.1f} ms, "
-        f"{durable['durable_steps_per_s']:.0f} steps/s with 64 runs"
+        f"durable: 3-step p50 {durable['durable_3step_p50_ms']:.1f} ms "
+        f"({durable['durable_3step_writes']:g} writes; one Raft write "
+        f"{durable['raft_write_p50_ms']:.1f} ms), "
+        f"{durable['durable_steps_per_s']:.0f} steps/s with 64 runs "
+        f"({durable['durable_save_share']:.0%} of it in saves)"
     )
+    load["resume"] = os.getloadavg()[0]
     resume = run_uvloop(_resume(2 if quick else 5))
     _log(
         f"resume after kill -9: median {resume['resume_median_s']:.2f} s "
         f"(detection {resume['detection_median_s']:.2f} s)"
     )
-    resp = run_uvloop(_responsive(runs))
+    load["responsive"] = os.getloadavg()[0]
+    resp = as_node(_responsive(runs))
     _log(f"{runs} runs at once: lag p99 {resp['lag_p99_ms']:.2f} ms, max {resp['lag_max_ms']:.1f}")
     results = {
         "wide_steps_per_s": local["wide_steps_per_s"],
@@ -557,12 +591,16 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
     }
     return {
         "unit": "steps/s, µs per step, ms of event-loop lag",
-        "params": {"steps": n, "concurrent_runs": runs, "reps": reps},
+        "params": {"steps": n, "concurrent_runs": runs, "reps": reps, "load_avg_1min": load},
         "results": {k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()},
         "ratios": {
             "wide/direct": ratio(local["wide_steps_per_s"], local["direct_steps_per_s"]),
             "chain/direct": ratio(local["chain_steps_per_s"], local["direct_steps_per_s"]),
             "lag_p99/idle": ratio(resp["lag_p99_ms"], resp["idle_lag_p99_ms"]),
+            "remote_step/remote_call": ratio(far["remote_step_us"], far["remote_call_us"]),
+            "durable_3step/raft_write": ratio(
+                durable["durable_3step_p50_ms"], durable["raft_write_p50_ms"]
+            ),
         },
         "samples_s": {
             k: [round(x, 7) for x in v]
@@ -638,8 +676,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         smoke = {
             **run_uvloop(_local(50, 1)),
-            **run_uvloop(_remote(20, 1)),
-            **run_uvloop(_durable(16, 4, 3, 3)),
+            **as_node(_remote(20, 1)),
+            **as_node(_durable(16, 4, 3, 3)),
         }
         smoke.pop("samples")
         print(json.dumps(smoke))
