@@ -92,6 +92,8 @@ class RunCoordinator(Actor):
     """Coordinates run ``spec.run_id`` on behalf of ``service`` (supervised by it)."""
 
     def __init__(self, service: ContractsService, spec: RunSpec) -> None:
+        self.kernel = self.node
+        """This actor's node (an attribute: the per-step path reads it often)."""
         self.service = service
         self.spec = spec
         self.core: RunCore | None = None
@@ -125,7 +127,7 @@ class RunCoordinator(Actor):
         self.span = service.run_spans.pop(spec.run_id, None) or service.node.tracing.start_span(
             "contract.run", {"ember.run": spec.run_id}
         )
-        self.node.send(self.pid, ("go",))
+        self.kernel.send(self.pid, ("go",))
 
     # --- messages ---
 
@@ -193,7 +195,7 @@ class RunCoordinator(Actor):
                     result = ["ok"]  # the run's record is created, with the facts it carried
                 if not self._accepted(result):
                     return None
-                self._after_write(flush, now)
+                self._after_write(flush)
             case ("go",):
                 self._begin(now)
             case ("record", dict(record)):
@@ -201,7 +203,7 @@ class RunCoordinator(Actor):
                 self._begin(now)
             case _:
                 pass
-        self._turn()
+        self._turn(now)
         return None
 
     async def terminate(self, reason: Any) -> None:
@@ -254,17 +256,16 @@ class RunCoordinator(Actor):
     async def _fetch_record(self) -> None:
         record = await self.service.read_record(self.spec.run_id, durable=True)
         if record is not None:
-            self.node.send(self.pid, ("record", record))
+            self.kernel.send(self.pid, ("record", record))
 
     # --- one turn: effects, then persist, then act ---
 
-    def _turn(self) -> None:
+    def _turn(self, now: float) -> None:
         core = self.core
         if core is None or self.closing:
             return
         journal = self.spec.journal
         budget = INLINE_BATCH
-        now = self.service.clock()
         while True:
             for effect in core.take_effects():
                 if isinstance(effect, Abort):
@@ -283,12 +284,12 @@ class RunCoordinator(Actor):
                 self.held = [h for h in self.held if not h[0].step.idempotent]
                 budget -= self._release(early)
                 if budget <= 0:
-                    self.node.send(self.pid, ("continue",))
+                    self.kernel.send(self.pid, ("continue",))
                     break
                 continue
             if self.writing:
                 break
-            command = self._command(core)
+            command = self._command(core, now)
             if command is None:
                 break
             flush = _Flush(self.held, self.waiters)
@@ -299,15 +300,18 @@ class RunCoordinator(Actor):
                 break
             if not self._accepted(journal.apply(command)):
                 return
-            ran = self._after_write(flush, self.service.clock())
+            ran = self._after_write(flush)
             budget -= ran
             if budget <= 0:
-                self.node.send(self.pid, ("continue",))
+                self.kernel.send(self.pid, ("continue",))
                 break
+            if not core.has_news() and (core.outcome is None or self.end_queued):
+                break  # nothing happened since that write
+            now = self.service.clock()
         self._arm_timer()
         self._maybe_done(core)
 
-    def _command(self, core: RunCore) -> dict[str, Any] | None:
+    def _command(self, core: RunCore, now: float) -> dict[str, Any] | None:
         """The next write: the core's facts since the last one, or None if there are none."""
         changes, marks = core.take_changes()
         phase = core.phase()
@@ -320,7 +324,7 @@ class RunCoordinator(Actor):
             "op": "advance",
             "id": spec.run_id,
             "epoch": spec.epoch,
-            "at": self.service.clock(),
+            "at": now,
             "tasks": changes,
             "marks": marks,
         }
@@ -343,9 +347,9 @@ class RunCoordinator(Actor):
         if isinstance(result, BaseException):
             if not isinstance(result, asyncio.CancelledError):  # else: the node is stopping
                 log.error("run %s: a store write failed", self.spec.run_id, exc_info=result)
-                self.node.exit(self.pid, result)  # a crash: the supervisor restarts us
+                self.kernel.exit(self.pid, result)  # a crash: the supervisor restarts us
             return
-        self.node.send(self.pid, ("flushed", result, flush))
+        self.kernel.send(self.pid, ("flushed", result, flush))
 
     def _started(self, result: list[Any]) -> bool:
         """The store answered the write that carried the run's start: go on if it created the
@@ -371,7 +375,7 @@ class RunCoordinator(Actor):
         self._abandon(why)
         return False
 
-    def _after_write(self, flush: _Flush, now: float) -> int:
+    def _after_write(self, flush: _Flush) -> int:
         """The write of ``flush``'s facts is done: answer the checkpoints waiting for it and let
         its launches go; returns how many steps ran inline."""
         for handle in flush.waiters:
@@ -391,7 +395,7 @@ class RunCoordinator(Actor):
             core.denied(launch.key, launch.attempt, denied, "run", now)
             return
         if local:
-            node = self.node.name
+            node = self.kernel.name
         else:
             service = self.service
             names, why = service.capable_nodes(step)
@@ -402,7 +406,7 @@ class RunCoordinator(Actor):
                 else:
                     core.unplaced(launch.key, launch.attempt, why, now)
                 return
-            node = choose(names, here=self.node.name, load=service.load, turn=service.next_turn())
+            node = choose(names, here=self.kernel.name, load=service.load, turn=service.next_turn())
         core.placed(launch.key, launch.attempt, node, now)
         self.held.append((launch, node))
 
@@ -410,7 +414,7 @@ class RunCoordinator(Actor):
         core = self.core
         assert core is not None
         service = self.service
-        here = self.node.name
+        here = self.kernel.name
         ran = 0
         for launch, node in launches:
             key, attempt, call = launch.key, launch.attempt, launch.call
@@ -426,7 +430,7 @@ class RunCoordinator(Actor):
                     core.failed(key, attempt, Failure.of(exc, here, tb), service.clock())
                 else:
                     if self.spec.durable and not _storable(value):
-                        self.node.send(self.pid, ("done", key, attempt, value, here))
+                        self.kernel.send(self.pid, ("done", key, attempt, value, here))
                         continue  # fails there, with the same message as a worker's result
                     core.succeeded(key, attempt, value, service.clock())
                 service.stats.steps_inline += 1
@@ -454,9 +458,9 @@ class RunCoordinator(Actor):
         service = self.service
         service.load[node] = service.load.get(node, 0) + 1
         att = self.workers[launch.key] = _Attempt(launch.attempt, node)
-        if node == self.node.name:
-            att.pid = self.node.spawn_nowait(StepWorker, *args)
-            att.ref = self.node.monitor(att.pid)
+        if node == self.kernel.name:
+            att.pid = self.kernel.spawn_nowait(StepWorker, *args)
+            att.ref = self.kernel.monitor(att.pid)
             self.refs[att.ref] = launch.key
             service.stats.steps_local += 1
             return
@@ -477,13 +481,13 @@ class RunCoordinator(Actor):
         try:
             host = await self.service.host_of(node)
         except EmberError as exc:
-            self.node.send(self.pid, ("no_host", node, f"{type(exc).__name__}: {exc}", False))
+            self.kernel.send(self.pid, ("no_host", node, f"{type(exc).__name__}: {exc}", False))
         else:
-            self.node.send(self.pid, ("host", node, host))
+            self.kernel.send(self.pid, ("host", node, host))
 
     def _host_found(self, node: str, host: Pid) -> None:
         if node not in self.hosts:
-            ref = self.node.monitor(host)
+            ref = self.kernel.monitor(host)
             self.hosts[node] = host
             self.host_refs[ref] = node
         for args in self.to_host.pop(node, []):
@@ -494,7 +498,7 @@ class RunCoordinator(Actor):
     def _send_run(self, node: str, host: Pid, args: tuple[Any, ...]) -> None:
         """Hand an attempt to ``node``'s step host, in a call: a plain function's report is its
         reply (served at once there), anything else reports here when its worker is done."""
-        fut = self.node.call(host, ("run", *args), timeout=None)
+        fut = self.kernel.call(host, ("run", *args), timeout=None)
         fut.add_done_callback(functools.partial(self._ran, node, args[3], args[6]))
 
     def _ran(self, node: str, key: str, attempt: int, fut: asyncio.Future[Any]) -> None:
@@ -506,16 +510,18 @@ class RunCoordinator(Actor):
             if report is not None:
                 # As a call, not a message: an idle coordinator takes it at once (its receive
                 # cannot suspend), without a trip through the run queue.
-                taken = self.node.call(self.pid, report, timeout=None)
+                taken = self.kernel.call(self.pid, report, timeout=None)
                 if taken.done():  # the usual case: no callback to schedule
                     _consumed(taken)
                 else:
                     taken.add_done_callback(_consumed)
         elif isinstance(exc, NoProc):  # the host is gone: its monitor says more
             reached = isinstance(exc, NodeDown)
-            self.node.send(self.pid, ("no_host", node, str(exc), reached))
+            self.kernel.send(self.pid, ("no_host", node, str(exc), reached))
         else:  # e.g. arguments or a result that cannot travel
-            self.node.send(self.pid, ("fail", key, attempt, Failure.of(exc, node).as_list(), node))
+            self.kernel.send(
+                self.pid, ("fail", key, attempt, Failure.of(exc, node).as_list(), node)
+            )
 
     def _host_lost(
         self, core: RunCore, node: str, why: str, now: float, *, reached: bool = True
@@ -544,7 +550,7 @@ class RunCoordinator(Actor):
         self._unload(att)
         if att.ref is not None:
             self.refs.pop(att.ref, None)
-            self.node.demonitor(att.ref, flush=True)
+            self.kernel.demonitor(att.ref, flush=True)
         return True
 
     def _observe(self, core: RunCore, key: str, now: float) -> None:
@@ -574,9 +580,9 @@ class RunCoordinator(Actor):
     def _stop_attempt(self, key: str, att: _Attempt) -> None:
         att.aborted = True
         if att.pid is not None:
-            self.node.exit(att.pid, "abort")
+            self.kernel.exit(att.pid, "abort")
         elif (host := self.hosts.get(att.node)) is not None:
-            self.node.send(host, ("abort", self.pid, key, att.attempt))
+            self.kernel.send(host, ("abort", self.pid, key, att.attempt))
 
     def _down(self, core: RunCore, ref: Ref, reason: Any, now: float) -> None:
         node = self.host_refs.pop(ref, None)
@@ -602,7 +608,7 @@ class RunCoordinator(Actor):
         if wake == self.timer_at:
             return
         if self.timer is not None:
-            self.node.cancel_timer(self.timer)
+            self.kernel.cancel_timer(self.timer)
             self.timer = None
         self.timer_at = wake
         if wake is not None:
@@ -625,7 +631,7 @@ class RunCoordinator(Actor):
             self.stop()
 
     def _abandon(self, why: str) -> None:
-        log.info("run %s: coordinator on %s stops: %s", self.spec.run_id, self.node.name, why)
+        log.info("run %s: coordinator on %s stops: %s", self.spec.run_id, self.kernel.name, why)
         self.closing = True
         for key, att in list(self.workers.items()):
             self._settle(key, att.attempt)
@@ -642,7 +648,7 @@ class RunCoordinator(Actor):
         self.tasks.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("run %s: coordinator task failed", self.spec.run_id, exc_info=exc)
-            self.node.exit(self.pid, exc)  # a crash: the supervisor restarts the coordinator
+            self.kernel.exit(self.pid, exc)  # a crash: the supervisor restarts the coordinator
 
 
 def _consumed(fut: asyncio.Future[Any]) -> None:
