@@ -218,9 +218,14 @@ async def _responsive(runs: int) -> dict[str, Any]:
 COOKIE = "bench-contracts"
 
 
+FAR_STEPS = 1000
+"""The steps of ``Far`` as node processes build it (see ``__getattr__``)."""
+
+
 def far_contract(n: int) -> type[Contract]:
     """A chain of ``n`` steps that only other nodes may run (the bench node offers no
-    capability); it is importable as ``bench.contracts:Far`` once made."""
+    capability); it is importable as ``bench.contracts:Far`` once made (a process that
+    imports this module builds it with :data:`FAR_STEPS` steps when asked for it)."""
     body: dict[str, Any] = {"x": Input(int), "__module__": __name__, "__qualname__": "Far"}
     prev = "x"
     for i in range(n):
@@ -230,6 +235,12 @@ def far_contract(n: int) -> type[Contract]:
     cls = type("Far", (Contract,), body)
     globals()["Far"] = cls
     return cls
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Far":  # a node process resolving the reference bench.contracts:Far
+        return far_contract(FAR_STEPS)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Adder(ember.Actor):
@@ -298,6 +309,69 @@ async def _remote(steps: int, reps: int) -> dict[str, Any]:
         "remote_step_cpu_per_call": step_cpu / call_cpu,
         "samples": {"remote_step": ours, "remote_call": base},
         "placed": nodes,
+    }
+
+
+async def _remote_procs(reps: int) -> dict[str, Any]:
+    """The same chain across node processes, as a deployment runs it: this process's node
+    (offering no capability) coordinates ``Far`` (:data:`FAR_STEPS` steps), which only two
+    ``ember node start`` processes (``--meta capabilities=far``) may run, against as many
+    sequential calls to an ``Adder`` spawned on one of them. Wall-clock per step and per
+    call, and this process's CPU for each (the coordinator's side of a step, the caller's of
+    a call)."""
+    import tempfile
+
+    from ember.cli._cluster import LocalCluster
+
+    steps = FAR_STEPS
+    far = far_contract(steps)
+    args = ("--contracts-load", "bench.contracts", "--meta", "capabilities=far")
+    cpu = time.process_time
+    ours: list[float] = []
+    base: list[float] = []
+    ours_cpu: list[float] = []
+    base_cpu: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="ember-bench-far-") as work:
+        procs = LocalCluster(2, workdir=Path(work), discovery="seeds", extra_args=args)
+        await procs.start()
+        here = await procs.client(
+            "bench-far", 60, contracts=ContractsConfig(capabilities=()), meta={"capabilities": []}
+        )
+        try:
+            first = next(iter(procs.nodes))
+            adder = await here.spawn(Adder, on=first)
+            await far.run({"x": 0}, node=here)  # warm up (connections, step hosts, imports)
+            for _ in range(steps):
+                await here.call(adder, 0)
+            for rep in range(reps):
+                gc.collect()
+                t0, c0 = perf(), cpu()
+                out = await far.run({"x": rep}, node=here)
+                ours.append((perf() - t0) / steps)
+                ours_cpu.append((cpu() - c0) / steps)
+                assert out == {f"s{steps - 1}": rep + steps}
+                gc.collect()
+                t0, c0 = perf(), cpu()
+                value = rep
+                for _ in range(steps):
+                    value = await here.call(adder, value)
+                base.append((perf() - t0) / steps)
+                base_cpu.append((cpu() - c0) / steps)
+        finally:
+            await here.stop()
+            await procs.stop()
+    step_us = statistics.median(ours) * 1e6
+    call_us = statistics.median(base) * 1e6
+    step_cpu = statistics.median(ours_cpu) * 1e6
+    call_cpu = statistics.median(base_cpu) * 1e6
+    return {
+        "procs_step_us": step_us,
+        "procs_call_us": call_us,
+        "procs_step_per_call": step_us / call_us,
+        "procs_step_cpu_us": step_cpu,
+        "procs_call_cpu_us": call_cpu,
+        "procs_coordinator_cpu_us": step_cpu - call_cpu,
+        "samples": {"procs_step": ours, "procs_call": base},
     }
 
 
@@ -551,6 +625,14 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
         f"remote step {far['remote_step_us']:.0f} µs vs call {far['remote_call_us']:.0f} µs "
         f"({far['remote_step_per_call']:.2f}x)"
     )
+    load["remote_procs"] = os.getloadavg()[0]
+    procs = as_node(_remote_procs(reps))
+    _log(
+        f"across node processes: step {procs['procs_step_us']:.0f} µs vs call "
+        f"{procs['procs_call_us']:.0f} µs ({procs['procs_step_per_call']:.2f}x); coordinator "
+        f"CPU {procs['procs_step_cpu_us']:.0f} µs per step vs caller "
+        f"{procs['procs_call_cpu_us']:.0f} µs per call"
+    )
     load["durable"] = os.getloadavg()[0]
     durable = as_node(
         _durable(128 if quick else 1280, 64, 5 if quick else 10, 20 if quick else 200)
@@ -585,6 +667,7 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
         "remote_step_cpu_us": far["remote_step_cpu_us"],
         "remote_call_cpu_us": far["remote_call_cpu_us"],
         "remote_step_cpu_per_call": far["remote_step_cpu_per_call"],
+        **{k: v for k, v in procs.items() if k != "samples"},
         **durable,
         **{k: v for k, v in resume.items() if k != "samples"},
         **{f"responsive_{k}": v for k, v in resp.items()},
@@ -598,13 +681,19 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
             "chain/direct": ratio(local["chain_steps_per_s"], local["direct_steps_per_s"]),
             "lag_p99/idle": ratio(resp["lag_p99_ms"], resp["idle_lag_p99_ms"]),
             "remote_step/remote_call": ratio(far["remote_step_us"], far["remote_call_us"]),
+            "procs_step/procs_call": ratio(procs["procs_step_us"], procs["procs_call_us"]),
             "durable_3step/raft_write": ratio(
                 durable["durable_3step_p50_ms"], durable["raft_write_p50_ms"]
             ),
         },
         "samples_s": {
             k: [round(x, 7) for x in v]
-            for k, v in {**local["samples"], **far["samples"], **resume["samples"]}.items()
+            for k, v in {
+                **local["samples"],
+                **far["samples"],
+                **procs["samples"],
+                **resume["samples"],
+            }.items()
         },
     }
 
@@ -635,6 +724,12 @@ def goals(benchmarks: dict[str, Any]) -> dict[str, Any]:
         "contracts_remote_step": goal(
             "a step on another node costs <= 1.2x a remote call",
             r.get("remote_step_per_call"),
+            1.2,
+            False,
+        ),
+        "contracts_remote_step_procs": goal(
+            "across node processes, a step costs <= 1.2x a remote call (wall clock)",
+            r.get("procs_step_per_call"),
             1.2,
             False,
         ),
