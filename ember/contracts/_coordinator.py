@@ -326,8 +326,9 @@ class RunCoordinator(Actor):
             "epoch": spec.epoch,
             "at": now,
             "tasks": changes,
-            "marks": marks,
         }
+        if marks:
+            command["marks"] = marks
         if phase != self.written_phase:
             reason = "" if phase[0] == "running" else core.state()[1]
             command["state"] = [phase[0], reason, list(phase[1]), phase[2]]
