@@ -348,12 +348,15 @@ def check_unique_owners(
     views: Mapping[str, Mapping[str, str | None]],
     faults: Sequence[Mapping[str, Any]],
     tier: str,
+    aftermath: float = 0.0,
 ) -> CheckResult:
     """Every name has at most one owner: after the final heal and settle, every node sees the
     same holder (or none) under each name; and, for consistent names, no two processes held
     a name at once: a successful registration of a name another process holds must follow a
     release of it (an unregister, or a fault on the holder's node that releases its names),
-    and carry a larger fencing token.
+    and carry a larger fencing token. A fault's releases may trail it by ``aftermath`` seconds
+    (the failure detector declares a node failed, and its names are released, after the fault
+    that cut it off may already have ended).
     """
     split: list[dict[str, Any]] = []
     names = sorted({n for view in views.values() for n in view}, key=str)
@@ -363,7 +366,7 @@ def check_unique_owners(
             split.append({"name": name, "owners": owners})
     doubles: list[dict[str, Any]] = []
     if tier == "consistent":
-        doubles = _double_owners(history, faults, set(names))
+        doubles = _double_owners(history, faults, set(names), aftermath)
     figures = {
         "tier": tier,
         "names": len(names),
@@ -397,7 +400,7 @@ def check_unique_owners(
 
 
 def _double_owners(
-    history: History, faults: Sequence[Mapping[str, Any]], names: set[Any]
+    history: History, faults: Sequence[Mapping[str, Any]], names: set[Any], aftermath: float
 ) -> list[dict[str, Any]]:
     regs: dict[Any, list[tuple[Event, Event]]] = {}
     releases: dict[Any, list[tuple[float, float]]] = {}
@@ -422,7 +425,7 @@ def _double_owners(
             faulted = any(
                 node in f["targets"] or f["fault"] == "partition"
                 for f in faults
-                if f["start"] <= hi and (f["stop"] is None or f["stop"] >= lo)
+                if f["start"] <= hi and (f["stop"] is None or f["stop"] + aftermath >= lo)
             )
             token_a, token_b = done_a.value[1], done_b.value[1]
             if token_a is not None and token_b is not None and token_b <= token_a:

@@ -213,7 +213,10 @@ class Runner:
         if c.unique_names:
             faults = [f.as_dict() for f in self.faults]
             for tier, views in self.views.items():
-                out.append(check_unique_owners(self.history, views, faults, tier))
+                # A fault's releases trail it by up to the settle time (failure detection).
+                out.append(
+                    check_unique_owners(self.history, views, faults, tier, self.scenario.settle)
+                )
         if any(w.kind == "calls" for w in self.scenario.workloads):
             out.append(check_calls(self.history))
         if c.pg_converge:

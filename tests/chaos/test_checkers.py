@@ -202,6 +202,12 @@ def test_unique_owners_catches_a_consistent_name_held_twice():
     )
     kill = [{"fault": "kill", "targets": ["n1"], "start": 1.2, "stop": 4.0}]
     assert check_unique_owners(taken, views, kill, "consistent").validity is Validity.VALID
+    # A fault that ended before the first registration releases nothing of it, unless its
+    # aftermath (the failure detector declaring the node failed later) reaches that far.
+    early = [{"fault": "partition", "targets": ["n1"], "start": -3.0, "stop": -1.0}]
+    assert check_unique_owners(taken, views, early, "consistent").validity is Validity.INVALID
+    late = check_unique_owners(taken, views, early, "consistent", aftermath=2.0)
+    assert late.validity is Validity.VALID
     # The same process registering again is idempotent; eventual names may be claimed twice.
     again = Script().op(0, "register", "c", "n2", 0, 1, ("<n2.2.1>", 2))
     again.op(1, "register", "c", "n2", 2, 3, ("<n2.2.1>", 2))
