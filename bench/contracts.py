@@ -22,10 +22,11 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -167,16 +168,18 @@ class Responsive(Contract):
     outputs = ("total",)
 
 
-async def _responsive(runs: int) -> dict[str, Any]:
+def as_node(coro: Coroutine[Any, Any, Any]) -> Any:
+    """Run ``coro`` on uvloop with the collector thresholds ``ember.run`` sets (what a node
+    process, ``ember node start``, runs with)."""
     saved = gc.get_threshold()
-    gc.set_threshold(*GC_THRESHOLD)  # as ember.run sets it
+    gc.set_threshold(*GC_THRESHOLD)
     try:
-        return await _responsive_runs(runs)
+        return run_uvloop(coro)
     finally:
         gc.set_threshold(*saved)
 
 
-async def _responsive_runs(runs: int) -> dict[str, Any]:
+async def _responsive(runs: int) -> dict[str, Any]:
     async with ember.Node("bench-r") as node:
         await Responsive.run({"n": 0}, node=node)
         idle: list[float] = []
@@ -215,9 +218,14 @@ async def _responsive_runs(runs: int) -> dict[str, Any]:
 COOKIE = "bench-contracts"
 
 
+FAR_STEPS = 1000
+"""The steps of ``Far`` as node processes build it (see ``__getattr__``)."""
+
+
 def far_contract(n: int) -> type[Contract]:
     """A chain of ``n`` steps that only other nodes may run (the bench node offers no
-    capability); it is importable as ``bench.contracts:Far`` once made."""
+    capability); it is importable as ``bench.contracts:Far`` once made (a process that
+    imports this module builds it with :data:`FAR_STEPS` steps when asked for it)."""
     body: dict[str, Any] = {"x": Input(int), "__module__": __name__, "__qualname__": "Far"}
     prev = "x"
     for i in range(n):
@@ -227,6 +235,12 @@ def far_contract(n: int) -> type[Contract]:
     cls = type("Far", (Contract,), body)
     globals()["Far"] = cls
     return cls
+
+
+def __getattr__(name: str) -> Any:
+    if name == "Far":  # a node process resolving the reference bench.contracts:Far
+        return far_contract(FAR_STEPS)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Adder(ember.Actor):
@@ -298,6 +312,69 @@ async def _remote(steps: int, reps: int) -> dict[str, Any]:
     }
 
 
+async def _remote_procs(reps: int) -> dict[str, Any]:
+    """The same chain across node processes, as a deployment runs it: this process's node
+    (offering no capability) coordinates ``Far`` (:data:`FAR_STEPS` steps), which only two
+    ``ember node start`` processes (``--meta capabilities=far``) may run, against as many
+    sequential calls to an ``Adder`` spawned on one of them. Wall-clock per step and per
+    call, and this process's CPU for each (the coordinator's side of a step, the caller's of
+    a call)."""
+    import tempfile
+
+    from ember.cli._cluster import LocalCluster
+
+    steps = FAR_STEPS
+    far = far_contract(steps)
+    args = ("--contracts-load", "bench.contracts", "--meta", "capabilities=far")
+    cpu = time.process_time
+    ours: list[float] = []
+    base: list[float] = []
+    ours_cpu: list[float] = []
+    base_cpu: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="ember-bench-far-") as work:
+        procs = LocalCluster(2, workdir=Path(work), discovery="seeds", extra_args=args)
+        await procs.start()
+        here = await procs.client(
+            "bench-far", 60, contracts=ContractsConfig(capabilities=()), meta={"capabilities": []}
+        )
+        try:
+            first = next(iter(procs.nodes))
+            adder = await here.spawn(Adder, on=first)
+            await far.run({"x": 0}, node=here)  # warm up (connections, step hosts, imports)
+            for _ in range(steps):
+                await here.call(adder, 0)
+            for rep in range(reps):
+                gc.collect()
+                t0, c0 = perf(), cpu()
+                out = await far.run({"x": rep}, node=here)
+                ours.append((perf() - t0) / steps)
+                ours_cpu.append((cpu() - c0) / steps)
+                assert out == {f"s{steps - 1}": rep + steps}
+                gc.collect()
+                t0, c0 = perf(), cpu()
+                value = rep
+                for _ in range(steps):
+                    value = await here.call(adder, value)
+                base.append((perf() - t0) / steps)
+                base_cpu.append((cpu() - c0) / steps)
+        finally:
+            await here.stop()
+            await procs.stop()
+    step_us = statistics.median(ours) * 1e6
+    call_us = statistics.median(base) * 1e6
+    step_cpu = statistics.median(ours_cpu) * 1e6
+    call_cpu = statistics.median(base_cpu) * 1e6
+    return {
+        "procs_step_us": step_us,
+        "procs_call_us": call_us,
+        "procs_step_per_call": step_us / call_us,
+        "procs_step_cpu_us": step_cpu,
+        "procs_call_cpu_us": call_cpu,
+        "procs_coordinator_cpu_us": step_cpu - call_cpu,
+        "samples": {"procs_step": ours, "procs_call": base},
+    }
+
+
 # --- durable runs: three voters with fsync ------------------------------------------------
 
 
@@ -355,36 +432,51 @@ def durable_chain(n: int) -> type[Contract]:
 async def _durable(runs: int, concurrency: int, chain: int, latency_runs: int) -> dict[str, Any]:
     """Durable runs on a store of three voters in this process (three members of the store
     group on one node, each with its own SQLite log, fsync on every save): end-to-end latency
-    of a 3-step run, and steps/s with ``concurrency`` runs of a ``chain``-step contract at once."""
+    of a 3-step run, interleaved with plain Raft writes to a group of three voters on the same
+    node (the baseline: what one write costs now), the store writes each run took and the rest
+    of its time once its writes are paid (``store_write_seconds``: the contracts' own), steps/s
+    with ``concurrency`` runs of a ``chain``-step contract at once, with the share of that time
+    the loop spent in the members' saves (write and fsync)."""
     import tempfile
+
+    from ember.consensus import Cluster
 
     long = durable_chain(chain)
     with tempfile.TemporaryDirectory(prefix="ember-bench-contracts-") as data:
         store = ContractsConfig(store=("d#1", "d#2", "d#3"))
         async with ember.Node("d", data_dir=data, contracts=store) as node:
-            assert node.contracts is not None and node.contracts.cluster is not None
-            await node.contracts.cluster.wait_for_leader(timeout=30)
+            contracts = node.contracts
+            assert contracts is not None and contracts.cluster is not None
+            await contracts.cluster.wait_for_leader(timeout=30)
             await (await Durable3.start({"x": 0}, node=node)).result(timeout=30)  # warm up
+            kv = await Cluster.start(nodes=3, name="kv", node=node, durable=True)
+            await kv.wait_for_leader(timeout=30)
+            await kv.write({"key": "k", "value": -1})
             latencies: dict[type[Contract], list[float]] = {Durable3: [], Durable3Idempotent: []}
+            writes: dict[type[Contract], list[int]] = {Durable3: [], Durable3Idempotent: []}
+            own: dict[type[Contract], list[float]] = {Durable3: [], Durable3Idempotent: []}
+            raw: list[float] = []
             for i in range(latency_runs):
                 for contract, samples in latencies.items():
+                    before = contracts.stats.store_writes
+                    waited = contracts.stats.store_write_seconds
                     t0 = perf()
                     handle = await contract.start({"x": i}, node=node)
                     out = await handle.result(timeout=30)
                     samples.append(perf() - t0)
+                    writes[contract].append(contracts.stats.store_writes - before)
+                    own[contract].append(
+                        samples[-1] - (contracts.stats.store_write_seconds - waited)
+                    )
                     assert out == {"three": i + 3}
-            from ember.consensus import Cluster
-
-            kv = await Cluster.start(nodes=3, name="kv", node=node, durable=True)
-            await kv.wait_for_leader(timeout=30)
-            raw: list[float] = []
-            for i in range(latency_runs):
                 t0 = perf()
                 await kv.write({"key": "k", "value": i})
                 raw.append(perf() - t0)
             await kv.stop()
+            members = [m for (g, _), m in node.raft.members.items() if g == "ember.contracts"]
             gc.collect()
             done = 0
+            saves0, writes0 = sum(m.save_seconds.sum for m in members), contracts.stats.store_writes
             t0 = perf()
 
             async def worker(k: int) -> None:
@@ -396,15 +488,28 @@ async def _durable(runs: int, concurrency: int, chain: int, latency_runs: int) -
 
             await asyncio.gather(*(worker(k) for k in range(concurrency)))
             elapsed = perf() - t0
-            stats = node.contracts.statistics()
+            saving = sum(m.save_seconds.sum for m in members) - saves0
+            stats = contracts.statistics()
+    p50 = _percentile(latencies[Durable3], 0.5)
+    p50_idem = _percentile(latencies[Durable3Idempotent], 0.5)
+    raft = _percentile(raw, 0.5)
+    n_plain = statistics.median(writes[Durable3])
+    n_idem = statistics.median(writes[Durable3Idempotent])
     return {
-        "durable_3step_p50_ms": _percentile(latencies[Durable3], 0.5) * 1000,
+        "durable_3step_p50_ms": p50 * 1000,
         "durable_3step_p99_ms": _percentile(latencies[Durable3], 0.99) * 1000,
-        "durable_3step_idempotent_p50_ms": _percentile(latencies[Durable3Idempotent], 0.5) * 1000,
-        "raft_write_p50_ms": _percentile(raw, 0.5) * 1000,
+        "durable_3step_writes": n_plain,
+        "durable_3step_own_ms": statistics.median(own[Durable3]) * 1000,
+        "durable_3step_idempotent_p50_ms": p50_idem * 1000,
+        "durable_3step_idempotent_writes": n_idem,
+        "durable_3step_idempotent_own_ms": statistics.median(own[Durable3Idempotent]) * 1000,
+        "raft_write_p50_ms": raft * 1000,
+        "raft_write_p99_ms": _percentile(raw, 0.99) * 1000,
         "durable_steps_per_s": done * chain / elapsed,
         "durable_runs_per_s": done / elapsed,
-        "durable_store_writes": stats.store_writes,
+        "durable_store_writes": stats.store_writes - writes0,
+        "durable_commands_per_write": (done * (chain + 1)) / max(1, stats.store_writes - writes0),
+        "durable_save_share": saving / elapsed,
         "durable_store_retries": stats.store_retries,
     }
 
@@ -516,26 +621,44 @@ async def _resume(trials: int) -> dict[str, Any]:
 def run(quick: bool, reps: int) -> dict[str, Any]:
     n = 200 if quick else 1000
     runs = 300 if quick else 5000
+    load: dict[str, float] = {}
+    load["local"] = os.getloadavg()[0]
     local = run_uvloop(_local(n, reps))
     _log(f"wide {local['wide_steps_per_s']:.0f} steps/s, chain {local['chain_steps_per_s']:.0f}")
-    far = run_uvloop(_remote(100 if quick else 1000, reps))
+    load["remote"] = os.getloadavg()[0]
+    far = as_node(_remote(100 if quick else 1000, reps))
     _log(
         f"remote step {far['remote_step_us']:.0f} µs vs call {far['remote_call_us']:.0f} µs "
         f"({far['remote_step_per_call']:.2f}x)"
     )
-    durable = run_uvloop(
+    load["remote_procs"] = os.getloadavg()[0]
+    procs = as_node(_remote_procs(reps))
+    _log(
+        f"across node processes: step {procs['procs_step_us']:.0f} µs vs call "
+        f"{procs['procs_call_us']:.0f} µs ({procs['procs_step_per_call']:.2f}x); coordinator "
+        f"CPU {procs['procs_step_cpu_us']:.0f} µs per step vs caller "
+        f"{procs['procs_call_cpu_us']:.0f} µs per call"
+    )
+    load["durable"] = os.getloadavg()[0]
+    durable = as_node(
         _durable(128 if quick else 1280, 64, 5 if quick else 10, 20 if quick else 200)
     )
     _log(
-        f"durable: 3-step p50 {durable['durable_3step_p50_ms']:.1f} ms, "
-        f"{durable['durable_steps_per_s']:.0f} steps/s with 64 runs"
+        f"durable: 3-step p50 {durable['durable_3step_p50_ms']:.1f} ms "
+        f"({durable['durable_3step_writes']:g} writes; one Raft write "
+        f"{durable['raft_write_p50_ms']:.1f} ms; the rest "
+        f"{durable['durable_3step_own_ms']:.1f} ms), "
+        f"{durable['durable_steps_per_s']:.0f} steps/s with 64 runs "
+        f"({durable['durable_save_share']:.0%} of it in saves)"
     )
+    load["resume"] = os.getloadavg()[0]
     resume = run_uvloop(_resume(2 if quick else 5))
     _log(
         f"resume after kill -9: median {resume['resume_median_s']:.2f} s "
         f"(detection {resume['detection_median_s']:.2f} s)"
     )
-    resp = run_uvloop(_responsive(runs))
+    load["responsive"] = os.getloadavg()[0]
+    resp = as_node(_responsive(runs))
     _log(f"{runs} runs at once: lag p99 {resp['lag_p99_ms']:.2f} ms, max {resp['lag_max_ms']:.1f}")
     results = {
         "wide_steps_per_s": local["wide_steps_per_s"],
@@ -551,22 +674,33 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
         "remote_step_cpu_us": far["remote_step_cpu_us"],
         "remote_call_cpu_us": far["remote_call_cpu_us"],
         "remote_step_cpu_per_call": far["remote_step_cpu_per_call"],
+        **{k: v for k, v in procs.items() if k != "samples"},
         **durable,
         **{k: v for k, v in resume.items() if k != "samples"},
         **{f"responsive_{k}": v for k, v in resp.items()},
     }
     return {
         "unit": "steps/s, µs per step, ms of event-loop lag",
-        "params": {"steps": n, "concurrent_runs": runs, "reps": reps},
+        "params": {"steps": n, "concurrent_runs": runs, "reps": reps, "load_avg_1min": load},
         "results": {k: round(v, 3) if isinstance(v, float) else v for k, v in results.items()},
         "ratios": {
             "wide/direct": ratio(local["wide_steps_per_s"], local["direct_steps_per_s"]),
             "chain/direct": ratio(local["chain_steps_per_s"], local["direct_steps_per_s"]),
             "lag_p99/idle": ratio(resp["lag_p99_ms"], resp["idle_lag_p99_ms"]),
+            "remote_step/remote_call": ratio(far["remote_step_us"], far["remote_call_us"]),
+            "procs_step/procs_call": ratio(procs["procs_step_us"], procs["procs_call_us"]),
+            "durable_3step/raft_write": ratio(
+                durable["durable_3step_p50_ms"], durable["raft_write_p50_ms"]
+            ),
         },
         "samples_s": {
             k: [round(x, 7) for x in v]
-            for k, v in {**local["samples"], **far["samples"], **resume["samples"]}.items()
+            for k, v in {
+                **local["samples"],
+                **far["samples"],
+                **procs["samples"],
+                **resume["samples"],
+            }.items()
         },
     }
 
@@ -597,6 +731,12 @@ def goals(benchmarks: dict[str, Any]) -> dict[str, Any]:
         "contracts_remote_step": goal(
             "a step on another node costs <= 1.2x a remote call",
             r.get("remote_step_per_call"),
+            1.2,
+            False,
+        ),
+        "contracts_remote_step_procs": goal(
+            "across node processes, a step costs <= 1.2x a remote call (wall clock)",
+            r.get("procs_step_per_call"),
             1.2,
             False,
         ),
@@ -638,8 +778,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         smoke = {
             **run_uvloop(_local(50, 1)),
-            **run_uvloop(_remote(20, 1)),
-            **run_uvloop(_durable(16, 4, 3, 3)),
+            **as_node(_remote(20, 1)),
+            **as_node(_durable(16, 4, 3, 3)),
         }
         smoke.pop("samples")
         print(json.dumps(smoke))

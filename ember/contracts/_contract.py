@@ -65,8 +65,11 @@ class ContractMeta(type):
                 contract_name, None, f"a contract name must be a name: {contract_name!r}"
             )
         inputs, steps, outputs = collect_declarations(namespace, bases)
-        for out in _tuple_attr(cls, "outputs", contract_name):
-            outputs.setdefault(out, (out, _attr_line(cls, "outputs")))
+        named = _tuple_attr(cls, "outputs", contract_name)
+        if named:  # (finding a line parses the class's module: once for all outputs)
+            line = _attr_line(cls, "outputs")
+            for out in named:
+                outputs.setdefault(out, (out, line))
         correlation = _tuple_attr(cls, "correlate_by", contract_name)
         file = _source_file(cls)
         declared = Declared(

@@ -27,7 +27,7 @@ from ..actors import NOPROC, NORMAL, Actor, Down, Pid, Ref, ReplyHandle, TimerRe
 from ._core import Abort, Launch, RunCore
 from ._graph import Graph
 from ._journal import Journal
-from ._placement import place
+from ._placement import choose
 from ._policy import CapabilityPolicy
 from ._values import Failure
 from ._worker import StepWorker, run_function, runs_inline
@@ -61,6 +61,11 @@ class RunSpec:
     restarts: int = 0
     started: bool = False
     woke: bool = False
+    start: dict[str, Any] | None = None
+    """A durable run's start command, written with the coordinator's first facts (one write
+    for the run's record and its first steps' starts) and None once the store created it."""
+    answered: asyncio.Future[list[Any]] | None = None
+    """Gets the store's answer to ``start`` (what ``start_run`` waits for)."""
 
     @property
     def contract_key(self) -> list[Any]:
@@ -87,6 +92,8 @@ class RunCoordinator(Actor):
     """Coordinates run ``spec.run_id`` on behalf of ``service`` (supervised by it)."""
 
     def __init__(self, service: ContractsService, spec: RunSpec) -> None:
+        self.kernel = self.node
+        """This actor's node (an attribute: the per-step path reads it often)."""
         self.service = service
         self.spec = spec
         self.core: RunCore | None = None
@@ -101,9 +108,11 @@ class RunCoordinator(Actor):
         self.end_queued = False
         self.end_written = False
         self.closing = False
-        self.seq = 0
         self.tasks: set[asyncio.Task[Any]] = set()
         self.inline: dict[str, bool] = {}
+        """Whether a step runs on this node (it needs nothing and is not pinned), by name."""
+        self.denied: dict[str, str | None] = {}
+        """The capability the run's policy denies a step (None: none), by name."""
         self.hosts: dict[str, Pid] = {}
         """The step host of each node this run sends attempts to (monitored)."""
         self.host_refs: dict[Ref, str] = {}
@@ -118,7 +127,7 @@ class RunCoordinator(Actor):
         self.span = service.run_spans.pop(spec.run_id, None) or service.node.tracing.start_span(
             "contract.run", {"ember.run": spec.run_id}
         )
-        self.node.send(self.pid, ("go",))
+        self.kernel.send(self.pid, ("go",))
 
     # --- messages ---
 
@@ -180,9 +189,13 @@ class RunCoordinator(Actor):
                 self.waiters.append(handle)
             case ("flushed", result, _Flush() as flush):
                 self.writing = False
+                if self.spec.start is not None:
+                    if not self._started(result):
+                        return None
+                    result = ["ok"]  # the run's record is created, with the facts it carried
                 if not self._accepted(result):
                     return None
-                self._after_write(flush, now)
+                self._after_write(flush)
             case ("go",):
                 self._begin(now)
             case ("record", dict(record)):
@@ -190,7 +203,7 @@ class RunCoordinator(Actor):
                 self._begin(now)
             case _:
                 pass
-        self._turn()
+        self._turn(now)
         return None
 
     async def terminate(self, reason: Any) -> None:
@@ -212,7 +225,7 @@ class RunCoordinator(Actor):
         if spec.restarts > MAX_RESTARTS:
             log.error("run %s: its coordinator crashed %d times", spec.run_id, spec.restarts)
         record = spec.record
-        if record is None and spec.restarts:
+        if record is None and spec.restarts and spec.start is None:
             if spec.journal.sync:
                 record = service.local.runs.get(spec.run_id)
             else:
@@ -243,11 +256,11 @@ class RunCoordinator(Actor):
     async def _fetch_record(self) -> None:
         record = await self.service.read_record(self.spec.run_id, durable=True)
         if record is not None:
-            self.node.send(self.pid, ("record", record))
+            self.kernel.send(self.pid, ("record", record))
 
     # --- one turn: effects, then persist, then act ---
 
-    def _turn(self) -> None:
+    def _turn(self, now: float) -> None:
         core = self.core
         if core is None or self.closing:
             return
@@ -258,8 +271,12 @@ class RunCoordinator(Actor):
                 if isinstance(effect, Abort):
                     self._abort(effect)
                 else:
-                    self._place(core, effect)
-            if not journal.sync and any(launch.step.idempotent for launch, _ in self.held):
+                    self._place(core, effect, now)
+            if (
+                not journal.sync
+                and self.spec.start is None
+                and any(launch.step.idempotent for launch, _ in self.held)
+            ):
                 # Running an idempotent step again is harmless, so it need not wait for the
                 # write that records it: a resumed run reruns what the record lacks. (Its
                 # dependents' facts still go to the journal in order, after its own.)
@@ -267,47 +284,51 @@ class RunCoordinator(Actor):
                 self.held = [h for h in self.held if not h[0].step.idempotent]
                 budget -= self._release(early)
                 if budget <= 0:
-                    self.node.send(self.pid, ("continue",))
+                    self.kernel.send(self.pid, ("continue",))
                     break
                 continue
             if self.writing:
                 break
-            command = self._command(core)
+            command = self._command(core, now)
             if command is None:
                 break
             flush = _Flush(self.held, self.waiters)
             self.held, self.waiters = [], []
             if not journal.sync:
                 self.writing = True
-                self._spawn_task(self._write(command, flush))
+                journal.submit(command, functools.partial(self._written, flush))
                 break
             if not self._accepted(journal.apply(command)):
                 return
-            ran = self._after_write(flush, self.service.clock())
+            ran = self._after_write(flush)
             budget -= ran
             if budget <= 0:
-                self.node.send(self.pid, ("continue",))
+                self.kernel.send(self.pid, ("continue",))
                 break
+            if not core.has_news() and (core.outcome is None or self.end_queued):
+                break  # nothing happened since that write
+            now = self.service.clock()
         self._arm_timer()
         self._maybe_done(core)
 
-    def _command(self, core: RunCore) -> dict[str, Any] | None:
+    def _command(self, core: RunCore, now: float) -> dict[str, Any] | None:
         """The next write: the core's facts since the last one, or None if there are none."""
         changes, marks = core.take_changes()
         phase = core.phase()
         end = core.outcome if core.outcome is not None and not self.end_queued else None
-        quiet = not changes and not marks and phase == self.written_phase and end is None
-        if quiet and not self.held and not self.waiters:
-            return None
         spec = self.spec
+        quiet = not changes and not marks and phase == self.written_phase and end is None
+        if quiet and not self.held and not self.waiters and spec.start is None:
+            return None
         command: dict[str, Any] = {
             "op": "advance",
             "id": spec.run_id,
             "epoch": spec.epoch,
-            "at": self.service.clock(),
+            "at": now,
             "tasks": changes,
-            "marks": marks,
         }
+        if marks:
+            command["marks"] = marks
         if phase != self.written_phase:
             reason = "" if phase[0] == "running" else core.state()[1]
             command["state"] = [phase[0], reason, list(phase[1]), phase[2]]
@@ -318,15 +339,29 @@ class RunCoordinator(Actor):
         if end is not None:
             command["end"] = list(end)
             self.end_queued = True
+        if spec.start is not None:  # the run's first write: its record and its first facts
+            return {**spec.start, "then": command}
         return command
 
-    async def _write(self, command: dict[str, Any], flush: _Flush) -> None:
-        self.seq += 1
-        request_id = (
-            f"{self.spec.run_id}:{self.spec.epoch}:{self.node.name}:{self.pid.serial}:{self.seq}"
-        )
-        result = await self.spec.journal.write(command, request_id)
-        self.node.send(self.pid, ("flushed", result, flush))
+    def _written(self, flush: _Flush, result: list[Any] | BaseException) -> None:
+        """The journal's answer to a write (from the loop, not from this actor)."""
+        if isinstance(result, BaseException):
+            if not isinstance(result, asyncio.CancelledError):  # else: the node is stopping
+                log.error("run %s: a store write failed", self.spec.run_id, exc_info=result)
+                self.kernel.exit(self.pid, result)  # a crash: the supervisor restarts us
+            return
+        self.kernel.send(self.pid, ("flushed", result, flush))
+
+    def _started(self, result: list[Any]) -> bool:
+        """The store answered the write that carried the run's start: go on if it created the
+        run; otherwise (the id was taken, or this start had landed before a crash) stop and
+        leave the run to what the service makes of it."""
+        if self.service.start_answered(self.spec, result):
+            self.spec.start = None
+            return True
+        self.closing = True
+        self.stop()
+        return False
 
     def _accepted(self, result: list[Any]) -> bool:
         """Go on after a write answered ``result``; False if the run is no longer ours."""
@@ -341,7 +376,7 @@ class RunCoordinator(Actor):
         self._abandon(why)
         return False
 
-    def _after_write(self, flush: _Flush, now: float) -> int:
+    def _after_write(self, flush: _Flush) -> int:
         """The write of ``flush``'s facts is done: answer the checkpoints waiting for it and let
         its launches go; returns how many steps ran inline."""
         for handle in flush.waiters:
@@ -350,38 +385,29 @@ class RunCoordinator(Actor):
 
     # --- placing and running ---
 
-    def _place(self, core: RunCore, launch: Launch) -> None:
+    def _place(self, core: RunCore, launch: Launch, now: float) -> None:
         step = launch.step
-        now = self.service.clock()
-        here = self.node.name
         local = self.inline.get(step.name)
         if local is None:
             local = self.inline[step.name] = step.on is None and not step.needs
-        if not local or self.spec.policy.deny:
-            denied = self.spec.policy.first_denied(step.capabilities)
-            if denied is not None:
-                core.denied(launch.key, launch.attempt, denied, "run", now)
-                return
-        node: str | None = here
-        if not local:
+            self.denied[step.name] = self.spec.policy.first_denied(step.capabilities)
+        denied = self.denied[step.name]
+        if denied is not None:
+            core.denied(launch.key, launch.attempt, denied, "run", now)
+            return
+        if local:
+            node = self.kernel.name
+        else:
             service = self.service
-            exclude = {a.node for a in self.workers.values() if a.aborted}
-            node, why = place(
-                step,
-                here=here,
-                candidates=service.candidates(),
-                load=service.load,
-                exclude=exclude,
-                turn=service.next_turn(),
-            )
-            if node is None:
+            names, why = service.capable_nodes(step)
+            if not names:
                 denied_by = service.denied_by(step.needs)
                 if denied_by is not None:
                     core.denied(launch.key, launch.attempt, denied_by[0], denied_by[1], now)
                 else:
                     core.unplaced(launch.key, launch.attempt, why, now)
                 return
-        assert node is not None
+            node = choose(names, here=self.kernel.name, load=service.load, turn=service.next_turn())
         core.placed(launch.key, launch.attempt, node, now)
         self.held.append((launch, node))
 
@@ -389,7 +415,7 @@ class RunCoordinator(Actor):
         core = self.core
         assert core is not None
         service = self.service
-        here = self.node.name
+        here = self.kernel.name
         ran = 0
         for launch, node in launches:
             key, attempt, call = launch.key, launch.attempt, launch.call
@@ -405,7 +431,7 @@ class RunCoordinator(Actor):
                     core.failed(key, attempt, Failure.of(exc, here, tb), service.clock())
                 else:
                     if self.spec.durable and not _storable(value):
-                        self.node.send(self.pid, ("done", key, attempt, value, here))
+                        self.kernel.send(self.pid, ("done", key, attempt, value, here))
                         continue  # fails there, with the same message as a worker's result
                     core.succeeded(key, attempt, value, service.clock())
                 service.stats.steps_inline += 1
@@ -416,7 +442,8 @@ class RunCoordinator(Actor):
     def _spawn_worker(self, launch: Launch, node: str) -> None:
         spec = self.spec
         step = launch.step
-        case = next(i for i, c in enumerate(step.calls) if c is launch.call)
+        call = launch.call
+        case = 0 if call is step.call else next(i for i, c in enumerate(step.calls) if c is call)
         args = (
             self.pid,
             spec.run_id,
@@ -432,9 +459,9 @@ class RunCoordinator(Actor):
         service = self.service
         service.load[node] = service.load.get(node, 0) + 1
         att = self.workers[launch.key] = _Attempt(launch.attempt, node)
-        if node == self.node.name:
-            att.pid = self.node.spawn_nowait(StepWorker, *args)
-            att.ref = self.node.monitor(att.pid)
+        if node == self.kernel.name:
+            att.pid = self.kernel.spawn_nowait(StepWorker, *args)
+            att.ref = self.kernel.monitor(att.pid)
             self.refs[att.ref] = launch.key
             service.stats.steps_local += 1
             return
@@ -455,13 +482,13 @@ class RunCoordinator(Actor):
         try:
             host = await self.service.host_of(node)
         except EmberError as exc:
-            self.node.send(self.pid, ("no_host", node, f"{type(exc).__name__}: {exc}", False))
+            self.kernel.send(self.pid, ("no_host", node, f"{type(exc).__name__}: {exc}", False))
         else:
-            self.node.send(self.pid, ("host", node, host))
+            self.kernel.send(self.pid, ("host", node, host))
 
     def _host_found(self, node: str, host: Pid) -> None:
         if node not in self.hosts:
-            ref = self.node.monitor(host)
+            ref = self.kernel.monitor(host)
             self.hosts[node] = host
             self.host_refs[ref] = node
         for args in self.to_host.pop(node, []):
@@ -472,7 +499,7 @@ class RunCoordinator(Actor):
     def _send_run(self, node: str, host: Pid, args: tuple[Any, ...]) -> None:
         """Hand an attempt to ``node``'s step host, in a call: a plain function's report is its
         reply (served at once there), anything else reports here when its worker is done."""
-        fut = self.node.call(host, ("run", *args), timeout=None)
+        fut = self.kernel.call(host, ("run", *args), timeout=None)
         fut.add_done_callback(functools.partial(self._ran, node, args[3], args[6]))
 
     def _ran(self, node: str, key: str, attempt: int, fut: asyncio.Future[Any]) -> None:
@@ -484,12 +511,18 @@ class RunCoordinator(Actor):
             if report is not None:
                 # As a call, not a message: an idle coordinator takes it at once (its receive
                 # cannot suspend), without a trip through the run queue.
-                self.node.call(self.pid, report, timeout=None).add_done_callback(_consumed)
+                taken = self.kernel.call(self.pid, report, timeout=None)
+                if taken.done():  # the usual case: no callback to schedule
+                    _consumed(taken)
+                else:
+                    taken.add_done_callback(_consumed)
         elif isinstance(exc, NoProc):  # the host is gone: its monitor says more
             reached = isinstance(exc, NodeDown)
-            self.node.send(self.pid, ("no_host", node, str(exc), reached))
+            self.kernel.send(self.pid, ("no_host", node, str(exc), reached))
         else:  # e.g. arguments or a result that cannot travel
-            self.node.send(self.pid, ("fail", key, attempt, Failure.of(exc, node).as_list(), node))
+            self.kernel.send(
+                self.pid, ("fail", key, attempt, Failure.of(exc, node).as_list(), node)
+            )
 
     def _host_lost(
         self, core: RunCore, node: str, why: str, now: float, *, reached: bool = True
@@ -518,13 +551,15 @@ class RunCoordinator(Actor):
         self._unload(att)
         if att.ref is not None:
             self.refs.pop(att.ref, None)
-            self.node.demonitor(att.ref, flush=True)
+            self.kernel.demonitor(att.ref, flush=True)
         return True
 
     def _observe(self, core: RunCore, key: str, now: float) -> None:
         task = core.tasks.get(key)
         if task is not None and task.t0 is not None:
             self.service.observe_step(now - task.t0)
+            if self.span is None:  # the run is not traced
+                return
             self.service.node.tracing.record(
                 "contract.step",
                 now - task.t0,
@@ -546,9 +581,9 @@ class RunCoordinator(Actor):
     def _stop_attempt(self, key: str, att: _Attempt) -> None:
         att.aborted = True
         if att.pid is not None:
-            self.node.exit(att.pid, "abort")
+            self.kernel.exit(att.pid, "abort")
         elif (host := self.hosts.get(att.node)) is not None:
-            self.node.send(host, ("abort", self.pid, key, att.attempt))
+            self.kernel.send(host, ("abort", self.pid, key, att.attempt))
 
     def _down(self, core: RunCore, ref: Ref, reason: Any, now: float) -> None:
         node = self.host_refs.pop(ref, None)
@@ -574,7 +609,7 @@ class RunCoordinator(Actor):
         if wake == self.timer_at:
             return
         if self.timer is not None:
-            self.node.cancel_timer(self.timer)
+            self.kernel.cancel_timer(self.timer)
             self.timer = None
         self.timer_at = wake
         if wake is not None:
@@ -597,7 +632,7 @@ class RunCoordinator(Actor):
             self.stop()
 
     def _abandon(self, why: str) -> None:
-        log.info("run %s: coordinator on %s stops: %s", self.spec.run_id, self.node.name, why)
+        log.info("run %s: coordinator on %s stops: %s", self.spec.run_id, self.kernel.name, why)
         self.closing = True
         for key, att in list(self.workers.items()):
             self._settle(key, att.attempt)
@@ -614,7 +649,7 @@ class RunCoordinator(Actor):
         self.tasks.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("run %s: coordinator task failed", self.spec.run_id, exc_info=exc)
-            self.node.exit(self.pid, exc)  # a crash: the supervisor restarts the coordinator
+            self.kernel.exit(self.pid, exc)  # a crash: the supervisor restarts the coordinator
 
 
 def _consumed(fut: asyncio.Future[Any]) -> None:

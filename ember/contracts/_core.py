@@ -505,6 +505,10 @@ class RunCore:
         marks, self._marks = self._marks, []
         return changes, marks
 
+    def has_news(self) -> bool:
+        """Whether there are effects to perform or facts to persist (taken or not)."""
+        return bool(self._effects or self._changes or self._marks)
+
     def next_wakeup(self) -> float | None:
         """When :meth:`tick` has something to do (None: nothing is timed)."""
         timers = self._timers

@@ -3,7 +3,7 @@ written through Raft in batches."""
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .._errors import UsageError
@@ -12,7 +12,7 @@ from ._store import RunStore
 if TYPE_CHECKING:
     from ._service import ContractsService
 
-__all__ = ["Journal", "LocalJournal", "RaftJournal"]
+__all__ = ["Answer", "Journal", "LocalJournal", "RaftJournal"]
 
 
 class Journal(Protocol):
@@ -23,7 +23,11 @@ class Journal(Protocol):
 
     def apply(self, command: dict[str, Any]) -> list[Any]: ...
 
-    async def write(self, command: dict[str, Any], request_id: str) -> list[Any]: ...
+    def submit(self, command: dict[str, Any], done: Answer) -> None: ...
+
+
+Answer = Callable[[list[Any] | BaseException], None]
+"""Called once with a write's answer, or with the error that ended its writing."""
 
 
 class LocalJournal:
@@ -40,8 +44,8 @@ class LocalJournal:
         result: list[Any] = self.store.apply_command(command)
         return result
 
-    async def write(self, command: dict[str, Any], request_id: str) -> list[Any]:
-        return self.apply(command)
+    def submit(self, command: dict[str, Any], done: Answer) -> None:
+        done(self.apply(command))
 
 
 class RaftJournal:
@@ -56,7 +60,7 @@ class RaftJournal:
 
     def __init__(self, service: ContractsService) -> None:
         self.service = service
-        self._pending: list[tuple[dict[str, Any], asyncio.Future[list[Any]]]] = []
+        self._pending: list[tuple[dict[str, Any], Answer]] = []
         self._writing = False
         self._batches = 0
         self.largest = 0
@@ -65,14 +69,13 @@ class RaftJournal:
     def apply(self, command: dict[str, Any]) -> list[Any]:
         raise UsageError("the durable store is written asynchronously")
 
-    async def write(self, command: dict[str, Any], request_id: str) -> list[Any]:
-        """Write ``command`` with the next batch; its own answer."""
-        fut: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
-        self._pending.append((command, fut))
+    def submit(self, command: dict[str, Any], done: Answer) -> None:
+        """Write ``command`` with the next batch; ``done`` gets its own answer (called from
+        the loop, not from a coordinator: it sends the coordinator a message)."""
+        self._pending.append((command, done))
         if not self._writing:
             self._writing = True
             self.service.spawn(self._flush())
-        return await fut
 
     async def _flush(self) -> None:
         service = self.service
@@ -96,12 +99,10 @@ class RaftJournal:
                             command, request_id, retry_forever=True
                         )
                 except BaseException as exc:
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(exc)
+                    for _, done in batch:
+                        done(exc)
                     raise
-                for (_, fut), answer in zip(batch, answers, strict=True):
-                    if not fut.done():
-                        fut.set_result(answer)
+                for (_, done), answer in zip(batch, answers, strict=True):
+                    done(answer)
         finally:
             self._writing = False

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from ._graph import Step
 
-__all__ = ["Candidate", "place"]
+__all__ = ["Candidate", "capable", "choose", "place"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,32 +45,49 @@ def place(
     now. A step pinned with ``on=`` runs there; one that needs no capability runs ``here`` (the
     run's own node); otherwise the capable node with the fewest steps placed on it, ``here``
     first on a tie, then the others in turns (``turn`` rotates them)."""
+    if step.on is None and not step.needs:
+        return here, ""
+    names, why = capable(step, candidates, exclude)
+    if not names:
+        return None, why
+    return choose(names, here=here, load=load, turn=turn), ""
+
+
+def capable(
+    step: Step, candidates: Sequence[Candidate], exclude: Collection[str] = ()
+) -> tuple[tuple[str, ...], str]:
+    """The candidates that may take ``step`` (pinned with ``on=``: that one), in their order,
+    or ``((), why)`` when none can. It depends only on the candidates, not on load: a node
+    computes it once per step's needs until its membership changes (see ``choose``)."""
     needs = step.needs
     if step.on is not None:
         pinned = next((c for c in candidates if c.name == step.on), None)
         if pinned is None or step.on in exclude:
-            return None, f"node {step.on} (on=) is not reachable"
+            return (), f"node {step.on} (on=) is not reachable"
         refusal = pinned.refuses(needs)
-        return (None, refusal) if refusal else (step.on, "")
-    if not needs:
-        return here, ""
-    capable: list[Candidate] = []
+        return ((), refusal) if refusal else ((step.on,), "")
+    names: list[str] = []
     refusals: list[str] = []
     for c in candidates:
         if c.name in exclude:
             continue
         refusal = c.refuses(needs)
         if refusal is None:
-            capable.append(c)
+            names.append(c.name)
         else:
             refusals.append(refusal)
-    if not capable:
+    if not names:
         why = f"no reachable node offers {', '.join(sorted(needs))}"
         denied = [r for r in refusals if " denies " in r]
-        return None, why + (f" ({'; '.join(denied)})" if denied else "")
-    n = len(capable)
-    best = min(
-        range(n),
-        key=lambda i: (load.get(capable[i].name, 0), capable[i].name != here, (i - turn) % n),
-    )
-    return capable[best].name, ""
+        return (), why + (f" ({'; '.join(denied)})" if denied else "")
+    return tuple(names), ""
+
+
+def choose(names: Sequence[str], *, here: str, load: Mapping[str, int], turn: int = 0) -> str:
+    """Among capable ``names`` (not empty), the one with the fewest steps placed on it,
+    ``here`` first on a tie, then the others in turns (``turn`` rotates them)."""
+    n = len(names)
+    if n == 1:
+        return names[0]
+    best = min(range(n), key=lambda i: (load.get(names[i], 0), names[i] != here, (i - turn) % n))
+    return names[best]

@@ -42,11 +42,11 @@ from ._errors import (
     StoreUnavailable,
     VersionUnavailable,
 )
-from ._graph import Graph, checked_inputs
+from ._graph import Graph, Step, checked_inputs
 from ._handle import RunHandle
 from ._journal import LocalJournal, RaftJournal
 from ._metrics import collect, summary
-from ._placement import Candidate
+from ._placement import Candidate, capable
 from ._policy import CapabilityPolicy, offered_capabilities
 from ._stats import ContractsStatistics
 from ._status import RunStatus, RunSummary
@@ -68,7 +68,7 @@ class _Entry:
     the run waits), the futures waiting for its end (they get the outcome, or None: look in
     the store again), and events that came while it was (re)starting."""
 
-    __slots__ = ("events", "pid", "refresh", "resuming", "spec", "waiters")
+    __slots__ = ("events", "pid", "refresh", "resuming", "spec", "starting", "waiters")
 
     def __init__(self, spec: RunSpec | None) -> None:
         self.spec = spec
@@ -78,6 +78,8 @@ class _Entry:
         """Events were delivered (elsewhere) while it started: reread them once it runs."""
         self.waiters: list[asyncio.Future[Any]] = []
         self.events: dict[str, Any] = {}
+        self.starting: asyncio.Future[list[Any]] | None = None
+        """The store's answer to the start its coordinator is writing (durable runs)."""
 
     def resolve(self, outcome: Any) -> None:
         for fut in self.waiters:
@@ -118,6 +120,9 @@ class ContractsService:
         self._tasks = node.kernel.in_context(OwnedTasks, log, "contracts task")
         self._turn = 0
         self._candidates: list[Candidate] | None = None
+        self._capable: dict[tuple[frozenset[str], str | None], tuple[tuple[str, ...], str]] = {}
+        """Which candidates can take a step, by its needs and pin, until the candidates
+        change (see ``capable_nodes``)."""
         self._unlisten: Any = None
         self._time: Any = time.monotonic
         self._epoch = time.time() - time.monotonic()
@@ -140,7 +145,7 @@ class ContractsService:
             raise UsageError(f"config must be a ContractsConfig, not {config!r}")
         self._config = config
         self.policy = config.policy
-        self._candidates = None
+        self._forget_candidates()
         self.cache.size = config.cache_size
 
     # --- life cycle ---
@@ -180,7 +185,8 @@ class ContractsService:
                 async with asyncio.timeout(5.0):
                     await done
         for entry in self._entries.values():
-            for fut in entry.waiters:
+            pending = [*entry.waiters, *([entry.starting] if entry.starting else [])]
+            for fut in pending:
                 if not fut.done():
                     fut.set_exception(StoreUnavailable(f"node {self.node.name} stopped"))
         self._entries.clear()
@@ -287,8 +293,14 @@ class ContractsService:
         # start is about to coordinate.
         fresh = run_id not in self._entries
         entry = self._entries.setdefault(run_id, _Entry(None))
+        policy = policy or CapabilityPolicy()
+        if durable and fresh:
+            return await self._start_durable(entry, command, graph, values, policy, timeout)
         if fresh:
             entry.resuming = True
+        elif entry.starting is not None:  # a start of this id is being written: after it
+            with contextlib.suppress(Exception):
+                await asyncio.shield(entry.starting)
         try:
             if durable:
                 answer = await self.store().write(command, f"start:{run_id}", timeout=timeout)
@@ -306,7 +318,7 @@ class ContractsService:
         if created:
             self.stats.runs_started += 1
             journal = self.raft_journal if durable else self.local_journal
-            spec = RunSpec(run_id, graph, journal, durable, values, policy or CapabilityPolicy())
+            spec = RunSpec(run_id, graph, journal, durable, values, policy)
             try:
                 await self._launch(spec)
             except BaseException:
@@ -315,6 +327,68 @@ class ContractsService:
         elif answer[1]["owner"] == self.node.name and answer[1]["status"] not in FINAL:
             self.wake(run_id)  # e.g. a retried start after this node restarted
         return RunHandle(self, run_id, graph.name, durable, created)
+
+    async def _start_durable(  # noqa: PLR0917 - start_run's, checked
+        self,
+        entry: _Entry,
+        command: dict[str, Any],
+        graph: Graph,
+        values: dict[str, Any],
+        policy: CapabilityPolicy,
+        timeout: float,  # noqa: ASYNC109
+    ) -> RunHandle:
+        """Start a durable run whose id is new here: its coordinator starts at once and its
+        first write carries the start with the run's first facts (the record and its first
+        steps' starts in one write); it runs nothing before the store answers, and stops if
+        the id was taken. Returns once the store answered."""
+        run_id = command["id"]
+        answered: asyncio.Future[list[Any]] = asyncio.get_running_loop().create_future()
+        entry.starting = answered
+        entry.resuming = True
+        spec = RunSpec(
+            run_id, graph, self.raft_journal, True, values, policy, start=command, answered=answered
+        )
+        try:
+            await self._launch(spec)
+        except BaseException:
+            entry.starting = None
+            self._drop(run_id, entry)
+            raise
+        try:
+            async with asyncio.timeout(timeout):
+                answer = await asyncio.shield(answered)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"the contracts store did not answer the start of run {run_id} within "
+                f"{timeout} s (it may yet start: start again with this run_id to find it)"
+            ) from None
+        if answer[0] == "conflict":
+            raise RunConflict(run_id, answer[1])
+        created = _own_start(answer, command)
+        return RunHandle(self, run_id, graph.name, True, created)
+
+    def start_answered(self, spec: RunSpec, answer: list[Any]) -> bool:
+        """The store answered the write of ``spec``'s start (see ``_start_durable``): True if
+        it created the run (its coordinator goes on); otherwise the coordinator stops, and a
+        run of that id owned here and not finished is resumed from its record."""
+        start = spec.start
+        assert start is not None
+        if spec.answered is not None and not spec.answered.done():
+            spec.answered.set_result(answer)
+        entry = self._entries.get(spec.run_id)
+        if entry is not None and entry.starting is spec.answered:
+            entry.starting = None
+        if answer[0] == "created":
+            self.stats.runs_started += 1
+            return True
+        if _own_start(answer, start):
+            self.stats.runs_started += 1  # it landed before this coordinator restarted
+        self._detach(spec, keep_waiters=False)
+        if answer[0] == "exists":
+            rec = answer[1]
+            if rec["owner"] == self.node.name and rec["status"] not in FINAL:
+                self.wake(spec.run_id)
+        return False
 
     def _drop(self, run_id: str, entry: _Entry) -> None:
         """Forget an entry that coordinates nothing (waiters look in the store again)."""
@@ -497,11 +571,16 @@ class ContractsService:
         if self.config.deny:
             mesh.set_meta_entry("contracts_deny", list(self.config.deny))
 
-    def _on_connection(self, peer: str, up: bool) -> None:
+    def _forget_candidates(self) -> None:
+        """The membership (or this node's options) changed: placement looks again."""
         self._candidates = None
+        self._capable.clear()
+
+    def _on_connection(self, peer: str, up: bool) -> None:
+        self._forget_candidates()
 
     def _on_member(self, event: Any) -> None:
-        self._candidates = None
+        self._forget_candidates()
         durable = self.durable
         if durable is None:
             return
@@ -543,6 +622,16 @@ class ContractsService:
                     out.append(Candidate(peer))
         self._candidates = out
         return out
+
+    def capable_nodes(self, step: Step) -> tuple[tuple[str, ...], str]:
+        """The nodes that may take ``step`` now, or ``((), why)`` (see
+        :func:`~._placement.capable`); cached per needs and pin until the membership
+        changes, so placing a step costs a lookup and a choice by load."""
+        key = (step.needs, step.on)
+        found = self._capable.get(key)
+        if found is None:
+            found = self._capable[key] = capable(step, self.candidates())
+        return found
 
     def denied_by(self, needs: frozenset[str]) -> tuple[str, str] | None:
         """``(capability, "node a, node b")`` when every node that offers ``needs`` denies one
@@ -823,17 +912,23 @@ class ContractsService:
         deadline = None if timeout is None else loop.time() + timeout
         pause = 0.02
         while True:
-            rec = await self.read_record(run_id, durable=durable)
-            if rec is None:
-                raise RunNotFound(run_id)
-            if rec["status"] in FINAL or (rec["status"] == "unknown" and rec.get("error")):
-                return _outcome(rec["status"], rec["result"], rec["error"])
             entry = self._entries.get(run_id)
+            here = entry is not None and (entry.pid is not None or entry.resuming)
+            if not here or durable is False:  # coordinated here: its end comes from here
+                rec = await self.read_record(run_id, durable=durable)
+                if rec is None:
+                    raise RunNotFound(run_id)
+                if rec["status"] in FINAL or (rec["status"] == "unknown" and rec.get("error")):
+                    return _outcome(rec["status"], rec["result"], rec["error"])
+                entry = self._entries.get(run_id)
+                here = entry is not None and (entry.pid is not None or entry.resuming)
+                local = not rec["durable"]
+            else:
+                local = False
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 raise ResultTimeout(run_id, timeout or 0.0)
-            here = entry is not None and (entry.pid is not None or entry.resuming)
-            if here or not rec["durable"]:
+            if here or local:
                 if entry is None:  # a local run parked for an event: wait for its end here
                     entry = self._entries[run_id] = _Entry(None)
                 fut: asyncio.Future[Any] = loop.create_future()
@@ -974,6 +1069,15 @@ class ContractsService:
 def _plain(value: Any) -> Any:
     """``value`` as JSON data (what a step returned may be any object in a local run)."""
     return json.loads(json.dumps(value, default=repr))
+
+
+def _own_start(answer: list[Any], start: Mapping[str, Any]) -> bool:
+    """Whether the store's answer to ``start`` says that very start created the run (an
+    ``exists`` answer names it when an earlier attempt of it had landed)."""
+    if answer[0] == "created":
+        return True
+    rec = answer[1] if answer[0] == "exists" else None
+    return rec is not None and rec["owner"] == start["owner"] and rec["created"] == start["at"]
 
 
 def _outcome(status: str, outputs: Any, error: Any) -> dict[str, Any]:

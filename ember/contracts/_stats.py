@@ -42,6 +42,8 @@ class ContractsStatistics:
     """Runs this node could not resume (their contract version is not loaded here)."""
     store_writes: int = 0
     store_retries: int = 0
+    store_write_seconds: float = 0.0
+    """Time spent waiting for store writes (all of them, retries included)."""
     cache_hits: int = 0
     cache_misses: int = 0
     cache_evictions: int = 0

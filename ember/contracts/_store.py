@@ -62,8 +62,10 @@ class RunStore(StateMachine):
 
     @apply("start")
     def start(self, cmd: dict[str, Any]) -> list[Any]:
-        """Create a run, or answer with the existing one of that id (``["exists", record]``);
-        ``["conflict", why]`` when the id is taken by another contract or other inputs."""
+        """Create a run (``["created", None]``), or answer with the existing one of that id
+        (``["exists", record]``); ``["conflict", why]`` when the id is taken by another
+        contract or other inputs. ``then``, an ``advance`` of the new run, is applied with it
+        (its owner's first facts in the same write), and only if the run was created."""
         run_id = cmd["id"]
         rec = self.runs.get(run_id)
         if rec is not None:
@@ -108,7 +110,10 @@ class RunStore(StateMachine):
         self.state["active"][run_id] = 1
         if rec["corr"]:
             self.state["corr"].setdefault(correlation_key(rec["corr"]), []).append(run_id)
-        return ["created", rec]
+        then = cmd.get("then")
+        if then is not None:
+            self.advance(then)
+        return ["created", None]
 
     # --- the owner's progress ---
 

@@ -118,7 +118,8 @@ def resolve(
     name, version, shape, ref = contract
     graph = service.graph_for(name, version, shape, ref, run_id)
     st = graph.steps[step]
-    return st, st.calls[case], service.policy.first_denied(st.needs)
+    call = st.call if case == 0 and st.call is not None else st.calls[case]
+    return st, call, service.policy.first_denied(st.needs)
 
 
 def runs_inline(step: Step, call: Call) -> bool:

@@ -33,3 +33,7 @@ def test_the_contracts_benchmark_parts_run():
     ):
         assert out[key] > 0, key
     assert out["inline_steps"] >= 100
+    # A plain 3-step durable run: its start with step one's, two steps' results each with the
+    # next one's start, then the last result with the end; idempotent steps: start, then end.
+    assert out["durable_3step_writes"] == 4
+    assert out["durable_3step_idempotent_writes"] == 2

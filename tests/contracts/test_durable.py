@@ -16,6 +16,7 @@ from ember.contracts import (
     DuplicateEvent,
     Input,
     RunCancelled,
+    RunConflict,
     StepContext,
     StepOutcomeUnknown,
     await_event,
@@ -308,3 +309,59 @@ async def test_cancel_a_running_run_from_another_node_stops_its_steps() -> None:
             await c.contracts.result("p2", timeout=10)
         await sim.wait_for(lambda: a.contracts.statistics().coordinators == 0, what="stopped")
         assert a.contracts.load.get("a", 0) == 0  # its step was aborted, not left running
+
+
+class Chain3(Contract):
+    """Three plain (not idempotent) steps: each starts only once its start is written."""
+
+    x = Input(int)
+
+    @compute
+    def one(x: int) -> int:
+        LOG.append(("one", x))
+        return x + 1
+
+    @compute
+    def two(one: int) -> int:
+        return one + 1
+
+    @compute
+    def three(two: int) -> int:
+        return two + 1
+
+    outputs = ("three",)
+
+
+async def test_a_durable_start_is_written_with_the_first_step() -> None:
+    # The run's record goes with its first step's start; each later write carries a step's
+    # result with the next one's start; the last one the run's end: 4 writes for 3 steps.
+    LOG.clear()
+    async with durable() as sim:
+        a = sim.node("a")
+        before = a.contracts.stats.store_writes
+        handle = await Chain3.start({"x": 1}, run_id="c1", node=a)
+        assert handle.created
+        assert await handle.result(timeout=30) == {"three": 4}
+        assert a.contracts.stats.store_writes - before == 4
+        steps = (await sim.node("b").contracts.status("c1")).steps
+        assert {k: s.status for k, s in steps.items()} == dict.fromkeys(
+            ("one", "two", "three"), "succeeded"
+        )
+        assert LOG == [("one", 1)]
+
+
+async def test_starts_of_one_run_id_at_once_run_it_once() -> None:
+    LOG.clear()
+    async with durable() as sim:
+        a, b = sim.node("a"), sim.node("b")
+        starts = [Chain3.start({"x": 5}, run_id="c2", node=n) for n in (a, a, b)]
+        handles = await asyncio.gather(*starts)
+        assert sorted(h.created for h in handles) == [False, False, True]
+        assert [await h.result(timeout=30) for h in handles] == [{"three": 8}] * 3
+        assert LOG == [("one", 5)]
+        with pytest.raises(RunConflict, match="started with other inputs"):
+            await Chain3.start({"x": 6}, run_id="c2", node=a)
+        with pytest.raises(RunConflict, match="it is a run of Chain3 v1, not Order v1"):
+            await Order.start({"order_id": "o", "amount": 1}, run_id="c2", node=b)
+        assert LOG == [("one", 5)]
+        assert coordinators(sim) == 0
