@@ -433,8 +433,8 @@ async def _resume(trials: int) -> dict[str, Any]:
     same trial). The killed node restarts between trials."""
     import tempfile
 
-    from ember.cli._cluster import LocalCluster
     from ember.contracts import StoreUnavailable
+    from ember.testing._localcluster import LocalCluster
 
     stores = ("n1", "n2", "n3")
     args = (

@@ -12,17 +12,15 @@ import secrets
 import signal
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from .._errors import EmberError
 from .._node import Node
+from ..testing._localcluster import LocalCluster
 from ._driver import Driver
 from ._nemesis import Link
 from ._procfs import rss_of
 from ._scenario import Scenario
-
-if TYPE_CHECKING:
-    from ..cli._cluster import LocalCluster
 
 __all__ = ["ProcessDriver"]
 
@@ -40,10 +38,6 @@ class ProcessDriver(Driver):
 
     def __init__(self, scenario: Scenario, seed: int, workdir: Path) -> None:
         super().__init__(scenario, seed, workdir)
-        # LocalCluster runs `ember node start` processes; it lives with the CLI that uses it
-        # most (a subprocess boundary, not a layer the chaos package builds on).
-        from ..cli._cluster import LocalCluster
-
         self.procs: LocalCluster = LocalCluster(
             scenario.cluster.nodes,
             workdir=workdir,
