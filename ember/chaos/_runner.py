@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from types import MappingProxyType
+from typing import Any, Final, Protocol
 
 from .._errors import EmberError
 from ._checkers import (
@@ -41,9 +42,14 @@ from ._workloads import (
     Workload,
 )
 
-__all__ = ["FaultRecord", "Progress", "RunResult", "Runner"]
+__all__ = ["WORKLOADS_BY_KIND", "FaultRecord", "Progress", "RunResult", "Runner"]
 
 _SAMPLE_EVERY = 1.0  # seconds between memory samples
+
+WORKLOADS_BY_KIND: Final[Mapping[str, type[Workload]]] = MappingProxyType(
+    {"kv": KVWorkload, "names": NamesWorkload, "pg": PgWorkload, "calls": CallsWorkload}
+)
+"""The workload kinds the runner runs, and their clients."""
 
 
 @dataclass
@@ -141,21 +147,15 @@ class Runner:
         s = self.scenario
         self.driver.check_supported()
         for spec in s.workloads:
-            if spec.kind not in ("kv", "names", "pg", "calls"):
+            if spec.kind not in WORKLOADS_BY_KIND:
                 raise DriverError(f"the {spec.kind} workload is not available yet")
         try:
             await self.driver.start()
             await self.driver.start_kv()
             self._t0 = self.driver.now()
             ids = Processes()
-            kinds: dict[str, type[Workload]] = {
-                "kv": KVWorkload,
-                "names": NamesWorkload,
-                "pg": PgWorkload,
-                "calls": CallsWorkload,
-            }
             workloads = [
-                kinds[spec.kind](
+                WORKLOADS_BY_KIND[spec.kind](
                     spec,
                     self.driver,
                     self.history,
