@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 
 from .._errors import EmberError
 from .._node import Node
+from ..contracts import ContractsConfig
 from ..testing._localcluster import LocalCluster
 from ._driver import Driver
 from ._nemesis import Link
@@ -25,6 +26,8 @@ from ._scenario import Scenario
 __all__ = ["ProcessDriver"]
 
 BOUND = 60.0  # seconds any start, restart or convergence may take on a loaded machine
+CONTRACTS_MODULE = "ember.chaos._orders"
+"""What node processes load for the contracts workload (``--contracts-load``)."""
 FAULT_BOUND = 5.0  # seconds a node may take to answer a fault request
 
 
@@ -38,6 +41,10 @@ class ProcessDriver(Driver):
 
     def __init__(self, scenario: Scenario, seed: int, workdir: Path) -> None:
         super().__init__(scenario, seed, workdir)
+        extra: tuple[str, ...] = ("--chaos",)
+        if self.contracts_store is not None:
+            extra += ("--contracts-store", ",".join(self.contracts_store))
+            extra += ("--contracts-load", CONTRACTS_MODULE)
         self.procs: LocalCluster = LocalCluster(
             scenario.cluster.nodes,
             workdir=workdir,
@@ -45,7 +52,7 @@ class ProcessDriver(Driver):
             cluster=f"chaos-{secrets.token_hex(4)}",
             mesh_profile=scenario.cluster.profile,
             ready_timeout=BOUND,
-            extra_args=("--chaos",),
+            extra_args=extra,
         )
         self._client: Node | None = None
         self._cuts: set[Link] = set()
@@ -60,7 +67,10 @@ class ProcessDriver(Driver):
 
     async def start(self) -> None:
         await self.procs.start()
-        self._client = await self.procs.client("client", BOUND)
+        options: dict[str, Any] = {}
+        if self.contracts_store is not None:
+            options["contracts"] = ContractsConfig(store=self.contracts_store)
+        self._client = await self.procs.client("client", BOUND, **options)
 
     async def stop(self) -> None:
         try:

@@ -65,6 +65,9 @@ class Workload:
 
     prefix: ClassVar[str] = "key-"
     """The keys are ``<prefix>0``, ``<prefix>1``..."""
+    expected_logs: ClassVar[tuple[str, ...]] = ()
+    """Regular expressions of the node log lines this workload causes on purpose (a crash it
+    injects): the log check accepts them."""
 
     def __init__(  # noqa: PLR0917 - one of each, in the order the runner has them
         self,
