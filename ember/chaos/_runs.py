@@ -86,8 +86,7 @@ class ContractsWorkload(Workload):
         except UsageError:
             raise  # InvalidInputs, RunConflict: the workload's mistake
         except (EmberError, TimeoutError, OSError) as exc:
-            self.history.complete(invoke, "info", None, self.clock(), error=type(exc).__name__)
-            return "info"
+            return self._failed(invoke, "info", exc)
         self.history.complete(invoke, "ok", {"created": handle.created}, self.clock(), node=node)
         return "ok"
 
@@ -106,8 +105,7 @@ class ContractsWorkload(Workload):
             self.history.complete(invoke, "fail", str(exc), self.clock(), error=type(exc).__name__)
             return "fail"
         except (EmberError, TimeoutError, OSError) as exc:
-            self.history.complete(invoke, "info", None, self.clock(), error=type(exc).__name__)
-            return "info"
+            return self._failed(invoke, "info", exc)
         self.runs[run_id]["paid"] = True
         self.history.complete(invoke, "ok", list(took), self.clock())
         return "ok"
@@ -120,8 +118,7 @@ class ContractsWorkload(Workload):
         except UsageError:
             raise
         except (EmberError, TimeoutError, OSError) as exc:
-            self.history.complete(invoke, "fail", None, self.clock(), error=type(exc).__name__)
-            return "fail"
+            return self._failed(invoke, "fail", exc)
         self.history.complete(invoke, "ok", status.status, self.clock())
         return "ok"
 

@@ -153,7 +153,7 @@ class SupervisorsWorkload(Workload):
         except NoProc as exc:
             # No tree answers under its name there: it is gone. The checker decides whether a
             # fault explains it; the workload starts a new one.
-            self.history.complete(invoke, "fail", None, self.clock(), error=type(exc).__name__)
+            self._failed(invoke, "fail", exc)
             await self._start_tree(node)
             return "fail"
         except _NotRunning:
@@ -161,8 +161,7 @@ class SupervisorsWorkload(Workload):
             return "fail"
         except (EmberError, TimeoutError, OSError) as exc:
             outcome: EventType = "fail" if f == "count" else "info"
-            self.history.complete(invoke, outcome, None, self.clock(), error=type(exc).__name__)
-            return outcome
+            return self._failed(invoke, outcome, exc)
         self.history.complete(invoke, "ok", result, self.clock(), node=node)
         return "ok"
 
