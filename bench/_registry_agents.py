@@ -22,7 +22,7 @@ async def processes(
     import tempfile
     from pathlib import Path
 
-    from ember.cli._cluster import LocalCluster
+    from ember.testing._localcluster import LocalCluster
 
     procs = LocalCluster(
         n,

@@ -321,7 +321,7 @@ async def _remote_procs(reps: int) -> dict[str, Any]:
     a call)."""
     import tempfile
 
-    from ember.cli._cluster import LocalCluster
+    from ember.testing._localcluster import LocalCluster
 
     steps = FAR_STEPS
     far = far_contract(steps)
@@ -538,8 +538,8 @@ async def _resume(trials: int) -> dict[str, Any]:
     same trial). The killed node restarts between trials."""
     import tempfile
 
-    from ember.cli._cluster import LocalCluster
     from ember.contracts import StoreUnavailable
+    from ember.testing._localcluster import LocalCluster
 
     stores = ("n1", "n2", "n3")
     args = (

@@ -1,7 +1,7 @@
 """Idle CPU of node processes: a 10-process cluster on this machine, doing nothing but keeping
 its connections and membership alive.
 
-For each variant, :class:`ember.cli.LocalCluster` starts ``NODES`` ``ember node start``
+For each variant, :class:`LocalCluster` starts ``NODES`` ``ember node start``
 processes on loopback and waits until they are ready (and, with membership, until every node
 sees every node alive). After ``WARMUP_S`` seconds (start-up work: imports, joins, the first
 push-pulls) each process's CPU time (user + system, from psutil) is read, and again ``SAMPLE_S``
@@ -34,7 +34,7 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped]
 
-from ember.cli._cluster import LocalCluster
+from ember.testing._localcluster import LocalCluster
 
 from ._util import ratio, run_uvloop
 

@@ -104,8 +104,8 @@ async def measure_load(
 
 
 async def ember_bench(quick: bool, reps: int, workdir: Path) -> dict[str, Any]:
-    from ember.cli._cluster import LocalCluster
     from ember.consensus import Cluster, ClusterError
+    from ember.testing._localcluster import LocalCluster
 
     procs = LocalCluster(
         3, workdir=workdir / "ember", discovery="seeds", cluster=f"b{secrets.token_hex(4)}"

@@ -146,8 +146,8 @@ async def pause_run(
     SIGCONT within ``catch_up_within`` s. ``readers_bound``: reader ``r`` reads through member
     ``r % 3`` (as Jepsen binds a client to a node; the member asks the leader for a read index),
     else through the leader."""
-    from ember.cli._cluster import LocalCluster
     from ember.consensus import Cluster, ClusterError, OutcomeUnknown
+    from ember.testing._localcluster import LocalCluster
 
     procs = LocalCluster(3, workdir=workdir, discovery="seeds", cluster=f"p{secrets.token_hex(4)}")
     await procs.start()

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import ember
-from ember.cli._cluster import LocalCluster
 from ember.cli._memberscmd import format_table
 from ember.consensus import Cluster
 from ember.registry import RegistryConfig, TierUnavailable
+from ember.testing._localcluster import LocalCluster
 from ember.transport._config import TransportConfig
 
 

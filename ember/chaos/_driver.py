@@ -51,6 +51,10 @@ class Driver(abc.ABC):
         self.workdir = workdir
         self.names = node_names(scenario.cluster.nodes)
         self.kv: Cluster | None = None
+        self.contracts_store: tuple[str, ...] | None = (
+            tuple(self.names) if any(w.kind == "contracts" for w in scenario.workloads) else None
+        )
+        """The members of the contracts store (every node), when a workload runs contracts."""
         self.notes: list[str] = []
         """Things the report should say about how faults were injected here."""
 
@@ -90,12 +94,25 @@ class Driver(abc.ABC):
         await self.kv.wait_for_leader(timeout=timeout)
         return self.kv
 
-    async def leader(self, timeout: float = 3.0) -> str | None:  # noqa: ASYNC109
-        """The node of the KV group's leader, if one answers within ``timeout``."""
-        if self.kv is None:
+    async def wait_contracts_store(self, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+        """With a contracts workload, wait until the contracts store has a leader."""
+        store = self._contracts_cluster()
+        if store is not None:
+            await store.wait_for_leader(timeout=timeout)
+
+    def _contracts_cluster(self) -> Cluster | None:
+        if self.contracts_store is None or self.client.contracts is None:
+            return None
+        return self.client.contracts.cluster
+
+    async def leader(self, timeout: float = 3.0, group: str = "kv") -> str | None:  # noqa: ASYNC109
+        """The node of the leader of the KV group (or with ``group="contracts"`` of the
+        contracts store), if one answers within ``timeout``."""
+        cluster = self.kv if group == "kv" else self._contracts_cluster()
+        if cluster is None:
             return None
         try:
-            member = await self.kv.wait_for_leader(timeout=timeout)
+            member = await cluster.wait_for_leader(timeout=timeout)
         except (NoLeader, ClusterError, TimeoutError):
             return None
         return member.partition("#")[0]

@@ -1,16 +1,40 @@
-"""The actor the names and pg workloads use on every node: it holds names, joins groups, and
-answers its node's view of both.
+"""The actors the workloads use on every node: ``Holder`` holds names, joins groups, and
+answers its node's view of both; ``TreeWorker`` is a child of the supervision tree the
+supervisors workload starts on every node (:func:`tree_children`).
 
-Node processes spawn it by reference (``ember.chaos._probe:Holder``).
+Node processes spawn them by reference (``ember.chaos._probe:Holder``...).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from .. import actors
+from ..actors import ChildSpec, child
 
-__all__ = ["Holder"]
+__all__ = [
+    "INJECTED_CRASH",
+    "SUPERVISOR_REF",
+    "TREE",
+    "TREE_INTENSITY",
+    "TREE_PERIOD",
+    "Holder",
+    "InjectedCrash",
+    "TreeWorker",
+    "expected_tree",
+    "tree_children",
+]
+
+TREE: Final = "ember.chaos.tree"
+"""The local name of the supervisors workload's top supervisor on each node."""
+SUPERVISOR_REF: Final = "ember.actors._supervisor:Supervisor"
+_WORKER_REF: Final = "ember.chaos._probe:TreeWorker"
+TREE_INTENSITY: Final = 1000
+TREE_PERIOD: Final = 1.0
+"""Restarts the tree's supervisors allow (per period, seconds): far more than the workload
+causes, so a supervisor that gives up is a finding, not the workload's doing."""
+INJECTED_CRASH: Final = "InjectedCrash"
+"""What the node logs when the workload crashes a worker (the runner accepts those lines)."""
 
 
 def _service(name: str) -> Any:
@@ -40,3 +64,38 @@ class Holder(actors.Actor):
                 get = pg.get_local_members if local else pg.get_members
                 return [sorted(str(p) for p in get(g)) for g in groups]
         return None
+
+
+class InjectedCrash(Exception):
+    """The exception a :class:`TreeWorker` raises when told to crash."""
+
+
+class TreeWorker(actors.Actor):
+    """A child of the tree: ``("crash",)`` makes it raise :class:`InjectedCrash` (its
+    supervisor restarts it); anything else is answered with its node's name."""
+
+    async def receive(self, msg: Any) -> Any:
+        if msg == ("crash",):
+            raise InjectedCrash("crashed by the chaos supervisors workload")
+        return actors.current().name
+
+
+def _nested() -> list[ChildSpec]:
+    return [child(_WORKER_REF, id=f"s{i}") for i in (1, 2, 3)]
+
+
+def tree_children() -> list[ChildSpec]:
+    """The top supervisor's children (one_for_one): two permanent workers, a nested
+    rest_for_one supervisor of three, and a transient worker (an abnormal exit restarts it)."""
+    nested = _nested()
+    return [
+        child(_WORKER_REF, id="w1"),
+        child(_WORKER_REF, id="w2"),
+        child(SUPERVISOR_REF, nested, "rest_for_one", TREE_INTENSITY, TREE_PERIOD, id="sub"),
+        child(_WORKER_REF, id="w3", restart="transient"),
+    ]
+
+
+def expected_tree() -> dict[str, list[str]]:
+    """The children a tree at full strength runs: ``{"": top ids, "sub": nested ids}``."""
+    return {"": [str(c.id) for c in tree_children()], "sub": [str(c.id) for c in _nested()]}

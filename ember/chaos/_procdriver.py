@@ -12,21 +12,22 @@ import secrets
 import signal
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from .._errors import EmberError
 from .._node import Node
+from ..contracts import ContractsConfig
+from ..testing._localcluster import LocalCluster
 from ._driver import Driver
 from ._nemesis import Link
 from ._procfs import rss_of
 from ._scenario import Scenario
 
-if TYPE_CHECKING:
-    from ..cli._cluster import LocalCluster
-
 __all__ = ["ProcessDriver"]
 
 BOUND = 60.0  # seconds any start, restart or convergence may take on a loaded machine
+CONTRACTS_MODULE = "ember.chaos._orders"
+"""What node processes load for the contracts workload (``--contracts-load``)."""
 FAULT_BOUND = 5.0  # seconds a node may take to answer a fault request
 
 
@@ -40,10 +41,10 @@ class ProcessDriver(Driver):
 
     def __init__(self, scenario: Scenario, seed: int, workdir: Path) -> None:
         super().__init__(scenario, seed, workdir)
-        # LocalCluster runs `ember node start` processes; it lives with the CLI that uses it
-        # most (a subprocess boundary, not a layer the chaos package builds on).
-        from ..cli._cluster import LocalCluster
-
+        extra: tuple[str, ...] = ("--chaos",)
+        if self.contracts_store is not None:
+            extra += ("--contracts-store", ",".join(self.contracts_store))
+            extra += ("--contracts-load", CONTRACTS_MODULE)
         self.procs: LocalCluster = LocalCluster(
             scenario.cluster.nodes,
             workdir=workdir,
@@ -51,7 +52,7 @@ class ProcessDriver(Driver):
             cluster=f"chaos-{secrets.token_hex(4)}",
             mesh_profile=scenario.cluster.profile,
             ready_timeout=BOUND,
-            extra_args=("--chaos",),
+            extra_args=extra,
         )
         self._client: Node | None = None
         self._cuts: set[Link] = set()
@@ -66,7 +67,10 @@ class ProcessDriver(Driver):
 
     async def start(self) -> None:
         await self.procs.start()
-        self._client = await self.procs.client("client", BOUND)
+        options: dict[str, Any] = {}
+        if self.contracts_store is not None:
+            options["contracts"] = ContractsConfig(store=self.contracts_store)
+        self._client = await self.procs.client("client", BOUND, **options)
 
     async def stop(self) -> None:
         try:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from types import MappingProxyType
+from typing import Any, Final, Protocol
 
 from .._errors import EmberError
 from ._checkers import (
@@ -20,18 +21,22 @@ from ._checkers import (
     Validity,
     check_availability,
     check_calls,
+    check_contracts,
     check_linearizable,
     check_logs,
     check_lost_writes,
     check_pg_converged,
     check_rss,
+    check_supervisors,
     check_unique_owners,
     overall,
 )
 from ._driver import Driver, DriverError
 from ._history import History
 from ._nemesis import Link, Step, cut_links, resolve_targets, schedule
+from ._runs import ContractsWorkload
 from ._scenario import FaultSpec, Scenario
+from ._supervisors import SupervisorsWorkload
 from ._workloads import (
     CallsWorkload,
     KVWorkload,
@@ -41,9 +46,21 @@ from ._workloads import (
     Workload,
 )
 
-__all__ = ["FaultRecord", "Progress", "RunResult", "Runner"]
+__all__ = ["WORKLOADS_BY_KIND", "FaultRecord", "Progress", "RunResult", "Runner"]
 
 _SAMPLE_EVERY = 1.0  # seconds between memory samples
+
+WORKLOADS_BY_KIND: Final[Mapping[str, type[Workload]]] = MappingProxyType(
+    {
+        "kv": KVWorkload,
+        "names": NamesWorkload,
+        "pg": PgWorkload,
+        "calls": CallsWorkload,
+        "supervisors": SupervisorsWorkload,
+        "contracts": ContractsWorkload,
+    }
+)
+"""The workload kinds the runner runs, and their clients."""
 
 
 @dataclass
@@ -116,9 +133,12 @@ class Runner:
         self._undo: dict[int, tuple[FaultRecord, Callable[[], Awaitable[None]]]] = {}
         self._over = asyncio.Event()  # the workload phase ended: the nemesis stops
         self.views: dict[str, dict[str, dict[str, str | None]]] = {}
+        """Per name tier, each node's view of the names after the final heal."""
         self.pg: list[dict[str, Any]] = []
         """What each pg workload saw of the groups after the final heal."""
-        """Per name tier, each node's view of the names after the final heal."""
+        self.trees: list[dict[str, Any]] = []
+        """What each supervisors workload saw of its trees after the final heal."""
+        self._expected_logs: tuple[str, ...] = ()
 
     def clock(self) -> float:
         """Seconds since the workload phase began (the run's clock)."""
@@ -141,21 +161,16 @@ class Runner:
         s = self.scenario
         self.driver.check_supported()
         for spec in s.workloads:
-            if spec.kind not in ("kv", "names", "pg", "calls"):
+            if spec.kind not in WORKLOADS_BY_KIND:
                 raise DriverError(f"the {spec.kind} workload is not available yet")
         try:
             await self.driver.start()
             await self.driver.start_kv()
+            await self.driver.wait_contracts_store()
             self._t0 = self.driver.now()
             ids = Processes()
-            kinds: dict[str, type[Workload]] = {
-                "kv": KVWorkload,
-                "names": NamesWorkload,
-                "pg": PgWorkload,
-                "calls": CallsWorkload,
-            }
             workloads = [
-                kinds[spec.kind](
+                WORKLOADS_BY_KIND[spec.kind](
                     spec,
                     self.driver,
                     self.history,
@@ -165,6 +180,7 @@ class Runner:
                 )
                 for spec in s.workloads
             ]
+            self._expected_logs = tuple(p for w in workloads for p in w.expected_logs)
             steps = schedule(s, random.Random(self.rng.getrandbits(64)))
             self.phases["workload_start"] = 0.0
             done = asyncio.Event()
@@ -182,12 +198,18 @@ class Runner:
                 self.phases["healed"] = self.clock()
                 await asyncio.sleep(s.settle)
                 self.phases["settled"] = self.clock()
+                healed = self.phases["healed"]
                 for w in workloads:
                     await w.final_reads(within=max(30.0, s.settle * 4))
                     if isinstance(w, NamesWorkload):
                         self.views[w.spec.tier] = await w.final_views()
                     elif isinstance(w, PgWorkload):
-                        self.pg.append(await w.converge(s.checks.pg_within, self.phases["healed"]))
+                        self.pg.append(await w.converge(s.checks.pg_within, healed))
+                    elif isinstance(w, SupervisorsWorkload):
+                        within = s.checks.supervisors_within
+                        self.trees.append(await w.final_strength(within, healed))
+                    elif isinstance(w, ContractsWorkload):
+                        await w.final_runs(s.checks.contracts_within)
                 self.phases["end"] = self.clock()
                 done.set()
         finally:
@@ -210,8 +232,8 @@ class Runner:
                 self.history, 0.0, self.phases["workload_end"], max_gap=c.max_unavailable
             )
         )
+        faults = [f.as_dict() for f in self.faults]
         if c.unique_names:
-            faults = [f.as_dict() for f in self.faults]
             for tier, views in self.views.items():
                 # A fault's releases trail it by up to the settle time (failure detection).
                 out.append(
@@ -221,10 +243,14 @@ class Runner:
             out.append(check_calls(self.history))
         if c.pg_converge:
             out.extend(check_pg_converged(observed) for observed in self.pg)
+        if c.supervisors:
+            out.extend(check_supervisors(self.history, trees, faults) for trees in self.trees)
+        if c.contracts and any(w.kind == "contracts" for w in self.scenario.workloads):
+            out.append(check_contracts(self.history, faults))
         if c.rss_limit_mb is not None:
             out.append(check_rss(self.rss, c.rss_limit_mb))
         if c.logs:
-            out.append(check_logs(logs, c.logs_allow))
+            out.append(check_logs(logs, (*c.logs_allow, *self._expected_logs)))
         return out
 
     async def _sample(self, done: asyncio.Event) -> None:
@@ -292,7 +318,9 @@ class Runner:
 
     async def _targets(self, f: FaultSpec, exclude: set[str]) -> tuple[str, ...]:
         live = [n for n in self.driver.live() if n not in exclude]
-        leader = await self.driver.leader() if f.target in ("leader", "followers") else None
+        leader = None
+        if f.target in ("leader", "followers"):
+            leader = await self.driver.leader(group=f.group)
         return resolve_targets(f.target, live, leader, self.rng)
 
     async def _start_fault(self, n: int, f: FaultSpec) -> bool:

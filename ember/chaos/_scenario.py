@@ -22,6 +22,7 @@ from ._toml import key_lines, line_of, show_path
 
 __all__ = [
     "FAULTS",
+    "GROUPS",
     "PARTITION_MODES",
     "TARGETS",
     "WORKLOADS",
@@ -36,7 +37,7 @@ __all__ = [
     "parse_scenario",
 ]
 
-WORKLOADS: Final = ("kv", "names", "pg", "calls")
+WORKLOADS: Final = ("kv", "names", "pg", "calls", "supervisors", "contracts")
 FAULTS: Final = (
     "kill",
     "pause",
@@ -52,11 +53,16 @@ FAULTS: Final = (
 )
 TARGETS: Final = ("one", "minority", "majority", "all", "leader", "followers", "none")
 PARTITION_MODES: Final = ("isolate", "halves", "ring", "bridge")
+GROUPS: Final = ("kv", "contracts")
+"""Whose leader ``target = "leader"`` (and ``followers``) means: the KV group's, or the
+contracts store's (``ember.contracts``)."""
 _MIXES: Final[dict[str, dict[str, float]]] = {
     "kv": {"read": 0.5, "write": 0.3, "cas": 0.2},
     "names": {"register": 0.4, "unregister": 0.2, "whereis": 0.4},
     "pg": {"join": 0.4, "leave": 0.3, "members": 0.3},
     "calls": {"call": 1.0},
+    "supervisors": {"crash": 0.4, "kill": 0.4, "count": 0.2},
+    "contracts": {"start": 0.35, "deliver": 0.45, "status": 0.2},
 }
 _MAX_NODES: Final = 9
 
@@ -98,8 +104,9 @@ class WorkloadSpec:
 
     ``keys`` is how many keys (names, groups) the clients share; ``mix`` the weights of the
     operations (``read``/``write``/``cas`` for kv; ``register``/``unregister``/``whereis``
-    for names; ``join``/``leave``/``members`` for pg; ``call`` for calls); ``tier`` the name
-    tier (names workload: ``consistent`` or ``eventual``).
+    for names; ``join``/``leave``/``members`` for pg; ``call`` for calls;
+    ``crash``/``kill``/``count`` for supervisors; ``start``/``deliver``/``status`` for
+    contracts); ``tier`` the name tier (names workload: ``consistent`` or ``eventual``).
     """
 
     kind: str
@@ -125,11 +132,13 @@ class FaultSpec:
     that overlap) or ``bridge`` (two halves and one node that sees both). ``delay`` is a
     ``[low, high]`` range in seconds (delay), ``probability`` a loss rate (loss) or error rate
     (failing-disk), ``rate`` a clock's speed (clock-skew: 1.5 runs 50% fast), ``latency``
-    seconds per disk write (slow-disk).
+    seconds per disk write (slow-disk). ``group`` whose leader ``leader`` and ``followers``
+    mean: the KV group's (``kv``) or the contracts store's (``contracts``).
     """
 
     fault: str
     target: str | tuple[str, ...] = "one"
+    group: str = "kv"
     at: float | None = None
     duration: float | None = None
     mode: str = "isolate"
@@ -154,7 +163,10 @@ class GeneratorSpec:
 class ChecksSpec:
     """What to check at the end. ``linearizable`` (kv), ``lost_writes`` (kv),
     ``unique_names`` (names), ``pg_converge`` (pg: views equal within ``pg_within`` seconds
-    of the heal), ``supervisors`` (trees back to full strength), ``logs`` (no tracebacks;
+    of the heal), ``supervisors`` (supervisors: every tree back to full strength within
+    ``supervisors_within`` seconds of the heal), ``contracts`` (contracts: every acknowledged
+    run completes once with the right result; the final phase waits at most
+    ``contracts_within`` seconds for the runs to end), ``logs`` (no tracebacks;
     ``logs_allow``: regular expressions of accepted lines), ``rss_limit_mb`` (None: no
     check), ``max_unavailable`` (seconds without a successful write; None: reported, not
     judged), ``budget`` (seconds for the linearizability search)."""
@@ -165,6 +177,9 @@ class ChecksSpec:
     pg_converge: bool = True
     pg_within: float = 10.0
     supervisors: bool = True
+    supervisors_within: float = 10.0
+    contracts: bool = True
+    contracts_within: float = 60.0
     logs: bool = True
     logs_allow: tuple[str, ...] = ()
     rss_limit_mb: float | None = 500.0
@@ -322,6 +337,7 @@ def _workload(r: _Reader, data: Any, where: tuple[str | int, ...]) -> WorkloadSp
 _FAULT_KEYS: Final = (
     "fault",
     "target",
+    "group",
     "at",
     "duration",
     "mode",
@@ -364,6 +380,7 @@ def _fault(r: _Reader, data: Any, where: tuple[str | int, ...], timed: bool) -> 
     return FaultSpec(
         fault=fault,
         target=target,
+        group=r.choice(t, where, "group", "kv", GROUPS),
         at=r.number(t, where, "at", None) if timed else None,
         duration=r.number(t, where, "duration", None, positive=True),
         mode=r.choice(t, where, "mode", "isolate", PARTITION_MODES),
@@ -408,6 +425,9 @@ def _checks(r: _Reader, data: Any) -> ChecksSpec:
         "pg_converge",
         "pg_within",
         "supervisors",
+        "supervisors_within",
+        "contracts",
+        "contracts_within",
         "logs",
         "logs_allow",
         "rss_limit_mb",
@@ -426,6 +446,9 @@ def _checks(r: _Reader, data: Any) -> ChecksSpec:
         pg_converge=r.boolean(t, where, "pg_converge", True),
         pg_within=r.number(t, where, "pg_within", 10.0, positive=True),
         supervisors=r.boolean(t, where, "supervisors", True),
+        supervisors_within=r.number(t, where, "supervisors_within", 10.0, positive=True),
+        contracts=r.boolean(t, where, "contracts", True),
+        contracts_within=r.number(t, where, "contracts_within", 60.0, positive=True),
         logs=r.boolean(t, where, "logs", True),
         logs_allow=tuple(allow),
         rss_limit_mb=None
@@ -493,6 +516,10 @@ def _cross_check(r: _Reader, s: Scenario) -> None:
                 )
         if f.at is not None and f.at >= s.duration:
             raise r.error((*where, "at"), f"starts after the workload ends ({s.duration} s)")
+        if f.group == "contracts" and not any(w.kind == "contracts" for w in s.workloads):
+            raise r.error(
+                (*where, "group"), "the contracts store runs only with a contracts workload"
+            )
         if f.fault in ("kill", "remove-node") and f.target == "all" and s.cluster.nodes > 1:
             raise r.error(
                 (*where, "target"), "killing every node leaves nothing to check; use majority"

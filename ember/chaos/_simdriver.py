@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from .._node import Node
 from ..actors._node import current_node
 from ..consensus import StorageError
+from ..contracts import ContractsConfig
 from ..testing import SimCluster
 from ..testing._vtime import _DOMAIN
 from ..transport._memory import MemoryNetwork
@@ -123,12 +124,16 @@ class SimDriver(Driver):
             self._data = Path(
                 tempfile.mkdtemp(prefix="ember-sim-", dir=shm if shm.is_dir() else workdir)
             )
+        options: dict[str, Any] = {}
+        if self.contracts_store is not None:
+            options["contracts"] = ContractsConfig(store=self.contracts_store)
         self.sim = SimCluster(
             [*self.names, CLIENT],
             seed=seed,
             network=self.network,
             mesh=scenario.cluster.profile,
             data_root=self._data,
+            node_options=options,
         )
         self._disk_rng = random.Random(seed ^ 0xD15C)
         self._logs = _NodeLogs()

@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 from .._errors import EmberError, NameTaken, NoProc, UnknownName, UsageError
 from ..consensus import CommandFailed, NoLeader, NotLeader
 from ..registry import TierUnavailable
-from ._history import EventType, History
+from ._history import Event, EventType, History
 from ._scenario import WorkloadSpec
 
 __all__ = [
@@ -65,6 +65,9 @@ class Workload:
 
     prefix: ClassVar[str] = "key-"
     """The keys are ``<prefix>0``, ``<prefix>1``..."""
+    expected_logs: ClassVar[tuple[str, ...]] = ()
+    """Regular expressions of the node log lines this workload causes on purpose (a crash it
+    injects): the log check accepts them."""
 
     def __init__(  # noqa: PLR0917 - one of each, in the order the runner has them
         self,
@@ -126,6 +129,11 @@ class Workload:
 
     def _node(self, rng: random.Random) -> str:
         return str(rng.choice(self.driver.live() or self.driver.names))
+
+    def _failed(self, invoke: Event, outcome: EventType, exc: BaseException) -> EventType:
+        """Complete ``invoke`` as ``outcome`` because of ``exc`` (its type is the error)."""
+        self.history.complete(invoke, outcome, None, self.clock(), error=type(exc).__name__)
+        return outcome
 
 
 class KVWorkload(Workload):
@@ -239,12 +247,10 @@ class NamesWorkload(Workload):
             self.history.complete(invoke, "fail", str(exc.owner), self.clock(), error="NameTaken")
             return "fail"
         except (UnknownName, NoProc, TierUnavailable) as exc:
-            self.history.complete(invoke, "fail", None, self.clock(), error=type(exc).__name__)
-            return "fail"
+            return self._failed(invoke, "fail", exc)
         except (EmberError, TimeoutError, OSError) as exc:
             outcome: EventType = "fail" if f == "whereis" else "info"
-            self.history.complete(invoke, outcome, None, self.clock(), error=type(exc).__name__)
-            return outcome
+            return self._failed(invoke, outcome, exc)
         self.history.complete(invoke, "ok", result, self.clock(), node=node)
         return "ok"
 
@@ -299,12 +305,10 @@ class PgWorkload(Workload):
             raise
         except NoProc as exc:  # the holder (or its node) is gone: joins of it went with it
             self._holders.pop(node, None)
-            self.history.complete(invoke, "fail", None, self.clock(), error=type(exc).__name__)
-            return "fail"
+            return self._failed(invoke, "fail", exc)
         except (EmberError, TimeoutError, OSError) as exc:
             outcome: EventType = "fail" if f == "members" else "info"
-            self.history.complete(invoke, outcome, None, self.clock(), error=type(exc).__name__)
-            return outcome
+            return self._failed(invoke, outcome, exc)
         self.history.complete(invoke, "ok", result, self.clock(), node=node)
         return "ok"
 
@@ -371,10 +375,8 @@ class CallsWorkload(Workload):
             raise
         except NoProc as exc:
             self._holders.pop(node, None)
-            self.history.complete(invoke, "fail", None, self.clock(), error=type(exc).__name__)
-            return "fail"
+            return self._failed(invoke, "fail", exc)
         except (EmberError, TimeoutError, OSError) as exc:
-            self.history.complete(invoke, "info", None, self.clock(), error=type(exc).__name__)
-            return "info"
+            return self._failed(invoke, "info", exc)
         self.history.complete(invoke, "ok", list(answer), self.clock(), node=node)
         return "ok"

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import heapq
+import itertools
 import json
 import logging
 import time
@@ -130,6 +131,7 @@ class ContractsService:
         self._timer_handle: asyncio.TimerHandle | None = None
         self.hosts: dict[str, Pid] = {}
         """The step host of each node, as found (see ``_stephost``)."""
+        self._calls = itertools.count(1)
         self._host: Pid | None = None
         self.started = False
 
@@ -303,7 +305,9 @@ class ContractsService:
                 await asyncio.shield(entry.starting)
         try:
             if durable:
-                answer = await self.store().write(command, f"start:{run_id}", timeout=timeout)
+                answer = await self.store().write(
+                    command, self._request_id("start", run_id), timeout=timeout
+                )
             else:
                 answer = self.local.apply_command(command)
         except BaseException:
@@ -389,6 +393,14 @@ class ContractsService:
             if rec["owner"] == self.node.name and rec["status"] not in FINAL:
                 self.wake(spec.run_id)
         return False
+
+    def _request_id(self, op: str, key: str) -> str:
+        """The store write's request id for one call of ``op``: it applies once through the
+        retries of that call; another call is another write. (The store itself makes a repeated
+        start or delivery idempotent by run id and event id; keyed by those alone, a retry would
+        get the first call's answer back, e.g. ``NoMatchingRun`` for an event delivered before
+        its run's start, or ``created`` again for a start repeated on its own node.)"""
+        return f"{op}:{key}:{next(self._calls)}"
 
     def _drop(self, run_id: str, entry: _Entry) -> None:
         """Forget an entry that coordinates nothing (waiters look in the store again)."""
@@ -701,7 +713,12 @@ class ContractsService:
                     f"an event payload for durable runs must be msgpack data: {exc}"
                 ) from exc
             answers.append(
-                (await self.store().write(command, f"event:{event_id}", timeout=timeout), True)
+                (
+                    await self.store().write(
+                        command, self._request_id("event", event_id), timeout=timeout
+                    ),
+                    True,
+                )
             )
         took: list[str] = []
         dup: list[Any] | None = None
@@ -957,7 +974,7 @@ class ContractsService:
         if durable is not True and run_id in self.local.runs:
             answer = self.local.apply_command(command)
         elif self.cluster is not None and durable is not False:
-            answer = await self.store().write(command, f"cancel:{run_id}:{uuid.uuid4().hex[:8]}")
+            answer = await self.store().write(command, self._request_id("cancel", run_id))
         else:
             raise RunNotFound(run_id)
         if answer[0] == "none":

@@ -19,7 +19,7 @@ from ._linearizability import RegisterModel as RegisterModel
 from ._linearizability import Verdict as Verdict
 from ._linearizability import Witness as Witness
 from ._linearizability import check_linearizability as check_linearizability
-from ._plugin import run_test as run_test
+from ._runtest import run_test as run_test
 from ._seeds import seeded as seeded
 from ._seeds import seeds as seeds
 from ._sim import SimCluster as SimCluster

@@ -104,3 +104,93 @@ def test_a_fault_the_driver_cannot_inject_is_refused_before_anything_starts(tmp_
     with pytest.raises(DriverError, match="the processes driver cannot inject clock-skew"):
         driver.check_supported()
     SimDriver(scenario, 1, tmp_path).check_supported()  # the sim driver injects every fault
+
+
+SUPERVISED = textwrap.dedent(
+    """\
+    settle = 1
+    [cluster]
+    nodes = 3
+    durable = false
+    [[workload]]
+    kind = "supervisors"
+    clients = 3
+    rate = 20
+    duration = 6
+    mix = { crash = 1.0 }
+    [[faults.timeline]]
+    at = 2.0
+    fault = "pause"
+    target = "one"
+    duration = 1.0
+    [checks]
+    supervisors_within = 3
+    """
+)
+
+
+async def test_a_supervisor_that_cannot_restart_a_child_leaves_its_tree_short(
+    tmp_path, monkeypatch
+):
+    """A planted bug: supervisors silently drop every restart of a child s2 (the nested
+    supervisor's second worker) after its first start on each node: the trees stay short after
+    the heal, and the checker says where."""
+    from ember.actors._supervisor import Supervisor
+
+    original = Supervisor._start
+    started: set[tuple[str, str]] = set()
+
+    async def forget_restarts(self, c):
+        key = (self.node.name, c.spec.id)
+        if c.spec.id == "s2" and key in started:
+            return None  # planted: the child is not started, and nothing says so
+        started.add(key)
+        return await original(self, c)
+
+    monkeypatch.setattr(Supervisor, "_start", forget_restarts)
+    result = await run(SUPERVISED, 3, tmp_path)
+    check = next(c for c in result.checks if c.name == "supervisors_full")
+    assert check.validity is Validity.INVALID, check.summary
+    assert check.figures["crashes"] > 20 and check.figures["lost_trees"] == 0
+    short = check.witness["short"]
+    assert short and all("sub/s2" in row["missing"] for row in short.values())
+
+
+CONTRACTS = textwrap.dedent(
+    """\
+    settle = 1
+    [cluster]
+    nodes = 3
+    [[workload]]
+    kind = "contracts"
+    clients = 4
+    rate = 20
+    duration = 5
+    timeout = 5
+    [[faults.timeline]]
+    at = 1.0
+    fault = "kill"
+    target = "leader"
+    group = "contracts"
+    duration = 2.0
+    [checks]
+    contracts_within = 15
+    """
+)
+
+
+async def test_a_retried_delivery_answered_from_the_first_attempt_leaves_a_run_waiting(
+    tmp_path, monkeypatch
+):
+    """The bug the contracts workload found, planted back: the store write of a delivery keyed
+    by its event id alone, so a delivery retried after NoMatchingRun (its run's start not yet
+    in the store) got the first answer again, and its run waited for an event it was sent."""
+    from ember.contracts._service import ContractsService
+
+    monkeypatch.setattr(ContractsService, "_request_id", lambda self, op, key: f"{op}:{key}")
+    result = await run(CONTRACTS, 1, tmp_path)
+    check = next(c for c in result.checks if c.name == "contracts_once")
+    assert check.validity is Validity.INVALID, check.summary
+    problems = {r["problem"] for r in check.witness["runs"]}
+    assert problems == {"pending"}, check.witness
+    assert "waiting for event 'paid'" in check.witness["runs"][0]["why"]

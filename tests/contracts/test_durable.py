@@ -15,6 +15,7 @@ from ember.contracts import (
     ContractsConfig,
     DuplicateEvent,
     Input,
+    NoMatchingRun,
     RunCancelled,
     RunConflict,
     StepContext,
@@ -365,3 +366,33 @@ async def test_starts_of_one_run_id_at_once_run_it_once() -> None:
             await Order.start({"order_id": "o", "amount": 1}, run_id="c2", node=b)
         assert LOG == [("one", 5)]
         assert coordinators(sim) == 0
+
+
+async def test_an_event_retried_after_no_matching_run_reaches_the_run_started_since() -> None:
+    # The chaos runner's contracts workload found this: a delivery that came before its run's
+    # start (NoMatchingRun, nothing recorded) and was retried with the same event id got the
+    # first answer back from the store forever, so the run waited for an event it was sent.
+    LOG.clear()
+    async with durable() as sim:
+        a, b = sim.node("a"), sim.node("b")
+        with pytest.raises(NoMatchingRun):
+            await b.contracts.deliver_event("paid", {"order_id": "o9"}, "9 EUR", event_id="pay-o9")
+        await Order.start({"order_id": "o9", "amount": 9}, run_id="o9", node=a)
+        await sim.wait_for(lambda: a.contracts.stats.runs_parked == 1, what="o9 waiting")
+        took = await b.contracts.deliver_event(
+            "paid", {"order_id": "o9"}, "9 EUR", event_id="pay-o9"
+        )
+        assert took == ["o9"]
+        assert await a.contracts.result("o9", timeout=30) == {"receipt": "o9:9 paid 9 EUR"}
+
+
+async def test_a_start_repeated_on_its_own_node_does_not_start_the_run_twice() -> None:
+    LOG.clear()
+    async with durable() as sim:
+        a = sim.node("a")
+        first = await Order.start({"order_id": "o10", "amount": 1}, run_id="o10", node=a)
+        again = await Order.start({"order_id": "o10", "amount": 1}, run_id="o10", node=a)
+        assert first.created and not again.created
+        await sim.wait_for(lambda: a.contracts.stats.runs_parked == 1, what="o10 waiting")
+        assert a.contracts.stats.runs_started == 1
+        assert LOG == [("reserve", "a")]  # its first step ran once

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import ember
-from ember.cli._cluster import LocalCluster
+from ember.testing._localcluster import LocalCluster
 from ember.transport._config import TransportConfig
 
 pytestmark = pytest.mark.ember_realtime

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from ember.cli._cluster import LocalCluster, NodeProcess
 from ember.contracts import ContractsConfig, RunStatus, StoreUnavailable
+from ember.testing._localcluster import LocalCluster, NodeProcess
 from tests.integration.contracts_kit import Render, Shipment
 
 pytestmark = pytest.mark.ember_realtime

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from ember.cli._cluster import LocalCluster
 from ember.consensus import Cluster
 from ember.observability import derive_token
+from ember.testing._localcluster import LocalCluster
 
 pytestmark = pytest.mark.ember_realtime
 

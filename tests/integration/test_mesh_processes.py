@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ember.cli._cluster import LocalCluster
 from ember.mesh import SwimConfig
+from ember.testing._localcluster import LocalCluster
 
 pytestmark = pytest.mark.ember_realtime
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ember.cli._cluster import LocalCluster
 from ember.consensus import Cluster, ClusterError, NoLeader, NotLeader, OutcomeUnknown
+from ember.testing._localcluster import LocalCluster
 
 pytestmark = pytest.mark.ember_realtime
 

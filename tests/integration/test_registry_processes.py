@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 import ember
-from ember.cli._cluster import LocalCluster
 from ember.mesh import SwimConfig
 from ember.registry import RegistryConfig, TierUnavailable
+from ember.testing._localcluster import LocalCluster
 
 pytestmark = pytest.mark.ember_realtime
 

@@ -15,7 +15,7 @@ import pytest
 
 import ember
 from ember import Supervisor, child
-from ember.cli._cluster import LocalCluster
+from ember.testing._localcluster import LocalCluster
 from ember.transport import FrameTooLarge
 from ember.transport._config import TransportConfig
 

@@ -11,7 +11,7 @@ import pytest
 
 import ember
 from ember import Down, Exit
-from ember.cli._cluster import LocalCluster
+from ember.testing._localcluster import LocalCluster
 
 pytestmark = pytest.mark.ember_realtime
 

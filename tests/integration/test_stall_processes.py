@@ -10,7 +10,7 @@ import re
 import pytest
 
 import ember
-from ember.cli._cluster import LocalCluster
+from ember.testing._localcluster import LocalCluster
 
 pytestmark = pytest.mark.ember_realtime
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import ember
-from ember.cli._cluster import LocalCluster
+from ember.testing._localcluster import LocalCluster
 from ember.transport._tls import client_context, server_context
 
 pytestmark = pytest.mark.ember_realtime

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import ember
-from ember.cli._cluster import LocalCluster
+from ember.testing._localcluster import LocalCluster
 
 pytestmark = pytest.mark.ember_realtime
 
