@@ -55,6 +55,9 @@ EVENTUAL = 3
 
 INBOX_LIMIT = 4096
 """Frames of this tier waiting to be merged, at most (more are dropped and counted)."""
+MAX_DEFERRED = 10
+"""Anti-entropy rounds skipped in a row, at most, while deltas flow: then one runs anyway, so
+a loss under steady traffic is still repaired."""
 MERGE_BUDGET = 2048
 """Claims merged between two yields to the event loop."""
 GOSSIP_TOPIC = "ember.names"
@@ -79,6 +82,9 @@ class EventualStatistics:
     gossiped: int = 0
     """Delta batches also handed to the mesh's gossip."""
     anti_entropy_rounds: int = 0
+    anti_entropy_deferred: int = 0
+    """Rounds skipped because deltas were flowing (replicas then differ by what is in
+    flight)."""
     shards_sent: int = 0
     shards_merged: int = 0
     conflicts: int = 0
@@ -202,6 +208,8 @@ class EventualTier:
         self._inbox: deque[tuple[str | None, list[Any]]] = deque()
         self._draining: asyncio.Task[None] | None = None
         self._last_size = 0
+        self._last_delta = float("-inf")
+        """When this node last pushed or received a delta (anti-entropy waits for a lull)."""
         self.gossip: Callable[[bytes], bool] | None = None
         """Hands a small delta frame to the mesh's gossip (set when the mesh offers it)."""
 
@@ -381,6 +389,7 @@ class EventualTier:
 
     def _push(self) -> None:
         self._flush = None
+        self._last_delta = asyncio.get_running_loop().time()
         ops, self._pending = self._pending, []
         peers = self._peers()
         batch = self.config.push_batch
@@ -415,8 +424,18 @@ class EventualTier:
     # -- anti-entropy -----------------------------------------------------------------------
 
     async def _anti_entropy(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.config.anti_entropy_interval
+        deferred = 0
         while True:
-            await asyncio.sleep(self.config.anti_entropy_interval * (0.5 + self._rng.random()))
+            await asyncio.sleep(interval * (0.5 + self._rng.random()))
+            # While deltas flow, replicas differ only by what is in flight: a round then would
+            # ship whole shards for nothing, so this node waits for a quiet moment.
+            if loop.time() - self._last_delta < interval and deferred < MAX_DEFERRED:
+                deferred += 1
+                self.stats.anti_entropy_deferred += 1
+                continue
+            deferred = 0
             peers = self._peers()
             if peers:
                 self._send_digests(self._rng.choice(peers))
@@ -492,6 +511,7 @@ class EventualTier:
             changes = self.core.current(node, creation) if node != self.node.name else []
             self._last_size = 1
             if kind == "d":
+                self._last_delta = asyncio.get_running_loop().time()
                 ops = self._wire().unpack_ops(body[0])
                 self._last_size = len(ops)
                 self.stats.delta_ops_received += len(ops)
