@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,6 +198,10 @@ class NameMap:
         """Incarnations gone for good: their claims are dropped and their dots refused."""
         self.known: set[Replica] = set()
         """Every incarnation a claim here came from (and not retired)."""
+        self.interest: Callable[[Any, Claim | None], bool] | None = None
+        """If set, only the changes of names for which ``interest(name, old winner)`` is true
+        are reported (the others are applied all the same): a replica's shell cares about
+        the names its own processes held and the names someone watches."""
         self._replicas: dict[tuple[Any, Any], Replica] = {replica: replica}
         self._seeds: dict[Replica, int] = {}
 
@@ -459,7 +463,10 @@ class NameMap:
     def _changes(self, before: dict[Any, tuple[_Shard, Claim | None]]) -> list[Change]:
         out = []
         winner = self._winner
+        interest = self.interest
         for name, (shard, old) in before.items():
+            if interest is not None and not interest(name, old):
+                continue
             new = winner(shard.claims(name))
             if new is not old:
                 out.append(

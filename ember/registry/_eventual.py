@@ -196,6 +196,7 @@ class EventualTier:
         self.node = registry.node
         self.config = config
         self.core = NameMap((self.node.name, self.node.creation), config.shards)
+        self.core.interest = self._interested
         self.stats = EventualStatistics()
         self._policies: dict[tuple[Any, Pid], Policy] = {}
         self._watches: dict[Pid, tuple[Any, set[Any]]] = {}
@@ -292,6 +293,13 @@ class EventualTier:
         return out
 
     # -- local processes --------------------------------------------------------------------
+
+    def _interested(self, name: Any, old: Claim | None) -> bool:
+        """The changes this node acts on: of names its own processes held (a loss to
+        settle), and of names a monitor or a ``wait_for`` watches."""
+        return (old is not None and old[0][0] == self.node.name) or self.registry.watched(
+            "eventual", name
+        )
 
     def _watch(self, pid: Pid, name: Any) -> bool:
         entry = self._watches.get(pid)
