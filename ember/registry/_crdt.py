@@ -226,9 +226,11 @@ class NameMap:
         down = self.down
         return [c for c in self.all_claims(name) if c[0][0] not in down]
 
-    def winner(self, name: Any) -> Claim | None:
-        """The claim that holds ``name`` now (the smallest pid among the visible claims)."""
-        return self._winner(self.all_claims(name))
+    def winner(self, name: Any, *, index: int | None = None) -> Claim | None:
+        """The claim that holds ``name`` now (the smallest pid among the visible claims);
+        ``index``: the name's shard, if the caller has it."""
+        shard = self._shards[self.shard_of(name) if index is None else index]
+        return self._winner(shard.claims(name))
 
     def _winner(self, claims: list[Claim]) -> Claim | None:
         down = self.down
@@ -264,10 +266,14 @@ class NameMap:
 
     # -- local updates ----------------------------------------------------------------------
 
-    def add(self, name: Any, serial: int, meta: Any = None) -> list[Op]:
+    def add(
+        self, name: Any, serial: int, meta: Any = None, *, index: int | None = None
+    ) -> list[Op]:
         """A claim of ``name`` by this replica's process ``serial``; returns its delta. The
-        caller checked that no other visible claim names a live process."""
-        index = self.shard_of(name)
+        caller checked that no other visible claim names a live process (``index``: the
+        name's shard, if the caller has it)."""
+        if index is None:
+            index = self.shard_of(name)
         shard = self._shards[index]
         replica = self.replica
         counter = shard.vv.get(replica, 0) + 1

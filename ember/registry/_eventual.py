@@ -247,7 +247,8 @@ class EventualTier:
     async def register(
         self, name: Any, pid: Pid, meta: Any, policy: Policy | None, within: float
     ) -> int | None:
-        held = self.core.winner(name)
+        index = self.core.shard_of(name)
+        held = self.core.winner(name, index=index)
         if held is not None:
             owner = claim_pid(held)
             if owner != pid:
@@ -258,7 +259,7 @@ class EventualTier:
         if not self._watch(pid, name):
             raise NoProc(pid)
         self._policies[(name, pid)] = policy or self.config.on_conflict
-        self._publish(self.core.add(name, pid.serial, meta))
+        self._publish(self.core.add(name, pid.serial, meta, index=index))
         self.stats.registered += 1
         if self.registry.watched("eventual", name):
             self.registry._changed("eventual", name, self.lookup(name))
