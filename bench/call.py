@@ -30,6 +30,7 @@ from collections import deque
 from typing import Any
 
 import ember
+from ember.actors._watchdog import DEFAULT_STALL_THRESHOLD, watched
 
 from ._util import assert_uvloop, interleaved, perf_counter, rates, ratio, run_uvloop, section
 from .tell import _LeanMailbox
@@ -198,6 +199,10 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
             "ember_async": lambda: run_uvloop(ember_call(n, Echo, _DEFAULT)),
             "ember_async_no_timeout": lambda: run_uvloop(ember_call(n, Echo, None)),
             "ember_scheduled": lambda: run_uvloop(ember_call(n, AwaitingEcho, _DEFAULT)),
+            # as ember.run runs it, with the stall watchdog: its cost is this ratio to the above
+            "ember_scheduled_watchdog": lambda: run_uvloop(
+                watched(ember_call(n, AwaitingEcho, _DEFAULT), DEFAULT_STALL_THRESHOLD)
+            ),
             "ember_scheduled_no_timeout": lambda: run_uvloop(ember_call(n, AwaitingEcho, None)),
             "ember_plain": lambda: run_uvloop(ember_call(n, PlainEcho, _DEFAULT)),
             "ember_plain_no_timeout": lambda: run_uvloop(ember_call(n, PlainEcho, None)),
@@ -210,12 +215,16 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
     )
     r = rates(samples, n)
     base = r["future_pingpong"]
+    watchdog = ratio(r["ember_scheduled_watchdog"], r["ember_scheduled"])
     return section(
         unit="round trips/s",
         params={"calls": n, "repetitions": reps, "default_timeout_s": 5.0},
         samples=samples,
         results=r,
         ratios={
+            "ember_scheduled_watchdog/ember_scheduled": watchdog,
+        }
+        | {
             f"{name}/future_pingpong": ratio(r[name], base)
             for name in (
                 "ember_async",

@@ -162,6 +162,7 @@ def sweep(seeds: range, name: str = "leader-kill") -> dict[str, Any]:
             verdicts[v] = verdicts.get(v, 0) + 1
             if v != "valid":
                 bad.append(seed)
+            print(f"sweep: seed {seed} {v} ({perf_counter() - start:.0f} s)", file=sys.stderr)
             shutil.rmtree(Path(tmp) / str(seed), ignore_errors=True)
     elapsed = perf_counter() - start
     return {

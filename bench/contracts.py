@@ -8,9 +8,10 @@ Local, on one node (uvloop):
   wall-clock time and in this process's CPU time (``time.process_time``: what a step costs,
   whatever else the shared machine runs). Each repetition has fresh inputs, so the pure cache
   misses.
-- ``responsive``: 2,000 runs at once (each two async steps sleeping 10 ms, then a plain one);
-  a probe task sleeping 1 ms in a loop records how late it wakes (event-loop lag, p50, p99 and
-  max) while they run, against the same probe on an idle loop.
+- ``responsive``: 5,000 runs at once (each two async steps sleeping 3 s, then a plain one: all
+  are in flight together); a probe task sleeping 1 ms in a loop records how late it wakes
+  (event-loop lag, p50, p99 and max) while they start and run, against the same probe on an
+  idle loop. The collector thresholds are those ``ember.run`` sets.
 
 Across nodes and durable runs: see the functions below and ``docs/contracts.md``.
 """
@@ -25,10 +26,12 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import ember
-from ember.contracts import Contract, ContractsConfig, Input, compute
+from ember.actors._api import GC_THRESHOLD
+from ember.contracts import Contract, ContractsConfig, Input, StepContext, compute
 
 from ._util import goal, ratio, run_uvloop
 
@@ -149,12 +152,12 @@ class Responsive(Contract):
 
     @compute
     async def a(n: int) -> int:
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(3.0)
         return n
 
     @compute
     async def b(n: int) -> int:
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(3.0)
         return n
 
     @compute
@@ -165,6 +168,15 @@ class Responsive(Contract):
 
 
 async def _responsive(runs: int) -> dict[str, Any]:
+    saved = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLD)  # as ember.run sets it
+    try:
+        return await _responsive_runs(runs)
+    finally:
+        gc.set_threshold(*saved)
+
+
+async def _responsive_runs(runs: int) -> dict[str, Any]:
     async with ember.Node("bench-r") as node:
         await Responsive.run({"n": 0}, node=node)
         idle: list[float] = []
@@ -179,6 +191,7 @@ async def _responsive(runs: int) -> dict[str, Any]:
         t0 = perf()
         handles = [await Responsive.start({"n": i}, node=node) for i in range(runs)]
         started = perf() - t0
+        peak = node.contracts.statistics().coordinators
         results = await asyncio.gather(*(h.result() for h in handles))
         elapsed = perf() - t0
         stop.set()
@@ -186,6 +199,7 @@ async def _responsive(runs: int) -> dict[str, Any]:
         assert [r["total"] for r in results] == [2 * i for i in range(runs)]
     return {
         "runs": runs,
+        "in_flight_max": peak,
         "start_all_s": started,
         "all_done_s": elapsed,
         "runs_per_s": runs / elapsed,
@@ -196,11 +210,331 @@ async def _responsive(runs: int) -> dict[str, Any]:
     }
 
 
+# --- across nodes ----------------------------------------------------------------------------
+
+COOKIE = "bench-contracts"
+
+
+def far_contract(n: int) -> type[Contract]:
+    """A chain of ``n`` steps that only other nodes may run (the bench node offers no
+    capability); it is importable as ``bench.contracts:Far`` once made."""
+    body: dict[str, Any] = {"x": Input(int), "__module__": __name__, "__qualname__": "Far"}
+    prev = "x"
+    for i in range(n):
+        body[f"s{i}"] = compute(depends_on=(prev,), capabilities="far")(_link(i))
+        prev = f"s{i}"
+    body["outputs"] = (prev,)
+    cls = type("Far", (Contract,), body)
+    globals()["Far"] = cls
+    return cls
+
+
+class Adder(ember.Actor):
+    def receive(self, msg: int) -> int:
+        return msg + 1
+
+
+async def _remote(steps: int, reps: int) -> dict[str, Any]:
+    """A run of ``steps`` chained steps placed on the two other nodes (in-process nodes on
+    loopback TCP), against as many sequential calls to an actor on another node doing the
+    same."""
+    far = far_contract(steps)
+    here = ember.Node(
+        "a", listen="127.0.0.1:0", cookie=COOKIE, contracts=ContractsConfig(capabilities=())
+    )
+    await here.start()
+    others = []
+    try:
+        for name in ("b", "c"):
+            node = ember.Node(name, listen="127.0.0.1:0", cookie=COOKIE)
+            await node.start()
+            others.append(node)
+            assert node.address is not None
+            await here.connect_node(f"{name}@{node.address}")
+        adder = await others[0].spawn(Adder)
+        await far.run({"x": 0}, node=here)  # warm up both paths (connections, step hosts)
+        for _ in range(steps):
+            await here.call(adder, 0)
+        ours: list[float] = []
+        base: list[float] = []
+        ours_cpu: list[float] = []
+        base_cpu: list[float] = []
+        cpu = time.process_time
+        for rep in range(reps):
+            gc.collect()
+            t0, c0 = perf(), cpu()
+            out = await far.run({"x": rep}, node=here)
+            ours.append((perf() - t0) / steps)
+            ours_cpu.append((cpu() - c0) / steps)
+            assert out == {f"s{steps - 1}": rep + steps}
+            gc.collect()
+            t0, c0 = perf(), cpu()
+            value = rep
+            for _ in range(steps):
+                value = await here.call(adder, value)
+            base.append((perf() - t0) / steps)
+            base_cpu.append((cpu() - c0) / steps)
+        nodes = {
+            n.name: n.contracts.statistics().steps_remote if n.contracts else 0
+            for n in [here, *others]
+        }
+    finally:
+        for node in others:
+            await node.stop()
+        await here.stop()
+    step_us = statistics.median(ours) * 1e6
+    call_us = statistics.median(base) * 1e6
+    step_cpu = statistics.median(ours_cpu) * 1e6
+    call_cpu = statistics.median(base_cpu) * 1e6
+    return {
+        "remote_step_us": step_us,
+        "remote_call_us": call_us,
+        "remote_step_per_call": step_us / call_us,
+        "remote_step_cpu_us": step_cpu,
+        "remote_call_cpu_us": call_cpu,
+        "remote_step_cpu_per_call": step_cpu / call_cpu,
+        "samples": {"remote_step": ours, "remote_call": base},
+        "placed": nodes,
+    }
+
+
+# --- durable runs: three voters with fsync ------------------------------------------------
+
+
+class Durable3(Contract):
+    """A 3-step durable run (plain steps: what is measured is the durability)."""
+
+    x = Input(int)
+
+    @compute
+    def one(x: int) -> int:
+        return x + 1
+
+    @compute
+    def two(one: int) -> int:
+        return one + 1
+
+    @compute
+    def three(two: int) -> int:
+        return two + 1
+
+    outputs = ("three",)
+
+
+class Durable3Idempotent(Contract):
+    """The same 3 steps, declared idempotent: they need not wait for their own intent to be
+    written, so the run costs two writes (its start, then its three results and its end)."""
+
+    x = Input(int)
+
+    @compute(idempotent=True)
+    def one(x: int) -> int:
+        return x + 1
+
+    @compute(idempotent=True)
+    def two(one: int) -> int:
+        return one + 1
+
+    @compute(idempotent=True)
+    def three(two: int) -> int:
+        return two + 1
+
+    outputs = ("three",)
+
+
+def durable_chain(n: int) -> type[Contract]:
+    body: dict[str, Any] = {"x": Input(int)}
+    prev = "x"
+    for i in range(n):
+        body[f"s{i}"] = compute(depends_on=(prev,))(_link(i))
+        prev = f"s{i}"
+    body["outputs"] = (prev,)
+    return type("DurableChain", (Contract,), body)
+
+
+async def _durable(runs: int, concurrency: int, chain: int, latency_runs: int) -> dict[str, Any]:
+    """Durable runs on a store of three voters in this process (three members of the store
+    group on one node, each with its own SQLite log, fsync on every save): end-to-end latency
+    of a 3-step run, and steps/s with ``concurrency`` runs of a ``chain``-step contract at once."""
+    import tempfile
+
+    long = durable_chain(chain)
+    with tempfile.TemporaryDirectory(prefix="ember-bench-contracts-") as data:
+        store = ContractsConfig(store=("d#1", "d#2", "d#3"))
+        async with ember.Node("d", data_dir=data, contracts=store) as node:
+            assert node.contracts is not None and node.contracts.cluster is not None
+            await node.contracts.cluster.wait_for_leader(timeout=30)
+            await (await Durable3.start({"x": 0}, node=node)).result(timeout=30)  # warm up
+            latencies: dict[type[Contract], list[float]] = {Durable3: [], Durable3Idempotent: []}
+            for i in range(latency_runs):
+                for contract, samples in latencies.items():
+                    t0 = perf()
+                    handle = await contract.start({"x": i}, node=node)
+                    out = await handle.result(timeout=30)
+                    samples.append(perf() - t0)
+                    assert out == {"three": i + 3}
+            from ember.consensus import Cluster
+
+            kv = await Cluster.start(nodes=3, name="kv", node=node, durable=True)
+            await kv.wait_for_leader(timeout=30)
+            raw: list[float] = []
+            for i in range(latency_runs):
+                t0 = perf()
+                await kv.write({"key": "k", "value": i})
+                raw.append(perf() - t0)
+            await kv.stop()
+            gc.collect()
+            done = 0
+            t0 = perf()
+
+            async def worker(k: int) -> None:
+                nonlocal done
+                for j in range(runs // concurrency):
+                    handle = await long.start({"x": k * 1000 + j}, node=node)
+                    await handle.result(timeout=60)
+                    done += 1
+
+            await asyncio.gather(*(worker(k) for k in range(concurrency)))
+            elapsed = perf() - t0
+            stats = node.contracts.statistics()
+    return {
+        "durable_3step_p50_ms": _percentile(latencies[Durable3], 0.5) * 1000,
+        "durable_3step_p99_ms": _percentile(latencies[Durable3], 0.99) * 1000,
+        "durable_3step_idempotent_p50_ms": _percentile(latencies[Durable3Idempotent], 0.5) * 1000,
+        "raft_write_p50_ms": _percentile(raw, 0.5) * 1000,
+        "durable_steps_per_s": done * chain / elapsed,
+        "durable_runs_per_s": done / elapsed,
+        "durable_store_writes": stats.store_writes,
+        "durable_store_retries": stats.store_retries,
+    }
+
+
+# --- resuming after the owner's process is killed ------------------------------------------
+
+
+class Resumable(Contract):
+    """One long idempotent step where it started (the owner), then nothing."""
+
+    job = Input(str)
+
+    @compute(capabilities="work", idempotent=True)
+    async def slow(job: str, ctx: StepContext) -> list[Any]:
+        await asyncio.sleep(30.0)
+        return [job, ctx.node]
+
+    outputs = ("slow",)
+
+
+async def _resume(trials: int) -> dict[str, Any]:
+    """Three node processes (``ember node start``, mesh profile ``local``, durable store on
+    all three); each trial starts a run owned by a node whose step runs there, SIGKILLs that
+    node's process, and measures until the step runs again on another node, against how long
+    the test client's mesh took to declare the node failed (the failure-detection time, in the
+    same trial). The killed node restarts between trials."""
+    import tempfile
+
+    from ember.cli._cluster import LocalCluster
+    from ember.contracts import StoreUnavailable
+
+    stores = ("n1", "n2", "n3")
+    args = (
+        "--contracts-store",
+        ",".join(stores),
+        "--contracts-load",
+        "bench.contracts",
+        "--meta",
+        "capabilities=work",
+    )
+    resumed: list[float] = []
+    detected: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="ember-bench-resume-") as work:
+        procs = LocalCluster(3, workdir=Path(work), discovery="seeds", extra_args=args)
+        await procs.start()
+        client = await procs.client(
+            "bench-client", 60, contracts=ContractsConfig(store=stores), meta={"capabilities": []}
+        )
+        assert client.contracts is not None
+        try:
+            for trial in range(trials):
+                owner = stores[trial % 3]
+                run_id = f"resume-{trial}"
+                await client.contracts.start_on(owner, Resumable, {"job": run_id}, run_id=run_id)
+
+                async def step_node(run: str = run_id) -> tuple[str | None, int]:
+                    try:
+                        status = await client.contracts.status(run)
+                    except StoreUnavailable:
+                        return None, 0
+                    step = status.steps.get("slow")
+                    if step is None or step.status != "running":
+                        return None, 0
+                    return step.node, step.attempts
+
+                async with asyncio.timeout(60):
+                    while (await step_node())[0] != owner:  # noqa: ASYNC110 - another process
+                        await asyncio.sleep(0.02)
+                failed: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+
+                def on_event(event: Any, name: str = owner, failed: Any = failed) -> None:
+                    if event.member.name == name and event.kind == "failed" and not failed.done():
+                        failed.set_result(perf())
+
+                remove = client.on_member_event(on_event)
+                t0 = perf()
+                procs.kill(owner)
+                async with asyncio.timeout(60):
+                    while True:
+                        node, attempts = await step_node()
+                        if node is not None and node != owner and attempts >= 2:
+                            break
+                        await asyncio.sleep(0.02)
+                    resumed.append(perf() - t0)
+                    detected.append(await failed - t0)
+                remove()
+                await client.contracts.cancel(run_id, "trial over")
+                await procs.wait(owner)
+                others = [p for n, p in procs.nodes.items() if n != owner]
+                await procs.start_node(owner, connect=others, listen=procs.nodes[owner].address)
+                await procs.wait_converged(timeout=60)
+        finally:
+            await client.stop()
+            await procs.stop()
+    from ember.mesh import SwimConfig
+
+    return {
+        "resume_median_s": statistics.median(resumed),
+        "resume_max_s": max(resumed),
+        "detection_median_s": statistics.median(detected),
+        "resume_over_detection_s": statistics.median(
+            r - d for r, d in zip(resumed, detected, strict=True)
+        ),
+        "expected_detection_s": SwimConfig.local().expected_detection_time(4),
+        "samples": {"resume": resumed, "detection": detected},
+    }
+
+
 def run(quick: bool, reps: int) -> dict[str, Any]:
     n = 200 if quick else 1000
-    runs = 200 if quick else 2000
+    runs = 300 if quick else 5000
     local = run_uvloop(_local(n, reps))
     _log(f"wide {local['wide_steps_per_s']:.0f} steps/s, chain {local['chain_steps_per_s']:.0f}")
+    far = run_uvloop(_remote(100 if quick else 1000, reps))
+    _log(
+        f"remote step {far['remote_step_us']:.0f} µs vs call {far['remote_call_us']:.0f} µs "
+        f"({far['remote_step_per_call']:.2f}x)"
+    )
+    durable = run_uvloop(
+        _durable(128 if quick else 1280, 64, 5 if quick else 10, 20 if quick else 200)
+    )
+    _log(
+        f"durable: 3-step p50 {durable['durable_3step_p50_ms']:.1f} ms, "
+        f"{durable['durable_steps_per_s']:.0f} steps/s with 64 runs"
+    )
+    resume = run_uvloop(_resume(2 if quick else 5))
+    _log(
+        f"resume after kill -9: median {resume['resume_median_s']:.2f} s "
+        f"(detection {resume['detection_median_s']:.2f} s)"
+    )
     resp = run_uvloop(_responsive(runs))
     _log(f"{runs} runs at once: lag p99 {resp['lag_p99_ms']:.2f} ms, max {resp['lag_max_ms']:.1f}")
     results = {
@@ -211,6 +545,14 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
         "wide_cpu_us_per_step": local["wide_cpu_us"],
         "chain_cpu_us_per_step": local["chain_cpu_us"],
         "direct_calls_per_s": local["direct_steps_per_s"],
+        "remote_step_us": far["remote_step_us"],
+        "remote_call_us": far["remote_call_us"],
+        "remote_step_per_call": far["remote_step_per_call"],
+        "remote_step_cpu_us": far["remote_step_cpu_us"],
+        "remote_call_cpu_us": far["remote_call_cpu_us"],
+        "remote_step_cpu_per_call": far["remote_step_cpu_per_call"],
+        **durable,
+        **{k: v for k, v in resume.items() if k != "samples"},
         **{f"responsive_{k}": v for k, v in resp.items()},
     }
     return {
@@ -222,7 +564,10 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
             "chain/direct": ratio(local["chain_steps_per_s"], local["direct_steps_per_s"]),
             "lag_p99/idle": ratio(resp["lag_p99_ms"], resp["idle_lag_p99_ms"]),
         },
-        "samples_s": {k: [round(x, 5) for x in v] for k, v in local["samples"].items()},
+        "samples_s": {
+            k: [round(x, 7) for x in v]
+            for k, v in {**local["samples"], **far["samples"], **resume["samples"]}.items()
+        },
     }
 
 
@@ -249,8 +594,32 @@ def goals(benchmarks: dict[str, Any]) -> dict[str, Any]:
         "contracts_chain_cpu": goal(
             "chain: < 20 µs of CPU per step", r.get("chain_cpu_us_per_step"), 20, False
         ),
+        "contracts_remote_step": goal(
+            "a step on another node costs <= 1.2x a remote call",
+            r.get("remote_step_per_call"),
+            1.2,
+            False,
+        ),
+        "contracts_durable_steps": goal(
+            "durable steps on 3 voters with fsync, 64 runs at once >= 2,000 steps/s",
+            r.get("durable_steps_per_s"),
+            2000,
+            True,
+        ),
+        "contracts_durable_3step_p50": goal(
+            "a 3-step durable run end to end: p50 < 10 ms",
+            r.get("durable_3step_p50_ms"),
+            10,
+            False,
+        ),
+        "contracts_resume": goal(
+            "resume after the owner is killed: median < failure detection + 1 s",
+            r.get("resume_over_detection_s"),
+            1.0,
+            False,
+        ),
         "contracts_responsive": goal(
-            "2,000 runs at once: event-loop lag p99 < 20 ms",
+            "5,000 runs at once: event-loop lag p99 < 20 ms",
             r.get("responsive_lag_p99_ms"),
             20,
             False,
@@ -262,7 +631,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.contracts")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument(
+        "--smoke", action="store_true", help="the in-process parts with tiny counts (a test)"
+    )
     args = parser.parse_args(argv)
+    if args.smoke:
+        smoke = {
+            **run_uvloop(_local(50, 1)),
+            **run_uvloop(_remote(20, 1)),
+            **run_uvloop(_durable(16, 4, 3, 3)),
+        }
+        smoke.pop("samples")
+        print(json.dumps(smoke))
+        return 0
     section = run(args.quick, args.reps)
     print(json.dumps({NAME: section, "goals": goals({NAME: section})}, indent=2))
     return 0

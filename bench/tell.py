@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import time
 from collections import deque
 from typing import Any
 
 import ember
+from ember.actors._watchdog import DEFAULT_STALL_THRESHOLD, watched
 
 from ._util import assert_uvloop, interleaved, perf_counter, rates, ratio, run_uvloop, section
 
@@ -183,12 +185,28 @@ async def lean_tell(n: int, burst: int) -> float:
     return elapsed
 
 
+def watchdog_cpu(seconds: float) -> float:
+    """Milliseconds of CPU per second the stall watchdog costs on an idle loop: the process
+    time of ``seconds`` of ``asyncio.sleep`` with it, minus without it."""
+
+    def cpu(threshold: float | None) -> float:
+        t0 = time.process_time()
+        run_uvloop(watched(asyncio.sleep(seconds), threshold))
+        return time.process_time() - t0
+
+    return max(0.0, cpu(DEFAULT_STALL_THRESHOLD) - cpu(None)) * 1000 / seconds
+
+
 def run(quick: bool, reps: int) -> dict[str, Any]:
     n = 50_000 if quick else 1_000_000
     burst = 1000
     samples = interleaved(
         {
             "ember_async": lambda: run_uvloop(ember_tell(n, burst, Consumer)),
+            # as ember.run runs it, with the stall watchdog: its cost is this ratio to the above
+            "ember_async_watchdog": lambda: run_uvloop(
+                watched(ember_tell(n, burst, Consumer), DEFAULT_STALL_THRESHOLD)
+            ),
             "ember_plain": lambda: run_uvloop(ember_tell(n, burst, PlainConsumer)),
             "asyncio_queue": lambda: run_uvloop(queue_tell(n, burst)),
             "lean_deque_task": lambda: run_uvloop(lean_tell(n, burst)),
@@ -196,15 +214,21 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
         reps,
     )
     r = rates(samples, n)
+    idle_cpu = watchdog_cpu(0.5 if quick else 4.0)
     return section(
         unit="msg/s",
         params={"messages": n, "burst": burst, "repetitions": reps},
         samples=samples,
         results=r,
         ratios={
+            "ember_async_watchdog/ember_async": ratio(r["ember_async_watchdog"], r["ember_async"]),
             "ember_async/asyncio_queue": ratio(r["ember_async"], r["asyncio_queue"]),
             "ember_plain/asyncio_queue": ratio(r["ember_plain"], r["asyncio_queue"]),
             "ember_async/lean_deque_task": ratio(r["ember_async"], r["lean_deque_task"]),
             "ember_plain/lean_deque_task": ratio(r["ember_plain"], r["lean_deque_task"]),
+        },
+        notes={
+            "watchdog": f"the stall watchdog costs {idle_cpu:.2f} ms of CPU per second on an "
+            "idle loop; ember_async_watchdog/ember_async is its cost under load"
         },
     )

@@ -57,10 +57,13 @@ from .actors import trap_exits as trap_exits
 from .actors import unlink as unlink
 from .actors import unregister as unregister
 from .actors import whereis as whereis
+from .mesh import DiscoveryError as DiscoveryError
 from .registry import Name as Name
 from .transport import AuthenticationError as AuthenticationError
+from .transport import FrameTooLarge as FrameTooLarge
 from .transport import ProtocolError as ProtocolError
 from .transport import QueueFull as QueueFull
+from .transport import UndecodableError as UndecodableError
 from .transport import UnsendableError as UnsendableError
 
 __version__ = "0.1.0"

@@ -547,12 +547,15 @@ class Node(KernelNode):
         self._codec.register(cls, code)
 
     def statistics(self) -> Statistics:
-        """The kernel's figures (``ember.actors.Node.statistics``) plus back-pressure to and
-        from other nodes, as ``remote_<name>`` counters (``ember.transport._flow.FlowStats``)."""
+        """The kernel's figures (``ember.actors.Node.statistics``) plus, for a distributed
+        node, back-pressure to and from other nodes as ``remote_<name>`` counters
+        (``ember.transport._flow.FlowStats``) and the distribution's own as ``dist_<name>``
+        (``dist_undecodable``, ``dist_replies_failed``...: ``Distribution.statistics``)."""
         stats = super().statistics()
         if self.dist is not None:
             flow = self.dist.flow.stats
             stats.counters.update({f"remote_{k}": getattr(flow, k) for k in flow.__slots__})
+            stats.counters.update({f"dist_{k}": v for k, v in self.dist.statistics().items()})
         return stats
 
     def connected_nodes(self) -> list[str]:

@@ -9,6 +9,9 @@ import ember.testing
 EXPECTED = {
     "Actor",
     "AuthenticationError",
+    "DiscoveryError",
+    "FrameTooLarge",
+    "UndecodableError",
     "BindError",
     "NodeEvent",
     "ProtocolError",
@@ -101,6 +104,56 @@ def test_errors_share_one_root_and_timeouts_are_timeouterrors():
         assert issubclass(getattr(ember, name), ember.EmberError)
     assert issubclass(ember.CallTimeout, TimeoutError)
     assert issubclass(ember.NodeDown, ember.NoProc)
+
+
+ERRORS = {
+    "AuthenticationError",
+    "BindError",
+    "CallTimeout",
+    "DiscoveryError",
+    "EmberError",
+    "FrameTooLarge",
+    "MailboxFull",
+    "NameTaken",
+    "NoProc",
+    "NodeDown",
+    "ProtocolError",
+    "QueueFull",
+    "RemoteError",
+    "StartError",
+    "UndecodableError",
+    "UnknownName",
+    "UnsendableError",
+    "UsageError",
+}
+
+
+def test_every_exported_error_is_pinned_and_an_ember_error():
+    exported = {
+        name
+        for name, value in vars(ember).items()
+        if isinstance(value, type) and issubclass(value, BaseException)
+    }
+    assert exported == ERRORS
+    assert all(issubclass(getattr(ember, name), ember.EmberError) for name in ERRORS)
+
+
+def test_the_error_tables_name_only_exported_errors_and_all_of_them():
+    """docs/actors.md and docs/nodes.md list every error a public call raises, by type."""
+    import re
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    named: set[str] = set()
+    for page in ("actors.md", "nodes.md"):
+        text = (docs / page).read_text()
+        table = text.split("## Errors", 1)[1].split("\n## ", 1)[0]
+        for row in table.splitlines():
+            cells = row.split("|")
+            if len(cells) > 3:
+                named |= set(re.findall(r"`([A-Z][A-Za-z]+)`", cells[2]))
+    assert named - {"TimeoutError", "OSError", "TypeError", "ValueError"} <= ERRORS
+    assert ERRORS - {"EmberError"} <= named
 
 
 def test_testing_namespace():

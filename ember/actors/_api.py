@@ -21,6 +21,7 @@ from ._node import (
     current_process,
 )
 from ._pid import Pid, Ref
+from ._watchdog import DEFAULT_STALL_THRESHOLD, watched
 
 T = TypeVar("T")
 
@@ -162,10 +163,15 @@ def run(
     *,
     debug: bool = False,
     gc_threshold: tuple[int, int, int] | None = GC_THRESHOLD,
+    stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
 ) -> T:
     """Run ``main`` on a new uvloop event loop (asyncio's own where uvloop is unavailable).
 
     ``gc_threshold`` is set for the run and restored after (``None`` leaves the collector be).
+    A loop blocked for longer than ``stall_threshold`` seconds is logged (on
+    ``ember.actors.watchdog``) with the node, pid, class and message type of the process that
+    blocked it, and again with the length of the stall when it ends; ``None`` turns the
+    watchdog off.
     """
     import asyncio
     import gc
@@ -178,6 +184,7 @@ def run(
         coro = awaitable
     else:
         coro = main
+    coro = watched(coro, stall_threshold)
     saved = gc.get_threshold()
     if gc_threshold is not None:
         gc.set_threshold(*gc_threshold)

@@ -230,6 +230,9 @@ class NodeStats:
     """Messages to a process that no longer exists (or was exiting)."""
     dropped_on_exit: int = 0
     """Messages still in a mailbox when its process exited."""
+    cast_refused: int = 0
+    """Casts (and ``send_after`` timers) another node's message could not be queued for: a full
+    queue, a message too large for a frame or not encodable."""
     mailbox_rejected: int = 0
     mailbox_dropped: int = 0
     mailbox_long: int = 0
@@ -672,25 +675,25 @@ class Node:
             await room
 
     def cast(self, dest: Any, msg: Any) -> None:
-        """Send ``msg``; like ``send`` but never raises for an unknown name (it is counted)."""
+        """Send ``msg``; like ``send`` but never raises: an unknown name, a full mailbox or
+        queue, a message another node cannot be sent (too large, not encodable) are counted
+        (``dropped_dead``, ``mailbox_rejected``, ``cast_refused``)."""
         proc = self._resolve(dest)
         if proc is None:
-            if self._is_remote(dest):
-                me = current_process.get()
-                try:
+            try:
+                if self._is_remote(dest):
+                    me = current_process.get()
                     self._remote.send(me._pid if me is not None else None, dest, msg)  # type: ignore[union-attr]
-                except MailboxFull:
-                    pass  # its node said the mailbox is full: counted there and here
-            elif (node := self._remote_name(dest)) is not None:
-                self._remote.send_named(dest[0], node, msg)  # type: ignore[union-attr]
-            elif dest.__class__ is Pid or self._resolver is None:
-                self._stats.dropped_dead += 1
-            else:
-                try:
-                    if not self._resolver.send(dest, msg):
-                        self._stats.dropped_dead += 1
-                except EmberError:
-                    pass  # counted where it was refused (mailbox, transport queue)
+                elif (node := self._remote_name(dest)) is not None:
+                    self._remote.send_named(dest[0], node, msg)  # type: ignore[union-attr]
+                elif (
+                    dest.__class__ is Pid
+                    or self._resolver is None
+                    or not self._resolver.send(dest, msg)
+                ):
+                    self._stats.dropped_dead += 1
+            except EmberError:
+                self._stats.cast_refused += 1
             return
         try:
             proc._deliver(msg)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import UsageError
-from ._driver import Driver, DriverError
+from ._driver import Driver
 from ._report import write_report
 from ._runner import Progress, Runner, RunResult
 from ._scenario import Scenario, load_scenario
@@ -52,7 +52,9 @@ def _driver(kind: str, scenario: Scenario, seed: int, workdir: Path) -> Driver:
 
         return ProcessDriver(scenario, seed, workdir)
     if kind == "netns":
-        raise DriverError("the netns driver is not built yet: use sim or processes")
+        from ._netnsdriver import NetnsDriver
+
+        return NetnsDriver(scenario, seed, workdir)
     raise UsageError(f"driver must be one of {', '.join(DRIVERS)}, not {kind!r}")
 
 
@@ -87,9 +89,9 @@ def run_chaos(
         return await Runner(scenario, d, seed, progress).run()
 
     if driver == "sim":
-        from ..testing import run as run_virtual
+        from ._clock import run_skewed
 
-        result = run_virtual(main)
+        result = run_skewed(main)
     else:
         from ..actors import run as run_real
 

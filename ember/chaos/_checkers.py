@@ -22,6 +22,7 @@ __all__ = [
     "CheckResult",
     "Validity",
     "check_availability",
+    "check_calls",
     "check_linearizable",
     "check_logs",
     "check_lost_writes",
@@ -351,7 +352,8 @@ def check_unique_owners(
     """Every name has at most one owner: after the final heal and settle, every node sees the
     same holder (or none) under each name; and, for consistent names, no two processes held
     a name at once: a successful registration of a name another process holds must follow a
-    release of it (an unregister, or a fault on the holder's node that releases its names).
+    release of it (an unregister, or a fault on the holder's node that releases its names),
+    and carry a larger fencing token.
     """
     split: list[dict[str, Any]] = []
     names = sorted({n for view in views.values() for n in view}, key=str)
@@ -422,7 +424,17 @@ def _double_owners(
                 for f in faults
                 if f["start"] <= hi and (f["stop"] is None or f["stop"] >= lo)
             )
-            if not released and not faulted:
+            token_a, token_b = done_a.value[1], done_b.value[1]
+            if token_a is not None and token_b is not None and token_b <= token_a:
+                out.append(
+                    {
+                        "name": name,
+                        "problem": "the fencing token did not increase",
+                        "first": {"index": inv_a.index, "holder": holder_a, "token": token_a},
+                        "second": {"index": inv_b.index, "holder": holder_b, "token": token_b},
+                    }
+                )
+            elif not released and not faulted:
                 out.append(
                     {
                         "name": name,
@@ -478,4 +490,30 @@ def check_pg_converged(observed: Mapping[str, Any]) -> CheckResult:
         f"{len(observed['groups'])} groups equal on all {len(views)} nodes {after:.2f} s after "
         "the heal",
         figures,
+    )
+
+
+def check_calls(history: History) -> CheckResult:
+    """Every successful call got its own answer: the value it sent, from the node it called."""
+    wrong: list[dict[str, Any]] = []
+    answered = 0
+    for invoke, done in history.pairs():
+        if invoke.f != "call" or done is None or done.type != "ok":
+            continue
+        answered += 1
+        if tuple(done.value) != ("echo", invoke.key, invoke.value):
+            wrong.append(
+                {"index": invoke.index, "sent": invoke.value, "to": invoke.key, "got": done.value}
+            )
+    figures = {"answered": answered, "wrong": len(wrong)}
+    if wrong:
+        return CheckResult(
+            "calls_answered",
+            Validity.INVALID,
+            f"{len(wrong)} of {answered} calls got another call's answer",
+            figures,
+            {"wrong": wrong[:_WITNESS_OPS]},
+        )
+    return CheckResult(
+        "calls_answered", Validity.VALID, f"all {answered} answers were their own", figures
     )

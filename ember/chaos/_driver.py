@@ -128,9 +128,51 @@ class Driver(abc.ABC):
         """Delay and/or lose traffic of ``targets`` (None clears that fault)."""
         raise DriverError(f"{self.kind} cannot delay or lose traffic")
 
-    async def disk_faults(self, targets: Iterable[str], latency: float | None) -> None:
-        """Make every Raft save on ``targets`` take ``latency`` seconds more (None: undo)."""
+    async def disk_faults(
+        self, targets: Iterable[str], latency: float | None, failures: float = 0.0
+    ) -> None:
+        """Make every Raft save on ``targets`` take ``latency`` seconds more and fail with
+        probability ``failures`` (None and 0: a healthy disk again)."""
         raise DriverError(f"{self.kind} cannot slow a disk")
+
+    async def clock_faults(self, targets: Iterable[str], rate: float | None) -> None:
+        """Run the targets' clocks at ``rate`` times the true rate (None: the true rate)."""
+        raise DriverError(f"{self.kind} cannot skew a clock")
+
+    async def add_node(self, timeout: float = 60.0) -> str:  # noqa: ASYNC109
+        """Start a new node, ``n<k>``, and add a member of the KV group on it; its name."""
+        k = len(self.names) + 1
+        while f"n{k}" in self.names:
+            k += 1
+        name = f"n{k}"
+        await self._start_node(name)
+        self.names.append(name)
+        assert self.kv is not None
+        await self.kv.add_member(node=name, timeout=timeout)
+        return name
+
+    async def retire_node(self, name: str, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+        """Remove node ``name``'s member from the KV group, then stop the node gracefully."""
+        assert self.kv is not None
+        await self.kv.remove_member(name, timeout=timeout)
+        self.names.remove(name)
+        await self._stop_node(name)
+
+    async def remove_member(self, name: str, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+        """Remove node ``name``'s member from the KV group (the node keeps running)."""
+        assert self.kv is not None
+        await self.kv.remove_member(name, timeout=timeout)
+
+    async def readd_member(self, name: str, timeout: float = 60.0) -> None:  # noqa: ASYNC109
+        """Add a member of the KV group on node ``name`` again (it starts empty)."""
+        assert self.kv is not None
+        await self.kv.add_member(node=name, timeout=timeout)
+
+    async def _start_node(self, name: str) -> None:
+        raise DriverError(f"{self.kind} cannot add nodes")
+
+    async def _stop_node(self, name: str) -> None:
+        raise DriverError(f"{self.kind} cannot remove nodes")
 
     # --- observations ---
 

@@ -21,7 +21,7 @@ class Holder(actors.Actor):
     """``("view", names, tier)``: the holder (as text) this node sees under each name.
     ``("pg", "join" | "leave", group)``: this process joins or leaves ``group`` once.
     ``("pg_view", groups, local)``: the members (as text, sorted) this node sees in each
-    group, or only its local ones."""
+    group, or only its local ones. ``("echo", value)``: ``("echo", node, value)``."""
 
     async def receive(self, msg: Any) -> Any:
         match msg:
@@ -33,6 +33,8 @@ class Holder(actors.Actor):
                 return "ok"
             case ("pg", "leave", group):
                 return _service("pg").leave(group, actors.self())
+            case ("echo", value):
+                return ("echo", actors.current().name, value)
             case ("pg_view", groups, local):
                 pg = _service("pg")
                 get = pg.get_local_members if local else pg.get_members

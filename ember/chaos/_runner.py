@@ -14,10 +14,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .._errors import EmberError
 from ._checkers import (
     CheckResult,
     Validity,
     check_availability,
+    check_calls,
     check_linearizable,
     check_logs,
     check_lost_writes,
@@ -30,7 +32,14 @@ from ._driver import Driver, DriverError
 from ._history import History
 from ._nemesis import Link, Step, cut_links, resolve_targets, schedule
 from ._scenario import FaultSpec, Scenario
-from ._workloads import KVWorkload, NamesWorkload, PgWorkload, Processes
+from ._workloads import (
+    CallsWorkload,
+    KVWorkload,
+    NamesWorkload,
+    PgWorkload,
+    Processes,
+    Workload,
+)
 
 __all__ = ["FaultRecord", "Progress", "RunResult", "Runner"]
 
@@ -132,21 +141,30 @@ class Runner:
         s = self.scenario
         self.driver.check_supported()
         for spec in s.workloads:
-            if spec.kind not in ("kv", "names", "pg"):
+            if spec.kind not in ("kv", "names", "pg", "calls"):
                 raise DriverError(f"the {spec.kind} workload is not available yet")
         try:
             await self.driver.start()
-            kv = await self.driver.start_kv()
+            await self.driver.start_kv()
             self._t0 = self.driver.now()
             ids = Processes()
-            workloads: list[KVWorkload | NamesWorkload | PgWorkload] = []
-            for spec in s.workloads:
-                rng = random.Random(self.rng.getrandbits(64))
-                if spec.kind == "kv":
-                    workloads.append(KVWorkload(spec, kv, self.history, self.clock, rng, ids))
-                else:
-                    kind = NamesWorkload if spec.kind == "names" else PgWorkload
-                    workloads.append(kind(spec, self.driver, self.history, self.clock, rng, ids))
+            kinds: dict[str, type[Workload]] = {
+                "kv": KVWorkload,
+                "names": NamesWorkload,
+                "pg": PgWorkload,
+                "calls": CallsWorkload,
+            }
+            workloads = [
+                kinds[spec.kind](
+                    spec,
+                    self.driver,
+                    self.history,
+                    self.clock,
+                    random.Random(self.rng.getrandbits(64)),
+                    ids,
+                )
+                for spec in s.workloads
+            ]
             steps = schedule(s, random.Random(self.rng.getrandbits(64)))
             self.phases["workload_start"] = 0.0
             done = asyncio.Event()
@@ -196,6 +214,8 @@ class Runner:
             faults = [f.as_dict() for f in self.faults]
             for tier, views in self.views.items():
                 out.append(check_unique_owners(self.history, views, faults, tier))
+        if any(w.kind == "calls" for w in self.scenario.workloads):
+            out.append(check_calls(self.history))
         if c.pg_converge:
             out.extend(check_pg_converged(observed) for observed in self.pg)
         if c.rss_limit_mb is not None:
@@ -238,7 +258,14 @@ class Runner:
             for n, step in enumerate(steps):
                 if not await self._sleep_until(step.start):
                     return
-                if await self._start_fault(n, step.fault):
+                try:
+                    started = await self._start_fault(n, step.fault)
+                except (EmberError, TimeoutError) as exc:  # the run goes on; the report says so
+                    self.driver.notes.append(
+                        f"{step.fault.fault} at {self.clock():.2f} s failed: {exc}"
+                    )
+                    continue
+                if started:
                     tg.create_task(self._stop_later(n, step.stop))
 
     async def _stop_later(self, n: int, at: float) -> None:
@@ -249,7 +276,10 @@ class Runner:
         entry = self._undo.pop(n, None)
         if entry is not None:
             record, undo = entry
-            await undo()
+            try:
+                await undo()
+            except (EmberError, TimeoutError) as exc:
+                self.driver.notes.append(f"undoing {record.fault} failed: {exc}")
             record.stop = self.clock()
 
     async def _heal_all(self) -> None:
@@ -328,6 +358,43 @@ class Runner:
 
             async def undo() -> None:
                 await d.disk_faults(targets, None)
+
+        elif f.fault == "failing-disk":
+            await d.disk_faults(targets, None, f.probability)
+            detail = f"{f.probability:.0%} of saves fail"
+
+            async def undo() -> None:  # a new disk: the node restarts on it, from its data
+                await d.disk_faults(targets, None)
+                for t in targets:
+                    if t in d.live():
+                        await d.kill(t)
+                        await d.restart(t)
+
+        elif f.fault == "add-node":
+            added = await d.add_node()
+            targets = (added,)
+            detail = f"{added} joins the cluster and the KV group"
+
+            async def undo() -> None:
+                await d.retire_node(added)
+
+        elif f.fault == "remove-node":
+            if not targets:
+                return False
+            for t in targets:
+                await d.remove_member(t)
+            detail = "member removed from the KV group"
+
+            async def undo() -> None:
+                for t in targets:
+                    await d.readd_member(t)
+
+        elif f.fault == "clock-skew":
+            await d.clock_faults(targets, f.rate)
+            detail = f"clock at {f.rate}x"
+
+            async def undo() -> None:
+                await d.clock_faults(targets, None)
 
         else:
             raise DriverError(f"fault {f.fault!r} is not implemented by the runner yet")

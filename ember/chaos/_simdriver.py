@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import shutil
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable
@@ -17,10 +18,12 @@ from typing import Any, ClassVar
 
 from .._node import Node
 from ..actors._node import current_node
+from ..consensus import StorageError
 from ..testing import SimCluster
 from ..testing._vtime import _DOMAIN
 from ..transport._memory import MemoryNetwork
-from ._driver import Driver
+from ._clock import SkewedLoop
+from ._driver import Driver, DriverError
 from ._nemesis import Link
 from ._procfs import rss_of
 from ._scenario import Scenario
@@ -28,6 +31,7 @@ from ._scenario import Scenario
 __all__ = ["ChaosNetwork", "SimDriver"]
 
 CLIENT = "client"
+INJECTED_DISK_FAILURE = "injected disk failure (chaos failing-disk)"
 BASE_DELAY = (0.001, 0.001)
 """Every frame's delay on the simulated network without faults, in seconds: one LAN hop, the
 same for every frame so that frames sent together arrive together (one timer, not one each)."""
@@ -51,14 +55,20 @@ class ChaosNetwork(MemoryNetwork):
         return super().reachable(a, b) and (not self._cuts or frozenset((a, b)) not in self._cuts)
 
 
-def _slowed(
-    persist: Callable[[Any], Awaitable[None]], latency: float
+def _faulty(
+    persist: Callable[[Any], Awaitable[None]],
+    latency: float,
+    failures: float,
+    rng: random.Random,
 ) -> Callable[[Any], Awaitable[None]]:
-    async def slow(rd: Any) -> None:
-        await asyncio.sleep(latency)
+    async def save(rd: Any) -> None:
+        if latency:
+            await asyncio.sleep(latency)
+        if failures and rng.random() < failures:
+            raise StorageError(INJECTED_DISK_FAILURE)
         await persist(rd)
 
-    return slow
+    return save
 
 
 class _NodeLogs(logging.Handler):
@@ -87,7 +97,19 @@ class SimDriver(Driver):
 
     kind: ClassVar[str] = "sim"
     faults: ClassVar[frozenset[str]] = frozenset(
-        {"kill", "restart", "pause", "partition", "delay", "loss", "slow-disk"}
+        {
+            "kill",
+            "restart",
+            "pause",
+            "partition",
+            "delay",
+            "loss",
+            "slow-disk",
+            "clock-skew",
+            "add-node",
+            "remove-node",
+            "failing-disk",
+        }
     )
 
     def __init__(self, scenario: Scenario, seed: int, workdir: Path) -> None:
@@ -108,6 +130,7 @@ class SimDriver(Driver):
             mesh=scenario.cluster.profile,
             data_root=self._data,
         )
+        self._disk_rng = random.Random(seed ^ 0xD15C)
         self._logs = _NodeLogs()
         self._root_level = logging.getLogger().level
         self.network.set_faults(delay=BASE_DELAY)
@@ -149,6 +172,12 @@ class SimDriver(Driver):
     async def restart(self, name: str) -> None:
         await self.sim.restart(name)
 
+    async def _start_node(self, name: str) -> None:
+        await self.sim.add(name)
+
+    async def _stop_node(self, name: str) -> None:
+        await self.sim.stop(name)
+
     async def pause(self, name: str) -> None:
         self.sim.pause(name)
 
@@ -163,17 +192,28 @@ class SimDriver(Driver):
     ) -> None:
         self.network.set_faults(drop=loss or 0.0, delay=delay or BASE_DELAY)
 
-    async def disk_faults(self, targets: Iterable[str], latency: float | None) -> None:
-        # Each Raft member's save (its fsync) waits first: the member's own pipeline stalls
-        # as behind a slow disk. A member restarted later has a healthy disk.
+    async def disk_faults(
+        self, targets: Iterable[str], latency: float | None, failures: float = 0.0
+    ) -> None:
+        # Each Raft member's save (its fsync) waits first, and fails with probability
+        # `failures` (the member stops, as on a real I/O error): the member's own pipeline
+        # stalls as behind a slow or failing disk. A member restarted later has a healthy disk.
         for name in targets:
             node = self.sim.nodes.get(name)
             host = node.service("raft") if node is not None else None
             for member in host.members.values() if host is not None else ():
-                if latency is None:
+                if latency is None and not failures:
                     member.__dict__.pop("_persist", None)
                 else:
-                    member._persist = _slowed(type(member)._persist.__get__(member), latency)
+                    original = type(member)._persist.__get__(member)
+                    member._persist = _faulty(original, latency or 0.0, failures, self._disk_rng)
+
+    async def clock_faults(self, targets: Iterable[str], rate: float | None) -> None:
+        loop = asyncio.get_running_loop()
+        if not isinstance(loop, SkewedLoop):
+            raise DriverError("clock skew needs the sim driver's own loop (run it with run_chaos)")
+        for name in targets:
+            loop.set_rate(name, 1.0 if rate is None else rate)
 
     def rss(self) -> dict[str, int]:
         return {"sim": rss_of("self")}

@@ -14,15 +14,23 @@ import asyncio
 import itertools
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from .._errors import EmberError, NameTaken, NoProc, UnknownName, UsageError
-from ..consensus import Cluster, CommandFailed, NoLeader, NotLeader
+from ..consensus import CommandFailed, NoLeader, NotLeader
 from ..registry import TierUnavailable
 from ._history import EventType, History
 from ._scenario import WorkloadSpec
 
-__all__ = ["KVWorkload", "NamesWorkload", "PgWorkload", "Processes", "classify"]
+__all__ = [
+    "CallsWorkload",
+    "KVWorkload",
+    "NamesWorkload",
+    "PgWorkload",
+    "Processes",
+    "Workload",
+    "classify",
+]
 
 # Errors that prove a write was not applied (docs/consensus.md, "Errors").
 _NOT_WRITTEN = (NoLeader, NotLeader, CommandFailed)
@@ -50,28 +58,33 @@ class Processes:
         return next(self._values)
 
 
-class KVWorkload:
-    """Reads, writes and compare-and-sets on ``spec.keys`` keys of the KV group, by
-    ``spec.clients`` clients, at ``spec.rate`` operations per second in all."""
+class Workload:
+    """What the workloads share: ``spec.clients`` clients, each issuing one operation at a
+    time at ``spec.rate`` operations per second in all (on the run's ``clock``), a new
+    process id after every ``info``, and holder processes on the cluster's nodes."""
+
+    prefix: ClassVar[str] = "key-"
+    """The keys are ``<prefix>0``, ``<prefix>1``..."""
 
     def __init__(  # noqa: PLR0917 - one of each, in the order the runner has them
         self,
         spec: WorkloadSpec,
-        cluster: Cluster,
+        driver: Any,
         history: History,
         clock: Callable[[], float],
         rng: random.Random,
         ids: Processes,
     ) -> None:
         self.spec = spec
-        self.cluster = cluster
+        self.driver = driver
         self.history = history
         self.clock = clock
         self.rng = rng
         self.ids = ids
-        self.keys = [f"k{i}" for i in range(spec.keys)]
+        self.keys = [f"{self.prefix}{i}" for i in range(spec.keys)]
         self._ops = list(spec.mix)
         self._weights = [spec.mix[o] for o in self._ops]
+        self._holders: dict[str, Any] = {}
 
     async def run(self, until: float) -> None:
         """Run every client until ``until`` (on the run's clock)."""
@@ -82,7 +95,7 @@ class KVWorkload:
 
     async def _client(self, rng: random.Random, until: float) -> None:
         process = self.ids.process()
-        seen: dict[str, Any] = {}  # the last value this client read or wrote, per key
+        memory: dict[str, Any] = {}  # what this client saw, for operations that need it
         pause = self.spec.clients / self.spec.rate if self.spec.rate else 0.0
         while self.clock() < until:
             if pause:
@@ -90,36 +103,69 @@ class KVWorkload:
                 if self.clock() >= until:
                     return
             f = rng.choices(self._ops, self._weights)[0]
-            key = rng.choice(self.keys)
-            if f == "read":
-                value: Any = None
-            elif f == "write":
-                value = self.ids.value()
-            else:
-                value = (seen.get(key) if rng.random() < 0.8 else None, self.ids.value())
-            outcome, result = await self._perform(process, f, key, value)
-            if outcome == "info":
+            if await self.operate(process, f, rng.choice(self.keys), rng, memory) == "info":
                 process = self.ids.process()
-            elif outcome == "ok" and f == "read":
-                seen[key] = result
-            elif outcome == "ok" and (f == "write" or result):
-                seen[key] = value if f == "write" else value[1]
+
+    async def operate(
+        self, process: int, f: str, key: str, rng: random.Random, memory: dict[str, Any]
+    ) -> EventType:
+        """Perform and record one operation ``f`` on ``key``; return its outcome."""
+        raise NotImplementedError
+
+    async def final_reads(self, within: float) -> None:
+        """The final phase's reads, if the workload has any (default: none)."""
+
+    async def _holder(self, node: str, fresh: bool = False) -> Any:
+        """A holder process on ``node`` (spawned on first use, or again after it died)."""
+        from ._probe import Holder
+
+        pid = self._holders.get(node)
+        if pid is None or fresh:
+            pid = self._holders[node] = await self.driver.client.spawn(Holder, on=node)
+        return pid
+
+    def _node(self, rng: random.Random) -> str:
+        return str(rng.choice(self.driver.live() or self.driver.names))
+
+
+class KVWorkload(Workload):
+    """Reads, writes and compare-and-sets on the KV group's keys (unique written values; a cas
+    mostly expects the value its client last saw)."""
+
+    prefix = "k"
+
+    async def operate(
+        self, process: int, f: str, key: str, rng: random.Random, memory: dict[str, Any]
+    ) -> EventType:
+        if f == "read":
+            value: Any = None
+        elif f == "write":
+            value = self.ids.value()
+        else:
+            value = (memory.get(key) if rng.random() < 0.8 else None, self.ids.value())
+        outcome, result = await self._perform(process, f, key, value)
+        if outcome == "ok" and f == "read":
+            memory[key] = result
+        elif outcome == "ok" and (f == "write" or result):
+            memory[key] = value if f == "write" else value[1]
+        return outcome
 
     async def _perform(self, process: int, f: str, key: str, value: Any) -> tuple[EventType, Any]:
         """Invoke, perform and complete one operation; return its outcome and result."""
+        cluster = self.driver.kv
         invoke = self.history.invoke(process, f, key, value, self.clock())
         timeout = self.spec.timeout
         try:
             async with asyncio.timeout(timeout * 2 + 1.0):  # the API bounds it; this is a guard
                 if f in ("read", "final_read"):
-                    result = await self.cluster.read(key, timeout=timeout)
+                    result = await cluster.read(key, timeout=timeout)
                 elif f == "write":
-                    await self.cluster.write({"key": key, "value": value}, timeout=timeout)
+                    await cluster.write({"key": key, "value": value}, timeout=timeout)
                     result = None
                 else:
                     old, new = value
                     command = {"op": "cas", "key": key, "old": old, "new": new}
-                    result = bool(await self.cluster.write(command, timeout=timeout))
+                    result = bool(await cluster.write(command, timeout=timeout))
         except UsageError:
             raise  # a bug of the runner, not an outcome
         except (EmberError, TimeoutError, OSError) as exc:
@@ -142,7 +188,7 @@ class KVWorkload:
                 await asyncio.sleep(0.2)
 
 
-class NamesWorkload:
+class NamesWorkload(Workload):
     """Registrations, releases and lookups of ``spec.keys`` global names in ``spec.tier``, for
     holder processes on every node of the cluster, so that during a partition both sides try
     to take the same name (split-brain attempts).
@@ -153,54 +199,14 @@ class NamesWorkload:
     :meth:`final_views` asks every node which process it sees under each name.
     """
 
-    def __init__(  # noqa: PLR0917 - one of each, in the order the runner has them
-        self,
-        spec: WorkloadSpec,
-        driver: Any,
-        history: History,
-        clock: Callable[[], float],
-        rng: random.Random,
-        ids: Processes,
-    ) -> None:
-        self.spec = spec
-        self.driver = driver
-        self.history = history
-        self.clock = clock
-        self.rng = rng
-        self.ids = ids
-        self.keys = [f"{spec.tier}-{i}" for i in range(spec.keys)]  # a tier's own names
-        self._ops = list(spec.mix)
-        self._weights = [spec.mix[o] for o in self._ops]
-        self._holders: dict[str, Any] = {}
+    @property
+    def prefix(self) -> str:  # type: ignore[override]
+        return f"{self.spec.tier}-"  # each tier its own names
 
-    async def _holder(self, node: str, fresh: bool = False) -> Any:
-        """A live holder process on ``node`` (spawned on first use, or again after a kill)."""
-        from ._probe import Holder
-
-        pid = self._holders.get(node)
-        if pid is None or fresh:
-            pid = self._holders[node] = await self.driver.client.spawn(Holder, on=node)
-        return pid
-
-    async def run(self, until: float) -> None:
-        seeds = [self.rng.getrandbits(64) for _ in range(self.spec.clients)]
-        async with asyncio.TaskGroup() as tg:
-            for seed in seeds:
-                tg.create_task(self._client(random.Random(seed), until))
-
-    async def _client(self, rng: random.Random, until: float) -> None:
-        process = self.ids.process()
-        pause = self.spec.clients / self.spec.rate if self.spec.rate else 0.0
-        while self.clock() < until:
-            if pause:
-                await asyncio.sleep(pause * rng.uniform(0.5, 1.5))
-                if self.clock() >= until:
-                    return
-            f = rng.choices(self._ops, self._weights)[0]
-            name = rng.choice(self.keys)
-            node = rng.choice(self.driver.live() or self.driver.names)
-            if await self._perform(process, f, name, node) == "info":
-                process = self.ids.process()
+    async def operate(
+        self, process: int, f: str, key: str, rng: random.Random, memory: dict[str, Any]
+    ) -> EventType:
+        return await self._perform(process, f, key, self._node(rng))
 
     async def _perform(self, process: int, f: str, name: str, node: str) -> EventType:
         names = self.driver.client.names
@@ -242,9 +248,6 @@ class NamesWorkload:
         self.history.complete(invoke, "ok", result, self.clock(), node=node)
         return "ok"
 
-    async def final_reads(self, within: float) -> None:
-        """Nothing to read through the history: :meth:`final_views` asks every node."""
-
     async def final_views(self, within: float = 10.0) -> dict[str, dict[str, str | None]]:
         """Every live node's view: name -> the holder it sees (as text) or None."""
         from ._probe import Holder
@@ -268,58 +271,17 @@ class NamesWorkload:
         return views
 
 
-class PgWorkload:
+class PgWorkload(Workload):
     """Joins, leaves and member lookups of ``spec.keys`` process groups by holder processes
     on every node (each op goes to a random node's holder). After the final heal,
     :meth:`converge` polls every node's view of every group until they are all equal."""
 
-    def __init__(  # noqa: PLR0917 - one of each, in the order the runner has them
-        self,
-        spec: WorkloadSpec,
-        driver: Any,
-        history: History,
-        clock: Callable[[], float],
-        rng: random.Random,
-        ids: Processes,
-    ) -> None:
-        self.spec = spec
-        self.driver = driver
-        self.history = history
-        self.clock = clock
-        self.rng = rng
-        self.ids = ids
-        self.keys = [f"group-{i}" for i in range(spec.keys)]
-        self._ops = list(spec.mix)
-        self._weights = [spec.mix[o] for o in self._ops]
-        self._holders: dict[str, Any] = {}
+    prefix = "group-"
 
-    async def run(self, until: float) -> None:
-        seeds = [self.rng.getrandbits(64) for _ in range(self.spec.clients)]
-        async with asyncio.TaskGroup() as tg:
-            for seed in seeds:
-                tg.create_task(self._client(random.Random(seed), until))
-
-    async def _client(self, rng: random.Random, until: float) -> None:
-        process = self.ids.process()
-        pause = self.spec.clients / self.spec.rate if self.spec.rate else 0.0
-        while self.clock() < until:
-            if pause:
-                await asyncio.sleep(pause * rng.uniform(0.5, 1.5))
-                if self.clock() >= until:
-                    return
-            f = rng.choices(self._ops, self._weights)[0]
-            group = rng.choice(self.keys)
-            node = rng.choice(self.driver.live() or self.driver.names)
-            if await self._perform(process, f, group, node) == "info":
-                process = self.ids.process()
-
-    async def _holder(self, node: str) -> Any:
-        from ._probe import Holder
-
-        pid = self._holders.get(node)
-        if pid is None:
-            pid = self._holders[node] = await self.driver.client.spawn(Holder, on=node)
-        return pid
+    async def operate(
+        self, process: int, f: str, key: str, rng: random.Random, memory: dict[str, Any]
+    ) -> EventType:
+        return await self._perform(process, f, key, self._node(rng))
 
     async def _perform(self, process: int, f: str, group: str, node: str) -> EventType:
         client = self.driver.client
@@ -345,9 +307,6 @@ class PgWorkload:
             return outcome
         self.history.complete(invoke, "ok", result, self.clock(), node=node)
         return "ok"
-
-    async def final_reads(self, within: float) -> None:
-        """Nothing to read through the history: :meth:`converge` asks every node."""
 
     async def _views(self, local: bool) -> dict[str, list[list[str]]]:
         from ._probe import Holder
@@ -388,3 +347,34 @@ class PgWorkload:
                     "within": within,
                 }
             await asyncio.sleep(0.2)
+
+
+class CallsWorkload(Workload):
+    """Plain actor calls: each client calls the holder of a random node with a unique value,
+    which comes back with the node's name (``ok``); a dead holder or node is ``fail``, a
+    timeout ``info``. Checked by ``calls_answered``: every answer is its own call's."""
+
+    prefix = "node-"
+
+    async def operate(
+        self, process: int, f: str, key: str, rng: random.Random, memory: dict[str, Any]
+    ) -> EventType:
+        node = self._node(rng)
+        value = self.ids.value()
+        invoke = self.history.invoke(process, "call", node, value, self.clock())
+        timeout = self.spec.timeout
+        try:
+            async with asyncio.timeout(timeout * 2 + 1.0):
+                holder = await self._holder(node)
+                answer = await self.driver.client.call(holder, ("echo", value), timeout=timeout)
+        except UsageError:
+            raise
+        except NoProc as exc:
+            self._holders.pop(node, None)
+            self.history.complete(invoke, "fail", None, self.clock(), error=type(exc).__name__)
+            return "fail"
+        except (EmberError, TimeoutError, OSError) as exc:
+            self.history.complete(invoke, "info", None, self.clock(), error=type(exc).__name__)
+            return "info"
+        self.history.complete(invoke, "ok", list(answer), self.clock(), node=node)
+        return "ok"

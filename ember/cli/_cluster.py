@@ -17,6 +17,7 @@ import secrets
 import signal
 import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,8 @@ class LocalCluster:
         env: dict[str, str] | None = None,
         discovery: str = "none",
         mesh_profile: str = "local",
+        wrap: Callable[[str], Sequence[str]] | None = None,
+        listen_of: Callable[[str], str] | None = None,
     ) -> None:
         if discovery not in ("mdns", "seeds", "none"):
             raise EmberError(f"discovery must be mdns, seeds or none, not {discovery!r}")
@@ -91,6 +94,10 @@ class LocalCluster:
         self.env = env
         self.discovery = discovery
         self.mesh_profile = mesh_profile
+        self.wrap = wrap
+        """A command prefix per node name (``ip netns exec <ns>``: nodes in namespaces)."""
+        self.listen_of = listen_of
+        """Each node's listen address by name (default ``host:0``)."""
         self.nodes: dict[str, NodeProcess] = {}
         self._changed = asyncio.Event()
 
@@ -102,7 +109,9 @@ class LocalCluster:
             f.write(self.cookie + "\n")
         try:
             for i in range(1, self.n + 1):
-                await self.start_node(f"{self.prefix}{i}", connect=list(self.nodes.values()))
+                name = f"{self.prefix}{i}"
+                listen = self.listen_of(name) if self.listen_of is not None else None
+                await self.start_node(name, connect=list(self.nodes.values()), listen=listen)
             if self.discovery != "none":
                 await self.wait_converged(timeout=self.ready_timeout)
         except BaseException:
@@ -116,6 +125,7 @@ class LocalCluster:
         """Start (or restart) node ``name``; wait for its ready line. Without membership it
         connects to ``connect``; with seeds it joins through the first of them."""
         args = [
+            *(self.wrap(name) if self.wrap is not None else ()),
             sys.executable,
             "-m",
             "ember",

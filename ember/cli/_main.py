@@ -13,6 +13,7 @@ from ._faultcmd import add_fault_command
 from ._memberscmd import add_members_command
 from ._namescmd import add_names_commands
 from ._nodecmd import add_node_commands
+from ._runscmd import add_runs_commands
 from ._statuscmd import add_status_command
 from ._topcmd import add_top_command
 
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_status_command(sub)
     add_top_command(sub)
     add_chaos_commands(sub)
+    add_runs_commands(sub)
     return parser
 
 

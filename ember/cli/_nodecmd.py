@@ -14,12 +14,14 @@ from typing import Any
 from .._errors import EmberError, UsageError
 from .._node import Node
 from ..actors import run
+from ..actors._watchdog import DEFAULT_STALL_THRESHOLD
 from ..observability import AdminConfig
 from ..transport._config import TransportConfig
 from ..transport._cookie import read_cookie_file
 from ._app import AppHook, add_app_arguments, load_app, start_app
 from ._logs import setup_logging
 from ._registryargs import add_registry_arguments, registry_config
+from ._runscmd import add_contracts_arguments, contracts_config, load_contracts
 
 log = logging.getLogger("ember.cli")
 
@@ -58,6 +60,14 @@ def add_node_commands(sub: Any) -> None:
     )
     add_app_arguments(start)
     start.add_argument(
+        "--stall-threshold",
+        type=float,
+        default=DEFAULT_STALL_THRESHOLD,
+        metavar="SECONDS",
+        help="log a block of the event loop longer than this, naming the process that held it "
+        f"(default {DEFAULT_STALL_THRESHOLD}; 0 turns it off)",
+    )
+    start.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
@@ -69,6 +79,7 @@ def add_node_commands(sub: Any) -> None:
         help="accept fault injection (`ember fault`: partition, delay, drop): testing only",
     )
     add_admin_arguments(start)
+    add_contracts_arguments(start)
     add_registry_arguments(start)
     start.set_defaults(run=cmd_node_start)
 
@@ -181,7 +192,8 @@ def cmd_node_start(args: argparse.Namespace) -> int:
     cookie = read_cookie(args.cookie_file)
     try:
         hook = load_app(args)
-        return run(lambda: serve(args, cookie, hook))
+        stall = args.stall_threshold if args.stall_threshold > 0 else None
+        return run(lambda: serve(args, cookie, hook), stall_threshold=stall)
     except (EmberError, OSError) as exc:  # one line, no traceback: a port in use, a taken name
         log.error("node %s failed: %s", args.name, exc)
         return 1
@@ -205,16 +217,20 @@ async def serve(args: argparse.Namespace, cookie: str, hook: AppHook | None = No
         spawn_allow=tuple(args.spawn_allow) if args.spawn_allow else None,
         config=TransportConfig(fault_injection=True) if args.chaos else None,
         admin=admin_config(args),
+        contracts=contracts_config(args),
         registry=registry_config(args),
         **mesh_options(args),
     )
     if args.chaos:
         log.warning("node %s accepts fault injection (--chaos): for testing only", args.name)
+    loaded = load_contracts(args.contracts_load)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await node.start()
+    if node.contracts is not None:
+        node.contracts.register(*loaded)
     if node.admin is not None:
         node.admin.on_leave = stop.set  # POST /api/v1/leave: leave gracefully, as on SIGTERM
     if node.mesh is not None:

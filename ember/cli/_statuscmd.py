@@ -11,6 +11,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from ..actors import run
 from ._adminclient import (
@@ -95,7 +96,7 @@ def render(report: dict[str, Any], console: Console) -> None:
     """The report as tables."""
     nodes: dict[str, Any] = report["nodes"]
     for node, error in report["unreachable"].items():
-        console.print(f"[red]unreachable[/red] {node}: {error}")
+        console.print(Text.assemble(("unreachable", "red"), f" {node}: {error}"))
     if not nodes:
         console.print("no node answered")
         return
@@ -106,7 +107,7 @@ def render(report: dict[str, Any], console: Console) -> None:
     for m in first["members"]:
         style = {"alive": "green", "suspect": "yellow", "failed": "red"}.get(m["status"], "")
         members.add_row(
-            m["name"], m["address"], f"[{style}]{m['status']}[/]", str(m["incarnation"])
+            Text(m["name"]), Text(m["address"]), Text(m["status"], style), str(m["incarnation"])
         )
     console.print(members)
 
@@ -117,8 +118,8 @@ def render(report: dict[str, Any], console: Console) -> None:
         r = report["rates"].get(addr, {})
         t = s["sections"]["transport"]
         table.add_row(
-            s["node"]["name"],
-            addr,
+            Text(s["node"]["name"]),
+            Text(addr),
             str(s["node"]["processes"]),
             _num(r.get("messages_per_s")),
             _num(r.get("drops_per_s")),
@@ -141,8 +142,8 @@ def render(report: dict[str, Any], console: Console) -> None:
         raft_table.add_column(col)
     for name, g in sorted(groups.items()):
         raft_table.add_row(
-            name,
-            str(g["leader"] or "[red]none[/]"),
+            Text(name),
+            Text(g["leader"]) if g["leader"] else Text("none", "red"),
             str(g["term"]),
             str(g["commit"]),
             str(g["applied"]),
@@ -153,12 +154,29 @@ def render(report: dict[str, Any], console: Console) -> None:
     for section in ("names", "pg", "contracts"):
         states = [s["sections"][section] for s in nodes.values()]
         running = [st for st in states if st.get("running")]
-        if not running:
-            console.print(f"{section}: not running")
-        else:
-            details = {k: v for k, v in running[0].items() if k != "running"}
-            console.print(f"{section}: {json.dumps(details, default=str)}")
+        line = describe(section, running[0]) if running else "not running"
+        console.print(Text(f"{section}: {line}"))
     sys.stdout.flush()
+
+
+def describe(section: str, summary: dict[str, Any]) -> str:
+    """One line for a section's summary (as the first node reports it)."""
+    if section == "names" and "names" in summary:
+        tiers = ", ".join(f"{n} {tier}" for tier, n in summary["names"].items())
+        return f"{tiers}; {summary.get('conflicts', 0)} conflicts"
+    if section == "pg" and "scopes" in summary:
+        scopes = summary["scopes"].items()
+        return "; ".join(
+            f"scope {name}: {c['groups']} groups, {c['local_members']} local members"
+            for name, c in scopes
+        )
+    if section == "contracts" and "coordinators" in summary:
+        return (
+            f"{summary['coordinators']} running; {summary['succeeded']} succeeded, "
+            f"{summary['failed']} failed"
+        )
+    details = {k: v for k, v in summary.items() if k != "running"}
+    return json.dumps(details, default=str)
 
 
 def _num(value: float | None) -> str:

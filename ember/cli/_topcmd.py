@@ -10,6 +10,7 @@ from typing import Any
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from ..actors import run
 from ._adminclient import (
@@ -81,17 +82,17 @@ def table(rows: list[dict[str, Any]], unreachable: list[str], by: str) -> Table:
         t.add_column(col, justify="right" if col in ("mailbox", "msg/s", "messages") else "left")
     for r in rows:
         hot = longest > 0 and r["mailbox"] >= WARN * longest and r["mailbox"] > 0
-        t.add_row(
-            r["pid"],
-            r["name"] or "",
-            r["behaviour"].rsplit(".", 1)[-1],
+        t.add_row(  # names and pids as plain text: a "[" in them is not markup
+            Text(r["pid"]),
+            Text(r["name"] or ""),
+            Text(r["behaviour"].rsplit(".", 1)[-1]),
             r["status"],
-            f"[red]{r['mailbox']}[/]" if hot else str(r["mailbox"]),
+            Text(str(r["mailbox"]), "red" if hot else ""),
             "-" if r["rate"] is None else f"{r['rate']:,.0f}",
             f"{r['messages']:,}",
         )
     if unreachable:
-        t.caption = "unreachable: " + ", ".join(unreachable)
+        t.caption = Text("unreachable: " + ", ".join(unreachable))
     return t
 
 

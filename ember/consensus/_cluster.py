@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .._errors import UsageError
 from ..actors._node import current_node
+from ..transport._errors import UnsendableError
 from ._cluster_config import DEFAULT_RETRY_WINDOW, ClusterConfig
 from ._cluster_errors import (
     ClusterError,
@@ -29,6 +30,7 @@ from ._cluster_errors import (
 from ._host import PeerLost, RaftHost, check_group_name, node_of
 from ._pack import pack
 from ._state_machine import KVStateMachine, StateMachine, state_machine_ref
+from ._watch import Deposed, LeaderWatch
 
 if TYPE_CHECKING:
     from .._services import ServiceNode
@@ -109,6 +111,18 @@ class Cluster:
         self._max_command = max_command_bytes
         """The group's ``max_command_bytes`` when known (a handle made by ``start``); the
         members check it in any case."""
+        self._watch = LeaderWatch(lambda: self.members, self._confirm_leads)
+        """Notices that a member a request waits on was deposed (see ``_watch.py``)."""
+
+    async def _confirm_leads(self, member: str, within: float) -> None:
+        await self.host.call(node_of(member), "leads", [self.name, member], within)
+
+    def _guarded(self, target: str, request: Awaitable[_T]) -> Awaitable[_T]:
+        """``request`` to ``target``, given up once another member confirms it leads (a
+        member on this node is never frozen apart from its caller: no watch)."""
+        if node_of(target) == self.host.name:
+            return request
+        return self._watch.guard(target, request)
 
     def __repr__(self) -> str:
         return (
@@ -246,14 +260,23 @@ class Cluster:
                     raise UnknownGroup(self.name, sorted(set(unknown)))
             await asyncio.sleep(min(_RETRY_PAUSE, max(0.0, deadline - loop.time())))
 
-    async def _on_leader(self, op: str, args: list[Any], within: float) -> Any:
-        """Run ``op`` on the leader, following hints, for up to ``within`` seconds."""
+    async def _on_leader(
+        self, op: str, args: list[Any], within: float, *, retry: bool = True
+    ) -> Any:
+        """Run ``op`` on the leader, following hints, for up to ``within`` seconds. A request
+        to a member that was deposed meanwhile goes to the new leader if ``retry`` (the
+        request is safe to repeat), else fails with :class:`OutcomeUnknown`."""
 
         async def attempt(target: str, remaining: float) -> Any:
             try:
-                return await self.host.call(
-                    node_of(target), op, [self.name, target, *args], remaining
+                return await self._guarded(
+                    target,
+                    self.host.call(node_of(target), op, [self.name, target, *args], remaining),
                 )
+            except Deposed as exc:
+                if not retry:
+                    raise OutcomeUnknown(None, f"{op} sent to {target}, deposed: {exc}") from exc
+                raise NotLeader(exc.leader) from exc
             except NoLeader as exc:
                 raise _Next(exc) from exc
             except PeerLost as exc:
@@ -318,14 +341,20 @@ class Cluster:
             request_id = f"{self._stream}-{seq}"
         else:
             seq = None if held is None else held[0]
-        session = [self.client_id, self._stream, request_id, seq, self._mark(loop.time())]
-        self._check_command(session, command)
         if seq is not None:
-            self._hold(request_id, seq, math.inf)
+            self._hold(request_id, seq, math.inf)  # before the mark: it must not pass this one
+        session = [self.client_id, self._stream, request_id, seq, self._mark(loop.time())]
         try:
-            result = await self._write(command, request_id, session, timeout)
+            self._check_command(session, command)
+        except (UnsendableError, CommandTooLarge):
+            if not retry:  # nothing was ever sent under this request id
+                self._open.pop(request_id, None)
+            raise
+        abandoned: list[str] = []
+        try:
+            result = await self._write(command, request_id, session, timeout, abandoned)
         except CommandFailed:
-            self._open.pop(request_id, None)  # applied: the outcome is known
+            self._settled(request_id, seq, abandoned)  # applied: the outcome is known
             raise
         except (NoLeader, NotLeader):
             if not retry:  # this attempt wrote nothing, and there was no earlier one
@@ -338,8 +367,17 @@ class Cluster:
             if seq is not None:
                 self._hold(request_id, seq, loop.time() + self.retry_window)
             raise
-        self._open.pop(request_id, None)
+        self._settled(request_id, seq, abandoned)
         return result
+
+    def _settled(self, request_id: str, seq: int | None, abandoned: list[str]) -> None:
+        """The write's outcome is known. If an attempt was given up on (its member was
+        deposed), that attempt may still be proposed later (it may wait on its member for a
+        leader): its session is held for ``retry_window`` so such a straggler applies once."""
+        if not abandoned or seq is None:
+            self._open.pop(request_id, None)
+        else:
+            self._hold(request_id, seq, asyncio.get_running_loop().time() + self.retry_window)
 
     def _check_command(self, session: list[Any], command: Any) -> None:
         """Refuse, before sending, a command that cannot be encoded or is over the limit."""
@@ -372,17 +410,25 @@ class Cluster:
         request_id: str,
         session: list[Any],
         timeout: float,  # noqa: ASYNC109
+        abandoned: list[str],
     ) -> Any:
-        """Send the write to the leader (see :meth:`write` for what each error means)."""
+        """Send the write to the leader (see :meth:`write` for what each error means); the
+        members whose attempts were given up on go into ``abandoned``."""
 
         async def attempt(target: str, remaining: float) -> Any:
             try:
-                leader, ok, value = await self.host.call(
-                    node_of(target),
-                    "write",
-                    [self.name, target, session, command, False, remaining * 0.8],
-                    remaining,
+                leader, ok, value = await self._guarded(
+                    target,
+                    self.host.call(
+                        node_of(target),
+                        "write",
+                        [self.name, target, session, command, False, remaining * 0.8],
+                        remaining,
+                    ),
                 )
+            except Deposed as exc:  # it may have been proposed: retried with its session
+                abandoned.append(target)
+                raise NotLeader(exc.leader) from exc
             except NoLeader as exc:
                 raise _Next(exc) from exc
             except PeerLost as exc:
@@ -401,7 +447,13 @@ class Cluster:
                 raise CommandFailed(value[0], value[1])
             return value
 
-        return await self._via_leader(timeout, attempt)
+        try:
+            return await self._via_leader(timeout, attempt)
+        except (NoLeader, NotLeader) as exc:
+            if abandoned:  # an attempt may have been written: not "nothing written"
+                detail = f"sent to {abandoned[0]}, which was deposed; then {exc}"
+                raise OutcomeUnknown(request_id, detail) from exc
+            raise
 
     async def read(
         self,
@@ -511,7 +563,7 @@ class Cluster:
         meta = await self._meta_like(status["leader"], member, durable)
         async with asyncio.timeout(timeout):
             await _request(self.host, node_of(member), "create", [meta, None, []], timeout)
-            await self._on_leader("conf", ["add_learner", member], timeout)
+            await self._on_leader("conf", ["add_learner", member], timeout, retry=False)
             self.members.append(member)
             if wait_voter or len(status["voters"]) < status["max_voters"]:
                 # The leader decides when; poll its view (a remote one, no event to wait on).
@@ -536,7 +588,7 @@ class Cluster:
         if status["id"] == member and others:
             caught_up = [v for v in others if status["progress"].get(v, {}).get("lag", 1) == 0]
             await self.transfer_leadership((caught_up or others)[0], timeout=timeout)
-        await self._on_leader("conf", ["remove", member], timeout)
+        await self._on_leader("conf", ["remove", member], timeout, retry=False)
         if member in self.members:
             self.members.remove(member)
         if self._leader == member:

@@ -455,10 +455,11 @@ class RaftHost:
         except UnsendableError as exc:  # a state machine's read returned something odd
             payload = pack((_REP, call_id, True, ["UsageError", f"{op}: the result: {exc}"]))
         try:
-            self._send_frame(peer, payload)
-        except FrameTooLarge as exc:
-            error = ["UsageError", f"{op}: the result of {len(payload):,} bytes: {exc}"]
-            self._send_frame(peer, pack((_REP, call_id, True, error)))
+            try:
+                self._send_frame(peer, payload)
+            except FrameTooLarge as exc:
+                error = ["UsageError", f"{op}: the result of {len(payload):,} bytes: {exc}"]
+                self._send_frame(peer, pack((_REP, call_id, True, error)))
         except EmberError as exc:
             log.warning("raft: cannot reply to %s: %r", peer, exc)
 
@@ -623,6 +624,16 @@ class RaftHost:
 
     async def _op_confirm(self, group: str, target: str | None) -> None:
         await self.local_member(group, target).read_index()
+
+    async def _op_leads(self, group: str, target: str) -> int:
+        """Confirm, with a quorum, that ``target`` leads (``NotLeader`` if not); its term."""
+        member = self.local_member(group, target)
+        if member.role != Role.LEADER:
+            raise NotLeader(member.leader)
+        await member.read_index()
+        if member.role != Role.LEADER:  # it lost the lead while confirming
+            raise NotLeader(member.leader)
+        return member.node.term
 
     async def _op_status(self, group: str, target: str | None) -> dict[str, Any]:
         member = self.local_member(group, target)

@@ -48,7 +48,7 @@ from ._handle import RunHandle as RunHandle
 from ._policy import CapabilityPolicy as CapabilityPolicy
 from ._retry import Retry as Retry
 from ._service import ContractsService as ContractsService
-from ._service import ContractsStatistics as ContractsStatistics
+from ._stats import ContractsStatistics as ContractsStatistics
 from ._status import EventRecord as EventRecord
 from ._status import RunStatus as RunStatus
 from ._status import RunSummary as RunSummary

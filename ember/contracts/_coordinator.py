@@ -4,34 +4,38 @@ it acts on them, places launches, runs plain local steps inline and the others i
 :class:`StepWorker` actors (spawned on the node they were placed on), and stops when the run
 ends or waits for an event (a waiting run holds no actor).
 
-Ordering rule: a launch leaves only after the write that records it (and every fact before it)
-is done, so a run resumed from its record never misses a step that ran.
+Ordering rule: the launch of a step that is not idempotent leaves only after the write that
+records it (and every fact before it) is done, so a run resumed from its record never misses a
+step that may have run: it reports it unknown. An idempotent step leaves at once (running it
+again after a failover is harmless).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import msgpack  # type: ignore[import-untyped]
 
-from .._errors import EmberError, UsageError
+from .._errors import EmberError, NodeDown, NoProc, UsageError
 from ..actors import NOPROC, NORMAL, Actor, Down, Pid, Ref, ReplyHandle, TimerRef
 from ._core import Abort, Launch, RunCore
 from ._graph import Graph
-from ._placement import needs_of, place
+from ._journal import Journal
+from ._placement import place
 from ._policy import CapabilityPolicy
 from ._values import Failure
-from ._worker import StepWorker, run_function
+from ._worker import StepWorker, run_function, runs_inline
 
 if TYPE_CHECKING:
     from ._service import ContractsService
 
-__all__ = ["Journal", "RunCoordinator", "RunSpec"]
+__all__ = ["RunCoordinator", "RunSpec"]
 
 log = logging.getLogger("ember.contracts")
 
@@ -39,17 +43,6 @@ INLINE_BATCH = 256
 """Plain local steps run inline in one turn before the coordinator yields to the loop."""
 MAX_RESTARTS = 3
 """Crashes of one run's coordinator before the run is failed."""
-
-
-class Journal(Protocol):
-    """Where a run's facts go: the node's local store (``sync``: applied at once) or the
-    replicated store (written through Raft)."""
-
-    sync: bool
-
-    def apply(self, command: dict[str, Any]) -> list[Any]: ...
-
-    async def write(self, command: dict[str, Any], request_id: str) -> list[Any]: ...
 
 
 @dataclass(eq=False)
@@ -120,11 +113,16 @@ class RunCoordinator(Actor):
             spec.restarts += 1
             spec.record = None  # resume from what was persisted since
         spec.started = True
+        # The run's span (started under the starter's by the service, or a root here when
+        # sampled: a resumed run), ended when this coordinator ends.
+        self.span = service.run_spans.pop(spec.run_id, None) or service.node.tracing.start_span(
+            "contract.run", {"ember.run": spec.run_id}
+        )
         self.node.send(self.pid, ("go",))
 
     # --- messages ---
 
-    async def receive(self, msg: Any) -> Any:
+    def receive(self, msg: Any) -> Any:
         now = self.service.clock()
         core = self.core
         match msg:
@@ -154,8 +152,8 @@ class RunCoordinator(Actor):
                 self._down(core, ref, reason, now)
             case ("host", str(node), Pid() as host):
                 self._host_found(node, host)
-            case ("no_host", str(node), str(why)) if core is not None:
-                self._host_lost(core, node, why, now)
+            case ("no_host", str(node), str(why), bool(reached)) if core is not None:
+                self._host_lost(core, node, why, now, reached=reached)
             case ("tick",) if core is not None:
                 # Due at timer_at: the clock may read a hair earlier (float rounding).
                 due = self.timer_at if self.timer_at is not None else now
@@ -163,9 +161,11 @@ class RunCoordinator(Actor):
                 core.tick(max(now, due))
             case ("event", str(name), payload) if core is not None:
                 core.deliver(name, payload, now)
+                self.spec.woke = True
             case ("events", dict(events)) if core is not None:
                 for name, payload in events.items():
                     core.deliver(name, payload, now)
+                self.spec.woke = True
             case ("cancel", str(reason)) if core is not None:
                 core.cancel(reason, now)
             case ("ctx", str(key), int(attempt), str(op), list(args)) if core is not None:
@@ -194,10 +194,13 @@ class RunCoordinator(Actor):
         return None
 
     async def terminate(self, reason: Any) -> None:
+        if self.span is not None:
+            self.span.end()
         for task in self.tasks:
             task.cancel()
-        if not self.closing and self.core is not None and self.core.outcome is None:
-            for key, att in list(self.workers.items()):
+        for key, att in list(self.workers.items()):  # a crash, or the node stopping
+            self._settle(key, att.attempt)
+            if not self.closing:
                 self._stop_attempt(key, att)
 
     # --- starting ---
@@ -256,6 +259,17 @@ class RunCoordinator(Actor):
                     self._abort(effect)
                 else:
                     self._place(core, effect)
+            if not journal.sync and any(launch.step.idempotent for launch, _ in self.held):
+                # Running an idempotent step again is harmless, so it need not wait for the
+                # write that records it: a resumed run reruns what the record lacks. (Its
+                # dependents' facts still go to the journal in order, after its own.)
+                early = [h for h in self.held if h[0].step.idempotent]
+                self.held = [h for h in self.held if not h[0].step.idempotent]
+                budget -= self._release(early)
+                if budget <= 0:
+                    self.node.send(self.pid, ("continue",))
+                    break
+                continue
             if self.writing:
                 break
             command = self._command(core)
@@ -342,7 +356,7 @@ class RunCoordinator(Actor):
         here = self.node.name
         local = self.inline.get(step.name)
         if local is None:
-            local = self.inline[step.name] = step.on is None and not needs_of(step)
+            local = self.inline[step.name] = step.on is None and not step.needs
         if not local or self.spec.policy.deny:
             denied = self.spec.policy.first_denied(step.capabilities)
             if denied is not None:
@@ -361,7 +375,7 @@ class RunCoordinator(Actor):
                 turn=service.next_turn(),
             )
             if node is None:
-                denied_by = service.denied_by(needs_of(step))
+                denied_by = service.denied_by(step.needs)
                 if denied_by is not None:
                     core.denied(launch.key, launch.attempt, denied_by[0], denied_by[1], now)
                 else:
@@ -382,13 +396,7 @@ class RunCoordinator(Actor):
             if not core.is_running(key, attempt):
                 continue
             step = launch.step
-            if (
-                node == here
-                and call.fn is not None
-                and not call.is_async
-                and not call.wants_ctx
-                and not step.blocking
-            ):
+            if node == here and runs_inline(step, call):
                 ran += 1
                 try:
                     value = run_function(service, step, call, launch.args)
@@ -447,7 +455,7 @@ class RunCoordinator(Actor):
         try:
             host = await self.service.host_of(node)
         except EmberError as exc:
-            self.node.send(self.pid, ("no_host", node, f"{type(exc).__name__}: {exc}"))
+            self.node.send(self.pid, ("no_host", node, f"{type(exc).__name__}: {exc}", False))
         else:
             self.node.send(self.pid, ("host", node, host))
 
@@ -462,14 +470,26 @@ class RunCoordinator(Actor):
                 self._send_run(node, host, args)
 
     def _send_run(self, node: str, host: Pid, args: tuple[Any, ...]) -> None:
-        """Hand an attempt to ``node``'s step host (one message; the worker reports here)."""
-        try:
-            self.node.send(host, ("run", *args))
-        except EmberError as exc:  # e.g. arguments that cannot travel
-            self.node.send(
-                self.pid,
-                ("fail", args[3], args[6], Failure.of(exc, node).as_list(), node),
-            )
+        """Hand an attempt to ``node``'s step host, in a call: a plain function's report is its
+        reply (served at once there), anything else reports here when its worker is done."""
+        fut = self.node.call(host, ("run", *args), timeout=None)
+        fut.add_done_callback(functools.partial(self._ran, node, args[3], args[6]))
+
+    def _ran(self, node: str, key: str, attempt: int, fut: asyncio.Future[Any]) -> None:
+        if fut.cancelled():
+            return
+        exc = fut.exception()
+        if exc is None:
+            report = fut.result()
+            if report is not None:
+                # As a call, not a message: an idle coordinator takes it at once (its receive
+                # cannot suspend), without a trip through the run queue.
+                self.node.call(self.pid, report, timeout=None).add_done_callback(_consumed)
+        elif isinstance(exc, NoProc):  # the host is gone: its monitor says more
+            reached = isinstance(exc, NodeDown)
+            self.node.send(self.pid, ("no_host", node, str(exc), reached))
+        else:  # e.g. arguments or a result that cannot travel
+            self.node.send(self.pid, ("fail", key, attempt, Failure.of(exc, node).as_list(), node))
 
     def _host_lost(
         self, core: RunCore, node: str, why: str, now: float, *, reached: bool = True
@@ -504,7 +524,13 @@ class RunCoordinator(Actor):
     def _observe(self, core: RunCore, key: str, now: float) -> None:
         task = core.tasks.get(key)
         if task is not None and task.t0 is not None:
-            self.service.stats.observe(now - task.t0)
+            self.service.observe_step(now - task.t0)
+            self.service.node.tracing.record(
+                "contract.step",
+                now - task.t0,
+                {"ember.run": self.spec.run_id, "ember.step": key},
+                parent=self.span,
+            )
 
     def _unload(self, att: _Attempt) -> None:
         load = self.service.load
@@ -574,8 +600,8 @@ class RunCoordinator(Actor):
         log.info("run %s: coordinator on %s stops: %s", self.spec.run_id, self.node.name, why)
         self.closing = True
         for key, att in list(self.workers.items()):
+            self._settle(key, att.attempt)
             self._stop_attempt(key, att)
-        self.workers.clear()
         self.service.run_abandoned(self.spec, why)
         self.stop()
 
@@ -589,6 +615,12 @@ class RunCoordinator(Actor):
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("run %s: coordinator task failed", self.spec.run_id, exc_info=exc)
             self.node.exit(self.pid, exc)  # a crash: the supervisor restarts the coordinator
+
+
+def _consumed(fut: asyncio.Future[Any]) -> None:
+    """Retrieve a fire-and-forget call's outcome (a coordinator that exited meanwhile)."""
+    if not fut.cancelled():
+        fut.exception()
 
 
 def _storable(value: Any) -> bool:

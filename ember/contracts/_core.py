@@ -804,7 +804,7 @@ class RunCore:
                 task.attempt = int(rec.get("a", 0))
                 task.node = rec.get("n")
                 task.t0, task.t1 = rec.get("t0"), rec.get("t1")
-                task.value = core.values[step.name] = _stored_value(step, rec, tasks)
+                task.value = core.values[step.name] = _stored_value(step, rec, tasks, events)
                 done.add(step.name)
         for name, step in steps.items():
             core._remaining[name] = sum(1 for d in step.deps if d in steps and d not in done)
@@ -878,12 +878,17 @@ class RunCore:
 
 
 def _stored_value(
-    step: Step, rec: Mapping[str, Any], tasks: Mapping[str, Mapping[str, Any]]
+    step: Step,
+    rec: Mapping[str, Any],
+    tasks: Mapping[str, Mapping[str, Any]],
+    events: Mapping[str, Any],
 ) -> Any:
-    """A done step's value as its dependents see it (collections and timed-out awaits are
-    rebuilt from their stored form)."""
-    if step.kind == "await" and rec.get("x") == "timed_out":
-        return EventTimedOut(step.event or "", step.await_timeout or 0.0)
+    """A done step's value as its dependents see it: an await's is its event's payload (kept
+    once, with the event), a collection's is rebuilt from its items."""
+    if step.kind == "await":
+        if rec.get("x") == "timed_out":
+            return EventTimedOut(step.event or "", step.await_timeout or 0.0)
+        return events.get(step.event or "")
     if step.kind == "collection":
         n = int(rec.get("items", 0))
         outcomes = []

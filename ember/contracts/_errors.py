@@ -7,6 +7,8 @@ line. Run errors name the run and, where one is to blame, the step and the node.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Any
 
 from .._errors import EmberError, UsageError
@@ -42,7 +44,33 @@ __all__ = [
 
 
 class ContractError(EmberError):
-    """Root of the errors of ``ember.contracts``."""
+    """Root of the errors of ``ember.contracts``.
+
+    Every subclass remembers the arguments it was made with, so that it crosses nodes with
+    its type (the transport rebuilds Ember errors from ``__reduce__``)."""
+
+    _made_with: tuple[Any, ...] | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        signature = inspect.signature(init)
+
+        @functools.wraps(init)
+        def remembering(self: ContractError, *args: Any, **kw: Any) -> None:
+            init(self, *args, **kw)
+            bound = signature.bind(self, *args, **kw)
+            bound.apply_defaults()
+            self._made_with = tuple(bound.arguments.values())[1:]
+
+        cls.__init__ = remembering  # type: ignore[method-assign,assignment]
+
+    def __reduce__(self) -> Any:
+        if self._made_with is not None:
+            return (type(self), self._made_with)
+        return super().__reduce__()
 
 
 # --- definition errors: raised when the class statement runs -------------------------------
@@ -57,7 +85,6 @@ class ContractDefinitionError(ContractError, UsageError):
         contract: str,
         step: str | None,
         problem: str,
-        *,
         line: int | None = None,
         file: str | None = None,
     ) -> None:
@@ -79,12 +106,11 @@ class DependencyCycle(ContractDefinitionError):
     """Steps depend on each other in a cycle (``cycle`` lists it, first name repeated last),
     possibly through composed contracts."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - positional, so that it is rebuilt on another node
         self,
         contract: str,
         step: str | None,
         problem: str,
-        *,
         cycle: tuple[str, ...] = (),
         line: int | None = None,
         file: str | None = None,
@@ -195,11 +221,10 @@ class StepFailed(RunError):
     ``message`` its text, ``node`` where the last attempt ran, ``attempts`` how many ran, and
     ``remote_traceback`` the formatted traceback of the last attempt."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - positional, so that it is rebuilt on another node
         self,
         run_id: str,
         step: str,
-        *,
         kind: str,
         message: str,
         node: str | None = None,

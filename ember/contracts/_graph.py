@@ -33,6 +33,7 @@ from ._errors import (
     DependencyCycle,
     DuplicateAwait,
     DuplicateName,
+    InvalidInputs,
     InvalidStep,
     UnknownDependency,
     UnknownOutput,
@@ -44,6 +45,7 @@ __all__ = [
     "Declared",
     "Graph",
     "Step",
+    "checked_inputs",
     "child_graph",
     "code_fingerprint",
     "collect_declarations",
@@ -105,6 +107,8 @@ class Step:
     line: int | None
     file: str | None
     capabilities: frozenset[str] = frozenset()
+    needs: frozenset[str] = frozenset()
+    """The capabilities it needs of a node: ``capabilities`` but ``pure`` (offered everywhere)."""
     on: str | None = None
     timeout: float | None = None
     retry: Retry | None = None
@@ -400,6 +404,7 @@ class _Compiler:
             "line": decl.line,
             "file": decl.file,
             "capabilities": frozenset(opts.capabilities),
+            "needs": frozenset(opts.capabilities) - {"pure"},
             "on": opts.on,
             "timeout": opts.timeout,
             "retry": opts.retry,
@@ -717,3 +722,38 @@ def collect_declarations(
         elif isinstance(value, Output):
             outputs[name] = (value.ref, value.line)
     return inputs, steps, outputs
+
+
+def checked_inputs(graph: Graph, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The inputs of a run of ``graph``, checked (unknown, missing, mistyped) and completed
+    with the defaults; :class:`InvalidInputs` names the problem."""
+    if not isinstance(inputs, Mapping):
+        raise InvalidInputs(graph.name, f"inputs must be a mapping, not {type(inputs).__name__}")
+    unknown = sorted(set(inputs) - set(graph.inputs))
+    if unknown:
+        raise InvalidInputs(
+            graph.name, f"unknown inputs {unknown} (it takes {sorted(graph.inputs)})"
+        )
+    values: dict[str, Any] = {}
+    for name, spec in graph.inputs.items():
+        if name in inputs:
+            value = inputs[name]
+            kind = spec.type
+            if kind is not object and _is_class(kind) and not isinstance(value, kind):
+                raise InvalidInputs(
+                    graph.name,
+                    f"input {name!r} must be {getattr(kind, '__name__', kind)}, "
+                    f"not {type(value).__name__}",
+                )
+            values[name] = value
+        elif spec.required:
+            raise InvalidInputs(graph.name, f"missing input {name!r}")
+        else:
+            values[name] = spec.default
+    return values
+
+
+def _is_class(kind: Any) -> bool:
+    if isinstance(kind, tuple):
+        return all(isinstance(k, type) for k in kind)
+    return isinstance(kind, type)

@@ -32,11 +32,6 @@ class Candidate:
         return None
 
 
-def needs_of(step: Step) -> frozenset[str]:
-    """The capabilities a step needs of a node (``pure`` is offered everywhere)."""
-    return step.capabilities - {"pure"}
-
-
 def place(
     step: Step,
     *,
@@ -50,7 +45,7 @@ def place(
     now. A step pinned with ``on=`` runs there; one that needs no capability runs ``here`` (the
     run's own node); otherwise the capable node with the fewest steps placed on it, ``here``
     first on a tie, then the others in turns (``turn`` rotates them)."""
-    needs = needs_of(step)
+    needs = step.needs
     if step.on is not None:
         pinned = next((c for c in candidates if c.name == step.on), None)
         if pinned is None or step.on in exclude:

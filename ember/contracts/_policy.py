@@ -26,6 +26,8 @@ class CapabilityPolicy:
 
     def first_denied(self, needs: Iterable[str]) -> str | None:
         """The first capability (in name order) of ``needs`` this policy denies, if any."""
+        if not self.deny:
+            return None
         hit = sorted(self.deny.intersection(needs))
         return hit[0] if hit else None
 

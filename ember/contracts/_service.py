@@ -11,36 +11,27 @@ import asyncio
 import contextlib
 import dataclasses
 import heapq
+import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgpack  # type: ignore[import-untyped]
 
 from .._errors import EmberError, UsageError
 from .._tasks import OwnedTasks
-from ..actors import Actor, Pid, Supervisor, call, child
+from ..actors import Pid, ReplyHandle, Supervisor, child
 from ..actors._node import current_node
-from ..consensus import (
-    Cluster,
-    ClusterConfig,
-    ClusterError,
-    CommandFailed,
-    NoLeader,
-    NotLeader,
-    OutcomeUnknown,
-    Role,
-)
-from ..consensus._host import node_of
-from ..consensus._types import ConfState
+from ..consensus import Cluster
+from ..observability import AdminRequest, AdminRoute, Collector, Histogram
 from ._cache import PureCache
 from ._config import ContractsConfig
 from ._contract import Contract, contract_class
 from ._coordinator import RunCoordinator, RunSpec
 from ._core import error_of_record
+from ._durable import DurableStore
 from ._errors import (
     DuplicateEvent,
     InvalidInputs,
@@ -51,118 +42,25 @@ from ._errors import (
     StoreUnavailable,
     VersionUnavailable,
 )
-from ._graph import Graph
+from ._graph import Graph, checked_inputs
 from ._handle import RunHandle
+from ._journal import LocalJournal, RaftJournal
+from ._metrics import collect, summary
 from ._placement import Candidate
 from ._policy import CapabilityPolicy, offered_capabilities
+from ._stats import ContractsStatistics
 from ._status import RunStatus, RunSummary
-from ._stephost import LOCATOR_REF, StepHost
-from ._store import RunStore
+from ._stephost import HOST_NAME, StepHost
+from ._store import FINAL, RunStore
 
 if TYPE_CHECKING:
     from .._services import ServiceNode
 
-__all__ = ["GROUP", "ContractsService", "ContractsStatistics", "service_of"]
+__all__ = ["ContractsService", "service_of"]
 
 log = logging.getLogger("ember.contracts")
 
-GROUP = "ember.contracts"
-"""The Raft group of the durable store."""
-STORE_REF = "ember.contracts._store:RunStore"
-WAKER_REF = "ember.contracts._service:Waker"
-_FINAL = ("succeeded", "failed", "cancelled")
 _ALIVE = ("alive", "suspect")
-_LATENCY_BUCKETS = (0.0001, 0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
-
-
-@dataclass(slots=True)
-class ContractsStatistics:
-    """Counters of a node's contracts service (read by ``statistics()``)."""
-
-    runs_started: int = 0
-    runs_resumed: int = 0
-    """Coordinators started from a record: after a wait, a restart, or a takeover."""
-    runs_succeeded: int = 0
-    runs_failed: int = 0
-    runs_cancelled: int = 0
-    runs_unknown: int = 0
-    runs_parked: int = 0
-    """Runs that went to wait for an event (their coordinator stopped)."""
-    runs_abandoned: int = 0
-    """Coordinators that stopped because their run was taken over or ended elsewhere."""
-    coordinators: int = 0
-    """Coordinators running on this node now."""
-    steps_inline: int = 0
-    steps_local: int = 0
-    steps_remote: int = 0
-    step_seconds_total: float = 0.0
-    step_seconds_max: float = 0.0
-    step_latency: tuple[int, ...] = (0,) * (len(_LATENCY_BUCKETS) + 1)
-    """Step attempts (inline ones excluded) by duration: at most 0.1 ms, 1 ms, 10 ms, 0.1 s,
-    1 s, 10 s, 100 s, more."""
-    events_delivered: int = 0
-    events_again: int = 0
-    events_duplicate: int = 0
-    events_unmatched: int = 0
-    takeovers: int = 0
-    """Runs this node (as the store leader's) gave to a new owner."""
-    declined: int = 0
-    """Runs this node could not resume (their contract version is not loaded here)."""
-    store_writes: int = 0
-    store_retries: int = 0
-    cache_hits: int = 0
-    cache_misses: int = 0
-    cache_evictions: int = 0
-    cache_entries: int = 0
-
-    def observe(self, seconds: float) -> None:
-        """Count one step attempt that took ``seconds``."""
-        self.step_seconds_total += seconds
-        self.step_seconds_max = max(self.step_seconds_max, seconds)
-        buckets = list(self.step_latency)
-        for i, bound in enumerate(_LATENCY_BUCKETS):
-            if seconds <= bound:
-                buckets[i] += 1
-                break
-        else:
-            buckets[-1] += 1
-        self.step_latency = tuple(buckets)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-class LocalJournal:
-    """A run's facts in this node's in-memory store, applied at once."""
-
-    sync = True
-
-    def __init__(self, store: RunStore) -> None:
-        self.store = store
-
-    def apply(self, command: dict[str, Any]) -> list[Any]:
-        if command["op"] == "advance":  # the per-step path: straight to its handler
-            return self.store.advance(command)
-        result: list[Any] = self.store.apply_command(command)
-        return result
-
-    async def write(self, command: dict[str, Any], request_id: str) -> list[Any]:
-        return self.apply(command)
-
-
-class RaftJournal:
-    """A run's facts in the replicated store."""
-
-    sync = False
-
-    def __init__(self, service: ContractsService) -> None:
-        self.service = service
-
-    def apply(self, command: dict[str, Any]) -> list[Any]:
-        raise UsageError("the durable store is written asynchronously")
-
-    async def write(self, command: dict[str, Any], request_id: str) -> list[Any]:
-        return await self.service.store_write(command, request_id, retry_forever=True)
 
 
 class _Entry:
@@ -170,12 +68,14 @@ class _Entry:
     the run waits), the futures waiting for its end (they get the outcome, or None: look in
     the store again), and events that came while it was (re)starting."""
 
-    __slots__ = ("events", "pid", "resuming", "spec", "waiters")
+    __slots__ = ("events", "pid", "refresh", "resuming", "spec", "waiters")
 
     def __init__(self, spec: RunSpec | None) -> None:
         self.spec = spec
         self.pid: Pid | None = None
         self.resuming = False
+        self.refresh = False
+        """Events were delivered (elsewhere) while it started: reread them once it runs."""
         self.waiters: list[asyncio.Future[Any]] = []
         self.events: dict[str, Any] = {}
 
@@ -186,25 +86,14 @@ class _Entry:
         self.waiters.clear()
 
 
-class Waker(Actor):
-    """Spawned on a run's owner to tell its contracts service to look at run ``run_id`` again
-    (new events, a due timer, or it was just given the run)."""
-
-    def __init__(self, run_id: str) -> None:
-        self.run_id = run_id
-
-    async def started(self) -> None:
-        with contextlib.suppress(UsageError):
-            service_of(self.node).wake(self.run_id)
-        self.stop()
-
-
 class ContractsService:
     """The contracts service of ``node`` (``node.contracts``); see ``docs/contracts.md``."""
 
     def __init__(self, node: ServiceNode, config: ContractsConfig | None = None) -> None:
         self.node = node
-        self.config = config or ContractsConfig()
+        self._config = config or ContractsConfig()
+        self.policy = self._config.policy
+        """This node's deny list."""
         self.local = RunStore(self.config.keep_finished)
         """This node's local (not durable) runs."""
         self.local_journal = LocalJournal(self.local)
@@ -213,8 +102,17 @@ class ContractsService:
         self.load: dict[str, int] = {}
         """Steps this node's runs have running on each node."""
         self.stats = ContractsStatistics()
+        self.run_spans: dict[str, Any] = {}
+        """Trace spans of runs being launched, for their coordinators to take and end."""
+        self.step_seconds = Histogram(
+            "ember_contracts_step_seconds",
+            "Duration of step attempts run in a worker or on another node (seconds).",
+        )
         self.registry: dict[tuple[str, int], type[Contract]] = {}
-        self.cluster: Cluster | None = None
+        self._graphs: dict[tuple[str, int, str], Graph] = {}
+        """Graphs resolved for runs and attempts, by name, version and shape."""
+        self.durable: DurableStore | None = None
+        """The durable store (None: no ``ContractsConfig.store``)."""
         self._entries: dict[str, _Entry] = {}
         self._sup: Pid | None = None
         self._tasks = node.kernel.in_context(OwnedTasks, log, "contracts task")
@@ -225,12 +123,25 @@ class ContractsService:
         self._epoch = time.time() - time.monotonic()
         self._local_timers: list[tuple[float, str]] = []
         self._timer_handle: asyncio.TimerHandle | None = None
-        self._dead_since: dict[str, float] = {}
         self.hosts: dict[str, Pid] = {}
         """The step host of each node, as found (see ``_stephost``)."""
         self._host: Pid | None = None
-        self._nudged: dict[str, float] = {}
         self.started = False
+
+    @property
+    def config(self) -> ContractsConfig:
+        """The service's options; setting new ones applies to what starts and is placed from
+        then on (the store's members are read at start only)."""
+        return self._config
+
+    @config.setter
+    def config(self, config: ContractsConfig) -> None:
+        if not isinstance(config, ContractsConfig):
+            raise UsageError(f"config must be a ContractsConfig, not {config!r}")
+        self._config = config
+        self.policy = config.policy
+        self._candidates = None
+        self.cache.size = config.cache_size
 
     # --- life cycle ---
 
@@ -241,11 +152,17 @@ class ContractsService:
         if self.node.mesh is not None:
             self._unlisten = self.node.on_member_event(self._on_member)
             self._publish_meta()
+        elif self.node.dist is not None:
+            self._unlisten = self.node.dist.add_node_listener(self._on_connection)
+        if self.node.dist is not None:
+            kernel = self.node.kernel
+            self._host = kernel.in_context(kernel.spawn_nowait, StepHost, self)
+            kernel.register(HOST_NAME, self._host)
         self.started = True
         if self.config.store is not None:
-            self._start_store(self.config.store)
-            self._tasks.spawn(self._sweep_loop())
-            self._tasks.spawn(self._recover())
+            self.durable = DurableStore(self, self.config.store)
+            self._tasks.spawn(self.durable.sweep_loop())
+            self._tasks.spawn(self.durable.recover())
 
     async def stop(self) -> None:
         self.started = False
@@ -268,31 +185,6 @@ class ContractsService:
                     fut.set_exception(StoreUnavailable(f"node {self.node.name} stopped"))
         self._entries.clear()
 
-    def _start_store(self, members: tuple[str, ...]) -> None:
-        host = self.node.service("raft")
-        if host is None:
-            raise UsageError(f"node {self.node.name} runs no Raft host for the contracts store")
-        raft = self.config.raft or ClusterConfig()
-        voters = members[: raft.max_voters]
-        for member in members:
-            if node_of(member) != self.node.name:
-                continue
-            meta = {
-                "group": GROUP,
-                "member": member,
-                "ref": STORE_REF,
-                "config": raft.as_dict(),
-                "durable": "auto",
-            }
-            host.create_member(meta, ConfState(tuple(voters), tuple(members[len(voters) :])))
-        self.cluster = Cluster(
-            host,
-            GROUP,
-            list(members),
-            client_id=f"contracts-{self.node.name}-{self.node.creation}",
-            max_voters=raft.max_voters,
-        )
-
     # --- time ---
 
     def clock(self) -> float:
@@ -314,6 +206,9 @@ class ContractsService:
     def graph_for(self, name: str, version: int, shape: str, ref: str | None, run_id: str) -> Graph:
         """The graph of ``name`` v``version`` as loaded here, if its shape is the one the run
         started with; :class:`VersionUnavailable` otherwise."""
+        known = self._graphs.get((name, version, shape))
+        if known is not None:
+            return known
         cls = self.registry.get((name, version))
         if cls is None and ref is not None:
             with contextlib.suppress(UsageError):
@@ -333,6 +228,7 @@ class ContractsService:
                 f"its shape on node {self.node.name} differs from the one the run started with "
                 "(steps, dependencies or events changed under the same version)",
             )
+        self._graphs[(name, version, shape)] = graph
         return graph
 
     # --- starting runs ---
@@ -353,7 +249,7 @@ class ContractsService:
         cls = contract_class(contract)
         graph = cls.graph()
         self.registry.setdefault((graph.name, graph.version), cls)
-        values = _checked_inputs(graph, inputs)
+        values = checked_inputs(graph, inputs)
         if durable is None:
             durable = self.cluster is not None and parent is None
         if durable and self.cluster is None:
@@ -387,21 +283,45 @@ class ContractsService:
             "parent": parent,
             "durable": durable,
         }
-        if durable:
-            answer = await self.store_write(command, f"start:{run_id}", timeout=timeout)
-        else:
-            answer = self.local.apply_command(command)
+        # Claim the entry first: a wake (a sweep, a recovery) must not resume a run that this
+        # start is about to coordinate.
+        fresh = run_id not in self._entries
+        entry = self._entries.setdefault(run_id, _Entry(None))
+        if fresh:
+            entry.resuming = True
+        try:
+            if durable:
+                answer = await self.store().write(command, f"start:{run_id}", timeout=timeout)
+            else:
+                answer = self.local.apply_command(command)
+        except BaseException:
+            if fresh:
+                self._drop(run_id, entry)
+            raise
+        created = answer[0] == "created"
+        if fresh and not created:
+            self._drop(run_id, entry)
         if answer[0] == "conflict":
             raise RunConflict(run_id, answer[1])
-        created = answer[0] == "created"
         if created:
             self.stats.runs_started += 1
             journal = self.raft_journal if durable else self.local_journal
             spec = RunSpec(run_id, graph, journal, durable, values, policy or CapabilityPolicy())
-            await self._launch(spec)
-        elif answer[1]["owner"] == self.node.name and answer[1]["status"] not in _FINAL:
+            try:
+                await self._launch(spec)
+            except BaseException:
+                self._drop(run_id, entry)
+                raise
+        elif answer[1]["owner"] == self.node.name and answer[1]["status"] not in FINAL:
             self.wake(run_id)  # e.g. a retried start after this node restarted
         return RunHandle(self, run_id, graph.name, durable, created)
+
+    def _drop(self, run_id: str, entry: _Entry) -> None:
+        """Forget an entry that coordinates nothing (waiters look in the store again)."""
+        entry.resuming = False
+        if self._entries.get(run_id) is entry and entry.pid is None:
+            del self._entries[run_id]
+            entry.resolve(None)
 
     async def run(
         self,
@@ -422,6 +342,35 @@ class ContractsService:
         handle = await self.start_run(contract, inputs, durable=False, parent=f"{parent}/{key}")
         return await handle.result()
 
+    async def start_on(
+        self,
+        node: str,
+        contract: type[Contract] | str,
+        inputs: Mapping[str, Any],
+        *,
+        run_id: str | None = None,
+        durable: bool | None = None,
+        timeout: float = 10.0,  # noqa: ASYNC109
+    ) -> RunHandle:
+        """Start a run whose owner (the node that coordinates it) is ``node``; ``contract``
+        must be importable there by its reference."""
+        if node == self.node.name:
+            return await self.start_run(contract, inputs, run_id=run_id, durable=durable)
+        graph = contract_class(contract).graph()
+        if graph.ref is None:
+            raise UsageError(f"contract {graph.name} is not importable by reference: start it here")
+        request = {
+            "contract": graph.ref,
+            "inputs": dict(inputs),
+            "run_id": run_id,
+            "durable": durable,
+        }
+        answer = await self.node.kernel.call(
+            (HOST_NAME, node), ("query", "start", request), timeout=timeout
+        )
+        run, name, is_durable, created = answer
+        return RunHandle(self, run, name, bool(is_durable), bool(created))
+
     def handle(self, run_id: str, *, durable: bool | None = None) -> RunHandle:
         """A handle on an existing run (``durable`` None: this node's local store first)."""
         if durable is None:
@@ -433,17 +382,29 @@ class ContractsService:
         entry = self._entries.get(spec.run_id)
         if entry is None:
             entry = self._entries[spec.run_id] = _Entry(spec)
+        elif entry.pid is not None:
+            raise UsageError(f"run {spec.run_id} has a coordinator on {self.node.name} already")
         else:
             entry.spec = spec
         entry.resuming = True
+        # Started here, in the starter's context, so a traced caller's run joins its trace.
+        span = self.node.tracing.start_span("contract.run", {"ember.run": spec.run_id})
+        if span is not None:
+            self.run_spans[spec.run_id] = span
         try:
             entry.pid = await Supervisor.start_child(await self._supervisor(), spec)
         finally:
             entry.resuming = False
+            unclaimed = self.run_spans.pop(spec.run_id, None)  # no coordinator took it
+            if unclaimed is not None:
+                unclaimed.end()
         self.stats.coordinators += 1
         if entry.events:
             events, entry.events = entry.events, {}
             self.node.kernel.send(entry.pid, ("events", events))
+        if entry.refresh:
+            entry.refresh = False
+            self._tasks.spawn(self._refresh(spec.run_id, entry.pid))
 
     async def _supervisor(self) -> Pid:
         """The supervisor of this node's coordinators, started with the first run (an idle
@@ -458,23 +419,18 @@ class ContractsService:
             )
         return self._sup
 
-    def step_host(self) -> Pid:
-        """This node's step host (started on first use)."""
-        if self._host is None or self.node.kernel.process_info(self._host) is None:
-            self._host = self.node.kernel.in_context(self.node.kernel.spawn_nowait, StepHost)
-        return self._host
+    def spawn(self, coro: Any) -> None:
+        """Run ``coro`` as one of this service's tasks."""
+        self._tasks.spawn(coro)
 
     async def host_of(self, node: str) -> Pid:
-        """The step host of ``node``, found once by a locator spawned there."""
-        if node == self.node.name:
-            return self.step_host()
+        """The pid of ``node``'s step host (asked once, then cached)."""
         host = self.hosts.get(node)
         if host is not None:
             return host
-        kernel = self.node.kernel
-        async with asyncio.timeout(self.config.store_timeout):
-            locator = await kernel.spawn(LOCATOR_REF, on=node)
-            host = await call(locator, "host", timeout=self.config.store_timeout)
+        host = await self.node.kernel.call(
+            (HOST_NAME, node), "pid", timeout=self.config.store_timeout
+        )
         if not isinstance(host, Pid):
             raise UsageError(f"node {node} answered {host!r} for its step host")
         self.hosts[node] = host
@@ -508,7 +464,7 @@ class ContractsService:
         self.stats.runs_parked += 1
         self._detach(spec, keep_waiters=not spec.durable)
         if deadline is not None:
-            self._at(deadline, spec.run_id)
+            self.wake_at(deadline, spec.run_id)
 
     def run_abandoned(self, spec: RunSpec, why: str) -> None:
         self.stats.runs_abandoned += 1
@@ -541,14 +497,22 @@ class ContractsService:
         if self.config.deny:
             mesh.set_meta_entry("contracts_deny", list(self.config.deny))
 
+    def _on_connection(self, peer: str, up: bool) -> None:
+        self._candidates = None
+
     def _on_member(self, event: Any) -> None:
         self._candidates = None
+        durable = self.durable
+        if durable is None:
+            return
         if event.kind in ("joined", "alive"):
-            self._dead_since.pop(event.member.name, None)
+            durable.dead_since.pop(event.member.name, None)
+        elif event.kind in ("failed", "left"):
+            durable.sweep_now.set()
 
     def candidates(self) -> list[Candidate]:
         """The nodes steps may be placed on now, with what they offer and deny."""
-        if self._candidates is not None and self.node.mesh is not None:
+        if self._candidates is not None:
             return self._candidates
         here = self.node.name
         own = self.config.capabilities
@@ -648,7 +612,7 @@ class ContractsService:
                     f"an event payload for durable runs must be msgpack data: {exc}"
                 ) from exc
             answers.append(
-                (await self.store_write(command, f"event:{event_id}", timeout=timeout), True)
+                (await self.store().write(command, f"event:{event_id}", timeout=timeout), True)
             )
         took: list[str] = []
         dup: list[Any] | None = None
@@ -698,6 +662,7 @@ class ContractsService:
                 self._tasks.spawn(self._refresh(run_id, entry.pid))
             return
         if entry is not None and entry.resuming:
+            entry.refresh = True
             return
         if entry is None:
             entry = self._entries[run_id] = _Entry(None)
@@ -705,10 +670,17 @@ class ContractsService:
         self._tasks.spawn(self._resume(run_id, entry))
 
     async def _refresh(self, run_id: str, pid: Pid) -> None:
+        """Tell a running coordinator what changed in its record: new events, or its end
+        (cancelled from another node)."""
         rec = await self.read_record(run_id, durable=True)
-        if rec is not None:
-            events = {name: e["payload"] for name, e in rec["events"].items()}
-            self.node.kernel.send(pid, ("events", events))
+        if rec is None:
+            return
+        if rec["status"] == "cancelled":
+            reason = (rec.get("error") or {}).get("reason", "cancelled")
+            self.node.kernel.send(pid, ("cancel", str(reason)))
+            return
+        events = {name: e["payload"] for name, e in rec["events"].items()}
+        self.node.kernel.send(pid, ("events", events))
 
     async def _resume(self, run_id: str, entry: _Entry) -> None:
         try:
@@ -716,9 +688,9 @@ class ContractsService:
             rec = self.local.runs.get(run_id)
             if not local:
                 rec = await self.read_record(run_id, durable=True)
-            if rec is None or rec["status"] in _FINAL or rec["owner"] != self.node.name:
+            if rec is None or rec["status"] in FINAL or rec["owner"] != self.node.name:
                 self._entries.pop(run_id, None)
-                if rec is not None and rec["status"] in _FINAL:
+                if rec is not None and rec["status"] in FINAL:
                     entry.resolve((rec["status"], rec["result"], rec["error"]))
                 else:
                     entry.resolve(None)
@@ -732,7 +704,7 @@ class ContractsService:
                 entry.resolve(None)
                 self.stats.declined += 1
                 if not local:
-                    await self.store_write(
+                    await self.store().write(
                         {
                             "op": "decline",
                             "id": run_id,
@@ -757,21 +729,23 @@ class ContractsService:
             self.stats.runs_resumed += 1
             await self._launch(spec)
         except BaseException:
-            entry.resuming = False
-            if self._entries.get(run_id) is entry and entry.pid is None:
-                del self._entries[run_id]
-                entry.resolve(None)
+            self._drop(run_id, entry)
             raise
 
     def _wake_remote(self, owner: str, run_id: str) -> None:
-        async def wake() -> None:
-            with contextlib.suppress(EmberError, TimeoutError, OSError):
-                async with asyncio.timeout(5.0):
-                    await self.node.kernel.spawn(WAKER_REF, run_id, on=owner)
+        """Tell ``owner``'s contracts service to look at ``run_id`` (at most once; a lost
+        message is made good by the store leader's sweep)."""
+        with contextlib.suppress(EmberError):
+            self.node.kernel.cast((HOST_NAME, owner), ("wake", run_id))
 
-        self._tasks.spawn(wake())
+    def poke(self, node: str, run_id: str) -> None:
+        """Wake run ``run_id`` on ``node`` (here, or through its step host)."""
+        if node == self.node.name:
+            self.wake(run_id)
+        else:
+            self._wake_remote(node, run_id)
 
-    def _at(self, when: float, run_id: str) -> None:
+    def wake_at(self, when: float, run_id: str) -> None:
         """Wake ``run_id`` at ``when`` (a parked local run's await deadline)."""
         heapq.heappush(self._local_timers, (when, run_id))
         self._arm_local_timer()
@@ -807,13 +781,10 @@ class ContractsService:
             rec = self.local.runs.get(run_id)
             if rec is not None or durable is False:
                 return rec
-        if self.cluster is None:
+        if self.durable is None:
             return None
-        try:
-            rec = await self.cluster.read(["run", run_id], timeout=self.config.store_timeout)
-        except (ClusterError, TimeoutError) as exc:
-            raise StoreUnavailable(f"cannot read run {run_id}: {exc}") from exc
-        return rec  # type: ignore[no-any-return]
+        stored: dict[str, Any] | None = await self.durable.read(["run", run_id])
+        return stored
 
     async def status(self, run_id: str, *, durable: bool | None = None) -> RunStatus:
         """Where run ``run_id`` stands; :class:`RunNotFound` if no store has it."""
@@ -821,7 +792,7 @@ class ContractsService:
         if rec is None:
             raise RunNotFound(run_id)
         status = RunStatus.of(rec)
-        return _with_reason(status) if status.status == "running" else status
+        return status.with_running_reason() if status.status == "running" else status
 
     async def runs(
         self,
@@ -834,11 +805,8 @@ class ContractsService:
         """Runs of this node's local store and of the durable store, newest first."""
         key = ["runs", contract, status, limit]
         out = [] if durable is True else [RunSummary.of(s) for s in self.local.read(key)]
-        if self.cluster is not None and durable is not False:
-            try:
-                found = await self.cluster.read(key, timeout=self.config.store_timeout)
-            except (ClusterError, TimeoutError) as exc:
-                raise StoreUnavailable(f"cannot list runs: {exc}") from exc
+        if self.durable is not None and durable is not False:
+            found = await self.durable.read(key)
             out.extend(RunSummary.of(s) for s in found)
         out.sort(key=lambda s: s.created, reverse=True)
         return out[:limit]
@@ -858,7 +826,7 @@ class ContractsService:
             rec = await self.read_record(run_id, durable=durable)
             if rec is None:
                 raise RunNotFound(run_id)
-            if rec["status"] in _FINAL or (rec["status"] == "unknown" and rec.get("error")):
+            if rec["status"] in FINAL or (rec["status"] == "unknown" and rec.get("error")):
                 return _outcome(rec["status"], rec["result"], rec["error"])
             entry = self._entries.get(run_id)
             remaining = None if deadline is None else deadline - loop.time()
@@ -894,7 +862,7 @@ class ContractsService:
         if durable is not True and run_id in self.local.runs:
             answer = self.local.apply_command(command)
         elif self.cluster is not None and durable is not False:
-            answer = await self.store_write(command, f"cancel:{run_id}:{uuid.uuid4().hex[:8]}")
+            answer = await self.store().write(command, f"cancel:{run_id}:{uuid.uuid4().hex[:8]}")
         else:
             raise RunNotFound(run_id)
         if answer[0] == "none":
@@ -913,6 +881,60 @@ class ContractsService:
             self._wake_remote(answer[1], run_id)
         return True
 
+    def answer_query(self, op: str, kwargs: dict[str, Any], handle: ReplyHandle) -> None:
+        """Answer a ``runs`` or ``show`` query from another node (the CLI) with plain data."""
+
+        async def answer() -> None:
+            try:
+                if op == "runs":
+                    found = await self.runs(
+                        contract=kwargs.get("contract"),
+                        status=kwargs.get("status"),
+                        limit=int(kwargs.get("limit") or 50),
+                    )
+                    value: Any = [_plain(dataclasses.asdict(s)) for s in found]
+                    for item in value:
+                        item["id"] = item.pop("run_id")
+                        item["corr"] = item.pop("correlation")
+                        item["waiting"] = item.pop("waiting_on")
+                elif op == "start":
+                    run = await self.start_run(
+                        str(kwargs["contract"]),
+                        kwargs.get("inputs") or {},
+                        run_id=kwargs.get("run_id"),
+                        durable=kwargs.get("durable"),
+                    )
+                    value = [run.run_id, run.contract, run.durable, run.created]
+                elif op == "show":
+                    rec = await self.read_record(str(kwargs["run_id"]))
+                    if rec is None:
+                        raise RunNotFound(str(kwargs["run_id"]))
+                    value = _plain(rec)
+                else:
+                    raise UsageError(f"unknown contracts query {op!r}")
+            except Exception as exc:
+                handle.fail(exc)
+            else:
+                handle.reply(value)
+
+        self._tasks.spawn(answer())
+
+    def collectors(self) -> Iterable[Collector]:
+        """The node's metrics of contracts (read at scrape time; see ``docs/operability.md``)."""
+        return (lambda: collect(self),)
+
+    def admin_summary(self) -> dict[str, Any]:
+        """This node's line of contracts on the dashboard and in ``ember status``."""
+        return summary(self)
+
+    def admin_routes(self) -> Iterable[AdminRoute]:
+        """``GET /api/v1/contracts/statistics``: every counter of this node's contracts."""
+
+        async def statistics(req: AdminRequest) -> Any:
+            return dataclasses.asdict(self.statistics())
+
+        return (AdminRoute("GET", "/statistics", statistics, "every contracts counter"),)
+
     def statistics(self) -> ContractsStatistics:
         """This node's counters (a copy)."""
         stats = self.stats
@@ -921,6 +943,11 @@ class ContractsService:
         stats.cache_evictions, stats.cache_entries = cache.evictions, len(cache)
         return ContractsStatistics(**stats.as_dict())
 
+    def observe_step(self, seconds: float) -> None:
+        """Count one step attempt (its report came back after ``seconds``)."""
+        self.stats.observe(seconds)
+        self.step_seconds.observe(seconds)
+
     def runs_by_status(self) -> dict[str, int]:
         """This node's local runs by status (durable runs are counted by the store leader)."""
         out: dict[str, int] = {}
@@ -928,193 +955,31 @@ class ContractsService:
             out[rec["status"]] = out.get(rec["status"], 0) + 1
         return out
 
-    # --- the durable store ---
+    @property
+    def cluster(self) -> Cluster | None:
+        """A client handle on the durable store's Raft group (None without a store)."""
+        return None if self.durable is None else self.durable.cluster
 
-    async def store_write(
-        self,
-        command: dict[str, Any],
-        request_id: str,
-        *,
-        timeout: float | None = None,  # noqa: ASYNC109
-        retry_forever: bool = False,
-    ) -> list[Any]:
-        """Write ``command`` to the durable store, retrying with the same request id through
-        leader changes (it applies once) for ``timeout`` seconds (the config's
-        ``store_timeout`` by default; ``retry_forever``: until it is written)."""
-        cluster = self.cluster
-        if cluster is None:
+    def store(self) -> DurableStore:
+        """The durable store; :class:`StoreUnavailable` if this node has none."""
+        if self.durable is None:
             raise StoreUnavailable(f"node {self.node.name} has no contracts store")
-        loop = asyncio.get_running_loop()
-        budget = self.config.store_timeout if timeout is None else timeout
-        deadline = loop.time() + budget
-        pause = 0.02
-        self.stats.store_writes += 1
-        while True:
-            remaining = deadline - loop.time()
-            try:
-                answer: list[Any] = await cluster.write(
-                    command,
-                    request_id=request_id,
-                    timeout=max(0.05, min(remaining, 5.0)) if not retry_forever else 5.0,
-                )
-                return answer
-            except CommandFailed as exc:  # a bug in the store, the same on every member
-                raise StoreUnavailable(
-                    f"the contracts store refused {command['op']}: {exc}"
-                ) from exc
-            except (OutcomeUnknown, NoLeader, NotLeader, ClusterError, TimeoutError) as exc:
-                if not retry_forever and loop.time() + pause >= deadline:
-                    raise StoreUnavailable(
-                        f"the contracts store did not take {command['op']} within {budget} s: {exc}"
-                    ) from exc
-                self.stats.store_retries += 1
-            await asyncio.sleep(pause)
-            pause = min(1.0, pause * 2)
-
-    def _store_leader_state(self) -> RunStore | None:
-        """This node's store member's state machine if that member leads now."""
-        host = self.node.service("raft")
-        if host is None:
-            return None
-        for (group, _), member in list(host.members.items()):
-            if group == GROUP and member.running and member.role == Role.LEADER:
-                sm = member.replica.state_machine
-                return sm if isinstance(sm, RunStore) else None
-        return None
-
-    async def _sweep_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.config.sweep_interval)
-            store = self._store_leader_state()
-            if store is not None:
-                try:
-                    await self._sweep(store)
-                except StoreUnavailable as exc:
-                    log.warning("contracts sweep on %s: %s", self.node.name, exc)
-
-    async def _sweep(self, store: RunStore) -> None:
-        """Give the runs of owners that are gone to live nodes; wake owners of runs with new
-        events or due deadlines."""
-        now = self.clock()
-        alive = sorted(self.alive_nodes())
-        for run_id, owner, epoch, status, wake, deadline, declined, _c, _v in store.read(
-            ["active"]
-        ):
-            if status in _FINAL:
-                continue
-            if owner not in alive:
-                since = self._dead_since.setdefault(owner, now)
-                if now - since < self.config.takeover_grace:
-                    continue
-                choices = [n for n in alive if n not in declined]
-                if not choices:
-                    continue
-                to = choices[hash(run_id) % len(choices)]
-                answer = await self.store_write(
-                    {
-                        "op": "claim",
-                        "id": run_id,
-                        "node": to,
-                        "epoch": epoch,
-                        "at": now,
-                        "why": f"node {owner} is gone; taken over by {to}",
-                    },
-                    f"claim:{run_id}:{epoch}",
-                )
-                if answer[0] == "ok":
-                    self.stats.takeovers += 1
-                    self._poke(to, run_id)
-                continue
-            due = (wake is not None and now - wake >= 1.0) or (
-                status == "waiting" and deadline is not None and deadline <= now
-            )
-            if status == "unknown" and declined and set(alive) - set(declined):
-                due = True
-            if due and now - self._nudged.get(run_id, -1e18) >= 2.0:
-                self._nudged[run_id] = now
-                self._poke(owner, run_id)
-
-    def _poke(self, node: str, run_id: str) -> None:
-        if node == self.node.name:
-            self.wake(run_id)
-        else:
-            self._wake_remote(node, run_id)
-
-    async def _recover(self) -> None:
-        """After a (re)start, resume the durable runs this node owns that are not waiting."""
-        assert self.cluster is not None
-        while True:
-            try:
-                active = await self.cluster.read(["active"], timeout=self.config.store_timeout)
-                break
-            except (ClusterError, TimeoutError):
-                await asyncio.sleep(0.2)
-        here = self.node.name
-        for run_id, owner, _e, status, wake, deadline, _d, _c, _v in active:
-            if owner != here or status in _FINAL:
-                continue
-            if status == "waiting" and wake is None:
-                if deadline is not None:
-                    self._at(deadline, run_id)
-                continue
-            self.wake(run_id)
+        return self.durable
 
     def _check_started(self) -> None:
         if not self.started:
             raise UsageError(f"the contracts service of node {self.node.name} is not running")
 
 
-def _with_reason(status: RunStatus) -> RunStatus:
-    """A running run's reason, from its steps (the record keeps it only for other states)."""
-    active = [
-        s for s in status.steps.values() if s.status in ("ready", "placing", "running", "retrying")
-    ]
-    parts = [
-        f"{s.name}: {s.reason or s.status + (f' on {s.node}' if s.node else '')}"
-        for s in active[:3]
-    ]
-    if len(active) > 3:
-        parts.append(f"{len(active) - 3} more")
-    return dataclasses.replace(status, reason="; ".join(parts) or status.reason)
+def _plain(value: Any) -> Any:
+    """``value`` as JSON data (what a step returned may be any object in a local run)."""
+    return json.loads(json.dumps(value, default=repr))
 
 
 def _outcome(status: str, outputs: Any, error: Any) -> dict[str, Any]:
     if status == "succeeded":
         return dict(outputs or {})
     raise error_of_record(error or {"type": "RunCancelled", "run_id": "?", "reason": status})
-
-
-def _checked_inputs(graph: Graph, inputs: Mapping[str, Any]) -> dict[str, Any]:
-    if not isinstance(inputs, Mapping):
-        raise InvalidInputs(graph.name, f"inputs must be a mapping, not {type(inputs).__name__}")
-    unknown = sorted(set(inputs) - set(graph.inputs))
-    if unknown:
-        raise InvalidInputs(
-            graph.name, f"unknown inputs {unknown} (it takes {sorted(graph.inputs)})"
-        )
-    values: dict[str, Any] = {}
-    for name, spec in graph.inputs.items():
-        if name in inputs:
-            value = inputs[name]
-            kind = spec.type
-            if kind is not object and _is_class(kind) and not isinstance(value, kind):
-                raise InvalidInputs(
-                    graph.name,
-                    f"input {name!r} must be {getattr(kind, '__name__', kind)}, "
-                    f"not {type(value).__name__}",
-                )
-            values[name] = value
-        elif spec.required:
-            raise InvalidInputs(graph.name, f"missing input {name!r}")
-        else:
-            values[name] = spec.default
-    return values
-
-
-def _is_class(kind: Any) -> bool:
-    if isinstance(kind, tuple):
-        return all(isinstance(k, type) for k in kind)
-    return isinstance(kind, type)
 
 
 def service_of(node: Any = None) -> ContractsService:

@@ -3,6 +3,7 @@ delivered (an audit trail), and every step's status, attempts, timing and node."
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -150,6 +151,22 @@ class RunStatus:
             declined=tuple(rec["declined"]),
             inputs=dict(rec["inputs"]),
         )
+
+    def with_running_reason(self) -> RunStatus:
+        """This status with the reason of a running run made from its steps (the record keeps
+        one only for the other states)."""
+        active = [
+            s
+            for s in self.steps.values()
+            if s.status in ("ready", "placing", "running", "retrying")
+        ]
+        parts = [
+            f"{s.name}: {s.reason or s.status + (f' on {s.node}' if s.node else '')}"
+            for s in active[:3]
+        ]
+        if len(active) > 3:
+            parts.append(f"{len(active) - 3} more")
+        return dataclasses.replace(self, reason="; ".join(parts) or self.reason)
 
     def as_dict(self) -> dict[str, Any]:
         """The status as JSON-friendly data (``ember run show --json``)."""

@@ -1,40 +1,59 @@
-"""Steps placed on another node: each node runs one :class:`StepHost` actor that spawns a
-:class:`StepWorker` for every attempt a remote coordinator sends it (a remote spawn in one
-message, answered by the worker's own report: the cost of a remote call), watches its workers,
-and stops one when asked. A coordinator finds a node's host once, with a :class:`HostLocator`
-spawned there, and monitors it: losing the host (its node) loses the attempts sent to it."""
+"""Steps placed on another node: every networked node runs one :class:`StepHost` actor,
+registered as ``"ember.contracts.host"``, that takes the attempts remote coordinators send it,
+one call each: a plain function runs at once, in the host, and its report is the call's reply
+(a step costs about a remote call); anything else gets a :class:`StepWorker` of its own (a
+remote spawn in one message) that reports when done, and that the host watches and stops when
+asked. A coordinator asks a node's host for its pid once and monitors it: losing the host (its
+node) loses the attempts sent to it. The host also passes ``("wake", run_id)`` to its node's
+contracts service (a run owned there has news)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..actors import KILLED, NORMAL, Actor, Down, Pid, Ref
 from ._values import Failure
-from ._worker import StepWorker
+from ._worker import StepWorker, failed, resolve, run_function, runs_inline
 
-__all__ = ["LOCATOR_REF", "HostLocator", "StepHost"]
+if TYPE_CHECKING:
+    from ._service import ContractsService
 
-LOCATOR_REF = "ember.contracts._stephost:HostLocator"
+__all__ = ["HOST_NAME", "StepHost"]
+
+HOST_NAME = "ember.contracts.host"
 
 
 class StepHost(Actor):
-    """Runs ``("run", coordinator, <StepWorker arguments>...)`` attempts for remote
-    coordinators and handles ``("abort", coordinator, key, attempt)``. A worker that dies
-    without reporting (killed from outside) is reported to its coordinator as failed."""
+    """Answers ``"pid"`` with its pid; runs ``("run", coordinator, <StepWorker arguments>...)``
+    attempts (the reply is the report of a plain function, None when a worker runs it);
+    handles ``("abort", coordinator, key, attempt)``, ``("wake", run_id)`` and
+    ``("query", "runs" | "show" | "start", arguments)`` (``ember runs``, ``ember run show``,
+    ``ContractsService.start_on``). A worker that
+    dies without reporting (killed from outside) is reported to its coordinator as failed."""
 
-    def __init__(self) -> None:
+    def __init__(self, service: ContractsService) -> None:
+        self.service = service
         self.workers: dict[tuple[Pid, str, int], tuple[Pid, Ref]] = {}
         self.by_ref: dict[Ref, tuple[Pid, str, int]] = {}
         self.aborted: set[Ref] = set()
 
     def receive(self, msg: Any) -> Any:
         match msg:
+            case "pid":
+                return self.pid
             case ("run", Pid() as coordinator, *args):
+                done = self._inline(args)
+                if done is not None:
+                    return done
                 key, attempt = args[2], args[5]
                 pid = self.node.spawn_nowait(StepWorker, coordinator, *args)
                 ref = self.node.monitor(pid)
                 self.workers[(coordinator, key, attempt)] = (pid, ref)
                 self.by_ref[ref] = (coordinator, key, attempt)
+            case ("wake", str(run_id)):
+                self.service.wake(run_id)
+            case ("query", str(op), dict(kwargs)):
+                self.service.answer_query(op, kwargs, self.defer_reply())
             case ("abort", Pid() as coordinator, str(key), int(attempt)):
                 found = self.workers.pop((coordinator, key, attempt), None)
                 if found is not None:
@@ -62,12 +81,18 @@ class StepHost(Actor):
             case _:
                 pass
 
-
-class HostLocator(Actor):
-    """Spawned on a node to answer one call with the pid of that node's :class:`StepHost`."""
-
-    def receive(self, msg: Any) -> Any:
-        from ._service import service_of
-
-        self.stop()
-        return service_of(self.node).step_host()
+    def _inline(self, args: list[Any]) -> tuple[Any, ...] | None:
+        """The report of a plain-function attempt, run here at once as its coordinator would
+        run it; None for one that needs a worker (async, ctx, blocking, a child contract)."""
+        run_id, contract, key, step_name, case, attempt, arguments = args[:7]
+        here = self.node.name
+        service = self.service
+        try:
+            step, call, denied = resolve(service, contract, step_name, case, run_id)
+            if not runs_inline(step, call):
+                return None
+            if denied is not None:
+                return ("denied", key, attempt, denied, f"node {here}")
+            return ("done", key, attempt, run_function(service, step, call, arguments), here)
+        except Exception as exc:
+            return failed(exc, key, attempt, here)

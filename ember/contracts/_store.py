@@ -17,12 +17,14 @@ from typing import Any
 
 from ..consensus import StateMachine, apply
 
-__all__ = ["AUDIT_LIMIT", "RunStore", "correlation_key"]
+__all__ = ["AUDIT_LIMIT", "FINAL", "RunStore", "correlation_key"]
 
 AUDIT_LIMIT = 200
 """Event deliveries (accepted or not) kept per run, oldest dropped first."""
 
-_FINAL = frozenset(("succeeded", "failed", "cancelled"))
+FINAL = frozenset(("succeeded", "failed", "cancelled"))
+"""The statuses of a run that ended."""
+_FINAL = FINAL
 
 
 def correlation_key(correlation: Mapping[str, Any]) -> str:
@@ -43,6 +45,18 @@ class RunStore(StateMachine):
     def runs(self) -> dict[str, dict[str, Any]]:
         runs: dict[str, dict[str, Any]] = self.state["runs"]
         return runs
+
+    @apply("batch")
+    def batch(self, cmd: dict[str, Any]) -> list[Any]:
+        """Several commands in one entry (a node's coordinators' writes, batched): each
+        answered as if written alone, in order."""
+        out: list[Any] = []
+        for command in cmd["commands"]:
+            try:
+                out.append(self.apply_command(command))
+            except Exception as exc:  # the same on every member
+                out.append(["error", type(exc).__name__, str(exc)])
+        return out
 
     # --- starting ---
 
@@ -194,10 +208,12 @@ class RunStore(StateMachine):
 
     @apply("retry_declined")
     def retry_declined(self, cmd: dict[str, Any]) -> list[Any]:
+        """Forget which nodes declined the run, and wake its owner to try again."""
         rec = self.runs.get(cmd["id"])
         if rec is None or rec["status"] in _FINAL:
             return ["gone"]
         rec["declined"] = []
+        rec["wake"] = cmd["at"]
         return ["ok"]
 
     # --- from outside ---

@@ -11,17 +11,24 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import EmberError
 from ..actors import Actor, Pid, call
+from ..actors import Node as KernelNode
 from ._context import EffectUnknown, StepContext
 from ._graph import Call, Step
-from ._placement import needs_of
 from ._values import Failure
 
 if TYPE_CHECKING:
     from ._service import ContractsService
 
-__all__ = ["WORKER_REF", "StepWorker", "execute", "run_function"]
+__all__ = [
+    "StepWorker",
+    "execute",
+    "failed",
+    "report",
+    "resolve",
+    "run_function",
+    "runs_inline",
+]
 
-WORKER_REF = "ember.contracts._worker:StepWorker"
 _GO = ("ember.contracts", "go")
 
 
@@ -82,14 +89,52 @@ async def execute(
     return value
 
 
+def report(node: KernelNode, coordinator: Pid, msg: tuple[Any, ...]) -> None:
+    """Send an attempt's report to its coordinator; a result that cannot travel to the
+    coordinator's node is reported as a failure instead."""
+    try:
+        node.send(coordinator, msg)
+    except EmberError as exc:
+        if msg[0] != "done":
+            raise
+        failure = Failure.of(exc, node.name, "")
+        node.send(coordinator, ("fail", msg[1], msg[2], failure.as_list(), node.name))
+
+
+def failed(exc: BaseException, key: str, attempt: int, node: str) -> tuple[Any, ...]:
+    """The report of an attempt that raised ``exc``."""
+    if isinstance(exc, EffectUnknown):
+        detail = f"side effect {exc.name!r} started before and did not report"
+        return ("unknown", key, attempt, detail)
+    tb = "".join(traceback.format_exception(exc))
+    return ("fail", key, attempt, Failure.of(exc, node, tb).as_list(), node)
+
+
+def resolve(
+    service: ContractsService, contract: list[Any], step: str, case: int, run_id: str
+) -> tuple[Step, Call, str | None]:
+    """The step and call an attempt runs, and the capability this node's policy denies it
+    (None if none)."""
+    name, version, shape, ref = contract
+    graph = service.graph_for(name, version, shape, ref, run_id)
+    st = graph.steps[step]
+    return st, st.calls[case], service.policy.first_denied(st.needs)
+
+
+def runs_inline(step: Step, call: Call) -> bool:
+    """Whether an attempt is a plain function call that runs at once where it lands (in its
+    coordinator, or in the step host of the node it was sent to) instead of in a worker."""
+    return call.fn is not None and not call.is_async and not call.wants_ctx and not step.blocking
+
+
 class StepWorker(Actor):
     """Runs attempt ``attempt`` of task ``key`` of run ``run_id`` and sends the outcome to
     ``coordinator``: ``("done", key, attempt, value, node)``, ``("fail", key, attempt, failure,
     node)``, ``("denied", key, attempt, capability, by)`` or ``("unknown", key, attempt,
     detail)``. ``contract`` is ``[name, version, shape, ref]``; ``case`` indexes
-    ``Step.calls``. All arguments are plain data, so it can be spawned on another node."""
+    ``Step.calls``. All arguments are plain data (they may come from another node)."""
 
-    def __init__(  # noqa: PLR0917 - spawned by reference with plain positional arguments
+    def __init__(  # noqa: PLR0917 - the arguments of a "run" message, in order
         self,
         coordinator: Pid,
         run_id: str,
@@ -118,61 +163,31 @@ class StepWorker(Actor):
         if msg != _GO:
             return
         try:
-            await self._attempt()
+            report(self.node, self.coordinator, await self._attempt())
         finally:
             self.stop()
 
-    def _report(self, msg: tuple[Any, ...]) -> None:
-        try:
-            self.node.send(self.coordinator, msg)
-        except EmberError as exc:  # e.g. a value that cannot travel to the coordinator's node
-            if msg[0] != "done":
-                raise
-            failure = Failure.of(exc, self.node.name, "")
-            self.node.send(
-                self.coordinator,
-                ("fail", self.key, self.attempt, failure.as_list(), self.node.name),
-            )
-
-    async def _attempt(self) -> None:
+    async def _attempt(self) -> tuple[Any, ...]:
         from ._service import service_of
 
         service = service_of(self.node)
         here = self.node.name
         key, attempt = self.key, self.attempt
         try:
-            name, version, shape, ref = self.contract
-            graph = service.graph_for(name, version, shape, ref, self.run_id)
-            step = graph.steps[self.step_name]
-            denied = service.config.policy.first_denied(needs_of(step))
+            step, call, denied = resolve(
+                service, self.contract, self.step_name, self.case, self.run_id
+            )
             if denied is not None:
-                self._report(("denied", key, attempt, denied, f"node {here}"))
-                return
+                return ("denied", key, attempt, denied, f"node {here}")
             ctx = StepContext(
                 self.run_id, key, attempt, here, self.checkpoints, self.effects, self._request
             )
             value = await execute(
-                service,
-                run_id=self.run_id,
-                step=step,
-                call=step.calls[self.case],
-                args=self.args,
-                ctx=ctx,
+                service, run_id=self.run_id, step=step, call=call, args=self.args, ctx=ctx
             )
-        except EffectUnknown as exc:
-            self._report(
-                (
-                    "unknown",
-                    key,
-                    attempt,
-                    f"side effect {exc.name!r} started before and did not report",
-                )
-            )
-        except Exception as exc:
-            tb = "".join(traceback.format_exception(exc))
-            self._report(("fail", key, attempt, Failure.of(exc, here, tb).as_list(), here))
-        else:
-            self._report(("done", key, attempt, value, here))
+        except (Exception, EffectUnknown) as exc:
+            return failed(exc, key, attempt, here)
+        return ("done", key, attempt, value, here)
 
     async def _request(self, op: str, args: list[Any]) -> Any:
         return await call(self.coordinator, ("ctx", self.key, self.attempt, op, args), timeout=60.0)

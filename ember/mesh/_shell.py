@@ -667,9 +667,10 @@ class Membership:
             return_exceptions=True,
         )
         holders: set[str] = set()
+        unanswered: list[tuple[str, Exception]] = []
         for seed, answer in zip(seeds, answers, strict=True):
             if isinstance(answer, Exception):
-                self._seed_unanswered(seed.address, answer)
+                unanswered.append((seed.address, answer))
                 continue
             if isinstance(answer, BaseException):  # cancelled: we are stopping
                 raise answer
@@ -678,6 +679,9 @@ class Membership:
             self._learn_name(seed.address, responder)
             if holder is not None and holder != self.address:
                 holders.add(holder)
+        alone = len(unanswered) == len(answers) and self._alone()
+        for address, error in unanswered:
+            self._seed_unanswered(address, error, alone)
         for holder in sorted(holders):
             try:
                 name = await self._ask(holder, Kind.WHOIS, lambda nonce, _: nonce, None)
@@ -729,7 +733,7 @@ class Membership:
         if answer is not None and not answer.done():
             answer.set_result(value)
 
-    def _seed_unanswered(self, address: str, error: Exception) -> None:
+    def _seed_unanswered(self, address: str, error: Exception, alone: bool) -> None:
         self.stats.seed_failures += 1
         n = self._seed_failures[address] = self._seed_failures.get(address, 0) + 1
         if n & (n - 1):
@@ -743,7 +747,6 @@ class Membership:
             )
         else:
             cause = str(error) or type(error).__name__
-        alone = " and this node knows no other member" if self._alone() else ""
         log.warning(
             "%s: seed %s unreachable: %s (%d time%s%s; asked again every %.0f s while alone)",
             self.name,
@@ -751,7 +754,7 @@ class Membership:
             cause,
             n,
             "" if n == 1 else "s in a row",
-            alone,
+            " and this node knows no other member" if alone else "",
             self.config.rejoin_interval,
         )
 

@@ -107,9 +107,8 @@ class AdminService:
             await runner.cleanup()
             raise UsageError(f"admin API cannot listen on {self.config.listen}: {exc}") from exc
         self._runner = runner
-        server = getattr(site, "_server", None)
-        sockets = getattr(server, "sockets", None) or ()
-        self.address = sockets[0].getsockname()[:2] if sockets else (host, int(port))
+        bound = runner.addresses
+        self.address = (bound[0][0], bound[0][1]) if bound else (host, int(port))
         log.info("node %s: admin API on http://%s:%d/", self.node.name, *self.address)
 
     async def stop(self) -> None:

@@ -143,6 +143,49 @@ class Tracing:
 
     # -- anything else -----------------------------------------------------------------------
 
+    def start_span(self, name: str, attributes: Mapping[str, Any] | None = None) -> Span | None:
+        """A span started now and not made current (end it yourself, from any context): for
+        work that spans many messages, such as a contract run. A child of the current span,
+        or a root when the sampler picks one; None when not traced."""
+        if self._tracer is None:
+            return None
+        if self._ratio == 0.0 and not self._current_span().get_span_context().is_valid:
+            return None
+        span = self._tracer.start_span(
+            name, attributes={"ember.node": self.node_name, **(attributes or {})}
+        )
+        if not span.is_recording():
+            span.end()
+            return None
+        return span
+
+    def record(
+        self,
+        name: str,
+        seconds: float,
+        attributes: Mapping[str, Any] | None = None,
+        parent: Span | None = None,
+    ) -> None:
+        """A finished span of ``seconds`` ending now (a step timed by its own clock), under
+        ``parent`` (else as :meth:`start_span` decides)."""
+        if self._tracer is None:
+            return
+        if parent is None and (
+            self._ratio == 0.0 and not self._current_span().get_span_context().is_valid
+        ):
+            return
+        import time
+
+        end = time.time_ns()
+        ctx = self._trace.set_span_in_context(parent) if parent is not None else None
+        span = self._tracer.start_span(
+            name,
+            context=ctx,
+            attributes={"ember.node": self.node_name, **(attributes or {})},
+            start_time=end - int(seconds * 1e9),
+        )
+        span.end(end_time=end)
+
     @contextlib.contextmanager
     def span(self, name: str, attributes: Mapping[str, Any] | None = None) -> Iterator[Span | None]:
         """A span around a block (``with node.tracing.span("registry.register"):``), current

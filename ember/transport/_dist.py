@@ -148,6 +148,21 @@ class Distribution:
         self.tracing: Tracing | None = None
         """The node's tracer, when tracing is on (``ember.observability``)."""
 
+    def statistics(self) -> dict[str, int]:
+        """The distribution's counters: ``dropped`` (messages to a node with no route),
+        ``protocol_errors``, ``undecodable``, ``replies_failed``, ``signal_overflows``,
+        ``unhandled_frames``, ``callback_errors`` (``ember.Node.statistics()`` shows them as
+        ``dist_<name>``)."""
+        return {
+            "dropped": self.dropped,
+            "protocol_errors": self.protocol_errors,
+            "undecodable": self.undecodable,
+            "replies_failed": self.replies_failed,
+            "signal_overflows": self.signal_overflows,
+            "unhandled_frames": self.unhandled_frames,
+            "callback_errors": self.callback_errors,
+        }
+
     def attach(self) -> None:
         """Route the node's remote operations through this distribution."""
         self.node.attach_remote(self)
@@ -279,16 +294,22 @@ class Distribution:
         call_id = next(self._ids)
         node = _node_of(pid)
         traced = self.tracing.client_span(pid, node) if self.tracing is not None else None
-        if traced is None:
-            payload = self.codec.encode((CALL, call_id, pid, msg))  # unsendable: fails here
-            return self._request(node, call_id, pid, payload, timeout)
         try:
-            payload = self.codec.encode((TRACED_CALL, call_id, pid, msg, traced.carrier))
-        except BaseException as exc:
-            traced.fail(exc)
-            raise
+            if traced is None:
+                payload = self.codec.encode((CALL, call_id, pid, msg))
+            else:
+                payload = self.codec.encode((TRACED_CALL, call_id, pid, msg, traced.carrier))
+        except UnsendableError as exc:  # fails right here, on the future as every call error
+            if traced is not None:
+                traced.fail(exc)
+            loop = self.node._loop
+            assert loop is not None
+            failed: asyncio.Future[Any] = loop.create_future()
+            failed.set_exception(exc)
+            return failed
         fut = self._request(node, call_id, pid, payload, timeout)
-        fut.add_done_callback(traced.end_with)
+        if traced is not None:
+            fut.add_done_callback(traced.end_with)
         return fut
 
     def _request(

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from typing import Any
 
+from .._errors import UsageError
 from ..observability import AdminRequest, AdminRoute, Collector, Metric, counter, gauge
 from ._frame import Channel
 from ._interface import NodeTransport
@@ -135,11 +136,24 @@ class TransportProbe:
         }
 
     def admin_routes(self) -> Iterable[AdminRoute]:
-        return (
+        routes = [
             AdminRoute("GET", "", self._summary, "connected peers and totals"),
             AdminRoute("GET", "/peers", self._peers, "every peer: connected, queued per channel"),
             AdminRoute("GET", "/statistics", self._statistics, "every transport counter"),
-        )
+        ]
+        if getattr(self.transport, "faults", None) is not None:  # TCP; the sim has its own
+            routes += [
+                AdminRoute("GET", "/faults", self._fault_state, "the injected faults and counts"),
+                AdminRoute(
+                    "POST",
+                    "/faults",
+                    self._faults,
+                    'inject or lift faults: {"op": "set", "drop", "delay", "partition"}, '
+                    '{"op": "heal", "peers"}, {"op": "clear"} (the node needs --chaos)',
+                    mutating=True,
+                ),
+            ]
+        return routes
 
     async def _summary(self, req: AdminRequest) -> Any:
         return {"running": True, **self.admin_summary()}
@@ -154,3 +168,12 @@ class TransportProbe:
 
     async def _statistics(self, req: AdminRequest) -> Any:
         return asdict(self.transport.statistics())
+
+    async def _fault_state(self, req: AdminRequest) -> Any:
+        return self.transport.faults.state().as_dict()  # type: ignore[attr-defined]
+
+    async def _faults(self, req: AdminRequest) -> Any:
+        if not isinstance(req.body, dict):
+            raise UsageError('send a fault request as a JSON object: {"op": ...}')
+        state = self.transport.faults.apply(req.body)  # type: ignore[attr-defined]
+        return state.as_dict()

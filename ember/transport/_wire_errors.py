@@ -1,7 +1,8 @@
 """How exceptions and exit reasons cross nodes.
 
 An exception travels as the array ``[type_name, message, args, traceback, cause]``:
-``type_name`` is ``"module.QualName"``, ``message`` its ``str()``, ``traceback`` the formatted
+``type_name`` is ``"module.QualName"``, ``message`` its ``str()`` (at most :data:`MAX_MESSAGE`
+characters), ``traceback`` the formatted
 traceback of where it was raised (at most :data:`MAX_TRACEBACK` characters, the innermost
 frames kept), ``cause`` its ``__cause__`` in the same form (at most :data:`MAX_CAUSES` deep).
 ``args`` are the constructor arguments of an Ember error (``__reduce__``), so the receiver
@@ -18,12 +19,14 @@ from typing import Any
 
 from .._errors import EmberError, RemoteError
 
-__all__ = ["MAX_CAUSES", "MAX_TRACEBACK", "ErrorCodec", "wire_reason"]
+__all__ = ["MAX_CAUSES", "MAX_MESSAGE", "MAX_TRACEBACK", "ErrorCodec", "wire_reason"]
 
 MAX_TRACEBACK = 8192
 """Characters of a remote traceback kept (the end of it: the frames nearest the raise)."""
 MAX_CAUSES = 3
 """Links of a ``__cause__`` chain carried across."""
+MAX_MESSAGE = 4096
+"""Characters of an exception's message carried across (a reply must fit in a frame)."""
 _MAX_DEPTH = 32
 
 
@@ -76,9 +79,7 @@ class ErrorCodec:
         wired_cause = None
         if cause is not None and depth < MAX_CAUSES:
             wired_cause = self.to_wire(cause, typed, depth + 1)
-        name = exc.type_name if isinstance(exc, RemoteError) else type_name(type(exc))
-        message = exc.message if isinstance(exc, RemoteError) else str(exc)
-        return [name, message, args, text, wired_cause]
+        return [type_name(type(exc)), str(exc)[:MAX_MESSAGE], args, text, wired_cause]
 
     def from_wire(self, term: Any, node: str) -> BaseException:
         """The exception a wire term from ``node`` stands for: the Ember error it names, or a
@@ -97,7 +98,7 @@ class ErrorCodec:
                     exc = None
         if exc is None:
             exc = RemoteError(name, message, text, node)
-        else:
+        elif not isinstance(exc, RemoteError):  # one passed on keeps the node it came from
             exc.add_note(f"(raised on node {node})")
         if cause is not None:
             exc.__cause__ = self.from_wire(cause, node)

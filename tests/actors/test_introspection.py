@@ -120,6 +120,7 @@ async def test_statistics_counters(caplog: pytest.LogCaptureFixture) -> None:
             "messages_processed",
             "dropped_dead",
             "dropped_on_exit",
+            "cast_refused",
             "mailbox_rejected",
             "mailbox_dropped",
             "mailbox_long",

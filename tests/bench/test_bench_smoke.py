@@ -28,9 +28,16 @@ def test_quick_tell_prints_json_with_positive_figures():
     assert tell["unit"] == "msg/s"
     assert tell["params"]["messages"] > 0
     results = tell["results"]
-    assert set(results) == {"ember_async", "ember_plain", "asyncio_queue", "lean_deque_task"}
+    assert set(results) == {
+        "ember_async",
+        "ember_async_watchdog",
+        "ember_plain",
+        "asyncio_queue",
+        "lean_deque_task",
+    }
     assert all(v > 0 for v in results.values())
     assert set(tell["ratios"]) == {
+        "ember_async_watchdog/ember_async",
         "ember_async/asyncio_queue",
         "ember_plain/asyncio_queue",
         "ember_async/lean_deque_task",

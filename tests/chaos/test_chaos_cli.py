@@ -73,6 +73,10 @@ def test_an_unknown_scenario_name_lists_the_bundled_ones(capsys):
 
 def test_a_driver_that_cannot_inject_a_fault_exits_3(tmp_path, capsys):
     path = tmp_path / "skew.toml"
-    path.write_text(TINY.replace('fault = "pause"', 'fault = "clock-skew"'))
-    assert main(["chaos", "run", str(path), "--quiet", "--out", str(tmp_path / "o")]) == 3
-    assert "cannot inject clock-skew" in capsys.readouterr().err
+    path.write_text(TINY.replace('fault = "pause"', 'fault = "slow-disk"'))
+    out = tmp_path / "o"
+    assert (
+        main(["chaos", "run", str(path), "--driver", "processes", "--quiet", "--out", str(out)])
+        == 3
+    )
+    assert "the processes driver cannot inject slow-disk" in capsys.readouterr().err

@@ -10,6 +10,7 @@ from ember.chaos._checkers import (
     CheckResult,
     Validity,
     check_availability,
+    check_calls,
     check_linearizable,
     check_logs,
     check_lost_writes,
@@ -206,6 +207,14 @@ def test_unique_owners_catches_a_consistent_name_held_twice():
     again.op(1, "register", "c", "n2", 2, 3, ("<n2.2.1>", 2))
     assert check_unique_owners(again.history(), views, [], "consistent").validity is Validity.VALID
     assert check_unique_owners(taken, views, [], "eventual").validity is Validity.VALID
+    # A new owner after a release must hold a larger fencing token.
+    stale = Script().op(0, "register", "c", "n1", 0.0, 1.0, ("<n1.2.1>", 5))
+    stale.op(2, "unregister", "c", None, 1.5, 1.8).op(
+        1, "register", "c", "n2", 2.0, 3.0, ("<n2.2.1>", 5)
+    )
+    r = check_unique_owners(stale.history(), views, [], "consistent")
+    assert r.validity is Validity.INVALID
+    assert r.witness["double_owners"][0]["problem"] == "the fencing token did not increase"
 
 
 def test_pg_converged_catches_views_that_still_differ():
@@ -223,3 +232,12 @@ def test_pg_converged_catches_views_that_still_differ():
     assert r.validity is Validity.INVALID
     assert r.witness["diverged"][0]["views"]["n2"] == ["<n2.2.1>"]
     assert check_pg_converged({**ok, "views": {}}).validity is Validity.UNKNOWN
+
+
+def test_calls_answered_catches_an_answer_to_another_call():
+    good = Script().op(0, "call", "n1", 7, 0.0, 1.0, ("echo", "n1", 7))
+    assert check_calls(good.history()).validity is Validity.VALID
+    bad = Script().op(0, "call", "n1", 7, 0.0, 1.0, ("echo", "n1", 8))
+    bad.op(1, "call", "n2", 9, 0.0, 1.0, None, "info")
+    r = check_calls(bad.history())
+    assert r.validity is Validity.INVALID and r.figures == {"answered": 1, "wrong": 1}

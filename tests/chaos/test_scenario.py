@@ -209,3 +209,53 @@ def test_key_lines_map_tables_arrays_and_dotted_keys():
     assert lines[("arr", 0, "x")] == 10 and lines[("arr", 1, "x")] == 12
     assert ("arr", 1, "y") not in lines and lines[("arr", 1, "z")] == 15
     assert show_path(("faults", "timeline", 1, "at")) == "faults.timeline[1].at"
+
+
+def test_the_chaos_namespace_is_pinned():
+    import types
+
+    import ember.chaos
+
+    public = {
+        n
+        for n, v in vars(ember.chaos).items()
+        if not n.startswith("_") and not isinstance(v, types.ModuleType) and n != "annotations"
+    }
+    assert public == {
+        "DRIVERS",
+        "CheckResult",
+        "ChecksSpec",
+        "ClusterSpec",
+        "DriverError",
+        "Event",
+        "FaultRecord",
+        "FaultSpec",
+        "GeneratorSpec",
+        "History",
+        "RunResult",
+        "Scenario",
+        "ScenarioError",
+        "Validity",
+        "WorkloadSpec",
+        "bundled_scenarios",
+        "find_scenario",
+        "load_scenario",
+        "parse_scenario",
+        "run_chaos",
+    }
+    assert issubclass(ember.chaos.ScenarioError, ember.UsageError)
+    assert issubclass(ember.chaos.DriverError, ember.EmberError)
+
+
+def test_ember_testing_does_not_import_the_chaos_layer():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, ember.testing; "
+        "print('chaos modules:', [m for m in sys.modules if m.startswith('ember.chaos')])"
+    )
+    run = [sys.executable, "-c", code]
+    out = subprocess.run(run, capture_output=True, text=True, timeout=120, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "chaos modules: []" in out.stdout.splitlines(), (out.stdout, out.stderr)

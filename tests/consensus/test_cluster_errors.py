@@ -38,7 +38,11 @@ class Tally(StateMachine):
         return int(self.state["n"])
 
     def read(self, key: Any) -> Any:
-        return {1, 2} if key == "a set" else self.state.get(key)
+        if key == "a set":
+            return {1, 2}
+        if key == "3 MB":
+            return b"x" * 3_000_000
+        return self.state.get(key)
 
 
 class Unretrieved:

@@ -31,7 +31,10 @@ FAST = TransportConfig(heartbeat_interval=0.05, heartbeat_timeout=0.5)
 
 @contextlib.asynccontextmanager
 async def nodes(
-    tmp_path: Path, *names: str, config: TransportConfig = FAST
+    tmp_path: Path,
+    *names: str,
+    config: TransportConfig = FAST,
+    members: TransportConfig = FAST,
 ) -> AsyncIterator[dict[str, ember.Node]]:
     started: dict[str, ember.Node] = {}
     try:
@@ -41,7 +44,7 @@ async def nodes(
                 name,
                 listen="127.0.0.1:0",
                 cookie=COOKIE,
-                config=config if name == "client" else FAST,
+                config=config if name == "client" else members,
                 data_dir=tmp_path / name,
                 connect=connect,
             )
@@ -107,14 +110,25 @@ async def test_remote_errors_keep_their_type(tmp_path: Path) -> None:
 
 
 async def test_a_read_result_that_cannot_be_sent_is_a_usage_error(tmp_path: Path) -> None:
-    async with nodes(tmp_path, "a", "client") as ns:
+    frame = FAST.replace(max_frame_size=5 << 19)  # 2.5 MiB: room for 1 MiB appends, not 3 MB
+    async with nodes(tmp_path, "a", "client", members=frame) as ns:
         cluster = await Cluster.start(
             nodes=["a"], name="odd", state_machine=Tally, node=ns["client"]
         )
         await cluster.wait_for_leader(timeout=20)
         with pytest.raises(UsageError, match="set"):
             await cluster.read("a set", timeout=10)
+        with pytest.raises(UsageError, match="max_frame_size"):
+            await cluster.read("3 MB", timeout=10)
         assert await cluster.read("n", timeout=10) == 0
+        # A group whose largest append would not fit this node's frames is refused there.
+        with pytest.raises(UsageError, match="do not fit"):
+            await Cluster.start(
+                nodes=["a"],
+                name="huge",
+                node=ns["client"],
+                config=ember.consensus.ClusterConfig(max_command_bytes=4 << 20),
+            )
 
 
 async def test_reads_without_quorum_across_nodes_are_read_timeouts(tmp_path: Path) -> None:

@@ -180,3 +180,42 @@ async def test_a_reused_client_id_neither_collides_with_nor_forgets_the_old_hand
     await restarted.write({"op": "incr", "tag": "open"}, request_id=open_id)  # the retry
     assert (await restarted.read("seen")).count("open") == 1
     await cluster.stop()
+
+
+async def test_a_lone_write_applied_then_retried_applies_once(tmp_path: Path) -> None:
+    async with ember.Node("lone", data_dir=tmp_path) as node:
+        await _lone_rounds(node)
+
+
+async def _lone_rounds(node: ember.Node) -> None:
+    # A write's own session must not let the members forget its outcome (its mark is at most
+    # its number): the original applies, its answer is lost with the leader, and the retry
+    # with its request id returns the kept outcome instead of applying again.
+    cluster = await Cluster.start(nodes=3, state_machine=Counter, node=node, name="lone")
+    sent: list[list[Any]] = []
+    call = node.raft.call
+
+    async def spy(peer: str, op: str, args: list[Any], within: float) -> Any:
+        if op == "write":
+            sent.append(args[2])
+        return await call(peer, op, args, within)
+
+    node.raft.call = spy  # type: ignore[assignment, method-assign]
+    for r in range(8):  # until an original applied before its answer was lost
+        leader, (outcome,) = await lose_leader_mid_writes(
+            cluster, node, [f"solo{r}"], delay=3, named=False
+        )
+        await cluster.restart_member(leader)
+        if isinstance(outcome, OutcomeUnknown):
+            applied = f"solo{r}" in await cluster.read("seen", timeout=10)
+            await cluster.write(
+                {"op": "incr", "tag": f"solo{r}"}, request_id=outcome.request_id, timeout=10
+            )
+            assert (await cluster.read("seen", timeout=10)).count(f"solo{r}") == 1
+            if applied:
+                break
+    else:
+        pytest.fail("no original applied before its answer was lost")
+    for _client, _stream, request, seq, mark in sent:
+        assert seq is not None and mark <= seq, (request, seq, mark)
+    await cluster.stop()

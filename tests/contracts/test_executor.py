@@ -335,8 +335,66 @@ async def test_statistics_count_runs_and_steps(node: ember.Node) -> None:
     stats = node.contracts.statistics()
     assert (stats.runs_started, stats.runs_succeeded, stats.runs_failed) == (2, 1, 1)
     assert stats.steps_local == 3 and stats.steps_inline == 2
-    assert sum(stats.step_latency) == 3 and stats.step_seconds_max == pytest.approx(0.5)
+    assert stats.step_attempts == 3 and stats.step_seconds_max == pytest.approx(0.5)
+    assert node.contracts.step_seconds.count == 3
     assert stats.coordinators == 0
     assert node.contracts.runs_by_status() == {"succeeded": 1, "failed": 1}
     listed = await node.contracts.runs(status="failed")
     assert [r.contract for r in listed] == ["Breaks"]
+
+
+async def test_the_node_metrics_carry_the_contracts_counters(node: ember.Node) -> None:
+    await Sleepy.run({"seconds": 0.5})
+    text = node.metrics.exposition().decode()
+    assert 'ember_contracts_runs_total{outcome="succeeded"} 1.0' in text
+    assert "ember_contracts_runs_started_total 1.0" in text
+    assert 'ember_contracts_steps_total{where="local"} 3.0' in text
+    assert "ember_contracts_step_seconds_count 3.0" in text
+    assert 'ember_contracts_local_runs{status="succeeded"} 1.0' in text
+    summary = node.contracts.admin_summary()
+    assert summary["succeeded"] == 1 and summary["coordinators"] == 0
+    assert summary["runs"] == {"succeeded": 1, "failed": 0, "parked": 0}
+
+
+class TwoSlow(Contract):
+    @compute(idempotent=True)
+    async def first() -> str:
+        CALLS.append("first")
+        await asyncio.sleep(1.0)
+        return "one"
+
+    @compute
+    def second(first: str) -> str:
+        CALLS.append("second")
+        return first + "+two"
+
+    outputs = ("second",)
+
+
+async def test_a_crashed_coordinator_is_restarted_from_the_record(
+    node: ember.Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ember.contracts import RunCrashed
+    from ember.contracts._coordinator import RunCoordinator
+
+    CALLS.clear()
+    crashes = {"left": 1}
+    real = RunCoordinator._settle
+
+    def flaky(self: RunCoordinator, key: str, attempt: int) -> bool:
+        if crashes["left"] > 0:
+            crashes["left"] -= 1
+            raise RuntimeError("a bug in the machinery")
+        return real(self, key, attempt)
+
+    monkeypatch.setattr(RunCoordinator, "_settle", flaky)
+    handle = await TwoSlow.start({})
+    assert await handle.result(timeout=30) == {"second": "one+two"}
+    # first was running when its coordinator crashed: idempotent, so it ran again
+    assert CALLS == ["first", "first", "second"]
+    assert node.contracts.statistics().coordinators == 0
+
+    crashes["left"] = 100
+    doomed = await TwoSlow.start({}, run_id="doomed")
+    with pytest.raises(RunCrashed, match="its coordinator crashed 4 times"):
+        await doomed.result(timeout=60)

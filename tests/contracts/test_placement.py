@@ -25,7 +25,7 @@ from ember.contracts import (
 from ember.contracts._placement import Candidate, place
 from ember.testing import SimCluster
 
-WHERE: list[str] = []
+WHERE: list[str] = []  # where steps ran, in order
 
 
 def caps(*names: str) -> dict[str, Any]:
@@ -192,3 +192,24 @@ def test_place_prefers_here_then_the_least_loaded_in_turns() -> None:
     pinned = Report.graph().steps["pinned"]
     assert place(pinned, here="a", candidates=nodes, load={}) == ("c", "")
     assert place(pinned, here="a", candidates=nodes[:2], load={})[0] is None
+
+
+async def test_errors_cross_nodes_with_their_type() -> None:
+    from ember.contracts import InvalidInputs, RunNotFound
+    from ember.contracts._stephost import HOST_NAME
+
+    async with cluster() as sim:
+        a = sim.node("a")
+        with pytest.raises(InvalidInputs, match="missing input 'customer'") as err:
+            await a.contracts.start_on("b", Report, {})
+        assert err.value.contract == "Report"
+        with pytest.raises(RunNotFound) as missing:
+            await a.call((HOST_NAME, "c"), ("query", "show", {"run_id": "nope"}))
+        assert missing.value.run_id == "nope"
+        handle = await a.contracts.start_on("b", Report, {"customer": "x"}, run_id="on-b")
+        assert (handle.run_id, handle.contract, handle.durable) == ("on-b", "Report", False)
+        assert await sim.node("b").contracts.result("on-b") == {
+            "here": "b",
+            "rows": ["x", "b"],
+            "pinned": "c",
+        }

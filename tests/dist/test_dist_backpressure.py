@@ -45,9 +45,8 @@ async def pair(window: int = 256) -> AsyncIterator[tuple[ember.Node, ember.Node]
     config = TransportConfig(heartbeat_interval=0.2, heartbeat_timeout=2.0, send_wait_window=window)
     a = ember.Node("a", listen="127.0.0.1:0", cookie=COOKIE, config=config)
     await a.start()
-    host, port = a.address or ("", 0)
     b = ember.Node(
-        "b", listen="127.0.0.1:0", cookie=COOKIE, config=config, connect=[f"a@{host}:{port}"]
+        "b", listen="127.0.0.1:0", cookie=COOKIE, config=config, connect=[f"a@{a.address}"]
     )
     try:
         await b.start()

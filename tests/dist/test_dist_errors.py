@@ -122,7 +122,7 @@ async def test_a_reply_too_large_for_a_frame_fails_the_call_promptly(side: str, 
         too_large = [r for r in caplog.records if "too large" in r.getMessage()]
         assert len(too_large) == 1 and too_large[0].name.startswith("ember")
         assert not [r for r in caplog.records if "callback" in r.getMessage()]
-        assert a.dist is not None and a.dist.replies_failed == 1
+        assert a.statistics().counters["dist_replies_failed"] == 1
     finally:
         await stop(b, a)
 
@@ -137,6 +137,10 @@ async def test_a_request_too_large_for_the_peer_fails_at_the_caller() -> None:
             assert info.value.limit == SMALL and info.value.node == "a"
             with pytest.raises(FrameTooLarge):
                 b.send(pid, b"y" * 2 * SMALL)
+            # cast never raises: what it cannot send is counted
+            b.cast(pid, b"y" * 2 * SMALL)
+            b.cast(pid, object())
+            assert b.statistics().counters["cast_refused"] == 2
             assert await b.call(pid, ("value", 1)) == 1
     finally:
         await stop(b, a)
@@ -158,6 +162,7 @@ async def test_a_call_with_an_unregistered_record_type_fails_promptly() -> None:
             b.send(pid, ("value", Secret("lost")))  # a plain send: counted by the receiver
             assert await b.call(pid, ("value", 2)) == 2
         assert a.dist is not None and a.dist.undecodable == 2
+        assert a.statistics().counters["dist_undecodable"] == 2
     finally:
         await stop(b, a)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import ember
@@ -45,6 +46,20 @@ class SupervisorClient(ember.Actor):
                 return await ember.Supervisor.start_child(sup, spec)
             case ("terminate", sup, child_id):
                 return await ember.Supervisor.terminate_child(sup, child_id)
+        return msg
+
+
+def _block(seconds: float) -> None:
+    time.sleep(seconds)  # the mistake under test: a blocking call on the event loop
+
+
+class Blocker(ember.Actor):
+    """``("block", seconds)`` blocks its node's event loop that long."""
+
+    async def receive(self, msg: Any) -> Any:
+        match msg:
+            case ("block", seconds):
+                _block(seconds)
         return msg
 
 

@@ -115,9 +115,10 @@ async def test_dashboard_shows_a_killed_member_failed(tmp_path: Path) -> None:
                 await client.stop()
             await _until("the group and its leader", lambda: _raft_row(driver, "orders"))
             services = driver.execute_script("return document.getElementById('services').innerText")
-            assert "names: 1 local, 0 eventual, 0 consistent; 0 conflicts" in services
+            # local names: the registry's own and the contracts step host (ember.contracts.host)
+            assert "names: 2 local, 0 eventual, 0 consistent; 0 conflicts" in services
             assert "pg: scope default: 0 groups" in services
-            assert "contracts: running" in services
+            assert "contracts: 0 running; 0 succeeded" in services
             cluster.kill("n3")
             await cluster.wait("n3")
             await _until("n3 failed", lambda: _statuses(driver).get("n3") == "failed")

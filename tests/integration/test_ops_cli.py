@@ -50,13 +50,17 @@ async def test_status_and_top_read_every_node(tmp_path: Path) -> None:
         for summary in report["nodes"].values():
             assert sorted(m["name"] for m in summary["members"]) == ["n1", "n2", "n3"]
             assert summary["sections"]["names"]["running"] is True
-            assert summary["sections"]["contracts"] == {"running": True}
+            assert summary["sections"]["contracts"]["running"] is True
         assert all("messages_per_s" in r for r in report["rates"].values())
 
+        visitor = await cluster.client("visitor")  # leaves: a member in state "left"
+        await visitor.stop()
         code, out, err = await _ember("status", *nodes, *auth, "--window", "0")
         assert code == 0, err
-        assert "Members" in out and "n3" in out and "contracts: " in out
-        assert "names: " in out and "eventual" in out
+        assert "Members" in out and "n3" in out and "visitor" in out
+        # two local names: the registry's own and the contracts step host
+        assert "names: 2 local, 0 eventual, 0 consistent; 0 conflicts" in out
+        assert "pg: scope default: 0 groups" in out and "contracts: 0 running" in out
 
         code, out, err = await _ember("top", *nodes, *auth, "--once", "-n", "5")
         assert code == 0, err

@@ -205,3 +205,22 @@ async def test_a_restarted_node_is_not_refused_for_a_stale_record_of_itself() ->
             await again.stop()
     finally:
         await b.stop()
+
+
+@pytest.mark.ember_realtime
+async def test_a_dead_seed_among_live_ones_is_warned_about_without_saying_alone() -> None:
+    a = meshed("a", [])
+    await a.start()
+    dead = f"127.0.0.1:{closed_port()}"
+    try:
+        with warnings() as seen:
+            b = meshed("b", [address(a), dead])
+            await b.start()
+            try:
+                await until(lambda: {m.name for m in b.members()} == {"a", "b"}, b)
+                assert len(seen.lines) == 1 and dead in seen.lines[0]
+                assert "knows no other member" not in seen.lines[0]
+            finally:
+                await b.stop()
+    finally:
+        await a.stop()

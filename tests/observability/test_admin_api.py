@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import shutil
 
+import aiohttp
 import pytest
 
 import ember
 from ember.consensus import Cluster
+from ember.contracts import Contract, Input, compute
+from ember.observability import AdminConfig
 
 from ..consensus.clusterkit import eventually
-from .adminkit import TOKEN, admin_node, promtool_check
+from .adminkit import TOKEN, Client, admin_node, promtool_check
 
 pytestmark = pytest.mark.ember_realtime
 
@@ -64,11 +67,41 @@ async def test_node_members_processes_and_supervision_shapes() -> None:
 
 
 async def test_sections_a_node_lacks_say_not_running() -> None:
-    async with admin_node(mesh=None) as (_, client):  # a node that runs no mesh
-        status, body, _ = await client.get("/api/v1/mesh")
-        assert (status, body) == (200, {"service": "mesh", "running": False})
-        status, body, _ = await client.get("/api/v1/mesh/anything")
-        assert status == 404 and "not running" in body["error"]
+    # A local node: no transport, no mesh.
+    config = AdminConfig(listen="127.0.0.1:0", token=TOKEN)
+    async with ember.Node("solo", admin=config) as node, aiohttp.ClientSession() as session:
+        assert node.admin is not None and node.admin.address is not None
+        client = Client(session, "http://{}:{}".format(*node.admin.address))
+        for name in ("transport", "mesh"):
+            status, body, _ = await client.get(f"/api/v1/{name}")
+            assert (status, body) == (200, {"service": name, "running": False})
+            status, body, _ = await client.get(f"/api/v1/{name}/peers")
+            assert status == 404 and "not running" in body["error"]
+        _, summary, _ = await client.get("/api/v1/summary")
+        assert summary["sections"]["transport"] == {"running": False}
+        assert summary["sections"]["raft"]["running"] is True
+
+
+class Add(Contract):
+    x = Input(int)
+
+    @compute
+    def doubled(x: int) -> int:
+        return 2 * x
+
+    outputs = ("doubled",)
+
+
+async def test_contracts_view_and_metrics() -> None:
+    async with admin_node() as (_, client):
+        assert await Add.run({"x": 4}) == {"doubled": 8}
+        _, view, _ = await client.get("/api/v1/contracts")
+        assert view["running"] and view["succeeded"] == 1
+        _, stats, _ = await client.get("/api/v1/contracts/statistics")
+        assert stats["runs_started"] == 1
+        _, text, _ = await client.get("/metrics")
+        assert 'ember_contracts_runs_total{outcome="succeeded"} 1.0' in text
+        assert "ember_contracts_step_seconds_bucket" in text
 
 
 async def test_names_and_groups_views_and_metrics() -> None:
@@ -184,3 +217,37 @@ async def test_live_metrics_pass_promtool() -> None:
         ):
             assert f"\n{family}" in text, family
         assert promtool_check(text) == ""
+
+
+async def test_fault_injection_route_for_the_chaos_runner(caplog: pytest.LogCaptureFixture) -> None:
+    from ember.transport import TransportConfig
+
+    config = AdminConfig(listen="127.0.0.1:0", token=TOKEN, allow_mutations=True)
+    chaos = TransportConfig(fault_injection=True)
+    async with (
+        ember.Node("f", listen="127.0.0.1:0", cookie="c", config=chaos, admin=config) as node,
+        ember.Node("g", listen="127.0.0.1:0", cookie="c", admin=config) as plain,
+        aiohttp.ClientSession() as session,
+    ):
+        assert node.admin is not None and node.admin.address is not None
+        assert plain.admin is not None and plain.admin.address is not None
+        client = Client(session, "http://{}:{}".format(*node.admin.address))
+        _, state, _ = await client.get("/api/v1/transport/faults")
+        assert state["enabled"] and state["partitioned"] == []
+        with caplog.at_level(logging.WARNING, "ember.admin"):
+            status, state = await client.post(
+                "/api/v1/transport/faults", {"op": "set", "partition": ["g"], "drop": 0.5}
+            )
+        assert status == 200 and state["partitioned"] == ["g"] and state["drop"] == 0.5
+        assert any("/api/v1/transport/faults" in r.message for r in caplog.records)
+        assert node.transport is not None and node.transport.faults.blocks("g")  # type: ignore[attr-defined]
+        status, state = await client.post("/api/v1/transport/faults", {"op": "clear"})
+        assert status == 200 and state["partitioned"] == [] and state["drop"] == 0.0
+        status, body = await client.post("/api/v1/transport/faults", {"op": "explode"})
+        assert status == 400 and "fault op" in body["error"]
+        status, body = await client.post("/api/v1/transport/faults", ["not", "a", "map"])
+        assert status == 400
+        # A node not started for testing refuses, with the typed error's name.
+        other = Client(session, "http://{}:{}".format(*plain.admin.address))
+        status, body = await other.post("/api/v1/transport/faults", {"op": "clear"})
+        assert status == 409 and "FaultInjectionDisabled" in body["error"]

@@ -3,6 +3,7 @@ SDK's in-memory exporter on each node; sampling off by default; Raft proposals."
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 
 import ember
 from ember.consensus import Cluster
+from ember.contracts import Contract, Input, compute
 from ember.observability import TracingConfig
 
 pytestmark = pytest.mark.ember_realtime
@@ -198,3 +200,31 @@ async def test_registry_writes_and_pg_broadcasts_are_spans() -> None:
         assert spans[name].parent.span_id == request.context.span_id
     assert spans["names.register"].attributes["ember.names.tier"] == "eventual"  # type: ignore[index]
     assert spans["pg.broadcast"].attributes["ember.pg.scope"] == "default"  # type: ignore[index]
+
+
+class Slow(Contract):
+    x = Input(int)
+
+    @compute
+    async def doubled(x: int) -> int:
+        await asyncio.sleep(0.01)
+        return 2 * x
+
+    outputs = ("doubled",)
+
+
+async def test_contract_runs_and_steps_are_spans() -> None:
+    provider, exporter = _provider()
+    async with ember.Node("k", tracing=TracingConfig(provider=provider)):
+        with provider.get_tracer("test").start_as_current_span("request"):
+            assert await Slow.run({"x": 3}) == {"doubled": 6}
+        async with asyncio.timeout(10):  # the coordinator ends its span as it stops
+            while not any(s.name == "contract.run" for s in exporter.get_finished_spans()):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    run, step = spans["contract.run"], spans["contract.step"]
+    assert run.parent is not None and run.parent.span_id == spans["request"].context.span_id
+    assert step.parent is not None and step.parent.span_id == run.context.span_id
+    assert step.attributes is not None and step.attributes["ember.step"] == "doubled"
+    # about the 10 ms it slept (timers round to the millisecond)
+    assert step.end_time - step.start_time >= 5_000_000  # type: ignore[operator]

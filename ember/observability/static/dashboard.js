@@ -77,6 +77,9 @@ function describe(name, s) {
       .map(([scope, c]) => `scope ${scope}: ${c.groups} groups, ${c.local_members} local members`)
       .join("; ") || "no scope";
   }
+  if (name === "contracts" && s.coordinators !== undefined) {
+    return `${s.coordinators} running; ${s.succeeded} succeeded, ${s.failed} failed`;
+  }
   const rest = Object.entries(s).filter(([k]) => k !== "running").map(([k, v]) => `${k} ${JSON.stringify(v)}`);
   return rest.join(", ") || "running";
 }
