@@ -205,10 +205,13 @@ class ConsistentTier:
     async def register(
         self, name: Any, pid: Pid, meta: Any, policy: Policy | None, within: float
     ) -> int | None:
-        try:
-            msgpack.packb(meta)
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"the meta of a consistent name must be plain data: {exc}") from exc
+        if meta is not None:
+            try:
+                msgpack.packb(meta)
+            except (TypeError, ValueError) as exc:
+                raise UsageError(
+                    f"the meta of a consistent name must be plain data: {exc}"
+                ) from exc
         if pid not in self._watches and not self.node.kernel.is_alive(pid):
             from .._errors import NoProc
 
