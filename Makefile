@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m examples.cluster_demo
+	@echo; echo "== contracts: a sealed-bid auction run as an actor pipeline across three nodes"
+	$(BIN)/python -m examples.bid_auction
+	@echo; echo "== chaos: split-brain name registrations under partitions, five simulated nodes"
+	$(BIN)/ember chaos run partition-heal-names --driver sim --out .ember/demo-chaos
 
 demo-local: $(STAMP)
 	$(BIN)/python -m examples.demo

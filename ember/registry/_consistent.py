@@ -131,6 +131,8 @@ class ConsistentTier:
         """The local member's state machine, once this node hosts one."""
         self.cache: dict[Any, Entry] = {}
         """Consistent names as this node knows them (the state machine's map on a member)."""
+        self._apply_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        """Registrations made here waiting for this node's member to apply them."""
         self.cluster: Cluster | None = None
         self._cluster_nodes: tuple[str, ...] = ()
         self._tasks = OwnedTasks(log, "consistent registry task")
@@ -223,7 +225,33 @@ class ConsistentTier:
         self.stats.registered += 1
         self._watch(pid, name)
         token: int = value
+        await self._see_own_write(name, (pid, meta, token), within)
         return token
+
+    async def _see_own_write(self, name: Any, entry: Entry, within: float) -> None:
+        """Read your writes: once ``register`` returns, this node's cached ``whereis`` shows
+        it. A client takes the entry into its cache at once (a later push older than the
+        token leaves it alone); a member waits, within ``within``, for its own apply."""
+        token = entry[2]
+        member = self._member()
+        if member is None:
+            old = self.cache.get(name)
+            if old is None or old[2] < token:
+                self.cache[name] = entry
+                self._changed([(name, old, entry)])
+            return
+        if member.applied >= token:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._apply_waiters.append((token, fut))
+        try:
+            async with asyncio.timeout(within):
+                await fut
+        except TimeoutError:
+            pass  # applied later; the write itself succeeded
+        finally:
+            if not fut.done():
+                fut.cancel()
 
     async def unregister(self, name: Any, within: float) -> None:
         if not await self._write({"op": "unregister", "name": name}, within):
@@ -374,6 +402,18 @@ class ConsistentTier:
         self._changed(changes)
         if self._subscribers:
             self._push(changes)
+        if self._apply_waiters:
+            member = self._member()
+            applied = member.applied if member is not None else 0
+            waiting = []
+            for token, fut in self._apply_waiters:
+                if fut.done():
+                    continue
+                if token <= applied:
+                    fut.set_result(None)
+                else:
+                    waiting.append((token, fut))
+            self._apply_waiters = waiting
 
     def _changed(self, changes: list[tuple[Any, Entry | None, Entry | None]]) -> None:
         from ._names import Registration
@@ -729,6 +769,8 @@ class ConsistentTier:
         for wire_name, pid, meta, token in rows:
             name = name_from_wire(wire_name)
             old = self.cache.get(name)
+            if old is not None and old[2] > index:
+                continue  # a push from before our own registration of it (read your writes)
             new = None if pid is None else (pid_from_wire(pid), meta, token)
             if new is None:
                 self.cache.pop(name, None)

@@ -12,6 +12,7 @@ import ember
 from ember import Name, Pid
 from ember.registry import SYSTEM_GROUP, RegistryConfig, TierUnavailable
 from ember.testing import SimCluster
+from ember.transport import MemoryNetwork
 
 FAST = RegistryConfig.local(expect=3)
 
@@ -259,3 +260,25 @@ async def test_a_process_that_died_while_its_node_was_cut_off_is_released_on_rec
         stats = [n.names.statistics()["consistent"] for n in sim.nodes.values()]
         assert sum(s["node_releases"] for s in stats) == 0  # d's own retried write did it
         assert d.names.statistics()["consistent"]["pending_releases"] == 0
+
+
+async def test_register_reads_its_own_write_on_every_kind_of_node() -> None:
+    """Once register returns, the registering node's cached whereis shows the new owner: on a
+    member node (it waits for its own apply) and on a client (its cache takes the entry), even
+    while the name moves from a dead owner to a new one."""
+    per_node = {"cl": {"registry": RegistryConfig.local(expect=3, member=False)}}
+    slow = MemoryNetwork(35, delay=(0.001, 0.03))  # followers and pushes lag the leader's reply
+    async with cluster(["a", "b", "c", "cl"], 35, per_node=per_node, network=slow) as sim:
+        await formed(sim)
+        leader = next(m.leader for m in members(sim).values() if m is not None)
+        follower = next(n for n in ("a", "b", "c") if n != leader)
+        for node in (sim.node("cl"), sim.node(follower), sim.node("cl")):
+            first = await node.spawn(Sleeper)
+            name = f"ryw-{node.name}-{first.serial}"
+            await node.names.register(name, first, tier="consistent")
+            assert node.names.whereis(name, "consistent") == first
+            await kill(node, first)
+            await sim.wait_for(lambda n=node, k=name: n.names.whereis(k) is None, what="freed")
+            second = await node.spawn(Sleeper)
+            await node.names.register(name, second, tier="consistent")
+            assert node.names.whereis(name, "consistent") == second
