@@ -14,9 +14,11 @@
 - **consistent**: 3 node processes found the ``ember.names`` group (``--registry-expect 3``,
   durable: SQLite WAL, fsync per batch); this node (a client, no member) runs 64 concurrent
   registrants, each registering new names for its own process back to back: registrations/s and
-  p50/p99 latency. The staleness of the member caches: after each of a series of registrations
-  returns, how long until each of the 3 nodes' cached ``whereis`` sees it (max over nodes),
-  against the stated bound of one heartbeat (50 ms) plus a delivery.
+  p50/p99 latency; interleaved with the baseline, the Raft benchmark's 64 writers on a KV group
+  of the same three nodes (the ratio says what a registration costs over a plain Raft
+  write). The staleness of the member caches: after each of a series of registrations returns,
+  how long until each of the 3 nodes' cached ``whereis`` sees it (max over nodes), against the
+  stated bound of one heartbeat (50 ms) plus a delivery.
 - **cached whereis**: lookups of a consistent name from this node's cache, per second (one loop,
   1,000,000 lookups); against a plain ``dict.get`` loop measured beside it.
 """
@@ -230,16 +232,35 @@ async def _main(quick: bool) -> dict[str, Any]:
                 await asyncio.sleep(0.05)
         watchers = await _watchers(client, nodes)
         await consistent_load(client, 16, 0.5, "warm")
-        runs = [
-            await consistent_load(client, 64, 1.0 if quick else 3.0, f"load{r}")
-            for r in range(1 if quick else 3)
-        ]
+        # The baseline, interleaved with the registrations: plain writes of the Raft
+        # benchmark (64 writers, 100-byte values) to a KV group on the same three nodes.
+        from bench.raft import load
+        from ember.consensus import Cluster
+
+        kv = await Cluster.start(nodes=nodes, name="bench-kv", node=client)
+        await kv.wait_for_leader(timeout=60)
+
+        async def kv_write(key: str, value: bytes) -> None:
+            await kv.write({"key": key, "value": value}, timeout=30)
+
+        duration = 1.0 if quick else 3.0
+        runs, raft_runs = [], []
+        for r in range(1 if quick else 3):
+            runs.append(await consistent_load(client, 64, duration, f"load{r}"))
+            raft_runs.append(await load(kv_write, 64, duration))
         best = sorted(runs, key=lambda r: r["registrations_per_s"])[len(runs) // 2]
+        raft = sorted(raft_runs, key=lambda r: r["writes_per_s"])[len(raft_runs) // 2]
         results["consistent_64"] = {
             **best,
             "samples_per_s": [r["registrations_per_s"] for r in runs],
         }
-        _log(results["consistent_64"])
+        results["raft_writes_64"] = {
+            "writes_per_s": round(raft["writes_per_s"], 1),
+            "p50_ms": round(raft["p50_ms"], 3),
+            "p99_ms": round(raft["p99_ms"], 3),
+            "samples_per_s": [round(r["writes_per_s"], 1) for r in raft_runs],
+        }
+        _log(results["consistent_64"], results["raft_writes_64"])
         results["staleness"] = await staleness(client, watchers, 20 if quick else 100)
         _log(results["staleness"])
         sample = ("load0", "w0-0")
@@ -267,6 +288,10 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
         "results": results,
         "ratios": {
             "whereis_consistent/dict_get": ratio(cw["whereis_consistent"], cw["dict_get"]),
+            "registrations/raft_writes": ratio(
+                results["consistent_64"]["registrations_per_s"],
+                results["raft_writes_64"]["writes_per_s"],
+            ),
             "eventual_p50/horde_150ms": ratio(results["eventual_propagation"]["p50_ms"], 150.0),
         },
         "goals": goals({"names": {"results": results}}),

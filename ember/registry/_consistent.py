@@ -130,8 +130,9 @@ class ConsistentTier:
         self.sm: NamesStateMachine | None = None
         """The local member's state machine, once this node hosts one."""
         self.cache: dict[Any, Entry] = {}
-        self._apply_waiters: list[tuple[int, asyncio.Future[None]]] = []
         """Consistent names as this node knows them (the state machine's map on a member)."""
+        self._apply_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        """Registrations made here waiting for this node's member to apply them."""
         self.cluster: Cluster | None = None
         self._cluster_nodes: tuple[str, ...] = ()
         self._tasks = OwnedTasks(log, "consistent registry task")
@@ -206,10 +207,13 @@ class ConsistentTier:
     async def register(
         self, name: Any, pid: Pid, meta: Any, policy: Policy | None, within: float
     ) -> int | None:
-        try:
-            msgpack.packb(meta)
-        except (TypeError, ValueError) as exc:
-            raise UsageError(f"the meta of a consistent name must be plain data: {exc}") from exc
+        if meta is not None:
+            try:
+                msgpack.packb(meta)
+            except (TypeError, ValueError) as exc:
+                raise UsageError(
+                    f"the meta of a consistent name must be plain data: {exc}"
+                ) from exc
         if pid not in self._watches and not self.node.kernel.is_alive(pid):
             from .._errors import NoProc
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,6 +198,10 @@ class NameMap:
         """Incarnations gone for good: their claims are dropped and their dots refused."""
         self.known: set[Replica] = set()
         """Every incarnation a claim here came from (and not retired)."""
+        self.interest: Callable[[Any, Claim | None], bool] | None = None
+        """If set, only the changes of names for which ``interest(name, old winner)`` is true
+        are reported (the others are applied all the same): a replica's shell cares about
+        the names its own processes held and the names someone watches."""
         self._replicas: dict[tuple[Any, Any], Replica] = {replica: replica}
         self._seeds: dict[Replica, int] = {}
 
@@ -222,9 +226,11 @@ class NameMap:
         down = self.down
         return [c for c in self.all_claims(name) if c[0][0] not in down]
 
-    def winner(self, name: Any) -> Claim | None:
-        """The claim that holds ``name`` now (the smallest pid among the visible claims)."""
-        return self._winner(self.all_claims(name))
+    def winner(self, name: Any, *, index: int | None = None) -> Claim | None:
+        """The claim that holds ``name`` now (the smallest pid among the visible claims);
+        ``index``: the name's shard, if the caller has it."""
+        shard = self._shards[self.shard_of(name) if index is None else index]
+        return self._winner(shard.claims(name))
 
     def _winner(self, claims: list[Claim]) -> Claim | None:
         down = self.down
@@ -260,10 +266,14 @@ class NameMap:
 
     # -- local updates ----------------------------------------------------------------------
 
-    def add(self, name: Any, serial: int, meta: Any = None) -> list[Op]:
+    def add(
+        self, name: Any, serial: int, meta: Any = None, *, index: int | None = None
+    ) -> list[Op]:
         """A claim of ``name`` by this replica's process ``serial``; returns its delta. The
-        caller checked that no other visible claim names a live process."""
-        index = self.shard_of(name)
+        caller checked that no other visible claim names a live process (``index``: the
+        name's shard, if the caller has it)."""
+        if index is None:
+            index = self.shard_of(name)
         shard = self._shards[index]
         replica = self.replica
         counter = shard.vv.get(replica, 0) + 1
@@ -459,7 +469,10 @@ class NameMap:
     def _changes(self, before: dict[Any, tuple[_Shard, Claim | None]]) -> list[Change]:
         out = []
         winner = self._winner
+        interest = self.interest
         for name, (shard, old) in before.items():
+            if interest is not None and not interest(name, old):
+                continue
             new = winner(shard.claims(name))
             if new is not old:
                 out.append(

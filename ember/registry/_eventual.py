@@ -58,6 +58,9 @@ EVENTUAL = 3
 
 INBOX_LIMIT = 4096
 """Frames of this tier waiting to be merged, at most (more are dropped and counted)."""
+MAX_DEFERRED = 10
+"""Anti-entropy rounds skipped in a row, at most, while deltas flow: then one runs anyway, so
+a loss under steady traffic is still repaired."""
 MERGE_BUDGET = 2048
 """Claims merged between two yields to the event loop."""
 GOSSIP_TOPIC = "ember.names"
@@ -82,6 +85,9 @@ class EventualStatistics:
     gossiped: int = 0
     """Delta batches also handed to the mesh's gossip."""
     anti_entropy_rounds: int = 0
+    anti_entropy_deferred: int = 0
+    """Rounds skipped because deltas were flowing (replicas then differ by what is in
+    flight)."""
     shards_sent: int = 0
     shards_merged: int = 0
     conflicts: int = 0
@@ -193,6 +199,7 @@ class EventualTier:
         self.node = registry.node
         self.config = config
         self.core = NameMap((self.node.name, self.node.creation), config.shards)
+        self.core.interest = self._interested
         self.stats = EventualStatistics()
         self.sync = SyncState()
         self._policies: dict[tuple[Any, Pid], Policy] = {}
@@ -206,6 +213,8 @@ class EventualTier:
         self._inbox: deque[tuple[str | None, list[Any]]] = deque()
         self._draining: asyncio.Task[None] | None = None
         self._last_size = 0
+        self._last_delta = float("-inf")
+        """When this node last pushed or received a delta (anti-entropy waits for a lull)."""
         self.gossip: Callable[[bytes], bool] | None = None
         """Hands a small delta frame to the mesh's gossip (set when the mesh offers it)."""
 
@@ -242,7 +251,8 @@ class EventualTier:
     async def register(
         self, name: Any, pid: Pid, meta: Any, policy: Policy | None, within: float
     ) -> int | None:
-        held = self.core.winner(name)
+        index = self.core.shard_of(name)
+        held = self.core.winner(name, index=index)
         if held is not None:
             owner = claim_pid(held)
             if owner != pid:
@@ -253,7 +263,7 @@ class EventualTier:
         if not self._watch(pid, name):
             raise NoProc(pid)
         self._policies[(name, pid)] = policy or self.config.on_conflict
-        self._publish(self.core.add(name, pid.serial, meta))
+        self._publish(self.core.add(name, pid.serial, meta, index=index))
         self.stats.registered += 1
         if self.registry.watched("eventual", name):
             self.registry._changed("eventual", name, self.lookup(name))
@@ -293,6 +303,13 @@ class EventualTier:
         return out
 
     # -- local processes --------------------------------------------------------------------
+
+    def _interested(self, name: Any, old: Claim | None) -> bool:
+        """The changes this node acts on: of names its own processes held (a loss to
+        settle), and of names a monitor or a ``wait_for`` watches."""
+        return (old is not None and old[0][0] == self.node.name) or self.registry.watched(
+            "eventual", name
+        )
 
     def _watch(self, pid: Pid, name: Any) -> bool:
         entry = self._watches.get(pid)
@@ -390,6 +407,7 @@ class EventualTier:
 
     def _push(self) -> None:
         self._flush = None
+        self._last_delta = asyncio.get_running_loop().time()
         ops, self._pending = self._pending, []
         peers = self._peers()
         batch = self.config.push_batch
@@ -424,8 +442,18 @@ class EventualTier:
     # -- anti-entropy -----------------------------------------------------------------------
 
     async def _anti_entropy(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = self.config.anti_entropy_interval
+        deferred = 0
         while True:
-            await asyncio.sleep(self.config.anti_entropy_interval * (0.5 + self._rng.random()))
+            await asyncio.sleep(interval * (0.5 + self._rng.random()))
+            # While deltas flow, replicas differ only by what is in flight: a round then would
+            # ship whole shards for nothing, so this node waits for a quiet moment.
+            if loop.time() - self._last_delta < interval and deferred < MAX_DEFERRED:
+                deferred += 1
+                self.stats.anti_entropy_deferred += 1
+                continue
+            deferred = 0
             peers = self._peers()
             if peers:
                 self._send_digests(self._rng.choice(peers))
@@ -501,6 +529,7 @@ class EventualTier:
             changes = self.core.current(node, creation) if node != self.node.name else []
             self._last_size = 1
             if kind == "d":
+                self._last_delta = asyncio.get_running_loop().time()
                 ops = self._wire().unpack_ops(body[0])
                 self._last_size = len(ops)
                 self.stats.delta_ops_received += len(ops)

@@ -238,6 +238,30 @@ async def test_the_history_is_linearizable_under_leader_loss_and_partitions(seed
         check_tokens(rec)
 
 
+async def test_a_process_that_died_while_its_node_was_cut_off_is_released_on_reconnect() -> None:
+    from ember.mesh import SwimConfig
+
+    patient = SwimConfig.local(suspicion_mult=12)  # cut off, but not declared failed
+    async with cluster(["a", "b", "c", "d"], 36, mesh=patient) as sim:
+        await formed(sim)
+        d = sim.node("d")
+        pid = await d.spawn(Sleeper)
+        await d.names.register("cut", pid, tier="consistent")
+        await sim.wait_for(lambda: everywhere(sim, "cut", pid), what="replicated")
+        sim.partition({"d"})
+        await sim.wait_for(
+            lambda: "a" not in d.connected_nodes(), what="d's links down", timeout=30
+        )
+        await kill(d, pid)  # its release cannot commit now: no quorum on d's side
+        assert d.names.statistics()["consistent"]["pending_releases"] == 1
+        assert sim.node("a").names.whereis("cut") == pid
+        sim.heal()
+        await sim.wait_for(lambda: everywhere(sim, "cut", None), what="released", timeout=60)
+        stats = [n.names.statistics()["consistent"] for n in sim.nodes.values()]
+        assert sum(s["node_releases"] for s in stats) == 0  # d's own retried write did it
+        assert d.names.statistics()["consistent"]["pending_releases"] == 0
+
+
 async def test_register_reads_its_own_write_on_every_kind_of_node() -> None:
     """Once register returns, the registering node's cached whereis shows the new owner: on a
     member node (it waits for its own apply) and on a client (its cache takes the entry), even

@@ -177,3 +177,17 @@ async def test_wait_for_returns_once_the_name_is_seen_and_times_out_typed() -> N
             await b.names.wait_for("never", timeout=1.0)
         assert isinstance(err.value, TimeoutError) and isinstance(err.value, ember.EmberError)
         assert b.names._waiters == {}
+
+
+async def test_a_local_name_for_a_remote_pid_follows_that_process() -> None:
+    async with SimCluster(["a", "b"], seed=30) as sim:
+        a, b = sim.node("a"), sim.node("b")
+        remote, box = await probe(b)
+        await a.names.register("there", remote)  # a local name of a, for a process of b
+        assert a.names.whereis("there", "local") == remote
+        a.send(Name("there", tier="local"), "via a's local name")
+        assert await box.get() == "via a's local name"
+        with pytest.raises(ember.NameTaken):
+            await a.names.register("there", await a.spawn(Sleeper))
+        await kill(b, remote)
+        await sim.wait_for(lambda: a.names.whereis("there") is None, what="freed on exit")
