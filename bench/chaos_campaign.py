@@ -115,8 +115,13 @@ def campaign(
     out: Path | None = None,
     keep: bool = False,
     timeout: float = RUN_TIMEOUT,
+    budget: float | None = None,
+    results: Path | None = None,
 ) -> dict[str, Any]:
-    """``runs`` runs of each of ``scenarios`` (round-robin, so a short campaign covers all)."""
+    """``runs`` runs of each of ``scenarios`` (round-robin, so a short campaign covers all).
+
+    No run starts once ``budget`` seconds have passed (the counts say how many each scenario
+    got); ``results``, when given, is rewritten with the counts so far after every run."""
     root = out or Path(tempfile.mkdtemp(prefix="ember-campaign-"))
     root.mkdir(parents=True, exist_ok=True)
     per: dict[str, dict[str, Any]] = {
@@ -125,9 +130,34 @@ def campaign(
     }
     totals = {"linearizability_violations": 0, "lost_acknowledged_writes": 0, "double_owners": 0}
     start = time.monotonic()
+    stopped = False
+
+    def summary() -> dict[str, Any]:
+        rows = {}
+        for name, row in per.items():
+            walls = row["wall_s"]
+            rows[name] = {k: v for k, v in row.items() if k != "wall_s"}
+            rows[name]["median_wall_s"] = sorted(walls)[len(walls) // 2] if walls else None
+        return {
+            "driver": driver,
+            "runs_per_scenario": runs,
+            "seeds": [seed_base + 1, seed_base + runs],
+            "budget_s": budget,
+            "stopped_by_budget": stopped,
+            "scenarios": rows,
+            "totals": totals,
+            "valid_runs": sum(r["verdicts"].get("valid", 0) for r in per.values()),
+            "all_runs": sum(r["runs"] for r in per.values()),
+            "out": str(root),
+            "wall_s": round(time.monotonic() - start, 1),
+        }
+
     for i in range(1, runs + 1):
         seed = seed_base + i
         for name in scenarios:
+            if budget is not None and time.monotonic() - start >= budget:
+                stopped = True
+                break
             run_dir = root / Path(name).stem / f"s{seed}"
             run_dir.parent.mkdir(parents=True, exist_ok=True)
             verdict, result, wall = _one_run(name, driver, seed, run_dir, timeout)
@@ -160,20 +190,13 @@ def campaign(
                 file=sys.stderr,
                 flush=True,
             )
-    for row in per.values():
-        walls = row.pop("wall_s")
-        row["median_wall_s"] = sorted(walls)[len(walls) // 2] if walls else None
-    return {
-        "driver": driver,
-        "runs_per_scenario": runs,
-        "seeds": [seed_base + 1, seed_base + runs],
-        "scenarios": per,
-        "totals": totals,
-        "valid_runs": sum(r["verdicts"].get("valid", 0) for r in per.values()),
-        "all_runs": sum(r["runs"] for r in per.values()),
-        "out": str(root),
-        "wall_s": round(time.monotonic() - start, 1),
-    }
+            if results is not None:
+                partial = results.with_name(results.name + ".tmp")
+                partial.write_text(json.dumps({"chaos_campaign": summary()}, indent=2) + "\n")
+                partial.replace(results)
+        if stopped:
+            break
+    return summary()
 
 
 def run(quick: bool, reps: int) -> dict[str, Any]:
@@ -207,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="where run directories go (default: temp)")
     parser.add_argument("--keep", action="store_true", help="keep valid runs' directories too")
     parser.add_argument("--run-timeout", type=float, default=RUN_TIMEOUT)
+    parser.add_argument(
+        "--budget", type=float, metavar="S", help="start no run after S seconds in all"
+    )
+    parser.add_argument(
+        "--results", type=Path, metavar="FILE", help="rewrite FILE with the counts after each run"
+    )
     args = parser.parse_args(argv)
     if args.runs < 1:
         parser.error("--runs must be >= 1")
@@ -226,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
         out=args.out,
         keep=args.keep,
         timeout=args.run_timeout,
+        budget=args.budget,
+        results=args.results,
     )
     json.dump({"chaos_campaign": results}, sys.stdout, indent=2)
     print()
