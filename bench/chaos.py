@@ -1,8 +1,9 @@
 """Chaos: the linearizability checker's speed, the sim driver's speed, and seed sweeps.
 
 ``python -m bench.chaos [--quick] [--reps N]`` prints one JSON object;
-``python -m bench.chaos --sweep 1000`` runs leader-kill on the sim driver for seeds 1..1000
-and counts violations (the issue's sweep: long, not part of ``python -m bench``).
+``python -m bench.chaos --sweep 1000 --jobs 2`` runs leader-kill on the sim driver for seeds
+1..1000 (``--first`` moves the start), the seeds shared by two processes, and counts verdicts
+and violations (the issue's sweep: long, not part of ``python -m bench``).
 
 The sim driver's speed: a 5-node cluster with a KV workload of 2 clients at 5 operations per
 second in all (idle between operations), no faults, for 60 simulated seconds: simulated
@@ -20,11 +21,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import random
-import shutil
 import statistics
 import sys
 import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -146,30 +148,53 @@ def sim_speed(duration: float) -> dict[str, float]:
     }
 
 
-def sweep(seeds: range, name: str = "leader-kill") -> dict[str, Any]:
-    """Run bundled scenario ``name`` on the sim driver once per seed; count the verdicts."""
+def _sweep_one(name: str, seed: int) -> tuple[str, dict[str, int]]:
+    """One seed of ``name`` on the sim driver: its verdict and the goal's figures."""
     from ember.chaos._api import find_scenario, run_chaos
     from ember.chaos._scenario import load_scenario
 
-    scenario = load_scenario(find_scenario(name))
+    from .chaos_campaign import _violations
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result, summary, _ = run_chaos(load_scenario(find_scenario(name)), seed=seed, out=Path(tmp))
+    return result.validity.value, _violations(summary)
+
+
+def sweep(seeds: range, name: str = "leader-kill", jobs: int = 1) -> dict[str, Any]:
+    """Run bundled scenario ``name`` on the sim driver once per seed, in ``jobs`` processes;
+    count the verdicts and the goal's figures (linearizability violations, lost acknowledged
+    writes, double owners)."""
     verdicts: dict[str, int] = {}
+    totals: dict[str, int] = {}
     bad: list[int] = []
     start = perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
+
+    def record(seed: int, v: str, figures: dict[str, int]) -> None:
+        verdicts[v] = verdicts.get(v, 0) + 1
+        for key, n in figures.items():
+            totals[key] = totals.get(key, 0) + n
+        if v != "valid":
+            bad.append(seed)
+        print(f"sweep: seed {seed} {v} ({perf_counter() - start:.0f} s)", file=sys.stderr)
+
+    if jobs == 1:
         for seed in seeds:
-            result, _, _ = run_chaos(scenario, seed=seed, out=Path(tmp) / str(seed))
-            v = result.validity.value
-            verdicts[v] = verdicts.get(v, 0) + 1
-            if v != "valid":
-                bad.append(seed)
-            print(f"sweep: seed {seed} {v} ({perf_counter() - start:.0f} s)", file=sys.stderr)
-            shutil.rmtree(Path(tmp) / str(seed), ignore_errors=True)
+            record(seed, *_sweep_one(name, seed))
+    else:
+        context = multiprocessing.get_context("spawn")  # no fork of a process with threads
+        with ProcessPoolExecutor(jobs, mp_context=context) as pool:
+            futures = {pool.submit(_sweep_one, name, seed): seed for seed in seeds}
+            for future in as_completed(futures):
+                record(futures[future], *future.result())
     elapsed = perf_counter() - start
     return {
         "scenario": name,
         "seeds": len(seeds),
+        "first_seed": seeds[0] if seeds else None,
+        "jobs": jobs,
         "verdicts": verdicts,
-        "not_valid_seeds": bad,
+        "totals": totals,
+        "not_valid_seeds": sorted(bad),
         "wall_s": round(elapsed, 1),
         "s_per_seed": round(elapsed / max(len(seeds), 1), 2),
     }
@@ -206,10 +231,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.chaos")
     parser.add_argument("--quick", action="store_true", help="10,000 operations")
     parser.add_argument("--reps", type=int, default=3)
-    parser.add_argument("--sweep", type=int, metavar="N", help="only sweep leader-kill seeds 1..N")
+    parser.add_argument("--sweep", type=int, metavar="N", help="only sweep N seeds of leader-kill")
+    parser.add_argument("--first", type=int, default=1, help="the sweep's first seed (default 1)")
+    parser.add_argument("--jobs", type=int, default=1, help="processes the sweep's seeds share")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error("--jobs must be >= 1")
     if args.sweep:
-        json.dump({"chaos_sweep": sweep(range(1, args.sweep + 1))}, sys.stdout, indent=2)
+        seeds = range(args.first, args.first + args.sweep)
+        json.dump({"chaos_sweep": sweep(seeds, jobs=args.jobs)}, sys.stdout, indent=2)
         print()
         return 0
     json.dump({"chaos": run(args.quick, args.reps)}, sys.stdout, indent=2)

@@ -190,13 +190,19 @@ def campaign(
                 file=sys.stderr,
                 flush=True,
             )
-            if results is not None:
-                partial = results.with_name(results.name + ".tmp")
-                partial.write_text(json.dumps({"chaos_campaign": summary()}, indent=2) + "\n")
-                partial.replace(results)
+            _write(results, summary())
         if stopped:
             break
-    return summary()
+    final = summary()
+    _write(results, final)
+    return final
+
+
+def _write(results: Path | None, summary: dict[str, Any]) -> None:
+    if results is not None:
+        partial = results.with_name(results.name + ".tmp")
+        partial.write_text(json.dumps({"chaos_campaign": summary}, indent=2) + "\n")
+        partial.replace(results)
 
 
 def run(quick: bool, reps: int) -> dict[str, Any]:

@@ -52,7 +52,7 @@ def test_a_short_campaign_on_the_sim_driver(tmp_path):
     out = tmp_path / "runs"
     proc = subprocess.run(
         [sys.executable, "-m", "bench.chaos_campaign", "--driver", "sim", "--runs", "2",
-         "--scenarios", str(scenario), "--out", str(out)],
+         "--scenarios", str(scenario), "--out", str(out), "--results", str(tmp_path / "r.json")],
         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -66,3 +66,17 @@ def test_a_short_campaign_on_the_sim_driver(tmp_path):
     }
     assert report["seeds"] == [1, 2] and report["valid_runs"] == report["all_runs"] == 2
     assert not (out / "tiny" / "s1").exists()  # a valid run's directory is not kept
+    assert json.loads((tmp_path / "r.json").read_text()) == {"chaos_campaign": report}
+    assert report["stopped_by_budget"] is False
+
+
+def test_a_campaign_starts_no_run_past_its_budget(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.chaos_campaign", "--driver", "sim", "--runs", "5",
+         "--scenarios", "leader-kill", "--budget", "0", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)["chaos_campaign"]
+    assert report["stopped_by_budget"] is True and report["all_runs"] == 0
+    assert report["scenarios"]["leader-kill"]["runs"] == 0
