@@ -12,7 +12,10 @@ What a node's faults do (each node applies its own; a partition is made by telli
   written to them (frames and heartbeats), whatever they send is ignored, new connections to
   or from them fail, and membership datagrams to and from them are dropped. An open connection
   is not closed: it falls silent and the heartbeat timeout ends it, as a real partition would,
-  on both sides (the other side hears nothing either). ``heal`` lifts it.
+  on both sides (the other side hears nothing either). What it would have carried is held, not
+  lost: healed before the timeout, the connection delivers it late and in order, as TCP does
+  across a short partition (a stream with a hole and no down would be a fault no network
+  makes); if the connection ends first, it is lost with it. ``heal`` lifts it.
 - ``drop``: each frame this node writes (and each membership datagram it sends) is lost with
   this probability. Over TCP this is message loss, not packet loss: the transport loses what
   it was asked to send, which is what the at-most-once promise allows.
@@ -90,9 +93,11 @@ class FaultState:
     delayed: int = 0
     """Writes held back by ``delay``."""
     blocked_frames: int = 0
-    """Frames (and datagrams) not sent to a partitioned peer."""
+    """Frames held back from a partitioned peer (sent on heal if the connection lasts), and
+    membership datagrams not sent to it."""
     blocked_reads: int = 0
-    """Reads (and datagrams) from a partitioned peer that were ignored."""
+    """Reads from a partitioned peer held back (taken in on heal if the connection lasts), and
+    membership datagrams from it that were ignored."""
     blocked_connections: int = 0
     """Connections to or from a partitioned peer that were refused."""
 
@@ -326,18 +331,46 @@ class FaultyConnection(Connection):
         self._late: deque[tuple[float, bytes, int, int]] = deque()
         self._late_timer: asyncio.TimerHandle | None = None
         self._late_until = 0.0
+        self._cut_writes: list[tuple[bytes, int, int]] = []
+        """Writes a partition holds back (data, frames, bytes), sent on heal."""
+        self._cut_reads: list[bytes] = []
+        """Reads a partition holds back, taken in on heal."""
+
+    def _cut(self) -> bool:
+        return self.faults.active and bool(self.peer_name) and self.faults.blocks(self.peer_name)
+
+    @property
+    def holding(self) -> bool:
+        """Whether a partition holds back writes or reads of this connection."""
+        return bool(self._cut_writes or self._cut_reads)
+
+    def release(self) -> None:
+        """Once the partition is healed: what it held goes on, in order (late, as TCP
+        delivers across a short partition); nothing when the peer is still cut off."""
+        if self._cut():
+            return
+        held, self._cut_writes = self._cut_writes, []
+        for data, frames, nbytes in held:
+            self._write_late(data, frames, nbytes)
+        reads, self._cut_reads = self._cut_reads, []
+        if reads and not self._closing:
+            super().data_received(b"".join(reads))
 
     def data_received(self, data: bytes) -> None:
-        faults = self.faults
-        if faults.active and self.peer_name and faults.blocks(self.peer_name):
-            faults.count("blocked_reads")
-            return  # as if lost on the way: not even heard, so the heartbeat times out
+        if self._cut():
+            self.faults.count("blocked_reads")
+            self._cut_reads.append(data)  # not heard meanwhile, so the heartbeat times out
+            return
+        if self._cut_reads:
+            self.release()
         super().data_received(data)
 
     def write_frames(self, parts: list[bytes], frames: int, nbytes: int) -> bool:
-        """Frames handed here count as sent; those the faults then drop, hold back or lose
-        with the connection are counted as dropped too."""
+        """Frames handed here count as sent; those the faults then drop, or that are lost
+        with the connection (late or held by a partition), are counted as dropped too."""
         faults = self.faults
+        if self._cut_writes and not self._cut():
+            self.release()  # what the partition held goes first
         if not faults.active:
             if self._late:
                 self._write_late(b"".join(parts), frames, nbytes)
@@ -345,7 +378,7 @@ class FaultyConnection(Connection):
             return super().write_frames(parts, frames, nbytes)
         if faults.blocks(self.peer_name):
             faults.count("blocked_frames", frames)
-            self._stats.dropped_by_fault += frames
+            self._cut_writes.append((b"".join(parts), frames, nbytes))
             return True
         if faults._drop:
             kept: list[bytes] = []
@@ -405,7 +438,10 @@ class FaultyConnection(Connection):
             self._late_timer.cancel()
             self._late_timer = None
         lost = sum(frames for _, _, frames, _ in self._late)
+        lost += sum(frames for _, frames, _ in self._cut_writes)
         self._late.clear()
+        self._cut_writes.clear()
+        self._cut_reads.clear()
         self._stats.dropped_disconnected += lost
         super().connection_lost(exc)
 

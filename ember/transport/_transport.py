@@ -516,10 +516,14 @@ class Transport(PeerTable[_Peer]):
         return Connection(self, handshake, **options)
 
     def _faults_changed(self) -> None:
-        """After a heal, dial at once the peers we are waiting to redial."""
+        """After a heal, dial at once the peers we are waiting to redial, and let open
+        connections deliver what the partition held (next turn: not inside a request)."""
         for p in self._peers.values():
             if p.wakeup is not None and not p.wakeup.done() and not self.faults.blocks(p.name):
                 p.wakeup.set_result(None)
+            conn = p.conn
+            if isinstance(conn, FaultyConnection) and conn.holding and self._loop is not None:
+                self._loop.call_soon(conn.release)
 
     def _dial(self, p: _Peer) -> None:
         if p.conn is None and p.dialer is None and self._state == "running":
