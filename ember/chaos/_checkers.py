@@ -357,14 +357,18 @@ def check_unique_owners(
     faults: Sequence[Mapping[str, Any]],
     tier: str,
     aftermath: float = 0.0,
+    *,
+    converged_after: float | None = None,
+    within: float | None = None,
 ) -> CheckResult:
-    """Every name has at most one owner: after the final heal and settle, every node sees the
-    same holder (or none) under each name; and, for consistent names, no two processes held
-    a name at once: a successful registration of a name another process holds must follow a
-    release of it (an unregister, or a fault on the holder's node that releases its names),
-    and carry a larger fencing token. A fault's releases may trail it by ``aftermath`` seconds
-    (the failure detector declares a node failed, and its names are released, after the fault
-    that cut it off may already have ended).
+    """Every name has at most one owner: after the final heal, every node sees the same holder
+    (or none) under each name (``views``: the last ones polled, ``converged_after`` seconds
+    after the heal when they agreed, None if not within ``within``); and, for consistent
+    names, no two processes held a name at once: a successful registration of a name another
+    process holds must follow a release of it (an unregister, or a fault on the holder's node
+    that releases its names), and carry a larger fencing token. A fault's releases may trail
+    it by ``aftermath`` seconds (the failure detector declares a node failed, and its names are
+    released, after the fault that cut it off may already have ended).
     """
     split: list[dict[str, Any]] = []
     names = sorted({n for view in views.values() for n in view}, key=str)
@@ -381,6 +385,8 @@ def check_unique_owners(
         "nodes": len(views),
         "diverged_names": len(split),
         "double_owners": len(doubles),
+        "converged_after_s": converged_after,
+        "within_s": within,
         "registrations": sum(
             1
             for i, d in history.pairs()
@@ -391,18 +397,20 @@ def check_unique_owners(
         return CheckResult(f"unique_{tier}_names", Validity.UNKNOWN, "no node answered", figures)
     if split or doubles:
         first = split[0]["name"] if split else doubles[0]["name"]
+        when = "after settling" if within is None else f"{within:g} s after the heal"
         return CheckResult(
             f"unique_{tier}_names",
             Validity.INVALID,
-            f"{len(split)} names seen with different owners after settling, {len(doubles)} "
-            f"held by two processes at once (first: {first!r})",
+            f"{len(split)} names seen with different owners {when}, {len(doubles)} held by "
+            f"two processes at once (first: {first!r})",
             figures,
             {"diverged": split[:_WITNESS_OPS], "double_owners": doubles[:_WITNESS_OPS]},
         )
     return CheckResult(
         f"unique_{tier}_names",
         Validity.VALID,
-        f"{len(names)} {tier} names: one owner each on all {len(views)} nodes",
+        f"{len(names)} {tier} names: one owner each on all {len(views)} nodes"
+        + ("" if converged_after is None else f" ({converged_after:g} s after the heal)"),
         figures,
     )
 

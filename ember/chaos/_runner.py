@@ -132,7 +132,8 @@ class Runner:
         self._cuts: dict[int, set[Link]] = {}
         self._undo: dict[int, tuple[FaultRecord, Callable[[], Awaitable[None]]]] = {}
         self._over = asyncio.Event()  # the workload phase ended: the nemesis stops
-        self.views: dict[str, dict[str, dict[str, str | None]]] = {}
+        self.views: dict[str, dict[str, Any]] = {}
+        """Per names tier: the settled views, when they agreed, the bound (``settle_views``)."""
         """Per name tier, each node's view of the names after the final heal."""
         self.pg: list[dict[str, Any]] = []
         """What each pg workload saw of the groups after the final heal."""
@@ -202,7 +203,8 @@ class Runner:
                 for w in workloads:
                     await w.final_reads(within=max(30.0, s.settle * 4))
                     if isinstance(w, NamesWorkload):
-                        self.views[w.spec.tier] = await w.final_views()
+                        within = s.checks.names_within
+                        self.views[w.spec.tier] = await w.settle_views(within, healed)
                     elif isinstance(w, PgWorkload):
                         self.pg.append(await w.converge(s.checks.pg_within, healed))
                     elif isinstance(w, SupervisorsWorkload):
@@ -234,10 +236,18 @@ class Runner:
         )
         faults = [f.as_dict() for f in self.faults]
         if c.unique_names:
-            for tier, views in self.views.items():
+            for tier, seen in self.views.items():
                 # A fault's releases trail it by up to the settle time (failure detection).
                 out.append(
-                    check_unique_owners(self.history, views, faults, tier, self.scenario.settle)
+                    check_unique_owners(
+                        self.history,
+                        seen["views"],
+                        faults,
+                        tier,
+                        self.scenario.settle,
+                        converged_after=seen["converged_after"],
+                        within=seen["within"],
+                    )
                 )
         if any(w.kind == "calls" for w in self.scenario.workloads):
             out.append(check_calls(self.history))

@@ -162,11 +162,12 @@ class GeneratorSpec:
 @dataclass(frozen=True, kw_only=True)
 class ChecksSpec:
     """What to check at the end. ``linearizable`` (kv), ``lost_writes`` (kv),
-    ``unique_names`` (names), ``pg_converge`` (pg: views equal within ``pg_within`` seconds
-    of the heal), ``supervisors`` (supervisors: every tree back to full strength within
-    ``supervisors_within`` seconds of the heal), ``contracts`` (contracts: every acknowledged
-    run completes once with the right result; the final phase waits at most
-    ``contracts_within`` seconds for the runs to end), ``logs`` (no tracebacks;
+    ``unique_names`` (names: every node's view alike within ``names_within`` seconds of the
+    heal, no consistent name held twice), ``pg_converge`` (pg: views equal within
+    ``pg_within`` seconds of the heal), ``supervisors`` (supervisors: every tree back to full
+    strength within ``supervisors_within`` seconds of the heal), ``contracts`` (contracts:
+    every acknowledged run completes once with the right result; the final phase waits at
+    most ``contracts_within`` seconds for the runs to end), ``logs`` (no tracebacks;
     ``logs_allow``: regular expressions of accepted lines), ``rss_limit_mb`` (None: no
     check), ``max_unavailable`` (seconds without a successful write; None: reported, not
     judged), ``budget`` (seconds for the linearizability search)."""
@@ -174,6 +175,7 @@ class ChecksSpec:
     linearizable: bool = True
     lost_writes: bool = True
     unique_names: bool = True
+    names_within: float = 15.0
     pg_converge: bool = True
     pg_within: float = 10.0
     supervisors: bool = True
@@ -422,6 +424,7 @@ def _checks(r: _Reader, data: Any) -> ChecksSpec:
         "linearizable",
         "lost_writes",
         "unique_names",
+        "names_within",
         "pg_converge",
         "pg_within",
         "supervisors",
@@ -443,6 +446,7 @@ def _checks(r: _Reader, data: Any) -> ChecksSpec:
         linearizable=r.boolean(t, where, "linearizable", True),
         lost_writes=r.boolean(t, where, "lost_writes", True),
         unique_names=r.boolean(t, where, "unique_names", True),
+        names_within=r.number(t, where, "names_within", 15.0, positive=True),
         pg_converge=r.boolean(t, where, "pg_converge", True),
         pg_within=r.number(t, where, "pg_within", 10.0, positive=True),
         supervisors=r.boolean(t, where, "supervisors", True),

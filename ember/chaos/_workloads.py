@@ -204,7 +204,8 @@ class NamesWorkload(Workload):
     ``register`` completes ``ok`` with the fencing token (None for eventual names), ``fail``
     with ``NameTaken`` (the value is the holder), ``TierUnavailable`` or a dead holder, or
     ``info``; ``unregister`` and ``whereis`` likewise. After the final heal,
-    :meth:`final_views` asks every node which process it sees under each name.
+    :meth:`settle_views` polls every node's view (:meth:`final_views`: which process it sees
+    under each name) until they agree.
     """
 
     @property
@@ -253,6 +254,24 @@ class NamesWorkload(Workload):
             return self._failed(invoke, outcome, exc)
         self.history.complete(invoke, "ok", result, self.clock(), node=node)
         return "ok"
+
+    async def settle_views(self, within: float, since: float) -> dict[str, Any]:
+        """Poll every node's view until all agree on every name or ``within`` seconds after
+        ``since`` (the heal) pass; the last views, and when after ``since`` they were first
+        seen to agree (an upper bound of the convergence time; None: they did not).
+
+        Eventual names converge once every member sees the others alive again (the mesh
+        re-forms within a reconnect interval of a heal) and anti-entropy has run, so one look
+        at a fixed moment would judge the failure detector's timing on a loaded machine."""
+        while True:
+            views = await self.final_views()
+            owners = [{view.get(name) for view in views.values()} for name in self.keys]
+            agreed = bool(views) and all(len(seen) == 1 for seen in owners)
+            elapsed = self.clock() - since
+            if agreed or elapsed >= within:
+                converged = round(elapsed, 3) if agreed else None
+                return {"views": views, "converged_after": converged, "within": within}
+            await asyncio.sleep(0.2)
 
     async def final_views(self, within: float = 10.0) -> dict[str, dict[str, str | None]]:
         """Every live node's view: name -> the holder it sees (as text) or None."""

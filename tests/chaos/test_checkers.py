@@ -183,6 +183,17 @@ def test_unique_owners_catches_views_that_disagree_after_the_heal():
     assert check_unique_owners(History(), {}, [], "eventual").validity is Validity.UNKNOWN
 
 
+def test_unique_owners_says_when_the_views_agreed_and_for_how_long_they_did_not():
+    views = {"n1": {"a": "<n1.2.1>"}, "n2": {"a": "<n3.2.1>"}}
+    late = check_unique_owners(History(), views, [], "eventual", converged_after=None, within=15)
+    assert late.validity is Validity.INVALID and "15 s after the heal" in late.summary
+    assert late.figures["converged_after_s"] is None and late.figures["within_s"] == 15
+    same = {"n1": {"a": "<n1.2.1>"}, "n2": {"a": "<n1.2.1>"}}
+    ok = check_unique_owners(History(), same, [], "eventual", converged_after=6.5, within=15)
+    assert ok.validity is Validity.VALID and ok.figures["converged_after_s"] == 6.5
+    assert "6.5 s after the heal" in ok.summary
+
+
 def test_unique_owners_catches_a_consistent_name_held_twice():
     views = {"n1": {"c": "<n2.2.1>"}, "n2": {"c": "<n2.2.1>"}}
     taken = (
