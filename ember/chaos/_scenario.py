@@ -175,7 +175,7 @@ class ChecksSpec:
     linearizable: bool = True
     lost_writes: bool = True
     unique_names: bool = True
-    names_within: float = 15.0
+    names_within: float = 20.0
     pg_converge: bool = True
     pg_within: float = 10.0
     supervisors: bool = True
@@ -446,7 +446,7 @@ def _checks(r: _Reader, data: Any) -> ChecksSpec:
         linearizable=r.boolean(t, where, "linearizable", True),
         lost_writes=r.boolean(t, where, "lost_writes", True),
         unique_names=r.boolean(t, where, "unique_names", True),
-        names_within=r.number(t, where, "names_within", 15.0, positive=True),
+        names_within=r.number(t, where, "names_within", 20.0, positive=True),
         pg_converge=r.boolean(t, where, "pg_converge", True),
         pg_within=r.number(t, where, "pg_within", 10.0, positive=True),
         supervisors=r.boolean(t, where, "supervisors", True),
