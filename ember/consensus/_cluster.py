@@ -547,7 +547,8 @@ class Cluster:
         """Start a member on ``node`` (default: a new one on this node) and add it as a learner;
         the leader promotes it to voter once caught up, while voters are under the cap or in
         place of a failed voter. Returns its id once it is a member, and a voter if there was
-        room (or ``wait_voter``: once it replaced a failed voter)."""
+        room (or ``wait_voter``: once it replaced a failed voter). :class:`NoLeader` if no
+        leader is known, also when the one asked stepped down meanwhile (nothing was added)."""
         status = await self.status(timeout=timeout)
         if node is None:
             known = {*self.members, *status["voters"], *status["learners"]}
@@ -560,6 +561,8 @@ class Cluster:
             member = node
         if member in status["voters"] or member in status["learners"]:
             raise UsageError(f"{member} is already a member of {self.name}")
+        if status["leader"] is None:  # the leader asked stepped down before it answered
+            raise NoLeader(f"{self.name} has no leader to add {member} through")
         meta = await self._meta_like(status["leader"], member, durable)
         async with asyncio.timeout(timeout):
             await _request(self.host, node_of(member), "create", [meta, None, []], timeout)

@@ -13,7 +13,7 @@ from clusterkit import eventually, wait_applied
 
 import ember
 from ember import UsageError
-from ember.consensus import Cluster, ClusterConfig
+from ember.consensus import Cluster, ClusterConfig, NoLeader
 
 
 async def test_add_member_catches_up_and_becomes_voter(node: Any) -> None:
@@ -29,6 +29,27 @@ async def test_add_member_catches_up_and_becomes_voter(node: Any) -> None:
     cluster.members.remove("test#4")
     with pytest.raises(UsageError, match="already a member"):  # it asks the group, not its list
         await cluster.add_member("test#4")
+
+
+async def test_add_member_while_the_leader_steps_down_is_no_leader(
+    node: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The leader asked for the status may have lost its leadership by the time it answers
+    # (found under a partition by the chaos campaign: pg-netsplit seed 407 on node processes,
+    # where the registry's consistent tier adds members from its leader's chores).
+    cluster = await Cluster.start(nodes=3, node=node, name="stepdown")
+    await cluster.wait_for_leader(timeout=10)
+    real = cluster.status
+
+    async def stepped_down(member: str | None = None, *, timeout: float = 5.0) -> Any:  # noqa: ASYNC109
+        return {**await real(member, timeout=timeout), "leader": None}
+
+    monkeypatch.setattr(cluster, "status", stepped_down)
+    with pytest.raises(NoLeader):
+        await cluster.add_member()
+    monkeypatch.undo()
+    status = await cluster.status()
+    assert len(status["voters"]) == 3 and status["learners"] == []  # nothing was added
 
 
 async def test_remove_member_stops_it_and_deletes_its_data(tmp_path: Path) -> None:
