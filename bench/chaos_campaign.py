@@ -5,8 +5,9 @@ runs each scenario ``N`` times (seeds ``seed-base + 1 .. seed-base + N``: the wo
 nemesis's choices differ from run to run), each as its own ``python -m ember chaos run``
 process in its own session, bounded by ``--run-timeout`` (past it the session's processes, the
 runner and its node processes, are killed by their process group and the run counts as
-``timeout``). It prints one JSON object: per scenario the verdict counts, per check the
-invalid and unknown counts, and the three figures of the issue's goal over every run — 0
+``timeout``; the run's log, ``s<seed>.out``, then ends with every thread's stack). It prints
+one JSON object: per scenario the verdict counts, per check the invalid and unknown counts,
+and the three figures of the issue's goal over every run — 0
 linearizability violations, 0 lost acknowledged writes, 0 double owners —, with every run that
 was not valid listed by seed and run directory (kept; a valid run's directory is removed unless
 ``--keep``). ``python -m bench --only chaos_campaign`` runs it with ``--reps`` runs of each
@@ -19,6 +20,7 @@ are the driver's); bounded in count and time by construction.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -66,8 +68,8 @@ def _one_run(
 ) -> tuple[str, dict[str, Any] | None, float]:
     """Run one scenario in its own session; ``(verdict, result.json or None, wall seconds)``."""
     command = [
-        sys.executable, "-m", "ember", "chaos", "run", scenario, "--driver", driver,
-        "--seed", str(seed), "--out", str(out), "--quiet",
+        sys.executable, "-X", "faulthandler", "-m", "ember", "chaos", "run", scenario,
+        "--driver", driver, "--seed", str(seed), "--out", str(out), "--quiet",
     ]  # fmt: skip
     start = time.monotonic()
     log = (out.parent / f"{out.name}.out").open("w")
@@ -75,7 +77,13 @@ def _one_run(
     try:
         proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # the session this run started, and only it
+        # SIGABRT first: faulthandler writes every thread's stack to the run's log (where it
+        # hung), then the session this run started, and only it, is killed.
+        proc.send_signal(signal.SIGABRT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):  # none left of the session
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         return "timeout", None, time.monotonic() - start
     finally:

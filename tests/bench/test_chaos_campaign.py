@@ -80,3 +80,16 @@ def test_a_campaign_starts_no_run_past_its_budget(tmp_path):
     report = json.loads(proc.stdout)["chaos_campaign"]
     assert report["stopped_by_budget"] is True and report["all_runs"] == 0
     assert report["scenarios"]["leader-kill"]["runs"] == 0
+
+
+def test_a_run_past_its_timeout_is_stopped_with_its_stacks_in_its_log(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.chaos_campaign", "--driver", "sim", "--runs", "1",
+         "--scenarios", "leader-kill", "--run-timeout", "1", "--out", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)["chaos_campaign"]
+    assert report["scenarios"]["leader-kill"]["verdicts"] == {"timeout": 1}
+    log = (tmp_path / "leader-kill" / "s1.out").read_text()
+    assert "Fatal Python error: Aborted" in log and 'File "' in log  # where it was
