@@ -42,6 +42,16 @@ def test_a_result_gives_the_goals_figures():
     assert _violations(valid) == dict.fromkeys(_violations(result), 0)
 
 
+def _campaign(*args: str) -> dict:
+    """``python -m bench.chaos_campaign --driver sim ARGS``: its JSON report."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.chaos_campaign", "--driver", "sim", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["chaos_campaign"]
+
+
 def test_a_short_campaign_on_the_sim_driver(tmp_path):
     scenario = tmp_path / "tiny.toml"
     scenario.write_text(
@@ -50,13 +60,9 @@ def test_a_short_campaign_on_the_sim_driver(tmp_path):
         '[[faults.timeline]]\nat = 1.0\nfault = "kill"\ntarget = "leader"\nduration = 1.5\n'
     )
     out = tmp_path / "runs"
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.chaos_campaign", "--driver", "sim", "--runs", "2",
-         "--scenarios", str(scenario), "--out", str(out), "--results", str(tmp_path / "r.json")],
-        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)["chaos_campaign"]
+    results = tmp_path / "r.json"
+    report = _campaign("--runs", "2", "--scenarios", str(scenario), "--out", str(out),
+                       "--results", str(results))  # fmt: skip
     row = report["scenarios"][str(scenario)]
     assert row["runs"] == 2 and row["verdicts"] == {"valid": 2}, row
     assert report["totals"] == {
@@ -66,30 +72,20 @@ def test_a_short_campaign_on_the_sim_driver(tmp_path):
     }
     assert report["seeds"] == [1, 2] and report["valid_runs"] == report["all_runs"] == 2
     assert not (out / "tiny" / "s1").exists()  # a valid run's directory is not kept
-    assert json.loads((tmp_path / "r.json").read_text()) == {"chaos_campaign": report}
+    assert json.loads(results.read_text()) == {"chaos_campaign": report}
     assert report["stopped_by_budget"] is False
 
 
 def test_a_campaign_starts_no_run_past_its_budget(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.chaos_campaign", "--driver", "sim", "--runs", "5",
-         "--scenarios", "leader-kill", "--budget", "0", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)["chaos_campaign"]
+    report = _campaign("--runs", "5", "--scenarios", "leader-kill", "--budget", "0",
+                       "--out", str(tmp_path))  # fmt: skip
     assert report["stopped_by_budget"] is True and report["all_runs"] == 0
     assert report["scenarios"]["leader-kill"]["runs"] == 0
 
 
 def test_a_run_past_its_timeout_is_stopped_with_its_stacks_in_its_log(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "bench.chaos_campaign", "--driver", "sim", "--runs", "1",
-         "--scenarios", "leader-kill", "--run-timeout", "1", "--out", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
-    report = json.loads(proc.stdout)["chaos_campaign"]
+    report = _campaign("--runs", "1", "--scenarios", "leader-kill", "--run-timeout", "1",
+                       "--out", str(tmp_path))  # fmt: skip
     assert report["scenarios"]["leader-kill"]["verdicts"] == {"timeout": 1}
     log = (tmp_path / "leader-kill" / "s1.out").read_text()
     assert "Fatal Python error: Aborted" in log and 'File "' in log  # where it was
