@@ -488,6 +488,10 @@ class Names:
         if handle is not None:
             self.node.kernel.unwatch(handle)
 
+    def watching(self) -> bool:
+        """Whether any name monitor or ``wait_for`` waits at all."""
+        return bool(self._waiters) or bool(self._name_monitors)
+
     def watched(self, tier: Tier, name: Any) -> bool:
         """Whether a monitor or a ``wait_for`` waits on ``name`` (tiers skip building the
         :class:`Registration` of a change nobody watches)."""
