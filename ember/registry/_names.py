@@ -143,6 +143,7 @@ class Names:
         dist = self.node.dist
         if dist is not None:
             self.codec = self.rpc.codec = dist.codec
+            dist.codec.register(Name)  # a fenced call, link or monitor names its owner's node
             dist.add_channel_handler(Channel.REGISTRY, self._on_frame)
             self._unlisten = dist.add_node_listener(self._on_node)
         for tier in self.tiers.values():
@@ -376,16 +377,38 @@ class Names:
 
     # -- the kernel's resolver --------------------------------------------------------------
 
-    def whereis_dest(self, dest: Any) -> Pid | None:
+    def whereis_dest(self, dest: Any) -> Pid | tuple[Any, str] | None:
+        if dest.__class__ is tuple:
+            # (Name, this node): a peer's fenced call, link or monitor, decided here.
+            if len(dest) != 2 or dest[0].__class__ is not Name or dest[1] != self.node.name:
+                return None
+            return self._fenced_pid(dest[0])
         if dest.__class__ is not Name:
             return None
         reg = self.lookup(dest.name, dest.tier)
         if reg is None:
             return None
-        if dest.fence is not None and reg.token != dest.fence:
+        if dest.fence is None:
+            return reg.pid
+        if reg.pid.node != self.node.name:
+            return (dest, reg.pid.node)  # its node checks the token, as for a send
+        return self._fenced_pid(dest)
+
+    def _fenced_pid(self, dest: Name) -> Pid | None:
+        """The local process that holds ``dest``'s name at exactly its token as this node
+        sees it (the owner's node decides), or None (counted in ``fenced_drops``)."""
+        reg = self.lookup(dest.name, "consistent")
+        check = self.fence_check
+        if (
+            reg is None
+            or dest.fence is None
+            or reg.pid.node != self.node.name
+            or check is None
+            or not check(dest.name, reg.pid, dest.fence)
+        ):
             self.fenced_drops += 1
             return None
-        return reg.pid
+        return self.node.kernel.local_pid(reg.pid)
 
     def send_dest(self, dest: Any, msg: Any) -> bool:
         if dest.__class__ is not Name:
@@ -606,7 +629,7 @@ class _Resolver:
     def __init__(self, names: Names) -> None:
         self.names = names
 
-    def whereis(self, dest: Any) -> Pid | None:
+    def whereis(self, dest: Any) -> Pid | tuple[Any, str] | None:
         return self.names.whereis_dest(dest)
 
     def send(self, dest: Any, msg: Any) -> bool:
