@@ -11,6 +11,7 @@ processes and releases their names when they exit; the caller's node forwards it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -205,7 +206,12 @@ class Names:
         name = check_global_name(name)
         self._check_unshadowed(name, tier)
         within = self.config.request_timeout if timeout is None else timeout
-        with self.node.tracing.span("names.register", {"ember.names.tier": tier}):
+        tracing = self.node.tracing
+        with (
+            tracing.span("names.register", {"ember.names.tier": tier})
+            if tracing.enabled
+            else _UNTRACED  # a span costs microseconds even when it is a no-op
+        ):
             if pid.node == self.node.name:
                 self._budget -= 1
                 if self._budget <= 0:
@@ -617,6 +623,7 @@ class Names:
             self.rpc.node_down(peer)
 
 
+_UNTRACED = contextlib.nullcontext()
 _PENDING: Any = object()
 """A remote local name whose monitor is being set up."""
 
