@@ -420,8 +420,6 @@ class ConsistentTier:
     def _changed(self, changes: list[tuple[Any, Entry | None, Entry | None]]) -> None:
         # On every member's apply path and a client's push path: no objects made for a
         # change nobody watches.
-        from ._names import Registration
-
         me, creation, registry = self.node.name, self.node.creation, self.registry
         watching = registry.watching()
         for name, old, new in changes:
@@ -430,6 +428,8 @@ class ConsistentTier:
             if new is not None and new[0].node == me and new[0].creation == creation:
                 self._watch(new[0], name)
             if watching and registry.watched("consistent", name):
+                from ._names import Registration
+
                 reg = (
                     None
                     if new is None
