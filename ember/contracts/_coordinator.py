@@ -109,6 +109,7 @@ class RunCoordinator(Actor):
         self.end_written = False
         self.closing = False
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.contract_key = spec.contract_key
         self.inline: dict[str, bool] = {}
         """Whether a step runs on this node (it needs nothing and is not pinned), by name."""
         self.denied: dict[str, str | None] = {}
@@ -447,7 +448,7 @@ class RunCoordinator(Actor):
         args = (
             self.pid,
             spec.run_id,
-            spec.contract_key,
+            self.contract_key,
             launch.key,
             step.name,
             case,
