@@ -500,7 +500,8 @@ class RunCoordinator(Actor):
     def _send_run(self, node: str, host: Pid, args: tuple[Any, ...]) -> None:
         """Hand an attempt to ``node``'s step host, in a call: a plain function's report is its
         reply (served at once there), anything else reports here when its worker is done."""
-        fut = self.kernel.call(host, ("run", *args), timeout=None)
+        # A list, not a tuple: msgpack packs it natively and the host's match takes either.
+        fut = self.kernel.call(host, ["run", *args], timeout=None)
         fut.add_done_callback(functools.partial(self._ran, node, args[3], args[6]))
 
     def _ran(self, node: str, key: str, attempt: int, fut: asyncio.Future[Any]) -> None:

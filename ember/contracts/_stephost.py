@@ -85,7 +85,7 @@ class StepHost(Actor):
             case _:
                 pass
 
-    def _inline(self, args: list[Any]) -> tuple[Any, ...] | None:
+    def _inline(self, args: list[Any]) -> tuple[Any, ...] | list[Any] | None:
         """The report of a plain-function attempt, run here at once as its coordinator would
         run it; None for one that needs a worker (async, ctx, blocking, a child contract)."""
         run_id, contract, key, step_name, case, attempt, arguments = args[:7]
@@ -104,6 +104,7 @@ class StepHost(Actor):
                 denied = service.policy.first_denied(step.needs)
                 if denied is not None:
                     return ("denied", key, attempt, denied, f"node {here}")
-            return ("done", key, attempt, run_function(service, step, call, arguments), here)
+            # A list: it travels as the call's reply (see RunCoordinator._send_run).
+            return ["done", key, attempt, run_function(service, step, call, arguments), here]
         except Exception as exc:
             return failed(exc, key, attempt, here)
