@@ -16,7 +16,10 @@
   registrants, each registering new names for its own process back to back: registrations/s and
   p50/p99 latency; interleaved with the baseline, the Raft benchmark's 64 writers on a KV group
   of the same three nodes (the ratio says what a registration costs over a plain Raft
-  write). The staleness of the member caches: after each of a series of registrations returns,
+  write). Beside the rates, the CPU each costs: user + system CPU microseconds per operation
+  of the 3 node processes and this one (``/proc``), steadier than a rate on a shared host.
+  ``python -m bench.names_consistent`` runs this section alone. The staleness of the member
+  caches: after each of a series of registrations returns,
   how long until each of the 3 nodes' cached ``whereis`` sees it (max over nodes), against the
   stated bound of one heartbeat (50 ms) plus a delivery.
 - **cached whereis**: lookups of a consistent name from this node's cache, per second (one loop,
@@ -134,10 +137,15 @@ async def consistent_load(
     from bench.raft import load
 
     pids = [await client.spawn(Sleeper) for _ in range(writers)]
+    made = [0] * writers
 
     async def register(key: str, _value: bytes) -> None:
+        # A new name every time (the load loop's keys repeat, and registering a name its
+        # process holds already is an idempotent write that changes nothing).
         writer = int(key[1 : key.index("-")])
-        await client.names.register((prefix, key), pids[writer], tier="consistent", timeout=30)
+        made[writer] += 1
+        name = (prefix, writer, made[writer])
+        await client.names.register(name, pids[writer], tier="consistent", timeout=30)
 
     r = await load(register, writers, duration)
     return {
@@ -191,6 +199,12 @@ def cached_whereis(client: Any, name: Any, count: int) -> dict[str, float]:
 
 
 async def _main(quick: bool) -> dict[str, Any]:
+    results = await _eventual(quick)
+    results.update(await consistent_section(quick))
+    return results
+
+
+async def _eventual(quick: bool) -> dict[str, Any]:
     from ember.registry import RegistryConfig
 
     results: dict[str, Any] = {}
@@ -218,7 +232,39 @@ async def _main(quick: bool) -> dict[str, Any]:
         await procs.stop()
     results["bytes"] = bytes_per_name(20_000 if quick else 100_000)
     _log(results["bytes"])
+    return results
 
+
+def _cpu_seconds(pids: list[int]) -> list[float] | None:
+    """User + system CPU seconds so far of each process (Linux ``/proc``; None elsewhere)."""
+    try:
+        out = []
+        for pid in pids:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            out.append((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"))
+        return out
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+async def _cpu_per_op(
+    pids: list[int], run: Any, count_key: str
+) -> tuple[dict[str, Any], list[float] | None]:
+    """``await run()`` and the CPU microseconds it cost per operation in each of ``pids``."""
+    before = _cpu_seconds(pids)
+    r: dict[str, Any] = await run()
+    after = _cpu_seconds(pids)
+    if before is None or after is None or not r[count_key]:
+        return r, None
+    return r, [round((b - a) / r[count_key] * 1e6, 1) for a, b in zip(before, after, strict=True)]
+
+
+async def consistent_section(quick: bool) -> dict[str, Any]:
+    """The consistent tier's figures (3 voter processes and this node as a client)."""
+    from ember.registry import RegistryConfig
+
+    results: dict[str, Any] = {}
     procs, client = await processes(
         3,
         "bench-consistent",
@@ -243,11 +289,23 @@ async def _main(quick: bool) -> dict[str, Any]:
         async def kv_write(key: str, value: bytes) -> None:
             await kv.write({"key": key, "value": value}, timeout=30)
 
+        # CPU per operation, summed over the 3 nodes and this client: what an operation
+        # costs, much steadier than a rate on a shared host.
+        pids = [n.process.pid for n in procs.running()] + [os.getpid()]
         duration = 1.0 if quick else 3.0
-        runs, raft_runs = [], []
+        runs, raft_runs, cpu, raft_cpu = [], [], [], []
         for r in range(1 if quick else 3):
-            runs.append(await consistent_load(client, 64, duration, f"load{r}"))
-            raft_runs.append(await load(kv_write, 64, duration))
+            reg, reg_cpu = await _cpu_per_op(
+                pids,
+                lambda r=r: consistent_load(client, 64, duration, f"load{r}"),
+                "registrations",
+            )
+            kvr, kv_cpu = await _cpu_per_op(pids, lambda: load(kv_write, 64, duration), "writes")
+            runs.append(reg)
+            raft_runs.append(kvr)
+            if reg_cpu is not None and kv_cpu is not None:
+                cpu.append(reg_cpu)
+                raft_cpu.append(kv_cpu)
         best = sorted(runs, key=lambda r: r["registrations_per_s"])[len(runs) // 2]
         raft = sorted(raft_runs, key=lambda r: r["writes_per_s"])[len(raft_runs) // 2]
         results["consistent_64"] = {
@@ -260,10 +318,18 @@ async def _main(quick: bool) -> dict[str, Any]:
             "p99_ms": round(raft["p99_ms"], 3),
             "samples_per_s": [round(r["writes_per_s"], 1) for r in raft_runs],
         }
-        _log(results["consistent_64"], results["raft_writes_64"])
+        if cpu:
+            results["cpu_us_per_op"] = {
+                "processes": [*nodes, "client"],
+                "registration": [round(sum(c), 1) for c in cpu],
+                "raft_write": [round(sum(c), 1) for c in raft_cpu],
+                "registration_by_process": cpu,
+                "raft_write_by_process": raft_cpu,
+            }
+        _log(results["consistent_64"], results["raft_writes_64"], results.get("cpu_us_per_op"))
         results["staleness"] = await staleness(client, watchers, 20 if quick else 100)
         _log(results["staleness"])
-        sample = ("load0", "w0-0")
+        sample = ("load0", 0, 1)
         results["cached_whereis"] = cached_whereis(client, sample, 200_000 if quick else 1_000_000)
         _log(results["cached_whereis"])
     finally:
@@ -272,9 +338,25 @@ async def _main(quick: bool) -> dict[str, Any]:
     return results
 
 
+def consistent_ratios(results: dict[str, Any]) -> dict[str, Any]:
+    cw = results["cached_whereis"]
+    out: dict[str, Any] = {
+        "whereis_consistent/dict_get": ratio(cw["whereis_consistent"], cw["dict_get"]),
+        "registrations/raft_writes": ratio(
+            results["consistent_64"]["registrations_per_s"],
+            results["raft_writes_64"]["writes_per_s"],
+        ),
+    }
+    cpu = results.get("cpu_us_per_op")
+    if cpu is not None:
+        out["cpu_per_registration/cpu_per_raft_write"] = ratio(
+            statistics.median(cpu["registration"]), statistics.median(cpu["raft_write"])
+        )
+    return out
+
+
 def run(quick: bool, reps: int) -> dict[str, Any]:
     results: dict[str, Any] = run_uvloop(_main(quick))
-    cw = results["cached_whereis"]
     return {
         "unit": "ms, s, bytes, operations/s (wall clock; this host)",
         "params": {
@@ -287,11 +369,7 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
         },
         "results": results,
         "ratios": {
-            "whereis_consistent/dict_get": ratio(cw["whereis_consistent"], cw["dict_get"]),
-            "registrations/raft_writes": ratio(
-                results["consistent_64"]["registrations_per_s"],
-                results["raft_writes_64"]["writes_per_s"],
-            ),
+            **consistent_ratios(results),
             "eventual_p50/horde_150ms": ratio(results["eventual_propagation"]["p50_ms"], 150.0),
         },
         "goals": goals({"names": {"results": results}}),

@@ -480,11 +480,12 @@ class Node:
             return node
         return None
 
-    def _dest_pid(self, dest: Any) -> Pid | None:
+    def _dest_pid(self, dest: Any) -> Pid | tuple[Any, str] | None:
         """The pid a destination names now, as far as this node knows: itself, a local
         name's process (also as ``(name, this node)``), or what the resolver says. None: it
         names no process, or it is ``(name, node)`` for another node, which only that node
-        can resolve (see :meth:`_remote_name`)."""
+        can resolve (see :meth:`_remote_name`); the resolver may say so too, as ``(dest,
+        node)``."""
         if dest.__class__ is Pid:
             return dest
         proc = self._resolve(dest)
@@ -493,6 +494,17 @@ class Node:
         if self._remote_name(dest) is not None or self._resolver is None:
             return None
         return self._resolver.whereis(dest)
+
+    def whereis_dest(self, dest: tuple[Any, str]) -> Pid | None:
+        """The local process ``(name, this node)`` names, for a peer's call, link or monitor
+        (called by the transport layer): a name registered here, else the resolver's answer
+        for this node."""
+        pid = self.whereis(dest[0])
+        if pid is None and self._resolver is not None:
+            found = self._resolver.whereis((dest[0], self.name))
+            if isinstance(found, Pid):
+                return found
+        return pid
 
     # -- spawning -------------------------------------------------------------------------------
 
@@ -1430,6 +1442,8 @@ class Node:
         me = self._caller("link")
         if pid.__class__ is not Pid:
             resolved = self._dest_pid(pid)
+            if isinstance(resolved, tuple):  # the resolver: only that node can say
+                pid, resolved = resolved, None
             if resolved is None:
                 node = self._remote_name(pid)
                 if node is not None:  # its node answers which process that is (LINKED)
@@ -1490,6 +1504,8 @@ class Node:
         me = self._caller("unlink")
         if pid.__class__ is not Pid:
             resolved = self._dest_pid(pid)
+            if isinstance(resolved, tuple):
+                pid, resolved = resolved, None
             if resolved is None:
                 if self._remote_name(pid) is not None:
                     self._remote.unlink(me._pid, pid)  # type: ignore[union-attr]
@@ -1515,6 +1531,8 @@ class Node:
         me = self._caller("monitor")
         if pid.__class__ is not Pid:
             resolved = self._dest_pid(pid)
+            if isinstance(resolved, tuple):
+                pid, resolved = resolved, None
             if resolved is None:
                 ref = self.make_ref()
                 if self._remote_name(pid) is not None:  # its node resolves the name
@@ -1980,6 +1998,8 @@ def call_process(
                 return node._remote.call(dest, msg, timeout)  # type: ignore[union-attr]
             if dest.__class__ is not Pid and node._resolver is not None:
                 pid = node._resolver.whereis(dest)
+                if isinstance(pid, tuple):  # only that node can say
+                    return node._remote.call(pid, msg, timeout)  # type: ignore[union-attr]
                 if pid is not None:
                     return call_process(node, pid, msg, timeout)
             return node._failed(NoProc(dest))

@@ -17,9 +17,14 @@ from ._pid import Pid
 class Resolver(Protocol):
     """Resolves destinations the kernel does not know itself."""
 
-    def whereis(self, dest: Any) -> Pid | None:
+    def whereis(self, dest: Any) -> Pid | tuple[Any, str] | None:
         """The pid ``dest`` names now, or None when it names none (or is not a destination
-        this resolver understands). Used by ``call``, ``link`` and ``monitor``."""
+        this resolver understands). Used by ``call``, ``link`` and ``monitor``.
+
+        ``(dest', node)`` instead of a pid: only ``node`` can say which process that is (a
+        fenced name, checked by its owner's node); the kernel then calls, links or monitors
+        ``(dest', node)`` as it does ``(name, node)``, and that node's kernel asks its own
+        resolver ``whereis((dest', node))``, which must answer with a local pid or None."""
         ...
 
     def send(self, dest: Any, msg: Any) -> bool:

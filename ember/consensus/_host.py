@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import json
 import logging
@@ -333,6 +334,7 @@ class RaftHost:
             config=config,
             send=self._sender(group),
             save_in_thread=path is not None,
+            crowded=functools.partial(self._crowded, group),
             rng=random.Random(self._rng.getrandbits(64)),
             on_conf=self._on_conf,
             is_failed=self._is_failed,
@@ -344,6 +346,10 @@ class RaftHost:
         self._stopped.discard((group, member_id))
         self.node.kernel.in_context(member.start)
         return member
+
+    def _crowded(self, group: str) -> bool:
+        """Whether this node runs more than one member of ``group``."""
+        return sum(g == group for g, _ in self.members) > 1
 
     def _on_conf(self, member: RaftMember, change: ConfChange) -> None:
         if change.op == "remove" and change.node == member.id:

@@ -34,7 +34,10 @@ log = logging.getLogger("ember.consensus")
 INLINE_SAVE_ENTRIES = 8
 """A save of at most this many entries runs on the loop even for durable storage: the two
 hand-offs to a worker thread cost more (~0.1 ms per write at one writer) than the loop gains by
-stepping messages during such a small fsync. Larger batches are saved in a worker thread."""
+stepping messages during such a small fsync. Larger batches are saved in a worker thread, and so
+is every save of a member whose node runs another member of its group (a test or a one-node
+cluster): inline, their fsyncs would take turns on the loop, each write paying for them in a row,
+where in threads they overlap as the members' fsyncs on separate nodes do."""
 
 
 class _LeaderChanged(Exception):
@@ -53,7 +56,8 @@ class RaftMember:
     applying to ``replica``. ``send(msg)`` hands a message to the network and may raise
     (``QueueFull``, ``NoRoute``...): the peer is then reported unreachable. ``save_in_thread``
     runs large saves (over :data:`INLINE_SAVE_ENTRIES` entries, or a snapshot) and compactions
-    in a worker thread (durable storage), so the loop keeps stepping messages during the fsync.
+    in a worker thread (durable storage), so the loop keeps stepping messages during the fsync;
+    all saves when ``crowded()`` says another member of the group shares this loop.
     ``on_conf(member, change)`` is told of every applied membership change."""
 
     def __init__(
@@ -66,6 +70,7 @@ class RaftMember:
         config: ClusterConfig,
         send: Callable[[Message], None],
         save_in_thread: bool = False,
+        crowded: Callable[[], bool] | None = None,
         rng: random.Random | None = None,
         on_conf: Callable[[RaftMember, ConfChange], None] | None = None,
         is_failed: Callable[[str], bool] | None = None,
@@ -77,6 +82,7 @@ class RaftMember:
         self.config = config
         self._send = send
         self._save_in_thread = save_in_thread
+        self._crowded = crowded
         self._on_conf = on_conf
         self._is_failed = is_failed or (lambda _member: False)
         snap = storage.snapshot()
@@ -262,9 +268,12 @@ class RaftMember:
                     node.report_snapshot(msg.to, False)
 
     def _threaded(self, rd: Ready) -> bool:
-        """Whether ``rd`` is saved in a worker thread (large batches and snapshots)."""
+        """Whether ``rd`` is saved in a worker thread (large batches, snapshots, and every save
+        of a member whose group has another member on this loop)."""
         return self._save_in_thread and (
-            len(rd.entries) > INLINE_SAVE_ENTRIES or rd.snapshot is not None
+            len(rd.entries) > INLINE_SAVE_ENTRIES
+            or rd.snapshot is not None
+            or (self._crowded is not None and self._crowded())
         )
 
     async def _persist(self, rd: Ready) -> None:

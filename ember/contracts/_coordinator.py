@@ -109,6 +109,7 @@ class RunCoordinator(Actor):
         self.end_written = False
         self.closing = False
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.contract_key = spec.contract_key
         self.inline: dict[str, bool] = {}
         """Whether a step runs on this node (it needs nothing and is not pinned), by name."""
         self.denied: dict[str, str | None] = {}
@@ -447,7 +448,7 @@ class RunCoordinator(Actor):
         args = (
             self.pid,
             spec.run_id,
-            spec.contract_key,
+            self.contract_key,
             launch.key,
             step.name,
             case,
@@ -499,7 +500,8 @@ class RunCoordinator(Actor):
     def _send_run(self, node: str, host: Pid, args: tuple[Any, ...]) -> None:
         """Hand an attempt to ``node``'s step host, in a call: a plain function's report is its
         reply (served at once there), anything else reports here when its worker is done."""
-        fut = self.kernel.call(host, ("run", *args), timeout=None)
+        # A list, not a tuple: msgpack packs it natively and the host's match takes either.
+        fut = self.kernel.call(host, ["run", *args], timeout=None)
         fut.add_done_callback(functools.partial(self._ran, node, args[3], args[6]))
 
     def _ran(self, node: str, key: str, attempt: int, fut: asyncio.Future[Any]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..actors import KILLED, NORMAL, Actor, Down, Pid, Ref
+from ._graph import Call, Step
 from ._values import Failure
 from ._worker import StepWorker, failed, resolve, run_function, runs_inline
 
@@ -36,6 +37,9 @@ class StepHost(Actor):
         self.workers: dict[tuple[Pid, str, int], tuple[Pid, Ref]] = {}
         self.by_ref: dict[Ref, tuple[Pid, str, int]] = {}
         self.aborted: set[Ref] = set()
+        self.plans: dict[tuple[Any, ...], tuple[Step, Call, bool]] = {}
+        """What an attempt of ``(contract name, version, shape, step, case)`` runs, and whether
+        it runs inline (graphs are immutable once loaded: resolved once per step)."""
 
     def receive(self, msg: Any) -> Any:
         match msg:
@@ -81,18 +85,26 @@ class StepHost(Actor):
             case _:
                 pass
 
-    def _inline(self, args: list[Any]) -> tuple[Any, ...] | None:
+    def _inline(self, args: list[Any]) -> tuple[Any, ...] | list[Any] | None:
         """The report of a plain-function attempt, run here at once as its coordinator would
         run it; None for one that needs a worker (async, ctx, blocking, a child contract)."""
         run_id, contract, key, step_name, case, attempt, arguments = args[:7]
         here = self.node.name
         service = self.service
         try:
-            step, call, denied = resolve(service, contract, step_name, case, run_id)
-            if not runs_inline(step, call):
+            plan_key = (contract[0], contract[1], contract[2], step_name, case)
+            plan = self.plans.get(plan_key)
+            if plan is None:
+                step, call, _ = resolve(service, contract, step_name, case, run_id)
+                plan = self.plans[plan_key] = (step, call, runs_inline(step, call))
+            step, call, inline = plan
+            if not inline:
                 return None
-            if denied is not None:
-                return ("denied", key, attempt, denied, f"node {here}")
-            return ("done", key, attempt, run_function(service, step, call, arguments), here)
+            if step.needs:
+                denied = service.policy.first_denied(step.needs)
+                if denied is not None:
+                    return ("denied", key, attempt, denied, f"node {here}")
+            # A list: it travels as the call's reply (see RunCoordinator._send_run).
+            return ["done", key, attempt, run_function(service, step, call, arguments), here]
         except Exception as exc:
             return failed(exc, key, attempt, here)

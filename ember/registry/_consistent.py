@@ -20,7 +20,8 @@ leader's node releases a node's names in one entry when the mesh declares it fai
 left, and a node that restarts releases those of its earlier incarnations.
 
 REGISTRY frames of this tier: ``[CONSISTENT, "c", index, changes]``, a member's push of applied
-changes to a subscribed client (``changes``: ``[name, pid | None, meta, token]`` rows), and
+changes to a subscribed client (``changes``: msgpack of ``[name, pid | None, meta, token]``
+rows), and
 ``[CONSISTENT, "s", status, reply]``, a node's status (``"0"``, ``"1"``, or ``"-"`` for a node
 that cannot vote), answered with the receiver's own when ``reply`` is set.
 """
@@ -159,6 +160,8 @@ class ConsistentTier:
         self._announced: str | None = None
         self._group_cache: tuple[bool, tuple[str, ...]] | None = None
         self._started = 0.0
+        self._host: RaftHost | None = None
+        self._member_key = (SYSTEM_GROUP, self.node.name)
 
     @property
     def host(self) -> RaftHost:
@@ -223,8 +226,7 @@ class ConsistentTier:
         if status == "taken":
             raise NameTaken(name, pid_from_wire(value))
         self.stats.registered += 1
-        self._watch(pid, name)
-        token: int = value
+        token: int = value  # the process is watched once this node sees it hold the name
         await self._see_own_write(name, (pid, meta, token), within)
         return token
 
@@ -416,29 +418,34 @@ class ConsistentTier:
             self._apply_waiters = waiting
 
     def _changed(self, changes: list[tuple[Any, Entry | None, Entry | None]]) -> None:
-        from ._names import Registration
-
-        me = self.node.name
+        # On every member's apply path and a client's push path: no objects made for a
+        # change nobody watches.
+        me, creation, registry = self.node.name, self.node.creation, self.registry
+        watching = registry.watching()
         for name, old, new in changes:
             if old is not None and old[0].node == me and (new is None or new[0] != old[0]):
                 self._unwatch(old[0], name)
-            if new is not None and new[0].node == me and new[0].creation == self.node.creation:
+            if new is not None and new[0].node == me and new[0].creation == creation:
                 self._watch(new[0], name)
-            if self.registry.watched("consistent", name):
+            if watching and registry.watched("consistent", name):
+                from ._names import Registration
+
                 reg = (
                     None
                     if new is None
                     else Registration(name, new[0], "consistent", new[1], new[2])
                 )
-                self.registry._changed("consistent", name, reg)
+                registry._changed("consistent", name, reg)
 
     # -- members, formation, the leader's chores --------------------------------------------
 
     def _member(self) -> RaftMember | None:
-        host = self.node.service("raft")
+        host = self._host
         if host is None:
-            return None
-        member: RaftMember | None = host.members.get((SYSTEM_GROUP, self.node.name))
+            host = self._host = self.node.service("raft")
+            if host is None:
+                return None
+        member: RaftMember | None = host.members.get(self._member_key)
         return member if member is not None and member.running else None
 
     def _adopt_member(self) -> bool:
@@ -750,7 +757,9 @@ class ConsistentTier:
             [n, None, None, 0] if new is None else [n, pid_to_wire(new[0]), new[1], new[2]]
             for n, _, new in changes
         ]
-        frame = self.registry.codec.encode((CONSISTENT, "c", index, rows))
+        # The rows are plain data (names and metas are checked to be): packed as one blob,
+        # they decode in C on the client, without the node codec's per-array hook.
+        frame = self.registry.codec.encode((CONSISTENT, "c", index, msgpack.packb(rows)))
         for node in list(self._subscribers):
             try:
                 send_to_node(self.node, node, Channel.REGISTRY, frame)
@@ -761,23 +770,39 @@ class ConsistentTier:
     def _on_frame(self, peer: str, frame: list[Any]) -> None:
         if peer != self._source or self.sm is not None:
             return
-        _, kind, index, rows = frame
+        _, kind, index, blob = frame
         if kind != "c":
             return
+        try:
+            changes = self._take_push(index, msgpack.unpackb(blob, strict_map_key=False))
+        except (ValueError, TypeError) as exc:
+            self.registry.malformed += 1
+            log.warning("consistent registry: malformed push from %s: %r", peer, exc)
+            return
+        if changes:
+            self._changed(changes)
+
+    def _take_push(
+        self, index: int, rows: list[Any]
+    ) -> list[tuple[Any, Entry | None, Entry | None]]:
+        """Take pushed rows into this client's cache; the changes they made."""
         self._source_index = index
         changes = []
+        cache = self.cache
         for wire_name, pid, meta, token in rows:
             name = name_from_wire(wire_name)
-            old = self.cache.get(name)
-            if old is not None and old[2] > index:
-                continue  # a push from before our own registration of it (read your writes)
+            old = cache.get(name)
+            if old is not None and (old[2] > index or (pid is not None and old[2] == token)):
+                # A push from before our own registration of it (read your writes), or of
+                # the registration we hold already (our own, taken at once).
+                continue
             new = None if pid is None else (pid_from_wire(pid), meta, token)
             if new is None:
-                self.cache.pop(name, None)
+                cache.pop(name, None)
             else:
-                self.cache[name] = new
+                cache[name] = new
             changes.append((name, old, new))
-        self._changed(changes)
+        return changes
 
     # -- events -----------------------------------------------------------------------------
 

@@ -69,8 +69,11 @@ def check_global_name(name: Any, depth: int = 0) -> Any:
         return name
     if isinstance(name, int) and not isinstance(name, bool):
         return name
-    if isinstance(name, tuple) and depth < _MAX_DEPTH and name.__class__ is tuple:
+    if name.__class__ is tuple and depth < _MAX_DEPTH:
         for part in name:
+            cls = part.__class__
+            if cls is int or (cls is str and len(part) <= _MAX_NAME_BYTES):
+                continue  # the common parts, checked without a call
             check_global_name(part, depth + 1)
         return name
     raise UsageError(

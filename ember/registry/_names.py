@@ -11,6 +11,7 @@ processes and releases their names when they exit; the caller's node forwards it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -143,6 +144,7 @@ class Names:
         dist = self.node.dist
         if dist is not None:
             self.codec = self.rpc.codec = dist.codec
+            dist.codec.register(Name)  # a fenced call, link or monitor names its owner's node
             dist.add_channel_handler(Channel.REGISTRY, self._on_frame)
             self._unlisten = dist.add_node_listener(self._on_node)
         for tier in self.tiers.values():
@@ -204,7 +206,12 @@ class Names:
         name = check_global_name(name)
         self._check_unshadowed(name, tier)
         within = self.config.request_timeout if timeout is None else timeout
-        with self.node.tracing.span("names.register", {"ember.names.tier": tier}):
+        tracing = self.node.tracing
+        with (
+            tracing.span("names.register", {"ember.names.tier": tier})
+            if tracing.enabled
+            else _UNTRACED  # a span costs microseconds even when it is a no-op
+        ):
             if pid.node == self.node.name:
                 self._budget -= 1
                 if self._budget <= 0:
@@ -376,16 +383,38 @@ class Names:
 
     # -- the kernel's resolver --------------------------------------------------------------
 
-    def whereis_dest(self, dest: Any) -> Pid | None:
+    def whereis_dest(self, dest: Any) -> Pid | tuple[Any, str] | None:
+        if dest.__class__ is tuple:
+            # (Name, this node): a peer's fenced call, link or monitor, decided here.
+            if len(dest) != 2 or dest[0].__class__ is not Name or dest[1] != self.node.name:
+                return None
+            return self._fenced_pid(dest[0])
         if dest.__class__ is not Name:
             return None
         reg = self.lookup(dest.name, dest.tier)
         if reg is None:
             return None
-        if dest.fence is not None and reg.token != dest.fence:
+        if dest.fence is None:
+            return reg.pid
+        if reg.pid.node != self.node.name:
+            return (dest, reg.pid.node)  # its node checks the token, as for a send
+        return self._fenced_pid(dest)
+
+    def _fenced_pid(self, dest: Name) -> Pid | None:
+        """The local process that holds ``dest``'s name at exactly its token as this node
+        sees it (the owner's node decides), or None (counted in ``fenced_drops``)."""
+        reg = self.lookup(dest.name, "consistent")
+        check = self.fence_check
+        if (
+            reg is None
+            or dest.fence is None
+            or reg.pid.node != self.node.name
+            or check is None
+            or not check(dest.name, reg.pid, dest.fence)
+        ):
             self.fenced_drops += 1
             return None
-        return reg.pid
+        return self.node.kernel.local_pid(reg.pid)
 
     def send_dest(self, dest: Any, msg: Any) -> bool:
         if dest.__class__ is not Name:
@@ -487,6 +516,10 @@ class Names:
         handle = self._local_watches.pop(name, None)
         if handle is not None:
             self.node.kernel.unwatch(handle)
+
+    def watching(self) -> bool:
+        """Whether any name monitor or ``wait_for`` waits at all."""
+        return bool(self._waiters) or bool(self._name_monitors)
 
     def watched(self, tier: Tier, name: Any) -> bool:
         """Whether a monitor or a ``wait_for`` waits on ``name`` (tiers skip building the
@@ -590,6 +623,7 @@ class Names:
             self.rpc.node_down(peer)
 
 
+_UNTRACED = contextlib.nullcontext()
 _PENDING: Any = object()
 """A remote local name whose monitor is being set up."""
 
@@ -602,7 +636,7 @@ class _Resolver:
     def __init__(self, names: Names) -> None:
         self.names = names
 
-    def whereis(self, dest: Any) -> Pid | None:
+    def whereis(self, dest: Any) -> Pid | tuple[Any, str] | None:
         return self.names.whereis_dest(dest)
 
     def send(self, dest: Any, msg: Any) -> bool:

@@ -5,8 +5,8 @@ map, and that map is the node's cache of consistent names.
 Commands (dicts, as :class:`~ember.consensus.StateMachine` takes them); a pid travels as
 ``[node, serial, creation]`` and a name as msgpack (tuples arrive as lists and are turned back):
 
-- ``register(name, pid, meta)``: ``["ok", token]`` (the token is this entry's Raft index; the
-  same pid registered again keeps its first token) or ``["taken", pid]``;
+- ``register(name, pid, meta)``: ``("ok", token)`` (the token is this entry's Raft index; the
+  same pid registered again keeps its first token) or ``("taken", pid)``;
 - ``unregister(name)``: whether it was registered;
 - ``release(pids)``: drop every name of these pids (processes that exited): how many;
 - ``release_node(node, upto)``: drop every name registered by then (token ``<= upto``) of
@@ -37,14 +37,22 @@ Changes = list[tuple[Any, Entry | None, Entry | None]]
 
 def name_from_wire(name: Any) -> Any:
     """A name as it was registered: msgpack arrays back to tuples."""
-    if isinstance(name, list | tuple):
-        return tuple(name_from_wire(part) for part in name)
+    cls = name.__class__
+    if cls is list or cls is tuple:
+        # On every member's apply path: a flat tuple of scalars (the common shape) is made
+        # without recursing into each part.
+        return tuple(
+            [
+                p if p.__class__ is not list and p.__class__ is not tuple else name_from_wire(p)
+                for p in name
+            ]
+        )
     return name
 
 
 def pid_from_wire(value: Any) -> Pid:
     node, serial, creation = value
-    if not (isinstance(node, str) and isinstance(serial, int) and isinstance(creation, int)):
+    if node.__class__ is not str or serial.__class__ is not int or creation.__class__ is not int:
         raise ValueError(f"not a pid: {value!r}")
     return Pid(node, serial, creation)
 
@@ -53,30 +61,54 @@ def pid_to_wire(pid: Pid) -> list[Any]:
     return [pid.node, pid.serial, pid.creation]
 
 
+PidKey = tuple[str, int, int]
+
+
+def _key(pid: Pid) -> PidKey:
+    return (pid.node, pid.serial, pid.creation)
+
+
 class NamesStateMachine(StateMachine):
-    """See the module docstring."""
+    """See the module docstring.
+
+    Every member applies every registration, so the apply path is kept lean: the holders
+    are keyed by the pid's wire form (hashed in C) and hold one :class:`Pid` per process
+    (not one per registration), and results are tuples of scalars (the replica keeps them
+    for deduplication; they are no work for the garbage collector)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.names: dict[Any, Entry] = {}
-        self.by_pid: dict[Pid, set[Any]] = {}
+        self.holders: dict[PidKey, tuple[Pid, set[Any]]] = {}
+        """A process (as ``(node, serial, creation)``) -> its pid and the names it holds."""
         self.listener: Callable[[Changes | None], None] | None = None
         self.applied_index = 0
 
     # -- commands ---------------------------------------------------------------------------
 
     @apply("register")
-    def register(self, cmd: dict[str, Any]) -> list[Any]:
+    def register(self, cmd: dict[str, Any]) -> tuple[Any, ...]:
         name = name_from_wire(cmd["name"])
-        pid = pid_from_wire(cmd["pid"])
+        wire = cmd["pid"]
+        key = (wire[0], wire[1], wire[2]) if len(wire) == 3 else None
+        holder = self.holders.get(key) if key is not None else None
+        pid = holder[0] if holder is not None else pid_from_wire(wire)
         held = self.names.get(name)
         if held is not None:
             if held[0] == pid:
-                return ["ok", held[2]]
-            return ["taken", pid_to_wire(held[0])]
-        token = self._index()
-        self._set(name, (pid, cmd.get("meta"), token), held)
-        return ["ok", token]
+                return ("ok", held[2])
+            return ("taken", pid_to_wire(held[0]))
+        token = self.index or self.applied_index + 1
+        entry = (pid, cmd.get("meta"), token)
+        self.names[name] = entry
+        if holder is None:
+            self.holders[_key(pid)] = (pid, {name})
+        else:
+            holder[1].add(name)
+        self.applied_index = max(self.applied_index, token)
+        if self.listener is not None:
+            self.listener([(name, None, entry)])
+        return ("ok", token)
 
     @apply("unregister")
     def unregister(self, cmd: dict[str, Any]) -> bool:
@@ -91,7 +123,9 @@ class NamesStateMachine(StateMachine):
     def release(self, cmd: dict[str, Any]) -> int:
         doomed: list[Any] = []
         for value in cmd["pids"]:
-            doomed.extend(self.by_pid.get(pid_from_wire(value), ()))
+            holder = self.holders.get(_key(pid_from_wire(value)))
+            if holder is not None:
+                doomed.extend(holder[1])
         return self._drop(doomed)
 
     @apply("release_node")
@@ -99,8 +133,8 @@ class NamesStateMachine(StateMachine):
         node, upto = cmd["node"], cmd["upto"]
         doomed = [
             name
-            for pid, names in self.by_pid.items()
-            if pid.node == node
+            for (n, _, _), (_, names) in self.holders.items()
+            if n == node
             for name in names
             if self.names[name][2] <= upto
         ]
@@ -111,8 +145,8 @@ class NamesStateMachine(StateMachine):
         node, creation = cmd["node"], cmd["creation"]
         doomed = [
             name
-            for pid, names in self.by_pid.items()
-            if pid.node == node and pid.creation != creation
+            for (n, _, c), (_, names) in self.holders.items()
+            if n == node and c != creation
             for name in names
         ]
         return self._drop(doomed)
@@ -131,30 +165,23 @@ class NamesStateMachine(StateMachine):
 
     def restore(self, data: bytes) -> None:
         self.names = {}
-        self.by_pid = {}
-        for wire_name, pid, meta, token in msgpack.unpackb(data, strict_map_key=False):
-            entry = (pid_from_wire(pid), meta, token)
+        self.holders = {}
+        for wire_name, wire_pid, meta, token in msgpack.unpackb(data, strict_map_key=False):
+            pid = pid_from_wire(wire_pid)
+            holder = self.holders.get(_key(pid))
+            if holder is None:
+                holder = self.holders[_key(pid)] = (pid, set())
             name = name_from_wire(wire_name)
-            self.names[name] = entry
-            self.by_pid.setdefault(entry[0], set()).add(name)
+            self.names[name] = (holder[0], meta, token)
+            holder[1].add(name)
         if self.listener is not None:
             self.listener(None)
 
     def nodes(self) -> set[str]:
         """The nodes whose processes hold names."""
-        return {pid.node for pid in self.by_pid}
+        return {node for node, _, _ in self.holders}
 
     # -- helpers ----------------------------------------------------------------------------
-
-    def _index(self) -> int:
-        return getattr(self, "index", 0) or self.applied_index + 1
-
-    def _set(self, name: Any, entry: Entry, old: Entry | None) -> None:
-        self.names[name] = entry
-        self.by_pid.setdefault(entry[0], set()).add(name)
-        self.applied_index = max(self.applied_index, entry[2])
-        if self.listener is not None:
-            self.listener([(name, old, entry)])
 
     def _drop(self, names: list[Any]) -> int:
         changes: Changes = []
@@ -162,11 +189,12 @@ class NamesStateMachine(StateMachine):
             old = self.names.pop(name, None)
             if old is None:
                 continue
-            held = self.by_pid.get(old[0])
-            if held is not None:
-                held.discard(name)
-                if not held:
-                    del self.by_pid[old[0]]
+            key = _key(old[0])
+            holder = self.holders.get(key)
+            if holder is not None:
+                holder[1].discard(name)
+                if not holder[1]:
+                    del self.holders[key]
             changes.append((name, old, None))
         if changes and self.listener is not None:
             self.listener(changes)

@@ -725,9 +725,10 @@ def _node_of(dest: Any) -> str:
 
 
 def _registered(node: Node, dest: Any) -> Pid | None:
-    """The pid registered here under ``dest``'s name (``dest`` is ``(name, node)``), or None."""
+    """The pid registered here under ``dest``'s name (``dest`` is ``(name, node)``), or what
+    the node's resolver answers for it here; else None."""
     try:
-        return node.whereis(dest[0])
+        return node.whereis_dest(dest)
     except TypeError:  # a name that cannot be one (unhashable): it names nobody
         return None
 

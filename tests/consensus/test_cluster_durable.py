@@ -127,3 +127,30 @@ async def test_a_failed_compaction_fails_the_member(
         assert isinstance(member.failure, StorageError)
         with pytest.raises(ClusterError):
             await cluster.write({"key": "k", "value": "lost"}, timeout=1)
+
+
+@pytest.mark.parametrize(("members", "threaded"), [(3, True), (1, False)])
+async def test_members_sharing_a_node_save_in_threads(
+    tmp_path: Path, members: int, threaded: bool
+) -> None:
+    """A one-entry save runs on the loop, unless the node runs another member of the group:
+    then every save goes to a worker thread, so the members' fsyncs overlap instead of taking
+    turns on the loop."""
+    async with ember.Node("t", data_dir=tmp_path) as node:
+        cluster = await Cluster.start(nodes=members, node=node, name="kv")
+        await cluster.wait_for_leader(timeout=10)
+        await cluster.write({"key": "k", "value": 0})  # settled: elections and config done
+        saved_in: list[bool] = []
+        for (group, _), member in node.raft.members.items():
+            if group == "kv":
+                save = member.storage.save
+
+                def spy(*args: Any, save: Any = save) -> None:
+                    saved_in.append(threading.current_thread() is not threading.main_thread())
+                    save(*args)
+
+                member.storage.save = spy  # type: ignore[method-assign]
+        for i in range(3):
+            await cluster.write({"key": "k", "value": i})
+        assert len(saved_in) >= 3
+        assert set(saved_in) == {threaded}

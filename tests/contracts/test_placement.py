@@ -22,7 +22,7 @@ from ember.contracts import (
     collection,
     compute,
 )
-from ember.contracts._placement import Candidate, place
+from ember.contracts._placement import Candidate, choose, place
 from ember.testing import SimCluster
 
 WHERE: list[str] = []  # where steps ran, in order
@@ -213,3 +213,17 @@ async def test_errors_cross_nodes_with_their_type() -> None:
             "rows": ["x", "b"],
             "pinned": "c",
         }
+
+
+def test_choose_takes_the_least_loaded_then_here_then_in_turns() -> None:
+    names = ("a", "b", "c", "d")
+    for here in ("a", "c", "z"):
+        for turn in range(6):
+            for loads in ((0, 0, 0, 0), (1, 0, 0, 1), (2, 1, 1, 0), (0, 3, 0, 3)):
+                load = dict(zip(names, loads, strict=True))
+                n = len(names)
+                want = min(
+                    range(n), key=lambda i: (load[names[i]], names[i] != here, (i - turn) % n)
+                )
+                assert choose(names, here=here, load=load, turn=turn) == names[want]
+    assert choose(("only",), here="a", load={"only": 9}) == "only"

@@ -97,7 +97,9 @@ async def test_a_restarted_node_rejoins_with_a_new_incarnation(tmp_path: Path) -
             restarted = await cluster.start_node("n3", connect=[cluster.nodes["n1"]])
             assert restarted.incarnation is not None and restarted.incarnation > before
             await cluster.wait_converged(BOUND)
-            assert cluster.nodes["n1"].view["n3"]["incarnation"] == restarted.incarnation
+            # The new incarnation, or one it refuted a suspicion with since (under load a
+            # refutation can precede its ready line; a bump of an alive member is no event).
+            assert cluster.nodes["n1"].view["n3"]["incarnation"] > before
             assert cluster.nodes["n2"].view["n3"]["kind"] in ("joined", "alive")
         finally:
             codes = await cluster.stop()

@@ -282,3 +282,45 @@ async def test_register_reads_its_own_write_on_every_kind_of_node() -> None:
             second = await node.spawn(Sleeper)
             await node.names.register(name, second, tier="consistent")
             assert node.names.whereis(name, "consistent") == second
+
+
+async def test_fenced_call_link_and_monitor_are_checked_at_the_owners_node() -> None:
+    """The caller's cache may lag (here: its source of changes is cut off while the name
+    moves); the owner's node decides, as for a send: a stale token reaches nobody even where
+    the caller's cache still shows it, and the current one reaches the holder."""
+    per_node = {"a": {"registry": RegistryConfig.local(expect=3, member=False)}}
+    nodes = ["a", "b", "c", "o"]
+    async with cluster(nodes, 36, per_node=per_node) as sim:
+        await formed(sim)
+        a, o = sim.node("a"), sim.node("o")
+        first, first_box = await probe(o)
+        old = await o.names.register("lock", first, tier="consistent")
+        await sim.wait_for(lambda: a.names.whereis("lock") == first, what="a's cache")
+        source = a.names._consistent._source  # the member whose pushes a's cache follows
+        assert source in ("b", "c")  # this seed: not the owner's node
+        sim.partition([n for n in nodes if n != source], [source])
+        await o.names.unregister("lock", tier="consistent")
+        second, second_box = await probe(o)
+        new = await o.names.register("lock", second, tier="consistent")
+        assert isinstance(old, int) and isinstance(new, int) and new > old
+        reg = a.names.lookup("lock", "consistent")
+        assert reg is not None and (reg.pid, reg.token) == (first, old)  # a has not seen it
+        with pytest.raises(ember.NoProc):
+            await a.call(Name("lock", fence=old), "stale call", timeout=5)
+        assert await a.call(Name("lock", fence=new), "fresh call", timeout=5) is None
+        watcher, box = await probe(a)
+        ref = await inside(a, watcher, lambda: ember.monitor(Name("lock", fence=old)))
+        down = await box.get()
+        assert isinstance(down, ember.Down) and (down.ref, down.reason) == (ref, "noproc")
+
+        def link_stale() -> None:
+            ember.trap_exits(True)
+            ember.link(Name("lock", fence=old))
+
+        await inside(a, watcher, link_stale)
+        exit_signal = await box.get()
+        assert isinstance(exit_signal, ember.Exit) and exit_signal.reason == "noproc"
+        assert await second_box.get() == "fresh call"
+        assert first_box.pending() == [] and second_box.pending() == []
+        assert o.names.statistics()["fenced_drops"] >= 3  # the owner's node dropped them
+        assert a.names.statistics()["fenced_drops"] == 0
