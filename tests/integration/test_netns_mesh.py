@@ -89,7 +89,9 @@ def test_five_namespaces_discover_each_other_and_see_a_kill_9_and_a_restart(
         converged(nodes)
         assert again.ready()["incarnation"] > before
         for node in nodes[:4]:
-            assert node.view()["n4"]["incarnation"] == again.ready()["incarnation"]
+            # The new life's incarnation, or one it refuted a suspicion with since (a probe
+            # missed while it started); an alive member's bump alone emits no event.
+            assert node.view()["n4"]["incarnation"] > before
 
 
 @pytest.mark.skipif(firewall_tool() is None, reason="partitions need nftables or iptables")
