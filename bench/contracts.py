@@ -248,6 +248,36 @@ class Adder(ember.Actor):
         return msg + 1
 
 
+async def _steps_against_calls(
+    far: type[Contract], here: ember.Node, adder: ember.Pid, steps: int, reps: int
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """``reps`` runs of ``far`` (a chain of ``steps``) coordinated by ``here``, interleaved with
+    as many sequential calls to ``adder``: wall and CPU seconds per step, then per call."""
+    await far.run({"x": 0}, node=here)  # warm up both paths (connections, step hosts, imports)
+    for _ in range(steps):
+        await here.call(adder, 0)
+    perf, cpu = time.perf_counter, time.process_time
+    ours: list[float] = []
+    base: list[float] = []
+    ours_cpu: list[float] = []
+    base_cpu: list[float] = []
+    for rep in range(reps):
+        gc.collect()
+        t0, c0 = perf(), cpu()
+        out = await far.run({"x": rep}, node=here)
+        ours.append((perf() - t0) / steps)
+        ours_cpu.append((cpu() - c0) / steps)
+        assert out == {f"s{steps - 1}": rep + steps}
+        gc.collect()
+        t0, c0 = perf(), cpu()
+        value = rep
+        for _ in range(steps):
+            value = await here.call(adder, value)
+        base.append((perf() - t0) / steps)
+        base_cpu.append((cpu() - c0) / steps)
+    return ours, ours_cpu, base, base_cpu
+
+
 async def _remote(steps: int, reps: int) -> dict[str, Any]:
     """A run of ``steps`` chained steps placed on the two other nodes (in-process nodes on
     loopback TCP), against as many sequential calls to an actor on another node doing the
@@ -266,28 +296,7 @@ async def _remote(steps: int, reps: int) -> dict[str, Any]:
             assert node.address is not None
             await here.connect_node(f"{name}@{node.address}")
         adder = await others[0].spawn(Adder)
-        await far.run({"x": 0}, node=here)  # warm up both paths (connections, step hosts)
-        for _ in range(steps):
-            await here.call(adder, 0)
-        ours: list[float] = []
-        base: list[float] = []
-        ours_cpu: list[float] = []
-        base_cpu: list[float] = []
-        cpu = time.process_time
-        for rep in range(reps):
-            gc.collect()
-            t0, c0 = perf(), cpu()
-            out = await far.run({"x": rep}, node=here)
-            ours.append((perf() - t0) / steps)
-            ours_cpu.append((cpu() - c0) / steps)
-            assert out == {f"s{steps - 1}": rep + steps}
-            gc.collect()
-            t0, c0 = perf(), cpu()
-            value = rep
-            for _ in range(steps):
-                value = await here.call(adder, value)
-            base.append((perf() - t0) / steps)
-            base_cpu.append((cpu() - c0) / steps)
+        ours, ours_cpu, base, base_cpu = await _steps_against_calls(far, here, adder, steps, reps)
         nodes = {
             n.name: n.contracts.statistics().steps_remote if n.contracts else 0
             for n in [here, *others]
@@ -326,11 +335,6 @@ async def _remote_procs(reps: int) -> dict[str, Any]:
     steps = FAR_STEPS
     far = far_contract(steps)
     args = ("--contracts-load", "bench.contracts", "--meta", "capabilities=far")
-    cpu = time.process_time
-    ours: list[float] = []
-    base: list[float] = []
-    ours_cpu: list[float] = []
-    base_cpu: list[float] = []
     with tempfile.TemporaryDirectory(prefix="ember-bench-far-") as work:
         procs = LocalCluster(2, workdir=Path(work), discovery="seeds", extra_args=args)
         await procs.start()
@@ -340,23 +344,9 @@ async def _remote_procs(reps: int) -> dict[str, Any]:
         try:
             first = next(iter(procs.nodes))
             adder = await here.spawn(Adder, on=first)
-            await far.run({"x": 0}, node=here)  # warm up (connections, step hosts, imports)
-            for _ in range(steps):
-                await here.call(adder, 0)
-            for rep in range(reps):
-                gc.collect()
-                t0, c0 = perf(), cpu()
-                out = await far.run({"x": rep}, node=here)
-                ours.append((perf() - t0) / steps)
-                ours_cpu.append((cpu() - c0) / steps)
-                assert out == {f"s{steps - 1}": rep + steps}
-                gc.collect()
-                t0, c0 = perf(), cpu()
-                value = rep
-                for _ in range(steps):
-                    value = await here.call(adder, value)
-                base.append((perf() - t0) / steps)
-                base_cpu.append((cpu() - c0) / steps)
+            ours, ours_cpu, base, base_cpu = await _steps_against_calls(
+                far, here, adder, steps, reps
+            )
         finally:
             await here.stop()
             await procs.stop()
