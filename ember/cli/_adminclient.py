@@ -12,7 +12,7 @@ import aiohttp
 
 from .._errors import EmberError
 from ..observability import derive_token
-from ._nodecmd import read_cookie
+from ._client import read_cookie
 
 
 class AdminUnreachable(EmberError):

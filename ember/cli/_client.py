@@ -12,10 +12,21 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._errors import UsageError
 from .._node import Node, parse_node_address
+from ..transport._cookie import read_cookie_file
 
 
-def add_client_arguments(parser: Any) -> None:
+def read_cookie(path: Path) -> str:
+    """The cookie in ``path``, by the rule ``Node(cookie=...)`` follows too (surrounding
+    whitespace ignored; a warning if others can read the file); exits if there is none."""
+    try:
+        return read_cookie_file(path)
+    except UsageError as exc:
+        raise SystemExit(f"ember: {exc}") from exc
+
+
+def add_client_arguments(parser: Any, timeout: float = 5.0) -> None:
     """``--node``, ``--cookie-file``, ``--cluster``, ``--tls-dir``, ``--as``, ``--timeout``."""
     parser.add_argument("--node", required=True, metavar="NAME@HOST:PORT", help="node to ask")
     parser.add_argument("--cookie-file", required=True, type=Path, help="file with the cookie")
@@ -30,9 +41,9 @@ def add_client_arguments(parser: Any) -> None:
     parser.add_argument(
         "--timeout",
         type=float,
-        default=5.0,
+        default=timeout,
         metavar="SECONDS",
-        help="how long to wait for the node's answer, connecting included (default 5)",
+        help=f"how long to wait for the node's answer, connecting included (default {timeout:g})",
     )
 
 
@@ -57,10 +68,10 @@ async def connect_once(node: Node, args: argparse.Namespace) -> str:
     return name
 
 
-def client_node(args: argparse.Namespace, cookie: str) -> Node:
+def client_node(args: argparse.Namespace, cookie: str, **options: Any) -> Node:
     """A short-lived node (not started) for talking to ``args.node``: it listens on a free
     loopback port only because a node that runs a transport listens somewhere; connect it with
-    :func:`connect_once`."""
+    :func:`connect_once`. ``options`` go to :class:`~ember.Node`."""
     me = args.client_name or f"ember-cli-{os.getpid()}"
     ssl_server = ssl_client = None
     if args.tls_dir is not None:
@@ -75,4 +86,5 @@ def client_node(args: argparse.Namespace, cookie: str) -> Node:
         cluster=args.cluster,
         ssl_server=ssl_server,
         ssl_client=ssl_client,
+        **options,
     )

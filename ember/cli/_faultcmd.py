@@ -25,8 +25,7 @@ from .._errors import EmberError, UsageError
 from ..actors import run
 from ..transport._faults import FaultState
 from ..transport._transport import Transport
-from ._client import add_client_arguments, client_node, connect_once, describe
-from ._nodecmd import read_cookie
+from ._client import add_client_arguments, client_node, connect_once, describe, read_cookie
 
 _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s)?\s*$")
 

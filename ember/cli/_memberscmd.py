@@ -13,8 +13,7 @@ from .._node import parse_node_address
 from ..actors import run
 from ..mesh._messages import Member
 from ..mesh._shell import fetch_members
-from ._client import add_client_arguments, client_node, connect_once, describe
-from ._nodecmd import read_cookie
+from ._client import add_client_arguments, client_node, connect_once, describe, read_cookie
 from ._table import format_rows
 
 

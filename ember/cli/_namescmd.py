@@ -6,17 +6,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from .._errors import EmberError
-from .._node import Node, parse_node_address
 from ..actors import run
 from ..registry import RegistryConfig
-from ._nodecmd import read_cookie
+from ._client import add_client_arguments, client_node, connect_once, describe, read_cookie
 from ._table import format_rows
 
 
@@ -34,12 +31,7 @@ def add_names_commands(sub: Any) -> None:
 
 
 def _client_arguments(parser: Any) -> None:
-    parser.add_argument("--node", required=True, metavar="NAME@HOST:PORT", help="node to ask")
-    parser.add_argument("--cookie-file", required=True, type=Path, help="file with the cookie")
-    parser.add_argument("--cluster", default="ember", help="cluster name (default: ember)")
-    parser.add_argument(
-        "--timeout", type=float, default=5.0, help="seconds to wait for the node (default 5)"
-    )
+    add_client_arguments(parser)
     parser.add_argument("--json", action="store_true", help="JSON instead of a table")
 
 
@@ -82,22 +74,15 @@ def _ask(args: argparse.Namespace, op: str, op_args: list[Any]) -> Any:
     try:
         return run(lambda: _query(args, cookie, op, op_args))
     except (EmberError, TimeoutError, OSError) as exc:
-        print(f"ember: cannot ask {args.node}: {str(exc) or 'no answer in time'}", file=sys.stderr)
+        print(f"ember: cannot ask {args.node}: {describe(exc)}", file=sys.stderr)
         return None
 
 
 async def _query(args: argparse.Namespace, cookie: str, op: str, op_args: list[Any]) -> Any:
-    name, _, _ = parse_node_address(args.node)
-    node = Node(
-        f"ember-cli-{os.getpid()}",
-        cookie=cookie,
-        cluster=args.cluster,
-        connect=[args.node],
-        registry=RegistryConfig(replicate=False),
-    )
+    node = client_node(args, cookie, registry=RegistryConfig(replicate=False))
     try:
         async with asyncio.timeout(args.timeout):
-            await node.start()
+            name = await connect_once(node, args)
             return await node.names.rpc.call(name, op, op_args, args.timeout)
     finally:
         await node.stop()

@@ -11,14 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .._errors import EmberError, UsageError
+from .._errors import EmberError
 from .._node import Node
 from ..actors import run
 from ..actors._watchdog import DEFAULT_STALL_THRESHOLD
 from ..observability import AdminConfig
 from ..transport._config import TransportConfig
-from ..transport._cookie import read_cookie_file
 from ._app import AppHook, add_app_arguments, load_app, start_app
+from ._client import read_cookie
 from ._logs import setup_logging
 from ._registryargs import add_registry_arguments, registry_config
 from ._runscmd import add_contracts_arguments, contracts_config, load_contracts
@@ -172,15 +172,6 @@ def mesh_options(args: argparse.Namespace) -> dict[str, Any]:
         "advertise": args.advertise,
         "mdns_probe": args.mdns_probe,
     }
-
-
-def read_cookie(path: Path) -> str:
-    """The cookie in ``path``, by the rule ``Node(cookie=...)`` follows too (surrounding
-    whitespace ignored; a warning if others can read the file); exits if there is none."""
-    try:
-        return read_cookie_file(path)
-    except UsageError as exc:
-        raise SystemExit(f"ember: {exc}") from exc
 
 
 def split_connect(values: list[str]) -> list[str]:

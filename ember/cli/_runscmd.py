@@ -7,17 +7,15 @@ import argparse
 import asyncio
 import importlib
 import json
-import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from .._errors import EmberError
-from .._node import Node, parse_node_address
 from ..actors import run
 from ..contracts import Contract, ContractsConfig, RunStatus, RunSummary
 from ..contracts._stephost import HOST_NAME
-from ..transport._cookie import read_cookie_file
+from ._client import add_client_arguments, client_node, connect_once, describe, read_cookie
+from ._table import format_rows
 
 __all__ = ["add_contracts_arguments", "add_runs_commands", "contracts_config", "load_contracts"]
 
@@ -96,12 +94,7 @@ def add_runs_commands(sub: Any) -> None:
 
 
 def _client_arguments(parser: Any) -> None:
-    parser.add_argument("--node", required=True, metavar="NAME@HOST:PORT", help="node to ask")
-    parser.add_argument("--cookie-file", required=True, type=Path, help="file with the cookie")
-    parser.add_argument("--cluster", default="ember", help="cluster name (default: ember)")
-    parser.add_argument(
-        "--timeout", type=float, default=10.0, help="seconds to wait for the node's answer"
-    )
+    add_client_arguments(parser, timeout=10.0)
     parser.add_argument("--json", action="store_true", help="JSON instead of text")
 
 
@@ -127,22 +120,21 @@ def cmd_run_show(args: argparse.Namespace) -> int:
 
 
 def _ask(args: argparse.Namespace, request: list[Any]) -> Any:
-    cookie = read_cookie_file(args.cookie_file)
+    cookie = read_cookie(args.cookie_file)
     try:
-        return run(lambda: query(args.node, cookie, args.cluster, request, args.timeout))
+        return run(lambda: query(args, cookie, request))
     except (EmberError, TimeoutError, OSError) as exc:
-        print(f"ember: {args.node}: {str(exc) or 'no answer in time'}", file=sys.stderr)
+        print(f"ember: {args.node}: {describe(exc)}", file=sys.stderr)
         return None
 
 
-async def query(node: str, cookie: str, cluster: str, request: list[Any], timeout: float) -> Any:  # noqa: ASYNC109
-    """Ask ``node``'s contracts service (through its step host) from a client node."""
-    name, _, _ = parse_node_address(node)
-    me = Node(f"ember-cli-{os.getpid()}", cookie=cookie, cluster=cluster, connect=[node])
+async def query(args: argparse.Namespace, cookie: str, request: list[Any]) -> Any:
+    """Ask ``args.node``'s contracts service (through its step host) from a client node."""
+    me = client_node(args, cookie)
     try:
-        async with asyncio.timeout(timeout):
-            await me.start()
-            return await me.call((HOST_NAME, name), ("query", *request), timeout=timeout)
+        async with asyncio.timeout(args.timeout):
+            name = await connect_once(me, args)
+            return await me.call((HOST_NAME, name), ("query", *request), timeout=args.timeout)
     finally:
         await me.stop()
 
@@ -161,8 +153,4 @@ def format_runs(runs: list[RunSummary]) -> str:
                 r.reason[:60],
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
+    return format_rows(rows)

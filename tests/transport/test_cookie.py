@@ -11,7 +11,7 @@ import pytest
 
 import ember
 from ember import UsageError
-from ember.cli._nodecmd import read_cookie
+from ember.cli._client import read_cookie
 from ember.mesh._packet import mesh_key
 from ember.transport._cookie import normalize_cookie, read_cookie_file
 
