@@ -119,6 +119,8 @@ class RunCoordinator(Actor):
         self.host_refs: dict[Ref, str] = {}
         self.to_host: dict[str, list[tuple[Any, ...]]] = {}
         """Attempts waiting for their node's step host to be found."""
+        self.pending: dict[str, int] = {}
+        """Launches placed on each node by capability and not started yet (see ``choose``)."""
         if spec.started:
             spec.restarts += 1
             spec.record = None  # resume from what was persisted since
@@ -408,7 +410,23 @@ class RunCoordinator(Actor):
                 else:
                     core.unplaced(launch.key, launch.attempt, why, now)
                 return
-            node = choose(names, here=self.kernel.name, load=service.load, turn=service.next_turn())
+            prefer = None
+            if len(names) > 1:  # where its input was made (a chain stays on its node)
+                tasks = core.tasks
+                for dep in step.deps:
+                    task = tasks.get(dep)
+                    if task is not None and task.node is not None:
+                        prefer = task.node
+                        break
+            node = choose(
+                names,
+                here=self.kernel.name,
+                load=service.load,
+                turn=service.next_turn(),
+                prefer=prefer,
+                pending=self.pending,
+            )
+            self.pending[node] = self.pending.get(node, 0) + 1
         core.placed(launch.key, launch.attempt, node, now)
         self.held.append((launch, node))
 
@@ -418,11 +436,19 @@ class RunCoordinator(Actor):
         service = self.service
         here = self.kernel.name
         ran = 0
+        pending = self.pending
+        inline = self.inline
         for launch, node in launches:
             key, attempt, call = launch.key, launch.attempt, launch.call
+            step = launch.step
+            if not inline[step.name]:  # placed by capability: now started (or dropped)
+                left = pending[node] - 1
+                if left:
+                    pending[node] = left
+                else:
+                    del pending[node]
             if not core.is_running(key, attempt):
                 continue
-            step = launch.step
             if node == here and runs_inline(step, call):
                 ran += 1
                 try:
