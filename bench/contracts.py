@@ -243,19 +243,28 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class Adder(ember.Actor):
-    def receive(self, msg: int) -> int:
-        return msg + 1
+class Link(ember.Actor):
+    """The baseline of a remote step: what a step of ``Far`` runs (the same function), called
+    with the same argument (the previous step's name and value)."""
+
+    def __init__(self) -> None:
+        self.fn = _link(0)
+
+    def receive(self, msg: dict[str, int]) -> int:
+        return self.fn(**msg)
 
 
 async def _steps_against_calls(
-    far: type[Contract], here: ember.Node, adder: ember.Pid, steps: int, reps: int
+    far: type[Contract], here: ember.Node, link: ember.Pid, steps: int, reps: int
 ) -> tuple[list[float], list[float], list[float], list[float]]:
     """``reps`` runs of ``far`` (a chain of ``steps``) coordinated by ``here``, interleaved with
-    as many sequential calls to ``adder``: wall and CPU seconds per step, then per call."""
+    as many sequential calls to ``link`` (a :class:`Link`) with the arguments the steps get:
+    wall and CPU seconds per step (a whole run, its start and end included, over its steps),
+    then per call."""
+    keys = ["x", *(f"s{i}" for i in range(steps - 1))]  # what each step's argument is named
     await far.run({"x": 0}, node=here)  # warm up both paths (connections, step hosts, imports)
-    for _ in range(steps):
-        await here.call(adder, 0)
+    for key in keys:
+        await here.call(link, {key: 0})
     perf, cpu = time.perf_counter, time.process_time
     ours: list[float] = []
     base: list[float] = []
@@ -271,9 +280,10 @@ async def _steps_against_calls(
         gc.collect()
         t0, c0 = perf(), cpu()
         value = rep
-        for _ in range(steps):
-            value = await here.call(adder, value)
+        for key in keys:
+            value = await here.call(link, {key: value})
         base.append((perf() - t0) / steps)
+        assert value == rep + steps
         base_cpu.append((cpu() - c0) / steps)
     return ours, ours_cpu, base, base_cpu
 
@@ -295,8 +305,8 @@ async def _remote(steps: int, reps: int) -> dict[str, Any]:
             others.append(node)
             assert node.address is not None
             await here.connect_node(f"{name}@{node.address}")
-        adder = await others[0].spawn(Adder)
-        ours, ours_cpu, base, base_cpu = await _steps_against_calls(far, here, adder, steps, reps)
+        link = await others[0].spawn(Link)
+        ours, ours_cpu, base, base_cpu = await _steps_against_calls(far, here, link, steps, reps)
         nodes = {
             n.name: n.contracts.statistics().steps_remote if n.contracts else 0
             for n in [here, *others]
@@ -325,7 +335,7 @@ async def _remote_procs(reps: int) -> dict[str, Any]:
     """The same chain across node processes, as a deployment runs it: this process's node
     (offering no capability) coordinates ``Far`` (:data:`FAR_STEPS` steps), which only two
     ``ember node start`` processes (``--meta capabilities=far``) may run, against as many
-    sequential calls to an ``Adder`` spawned on one of them. Wall-clock per step and per
+    sequential calls to a :class:`Link` spawned on one of them. Wall-clock per step and per
     call, and this process's CPU for each (the coordinator's side of a step, the caller's of
     a call)."""
     import tempfile
@@ -343,9 +353,9 @@ async def _remote_procs(reps: int) -> dict[str, Any]:
         )
         try:
             first = next(iter(procs.nodes))
-            adder = await here.spawn(Adder, on=first)
+            link = await here.spawn(Link, on=first)
             ours, ours_cpu, base, base_cpu = await _steps_against_calls(
-                far, here, adder, steps, reps
+                far, here, link, steps, reps
             )
         finally:
             await here.stop()

@@ -137,19 +137,15 @@ class RunCoordinator(Actor):
     def receive(self, msg: Any) -> Any:
         now = self.service.clock()
         core = self.core
+        if msg.__class__ is list and len(msg) == 5 and msg[0] == "done" and core is not None:
+            # A remote step's report (a list: it came as a call's reply): the per-step path,
+            # ahead of the match below (which takes the same report from a worker, a tuple).
+            self._done(core, msg[1], msg[2], msg[3], now)
+            self._turn(now)
+            return None
         match msg:
             case ("done", str(key), int(attempt), value, _) if core is not None:
-                if self._settle(key, attempt):
-                    self._observe(core, key, now)
-                if self.spec.durable and not _storable(value):
-                    failure = Failure(
-                        "TypeError",
-                        f"the result of {key} ({type(value).__name__}) cannot be stored: a "
-                        "durable run's step results must be msgpack data",
-                    )
-                    core.failed(key, attempt, failure, now)
-                else:
-                    core.succeeded(key, attempt, value, now)
+                self._done(core, key, attempt, value, now)
             case ("fail", str(key), int(attempt), list(failure), _) if core is not None:
                 if self._settle(key, attempt):
                     self._observe(core, key, now)
@@ -208,6 +204,19 @@ class RunCoordinator(Actor):
                 pass
         self._turn(now)
         return None
+
+    def _done(self, core: RunCore, key: str, attempt: int, value: Any, now: float) -> None:
+        if self._settle(key, attempt):
+            self._observe(core, key, now)
+        if self.spec.durable and not _storable(value):
+            failure = Failure(
+                "TypeError",
+                f"the result of {key} ({type(value).__name__}) cannot be stored: a "
+                "durable run's step results must be msgpack data",
+            )
+            core.failed(key, attempt, failure, now)
+        else:
+            core.succeeded(key, attempt, value, now)
 
     async def terminate(self, reason: Any) -> None:
         if self.span is not None:
