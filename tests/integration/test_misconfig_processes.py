@@ -1,6 +1,6 @@
 """Misconfigured node processes say what is wrong, promptly, in one line: an unreachable seed,
 a node name the cluster already has, a TCP port in use, ``ember members`` against a closed
-port, ``ember members`` against another cluster. Every process is started with the CLI, as a user would."""
+port or another cluster. Every process is started with the CLI, as a user would."""
 
 from __future__ import annotations
 
