@@ -9,7 +9,6 @@ import asyncio
 import json
 import secrets
 import socket
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from ember.contracts import ContractsConfig
 from ember.testing._localcluster import LocalCluster
+from tests.integration.clikit import ember_cli
 from tests.integration.contracts_kit import Render, Shipment
 
 pytestmark = pytest.mark.ember_realtime
@@ -25,18 +25,7 @@ BOUND = 90.0
 
 
 async def _ember(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ember",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(BOUND):
-        out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await ember_cli(*args, timeout=BOUND)
 
 
 def _free_port() -> int:
