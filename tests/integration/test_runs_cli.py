@@ -58,9 +58,11 @@ async def test_runs_and_run_show_against_a_node_process(tmp_path: Path) -> None:
         )
         try:
             assert client.contracts is not None
-            await client.contracts.start_on("n1", Shipment, {"order": "o-cli"}, run_id="ship-cli")
             await client.contracts.start_on(
-                "n1", Render, {"job": "j-cli", "seconds": 0.0}, run_id="render-cli"
+                "n1", Shipment, {"order": "o-cli"}, run_id="ship-cli", timeout=BOUND
+            )
+            await client.contracts.start_on(
+                "n1", Render, {"job": "j-cli", "seconds": 0.0}, run_id="render-cli", timeout=BOUND
             )
             await client.contracts.result("render-cli", timeout=BOUND)
             async with asyncio.timeout(BOUND):
