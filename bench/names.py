@@ -147,12 +147,18 @@ async def consistent_load(
         name = (prefix, writer, made[writer])
         await client.names.register(name, pids[writer], tier="consistent", timeout=30)
 
+    stats = client.names.statistics()["consistent"]
     r = await load(register, writers, duration)
+    after = client.names.statistics()["consistent"]
+    entries = after["batch_writes"] - stats["batch_writes"]
     return {
         "registrations_per_s": round(r["writes_per_s"], 1),
         "p50_ms": round(r["p50_ms"], 3),
         "p99_ms": round(r["p99_ms"], 3),
         "registrations": int(r["writes"]),
+        # Group commit: Raft entries the registrations went in, and items per entry.
+        "entries": entries,
+        "mean_batch": round((after["batched"] - stats["batched"]) / max(entries, 1), 1),
     }
 
 
