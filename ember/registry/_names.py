@@ -48,7 +48,8 @@ Policy = ConflictPolicy | Callable[[Any, Pid, Pid], None]
 @dataclass(frozen=True, slots=True)
 class Registration:
     """A name's current registration: ``token`` is the fencing token of a consistent one
-    (the Raft index that registered it), None for the other tiers."""
+    (``index * 2**16 + position`` of the registration in the Raft entry that made it: larger
+    for every later registration), None for the other tiers."""
 
     name: Any
     pid: Pid
