@@ -100,3 +100,17 @@ async def test_stopping_fails_what_is_queued() -> None:
     for fut in (flying, queued):
         with pytest.raises(TierUnavailable, match="stopping"):
             await fut
+
+
+async def test_requests_that_expired_in_the_queue_do_not_hold_its_places() -> None:
+    write = FakeWrite(delay=10.0)
+    gc, stats, tasks = commit(write, queue_limit=2)
+    flying = asyncio.ensure_future(gc.submit(["a"], 1, 60))
+    await asyncio.sleep(0.1)
+    for item in ("b", "c"):  # queued behind a until they expire
+        with pytest.raises(TierUnavailable, match="not proposed"):
+            await gc.submit([item], 1, 0.5)
+    late = asyncio.ensure_future(gc.submit(["d"], 1, 60))
+    assert await flying == ("done", ["a"]) and await late == ("done", ["d"])
+    assert stats.queue_full == 0 and write.batches == [[["a"]], [["d"]]]
+    await tasks.cancel_all()
