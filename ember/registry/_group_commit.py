@@ -151,6 +151,8 @@ class GroupCommit:
         command = {"op": "batch", "items": [r.item for r in batch]}
         try:
             results = await self._write(command, max(within, 0.0))
+            if results.__class__ is not list or len(results) != len(batch):
+                raise OutcomeUnknown(None, f"the batch was answered with {results!r}")
         except Exception as exc:  # every item of the entry shares its fate
             for request in batch:
                 if not request.future.done():
@@ -161,6 +163,6 @@ class GroupCommit:
                 if not request.future.done():
                     request.future.set_exception(TierUnavailable("consistent", "stopping"))
             raise
-        for request, result in zip(batch, results, strict=True):
+        for request, result in zip(batch, results, strict=True):  # checked above
             if not request.future.done():
                 request.future.set_result(result)

@@ -114,3 +114,16 @@ async def test_requests_that_expired_in_the_queue_do_not_hold_its_places() -> No
     assert await flying == ("done", ["a"]) and await late == ("done", ["d"])
     assert stats.queue_full == 0 and write.batches == [[["a"]], [["d"]]]
     await tasks.cancel_all()
+
+
+async def test_an_answer_that_does_not_match_the_batch_fails_its_items_as_unknown() -> None:
+    class Short(FakeWrite):
+        async def __call__(self, command: dict[str, Any], within: float) -> list[Any]:
+            return (await super().__call__(command, within))[:-1]
+
+    gc, _, tasks = commit(Short())
+    results = await asyncio.gather(
+        *(gc.submit([i], 1, 10) for i in range(3)), return_exceptions=True
+    )
+    assert [type(r) for r in results] == [OutcomeUnknown] * 3
+    await tasks.cancel_all()
