@@ -25,7 +25,7 @@ import msgpack  # type: ignore[import-untyped]
 from .._errors import EmberError, NodeDown, NoProc, UsageError
 from ..actors import NOPROC, NORMAL, Actor, Down, Pid, Ref, ReplyHandle, TimerRef
 from ._core import Abort, Launch, RunCore
-from ._graph import Graph
+from ._graph import Graph, Step
 from ._journal import Journal
 from ._placement import choose
 from ._policy import CapabilityPolicy
@@ -121,6 +121,8 @@ class RunCoordinator(Actor):
         """Attempts waiting for their node's step host to be found."""
         self.pending: dict[str, int] = {}
         """Launches placed on each node by capability and not started yet (see ``choose``)."""
+        self.followers: dict[str, Launch] = {}
+        """The launch sent with each placed launch, by the first one's key (see _pipeline)."""
         if spec.started:
             spec.restarts += 1
             spec.record = None  # resume from what was persisted since
@@ -143,19 +145,16 @@ class RunCoordinator(Actor):
             self._done(core, msg[1], msg[2], msg[3], now)
             self._turn(now)
             return None
+        if msg.__class__ is list and len(msg) == 3 and msg[0] == "pair" and core is not None:
+            # A step and the one sent after it (see _pipeline): both reports, in order.
+            for report in msg[1:]:
+                if report is not None:
+                    self._report(core, report, now)
+            self._turn(now)
+            return None
         match msg:
-            case ("done", str(key), int(attempt), value, _) if core is not None:
-                self._done(core, key, attempt, value, now)
-            case ("fail", str(key), int(attempt), list(failure), _) if core is not None:
-                if self._settle(key, attempt):
-                    self._observe(core, key, now)
-                core.failed(key, attempt, Failure.from_list(failure), now)
-            case ("denied", str(key), int(attempt), str(capability), str(by)) if core is not None:
-                self._settle(key, attempt)
-                core.denied(key, attempt, capability, by, now)
-            case ("unknown", str(key), int(attempt), str(detail)) if core is not None:
-                self._settle(key, attempt)
-                core.unknown(key, attempt, detail, now)
+            case ("done" | "fail" | "denied" | "unknown", *_) if core is not None:
+                self._report(core, msg, now)
             case Down(ref=ref, reason=reason) if core is not None:
                 self._down(core, ref, reason, now)
             case ("host", str(node), Pid() as host):
@@ -204,6 +203,28 @@ class RunCoordinator(Actor):
                 pass
         self._turn(now)
         return None
+
+    def _report(self, core: RunCore, msg: Any, now: float) -> None:
+        """Take an attempt's report (a tuple from a worker, a list from a step host)."""
+        match msg:
+            case ("done", str(key), int(attempt), value, _):
+                self._done(core, key, attempt, value, now)
+            case ("fail", str(key), int(attempt), list(failure), _):
+                if self._settle(key, attempt):
+                    self._observe(core, key, now)
+                core.failed(key, attempt, Failure.from_list(failure), now)
+            case ("denied", str(key), int(attempt), str(capability), str(by)):
+                self._settle(key, attempt)
+                core.denied(key, attempt, capability, by, now)
+            case ("unknown", str(key), int(attempt), str(detail)):
+                self._settle(key, attempt)
+                core.unknown(key, attempt, detail, now)
+            case ("unstarted", str(key), int(attempt)):
+                # Held after a step that did not succeed there: it never ran (usually the
+                # core undid its launch already, when that step's failure came first).
+                core.not_started(key, attempt)
+            case _:
+                log.warning("run %s: an unreadable step report %r", self.spec.run_id, msg)
 
     def _done(self, core: RunCore, key: str, attempt: int, value: Any, now: float) -> None:
         if self._settle(key, attempt):
@@ -399,10 +420,7 @@ class RunCoordinator(Actor):
 
     def _place(self, core: RunCore, launch: Launch, now: float) -> None:
         step = launch.step
-        local = self.inline.get(step.name)
-        if local is None:
-            local = self.inline[step.name] = step.on is None and not step.needs
-            self.denied[step.name] = self.spec.policy.first_denied(step.capabilities)
+        local = self._runs_here(step)
         denied = self.denied[step.name]
         if denied is not None:
             core.denied(launch.key, launch.attempt, denied, "run", now)
@@ -419,14 +437,7 @@ class RunCoordinator(Actor):
                 else:
                     core.unplaced(launch.key, launch.attempt, why, now)
                 return
-            prefer = None
-            if len(names) > 1:  # where its input was made (a chain stays on its node)
-                tasks = core.tasks
-                for dep in step.deps:
-                    task = tasks.get(dep)
-                    if task is not None and task.node is not None:
-                        prefer = task.node
-                        break
+            prefer = _preferred(core, step) if len(names) > 1 else None
             node = choose(
                 names,
                 here=self.kernel.name,
@@ -438,6 +449,55 @@ class RunCoordinator(Actor):
             self.pending[node] = self.pending.get(node, 0) + 1
         core.placed(launch.key, launch.attempt, node, now)
         self.held.append((launch, node))
+        if (
+            not local
+            and not self.spec.durable
+            and step.timeout is None
+            and launch.item is None
+            and node != self.kernel.name
+            and runs_inline(step, launch.call)
+        ):
+            self._pipeline(core, launch, node, now)
+
+    def _runs_here(self, step: Step) -> bool:
+        """Whether ``step`` runs on this node (it needs nothing and is not pinned); notes the
+        capability the run's policy denies it, if any, in ``self.denied``."""
+        local = self.inline.get(step.name)
+        if local is None:
+            local = self.inline[step.name] = step.on is None and not step.needs
+            self.denied[step.name] = self.spec.policy.first_denied(step.capabilities)
+        return local
+
+    def _pipeline(self, core: RunCore, launch: Launch, node: str, now: float) -> None:
+        """Launch the step after ``launch`` now, to be sent to ``node`` with it and started
+        there when it succeeds, if that step would be placed on ``node`` then anyway: one round
+        trip for two steps of a chain. Only a plain step after a plain step without a timeout
+        (both run at once in ``node``'s step host, back to back) of a run that is not durable
+        (its launch is recorded with the first's, in the same write, before either leaves)."""
+        step = core.pipelinable(launch.key)
+        if step is None or step.call is None or not runs_inline(step, step.call):
+            return
+        if self._runs_here(step) or self.denied[step.name] is not None:
+            return
+        service = self.service
+        names, _ = service.capable_nodes(step)
+        if node not in names:
+            return
+        if len(names) > 1:
+            # The choice it would get once ``launch`` is done (not pending any more, and where
+            # its input was made): only on ``node`` as the preferred node, so no turn decides.
+            if _preferred(core, step) != node:
+                return
+            pending = dict(self.pending)
+            pending[node] -= 1
+            here = self.kernel.name
+            if choose(names, here=here, load=service.load, prefer=node, pending=pending) != node:
+                return
+        follower = core.launch_after(launch.key, step, now)
+        if follower is None:
+            return
+        core.placed(follower.key, follower.attempt, node, now)
+        self.followers[launch.key] = follower
 
     def _release(self, launches: list[tuple[Launch, str]]) -> int:
         core = self.core
@@ -457,6 +517,7 @@ class RunCoordinator(Actor):
                 else:
                     del pending[node]
             if not core.is_running(key, attempt):
+                self.followers.pop(key, None)
                 continue
             if node == here and runs_inline(step, call):
                 ran += 1
@@ -480,7 +541,7 @@ class RunCoordinator(Actor):
         step = launch.step
         call = launch.call
         case = 0 if call is step.call else next(i for i, c in enumerate(step.calls) if c is call)
-        args = (
+        args: tuple[Any, ...] = (
             self.pid,
             spec.run_id,
             self.contract_key,
@@ -502,6 +563,21 @@ class RunCoordinator(Actor):
             service.stats.steps_local += 1
             return
         service.stats.steps_remote += 1
+        follower = self.followers.pop(launch.key, None)
+        core = self.core
+        if (
+            follower is not None
+            and core is not None
+            and core.is_running(follower.key, follower.attempt)
+        ):
+            fstep = follower.step
+            # [key, step, case (a compute step's: 0), attempt, arguments]
+            tail = [follower.key, fstep.name, 0, follower.attempt, follower.args]
+            args = (*args, tail)
+            self.workers[follower.key] = _Attempt(follower.attempt, node)
+            service.load[node] += 1
+            service.stats.steps_remote += 1
+            service.stats.steps_pipelined += 1
         host = self.hosts.get(node)
         if host is None and (known := service.hosts.get(node)) is not None:
             self._host_found(node, known)
@@ -687,6 +763,17 @@ class RunCoordinator(Actor):
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("run %s: coordinator task failed", self.spec.run_id, exc_info=exc)
             self.kernel.exit(self.pid, exc)  # a crash: the supervisor restarts the coordinator
+
+
+def _preferred(core: RunCore, step: Step) -> str | None:
+    """Where ``step``'s input was made: the node of its first dependency that ran somewhere
+    (a chain stays on its node)."""
+    tasks = core.tasks
+    for dep in step.deps:
+        task = tasks.get(dep)
+        if task is not None and task.node is not None:
+            return task.node
+    return None
 
 
 def _consumed(fut: asyncio.Future[Any]) -> None:

@@ -78,6 +78,7 @@ class Abort(NamedTuple):
 
 class _Task:
     __slots__ = (
+        "after",
         "attempt",
         "checkpoints",
         "deadline",
@@ -115,6 +116,9 @@ class _Task:
         self.reason = ""
         self.checkpoints: dict[str, Any] = {}
         self.effects: dict[str, Any] = {}
+        self.after: str | None = None
+        """The running task this one was launched after (pipelined, see
+        :meth:`RunCore.launch_after`), until that one succeeds."""
 
 
 class _Collection:
@@ -191,6 +195,8 @@ class RunCore:
         self.outcome: tuple[str, Any, Any] | None = None
         """``(status, outputs, error record)`` once the run ended."""
         self.started = False
+        self._followers: dict[str, _Task] = {}
+        """The task launched after each running task (by the running task's key)."""
 
     # --- inputs ------------------------------------------------------------------------------
 
@@ -220,6 +226,10 @@ class RunCore:
         task = self._current(key, attempt)
         if task is None:
             return
+        if task.after is not None:  # held, and never sent: launched again when reached
+            self._unlaunch(task)
+            return
+        self._drop_follower(task)
         del self._running[key]
         task.attempt -= 1  # that attempt never ran
         if task.placing_since is None:
@@ -281,6 +291,7 @@ class RunCore:
         task = self._current(key, attempt)
         if task is None:
             return
+        self._drop_follower(task)  # it did not start (see launch_after)
         del self._running[key]
         task.error = failure
         task.t1 = now
@@ -329,6 +340,17 @@ class RunCore:
         task = self._current(key, attempt)
         if task is None:
             return
+        if task.after is not None:  # held there: it counts as launched
+            if task.step.idempotent:
+                self._unlaunch(task)  # runs (again) when what it waits for is done
+                return
+            detail = detail or f"node {task.node} lost while it held it after {task.after}"
+        follower = self._followers.get(key)
+        if follower is not None and task.step.idempotent and task.reruns < self.max_reruns:
+            # Held there with it, so lost with it: the same rule (it may end the run).
+            self.lost(follower.key, follower.attempt, now, detail)
+            if self.outcome is not None:
+                return
         del self._running[key]
         node = task.node
         if task.step.idempotent and task.reruns < self.max_reruns:
@@ -382,6 +404,53 @@ class RunCore:
                 "StepOutcomeUnknown", run_id=self.run_id, step=key, node=task.node, detail=detail
             ),
         )
+
+    def pipelinable(self, key: str) -> Step | None:
+        """The step that could be launched after running task ``key`` before it reports (see
+        :meth:`launch_after`): ``key``'s only dependent, a plain step whose other dependencies
+        are done, when the run has room for it and nothing queued ahead of it; else None."""
+        task = self._running.get(key)
+        if task is None or task.item is not None or key in self._followers or self._ready:
+            return None
+        users = self.graph.dependents.get(key, ())
+        if len(users) != 1 or len(self._running) >= self.max_parallel:
+            return None
+        step = self.graph.steps[users[0]]
+        if step.kind != "compute" or self._remaining[step.name] != 1 or step.name in self.tasks:
+            return None
+        return step
+
+    def launch_after(self, key: str, step: Step, now: float) -> Launch | None:
+        """Launch ``step`` (from :meth:`pipelinable`) before running task ``key`` is done, to
+        be held where ``key`` runs and started there once ``key`` succeeds, with ``key``'s
+        result as argument ``key`` (missing from the launch's ``args``). Its timeout counts
+        from then (when ``key``'s success is reported here). If ``key`` fails or is
+        unplaced, the launch is undone (the step never started); if ``key``'s node is lost,
+        the held step counts as launched (see :meth:`lost`)."""
+        call = step.call
+        if call is None or call.contract is not None:
+            return None
+        values = self.values
+        task = self._task(step)
+        task.status = TaskStatus.RUNNING
+        task.attempt += 1
+        task.t0 = None
+        task.node = None
+        task.after = key
+        self._running[task.key] = task
+        self._followers[key] = task
+        args = {name: values[name] for name in call.params if name != key}
+        del now  # it starts when ``key`` is done (see _reach)
+        return Launch(
+            task.key, step, None, task.attempt, call, args, task.checkpoints, task.effects
+        )
+
+    def not_started(self, key: str, attempt: int) -> None:
+        """Attempt ``attempt`` of ``key``, held after another step, was not started where it
+        was sent (that step did not succeed there): as if it was never launched."""
+        task = self._current(key, attempt)
+        if task is not None and task.after is not None:
+            self._unlaunch(task)
 
     def is_running(self, key: str, attempt: int) -> bool:
         """Whether attempt ``attempt`` of ``key`` is the one running (a report would count)."""
@@ -630,7 +699,39 @@ class RunCore:
             for i in range(len(items)):
                 self._queue(self._task(step, i))
             return
-        self._queue(self._task(step))
+        task = self._task(step)
+        if task.after is not None:
+            del self._followers[task.after]
+            self._started(task, now)
+            return
+        self._queue(task)
+
+    def _started(self, task: _Task, now: float) -> None:
+        """A task launched after another (see :meth:`launch_after`) starts: that one is done."""
+        task.after = None
+        task.t0 = now
+        if task.step.timeout is not None:
+            self._timer(now + task.step.timeout, "deadline", task.key, task.attempt)
+        self._change(task, t0=now)
+
+    def _unlaunch(self, task: _Task) -> None:
+        """Undo the launch of a task held after another: it never started (and its shell is
+        told so by an abort)."""
+        if self._followers.get(task.after or "") is task:
+            del self._followers[task.after or ""]
+        self._running.pop(task.key, None)
+        self._effects.append(Abort(task.key, task.attempt, "not started"))
+        task.after = None
+        task.attempt -= 1
+        task.status = TaskStatus.PENDING
+        task.node = None
+        task.reason = ""
+        self._change(task, s=TaskStatus.PENDING, a=task.attempt, n=None)
+
+    def _drop_follower(self, task: _Task) -> None:
+        follower = self._followers.get(task.key)
+        if follower is not None:
+            self._unlaunch(follower)
 
     def _queue(self, task: _Task) -> None:
         task.status = TaskStatus.READY
@@ -772,6 +873,7 @@ class RunCore:
             task.status = TaskStatus.CANCELLED if status != "unknown" else task.status
             self._change(task, s=task.status, t1=now)
         self._running.clear()
+        self._followers.clear()
         self._ready.clear()
         self._parked.clear()
         self._waiting.clear()
@@ -829,6 +931,16 @@ class RunCore:
                 task = core._task(step)
                 core._queue(task)
                 unknown = core._resume_task(task, rec, now) or unknown
+        for name in steps:
+            rec = tasks.get(name, {})
+            if name in done or core._remaining[name] == 0 or rec.get("s") != TaskStatus.RUNNING:
+                continue
+            if not steps[name].idempotent:
+                # Launched after a step that had not reported (held there): it may have run.
+                task = core._task(steps[name])
+                task.attempt, task.node = int(rec.get("a", 0)), rec.get("n")
+                task.reason = f"it was held on {task.node} after a step when its run moved"
+                unknown = unknown or task
         core._check_finished(now)
         if unknown is not None and core.outcome is None:
             core._running[unknown.key] = unknown

@@ -28,6 +28,9 @@ class ContractsStatistics:
     steps_inline: int = 0
     steps_local: int = 0
     steps_remote: int = 0
+    steps_pipelined: int = 0
+    """Remote steps sent with the step before them, to start where it ran when it succeeds
+    (counted in ``steps_remote`` too)."""
     step_attempts: int = 0
     """Step attempts that reported (inline ones excluded; their times are in ``step_seconds``)."""
     step_seconds_total: float = 0.0

@@ -1,11 +1,12 @@
 """Steps placed on another node: every networked node runs one :class:`StepHost` actor,
 registered as ``"ember.contracts.host"``, that takes the attempts remote coordinators send it,
 one call each: a plain function runs at once, in the host, and its report is the call's reply
-(a step costs about a remote call); anything else gets a :class:`StepWorker` of its own (a
-remote spawn in one message) that reports when done, and that the host watches and stops when
-asked. A coordinator asks a node's host for its pid once and monitors it: losing the host (its
-node) loses the attempts sent to it. The host also passes ``("wake", run_id)`` to its node's
-contracts service (a run owned there has news)."""
+(a step costs about a remote call; a plain step may come with the step after it, run here
+right after it if it succeeds, both reports in one reply); anything else gets a
+:class:`StepWorker` of its own (a remote spawn in one message) that reports when done, and that
+the host watches and stops when asked. A coordinator asks a node's host for its pid once and
+monitors it: losing the host (its node) loses the attempts sent to it. The host also passes
+``("wake", run_id)`` to its node's contracts service (a run owned there has news)."""
 
 from __future__ import annotations
 
@@ -42,11 +43,15 @@ class StepHost(Actor):
         it runs inline (graphs are immutable once loaded: resolved once per step)."""
 
     def receive(self, msg: Any) -> Any:
-        if msg.__class__ is list and len(msg) == 11 and msg[0] == "run":
+        if msg.__class__ is list and msg[0] == "run":
             # The per-step path, ahead of the match: [run, coordinator, <worker arguments>...]
+            # and, for a step sent with the one before it, [key, step, case, attempt, args].
             coordinator = msg[1]
             if coordinator.__class__ is Pid:
-                return self._run(coordinator, msg)
+                if len(msg) == 11:
+                    return self._run(coordinator, msg)
+                if len(msg) == 12:
+                    return self._pair(coordinator, msg)
         match msg:
             case "pid":
                 return self.pid
@@ -94,6 +99,18 @@ class StepHost(Actor):
         self.workers[(coordinator, key, attempt)] = (pid, ref)
         self.by_ref[ref] = (coordinator, key, attempt)
         return None
+
+    def _pair(self, coordinator: Pid, msg: list[Any]) -> list[Any]:
+        """Take an attempt and the one held after it: the second starts here as soon as the
+        first succeeds, with its result as the argument named for it; otherwise it does not
+        start. The reply carries both reports (None for one a worker sends later)."""
+        first = msg[:11]
+        done = self._run(coordinator, first)
+        key, name, case, attempt, arguments = msg[11]
+        if done is None or done[0] != "done":  # failed, denied, or in a worker: not started
+            return ["pair", done, ["unstarted", key, attempt]]
+        second = [*first[:4], key, name, case, attempt, {**arguments, msg[4]: done[3]}, {}, {}]
+        return ["pair", done, self._run(coordinator, second)]
 
     def _inline(self, msg: list[Any]) -> tuple[Any, ...] | list[Any] | None:
         """The report of a plain-function attempt, run here at once as its coordinator would

@@ -480,3 +480,133 @@ def test_a_chain_runs_in_order(n: int) -> None:
         assert launch.key == f"s{i}" and launch.args == {("x" if i == 0 else f"s{i - 1}"): i}
         core.succeeded(launch.key, 1, i + 1, float(i))
     assert core.outcome == ("succeeded", {prev: n}, None)
+
+
+def _evaluate(graph: Graph, seed: int) -> dict[str, int]:
+    """Every step's value as the DAGs of ``dags`` define it, computed directly."""
+    values: dict[str, int] = {"seed": seed}
+    for name in graph.steps:  # in a topological order
+        values[name] = sum(values[d] for d in graph.steps[name].deps)
+    return values
+
+
+@settings(max_examples=150, deadline=None)
+@given(dags(), st.integers(1, 5), st.data())
+def test_any_dag_pipelined_at_random_gives_the_unpipelined_results(
+    dag: tuple[Graph, list[int]], parallel: int, data: Any
+) -> None:
+    """Launching a running step's successor after it (held until it succeeds, as a step host
+    does) changes no result, launches each step once, and starts each after its dependencies."""
+    graph, _ = dag
+    core = RunCore(graph, "r", {"seed": 1}, max_parallel=parallel)
+    core.start(0.0)
+    done: set[str] = set()
+    launched: list[str] = []
+    running: list[Launch] = []
+    held: dict[str, Launch] = {}  # by the key of the step it waits for
+    now = 0.0
+    while core.outcome is None:
+        for effect in core.take_effects():
+            assert isinstance(effect, Launch)
+            step = graph.steps[effect.key]
+            assert all(d in done for d in step.deps if d in graph.steps), effect.key
+            assert effect.key not in launched
+            launched.append(effect.key)
+            running.append(effect)
+        for launch in list(running):
+            after = core.pipelinable(launch.key)
+            if after is not None and data.draw(st.booleans()):
+                follower = core.launch_after(launch.key, after, now)
+                assert follower is not None and follower.key not in launched
+                others = [d for d in after.deps if d in graph.steps and d != launch.key]
+                assert all(d in done for d in others)
+                launched.append(follower.key)
+                held[launch.key] = follower
+        assert 0 < len(running) + len(held) <= parallel
+        pick = running.pop(data.draw(st.integers(0, len(running) - 1)))
+        now += 1
+        value = sum(pick.args.values())
+        core.succeeded(pick.key, pick.attempt, value, now)
+        done.add(pick.key)
+        follower = held.pop(pick.key, None)
+        if follower is not None:  # started where its predecessor ran, with its result
+            assert core.tasks[follower.key].t0 == now
+            running.append(follower._replace(args={**follower.args, pick.key: value}))
+    assert sorted(launched) == sorted(graph.steps)
+    assert core.outcome[0] == "succeeded"
+    expected = _evaluate(graph, 1)
+    assert {name: core.values[name] for name in graph.steps} == {
+        name: expected[name] for name in graph.steps
+    }
+
+
+class Pair(Contract):
+    x = Input(int)
+
+    @compute(retry=Retry(attempts=2, initial=1.0))
+    def k(x: int) -> int:
+        return x + 1
+
+    @compute(timeout=5.0)
+    def s(k: int) -> int:
+        return k * 2
+
+    outputs = ("s",)
+
+
+def test_a_step_launched_after_another_starts_when_it_succeeds_or_never() -> None:
+    core = RunCore(Pair.graph(), "r", {"x": 1})
+    core.start(0.0)
+    (k,) = launches(core)
+    assert k.key == "k"
+    step = core.pipelinable("k")
+    assert step is not None and step.name == "s"
+    s = core.launch_after("k", step, 0.0)
+    assert s is not None and s.args == {} and s.attempt == 1
+    assert core.pipelinable("k") is None  # one follower per running step
+    core.placed("s", 1, "n1", 0.0)
+    # k fails: s never started, and is undone (its shell is told by an abort)
+    core.failed("k", 1, boom(), 1.0)
+    assert Abort("s", 1, "not started") in core.take_effects()
+    assert core.tasks["s"].status == TaskStatus.PENDING and core.tasks["s"].attempt == 0
+    assert core.take_changes()[0]["s"]["s"] == TaskStatus.PENDING
+    core.tick(2.0)
+    (k2,) = launches(core)
+    assert k2.attempt == 2 and core.pipelinable("k") is None  # launched as usual from here
+    core.succeeded("k", 2, 2, 3.0)
+    (s2,) = launches(core)
+    assert (s2.key, s2.attempt, s2.args) == ("s", 1, {"k": 2})
+    assert core.next_wakeup() == 8.0  # its timeout counts from its launch, at 3.0
+
+
+def test_a_held_step_times_out_from_its_start_and_counts_as_launched_when_lost() -> None:
+    core = RunCore(Pair.graph(), "r", {"x": 1})
+    core.start(0.0)
+    launches(core)
+    step = core.pipelinable("k")
+    assert step is not None
+    core.launch_after("k", step, 0.0)
+    assert core.next_wakeup() is None  # not started: no deadline yet
+    core.succeeded("k", 1, 2, 4.0)
+    assert launches(core) == [] and core.tasks["s"].t0 == 4.0
+    assert core.next_wakeup() == 9.0
+    core.tick(9.0)
+    assert core.outcome is not None and core.outcome[2]["type"] == "StepTimeout"
+    # lost while held: s is not idempotent, so the run's outcome is unknown (it may have run)
+    core = RunCore(Pair.graph(), "r", {"x": 1})
+    core.start(0.0)
+    launches(core)
+    step = core.pipelinable("k")
+    assert step is not None
+    core.launch_after("k", step, 0.0)
+    core.placed("k", 1, "n1", 0.0)
+    core.placed("s", 1, "n1", 0.0)
+    core.lost("k", 1, 1.0, detail="node n1 lost while it ran")
+    assert core.outcome is not None and core.outcome[0] == "unknown"
+    assert core.outcome[2]["step"] == "k"
+    # a run resumed from a record that shows s launched (held) after k, which has not
+    # succeeded: s may have run, so its outcome is unknown (not run again when k is done)
+    record = {"k": {"s": "retrying", "a": 1, "r": 9.0}, "s": {"s": "running", "a": 1, "n": "n1"}}
+    back = RunCore.restore(Pair.graph(), "r", inputs={"x": 1}, tasks=record, events={}, now=5.0)
+    assert back.outcome is not None and back.outcome[0] == "unknown"
+    assert back.outcome[2]["step"] == "s"
