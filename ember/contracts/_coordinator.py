@@ -571,8 +571,10 @@ class RunCoordinator(Actor):
             and core.is_running(follower.key, follower.attempt)
         ):
             fstep = follower.step
-            # [key, step, case (a compute step's: 0), attempt, arguments]
-            tail = [follower.key, fstep.name, 0, follower.attempt, follower.args]
+            # [key, step, case (a compute step's: 0), attempt, arguments, the argument that
+            # takes the first step's result (None: it takes none)]
+            fill = launch.key if launch.key in follower.call.params else None
+            tail = [follower.key, fstep.name, 0, follower.attempt, follower.args, fill]
             args = (*args, tail)
             self.workers[follower.key] = _Attempt(follower.attempt, node)
             service.load[node] += 1
