@@ -571,10 +571,9 @@ class RunCoordinator(Actor):
             and core.is_running(follower.key, follower.attempt)
         ):
             fstep = follower.step
-            # [key, step, case (a compute step's: 0), attempt, arguments, the argument that
-            # takes the first step's result (None: it takes none)]
-            fill = launch.key if launch.key in follower.call.params else None
-            tail = [follower.key, fstep.name, 0, follower.attempt, follower.args, fill]
+            # [key, step, case (a compute step's: 0), attempt, arguments but the first step's
+            # result (the compiler makes a step's function take each dependency it names)]
+            tail = [follower.key, fstep.name, 0, follower.attempt, follower.args]
             args = (*args, tail)
             self.workers[follower.key] = _Attempt(follower.attempt, node)
             service.load[node] += 1

@@ -102,17 +102,15 @@ class StepHost(Actor):
 
     def _pair(self, coordinator: Pid, msg: list[Any]) -> list[Any]:
         """Take an attempt and the one held after it: the second starts here as soon as the
-        first succeeds, with its result as the argument named for it (if it takes it);
-        otherwise it does not start. The reply carries both reports (None for one a worker
+        first succeeds, with its result as the argument named for it; otherwise it does not
+        start. The reply carries both reports (None for one a worker
         sends later)."""
         first = msg[:11]
         done = self._run(coordinator, first)
-        key, name, case, attempt, arguments, fill = msg[11]
+        key, name, case, attempt, arguments = msg[11]
         if done is None or done[0] != "done":  # failed, denied, or in a worker: not started
             return ["pair", done, ["unstarted", key, attempt]]
-        if fill is not None:
-            arguments = {**arguments, fill: done[3]}
-        second = [*first[:4], key, name, case, attempt, arguments, {}, {}]
+        second = [*first[:4], key, name, case, attempt, {**arguments, msg[4]: done[3]}, {}, {}]
         return ["pair", done, self._run(coordinator, second)]
 
     def _inline(self, msg: list[Any]) -> tuple[Any, ...] | list[Any] | None:

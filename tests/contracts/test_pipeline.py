@@ -64,24 +64,6 @@ def chain(cls: str, n: int, **options: Any) -> type[Contract]:
 Five = chain("Five", 5)
 
 
-class After(Contract):
-    """``then`` runs after ``first`` without taking its result."""
-
-    x = Input(int)
-
-    @compute(capabilities="far")
-    def first(x: int) -> int:
-        CALLS.append("first")
-        return x + 1
-
-    @compute(capabilities="far", depends_on=("first",))
-    def then() -> str:
-        CALLS.append("then")
-        return "done"
-
-    outputs = ("then",)
-
-
 Three = chain("Three", 3)
 TimedOut = chain("TimedOut", 2, s1={"timeout": 0.5})
 HalfIdempotent = chain("HalfIdempotent", 2, s0={"idempotent": True})
@@ -161,14 +143,6 @@ async def test_a_far_chain_sends_two_steps_per_round_trip(sends: list[int]) -> N
         for first, second in (("s0", "s1"), ("s2", "s3")):
             assert steps[second].started == steps[first].finished
             assert steps[first].started is not None and steps[second].duration == 0.0
-
-
-async def test_a_held_step_that_takes_no_result_of_the_one_before() -> None:
-    CALLS.clear()
-    async with cluster() as sim:
-        a = sim.node("a")
-        assert await After.run({"x": 1}, node=a) == {"then": "done"}
-        assert CALLS == ["first", "then"] and a.contracts.statistics().steps_pipelined == 1
 
 
 async def test_a_step_after_a_failed_one_never_runs_and_is_launched_after_its_retry() -> None:
