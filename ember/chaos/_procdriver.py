@@ -73,12 +73,14 @@ class ProcessDriver(Driver):
         self._client = await self.procs.client("client", BOUND, **options)
 
     async def stop(self) -> None:
+        # The node processes are stopped whatever happens to the client node's stop (bounded:
+        # past it the run is unknown, never a hang with the cluster left running).
         try:
             if self._client is not None:
-                await self._client.stop()
+                await self.bounded("stopping the client node", self._client.stop(), BOUND)
         finally:
-            for name in self.names:
-                self.procs.kill(name, signal.SIGCONT)  # a paused node must hear the SIGTERM
+            for node in self.procs.running():  # (a start that failed started only some)
+                self.procs.kill(node.name, signal.SIGCONT)  # a paused node must hear SIGTERM
             await self.procs.stop()
 
     def live(self) -> list[str]:
@@ -112,7 +114,9 @@ class ProcessDriver(Driver):
 
     async def _stop_node(self, name: str) -> None:
         self.procs.kill(name, signal.SIGTERM)
-        await self.procs.wait(name)
+        if not await self.bounded(f"stopping {name} gracefully", self.procs.wait(name), BOUND):
+            self.procs.kill(name)
+            await self.procs.wait(name)
 
     async def pause(self, name: str) -> None:
         self.procs.kill(name, signal.SIGSTOP)
