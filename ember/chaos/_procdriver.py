@@ -2,7 +2,8 @@
 --chaos``, one per node, durable data directories), the client node in the runner's process
 joining their mesh; kill -9 and restart from the data directory, SIGSTOP and SIGCONT, and
 partitions, delay and loss through each node's transport fault hook (``ember.transport``'s
-fault channel: the client asks each node to cut, delay or lose its own traffic).
+fault channel: the client asks each node to cut, delay or lose its own traffic), and through
+the same hook a slow or failing disk under a node's Raft store and a skewed node clock.
 """
 
 from __future__ import annotations
@@ -36,7 +37,19 @@ class ProcessDriver(Driver):
 
     kind: ClassVar[str] = "processes"
     faults: ClassVar[frozenset[str]] = frozenset(
-        {"kill", "restart", "pause", "partition", "delay", "loss", "add-node", "remove-node"}
+        {
+            "kill",
+            "restart",
+            "pause",
+            "partition",
+            "delay",
+            "loss",
+            "add-node",
+            "remove-node",
+            "slow-disk",
+            "failing-disk",
+            "clock-skew",
+        }
     )
 
     def __init__(self, scenario: Scenario, seed: int, workdir: Path) -> None:
@@ -57,6 +70,7 @@ class ProcessDriver(Driver):
         self._client: Node | None = None
         self._cuts: set[Link] = set()
         self._net: dict[str, dict[str, Any]] = {}  # node -> its drop and delay now
+        self._node: dict[str, dict[str, Any]] = {}  # node -> its disk and clock faults now
         if not scenario.cluster.durable:
             self.notes.append("node processes always keep durable data directories")
 
@@ -136,11 +150,29 @@ class ProcessDriver(Driver):
             self._net[name] = {"drop": loss or 0.0, "delay": list(delay or (0.0, 0.0))}
             await self._tell(name)
 
+    async def disk_faults(
+        self, targets: Iterable[str], latency: float | None, failures: float = 0.0
+    ) -> None:
+        for name in targets:
+            faults = self._node.setdefault(name, {})
+            faults.update(disk_latency=latency or 0.0, disk_failures=failures)
+            await self._tell(name)
+
+    async def clock_faults(self, targets: Iterable[str], rate: float | None) -> None:
+        for name in targets:
+            self._node.setdefault(name, {})["clock_rate"] = rate or 1.0
+            await self._tell(name)
+
     async def _tell(self, name: str) -> None:
         """Set node ``name``'s faults to what they should be now. Each node cuts its side of
         a link both ways, so a node that cannot be told (paused) is covered by its peers."""
         peers = sorted(p for p in self.names if frozenset((name, p)) in self._cuts)
-        request = {"op": "set", "partition": peers, **self._net.get(name, {})}
+        request = {
+            "op": "set",
+            "partition": peers,
+            **self._net.get(name, {}),
+            **self._node.get(name, {}),
+        }
         try:
             await self.client.transport.faults.channel.ask(name, request, timeout=FAULT_BOUND)  # type: ignore[union-attr]
         except (EmberError, TimeoutError) as exc:

@@ -333,7 +333,7 @@ class LocalCluster:
 async def _drain(stream: asyncio.StreamReader | None, path: Path) -> None:
     if stream is None:
         return
-    with path.open("ab") as f:
-        while line := await stream.readline():
-            f.write(line)
+    with path.open("ab") as f:  # in chunks: a line may be longer than the stream's limit
+        while chunk := await stream.read(65536):
+            f.write(chunk)
             f.flush()
