@@ -688,3 +688,23 @@ async def test_close_is_bounded_even_by_a_connection_that_never_reports_closed()
             async with asyncio.timeout(WAIT + FAST.handshake_timeout):
                 await a.close()
             await logs.wait("never reported closed")
+
+
+async def test_frames_for_a_departed_peer_are_dropped_and_counted_not_kept() -> None:
+    # A peer that closed for good (the chaos runner's client node, left): what is sent to
+    # it afterwards queues only until unreachable_timeout, then is dropped and counted; the
+    # queue never holds more than that window.
+    config = FAST.replace(unreachable_timeout=0.5, connect_backoff_max=0.1)
+    async with node("a", config=config) as (a, ra):
+        async with node("b") as (b, _):
+            await connect(a, b)
+        await ra.wait(lambda: [peer for peer, _ in ra.downs] == ["b"])
+        sent = 0
+        async with asyncio.timeout(WAIT):
+            while a.statistics().dropped_unreachable == 0:
+                a.send("b", Channel.USER, b"late")
+                sent += 1
+                await asyncio.sleep(0.01)  # a steady trickle, as Raft heartbeats are
+        stats = a.statistics()
+        assert 0 < stats.dropped_unreachable <= sent
+        assert a._peers["b"].outbox.pending < sent  # what was dropped is not still held
