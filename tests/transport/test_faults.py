@@ -15,7 +15,7 @@ from transport_kit import CLUSTER, COOKIE, WAIT, Recorder
 
 import ember
 from ember import UsageError
-from ember.cli._faultcmd import parse_delay, request_of
+from ember.cli._faultcmd import format_state, parse_delay, request_of
 from ember.cli._main import build_parser
 from ember.transport import FaultInjectionDisabled, FaultState
 from ember.transport._config import TransportConfig
@@ -128,6 +128,14 @@ def test_the_node_faults_disk_and_clock() -> None:
     assert f.disk() == (0.0, False)
 
 
+def test_the_cli_shows_the_node_faults() -> None:
+    f = controller()
+    text = format_state(f.set(disk_latency=0.2, disk_failures=0.5, clock_rate=2.0))
+    assert "+200 ms a save, 0.5 of saves fail" in text and "2x" in text
+    cleared = format_state(f.clear())
+    assert "disk delayed 0, disk failed 0" in cleared and "2x" not in cleared
+
+
 def test_state_round_trips_through_a_dict() -> None:
     f = controller()
     state = f.set(partition=["b"], delay=(0.0, 0.5), drop=0.1, disk_latency=0.3, clock_rate=0.5)
@@ -149,6 +157,9 @@ def test_the_cli_reads_delays_and_actions() -> None:
         ("heal",): {"op": "heal", "peers": []},
         ("delay", "10-50ms"): {"op": "set", "delay": [0.01, 0.05]},
         ("drop", "0.1"): {"op": "set", "drop": 0.1},
+        ("disk", "200ms"): {"op": "set", "disk_latency": 0.2, "disk_failures": 0.0},
+        ("disk", "0", "--fail", "0.5"): {"op": "set", "disk_latency": 0.0, "disk_failures": 0.5},
+        ("clock", "2"): {"op": "set", "clock_rate": 2.0},
         ("clear",): {"op": "clear"},
         ("status",): {"op": "state"},
     }
