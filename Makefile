@@ -30,7 +30,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict ember
 
 pytest: $(STAMP)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 test: lint typecheck pytest
 

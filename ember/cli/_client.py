@@ -8,6 +8,7 @@ node: the cookie, the cluster name and, with ``--tls-dir``, mutual TLS.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -64,8 +65,20 @@ async def connect_once(node: Node, args: argparse.Namespace) -> str:
     name, host, port = parse_node_address(args.node)
     await node.start()
     assert node.transport is not None
-    await node.transport.connect(name, host, port, retry=False)
+    # a refused handshake is raised here and said once by the command, not also logged
+    transport_log = logging.getLogger("ember.transport")
+    unsaid = _DropWarnings()
+    transport_log.addFilter(unsaid)
+    try:
+        await node.transport.connect(name, host, port, retry=False)
+    finally:
+        transport_log.removeFilter(unsaid)
     return name
+
+
+class _DropWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno != logging.WARNING
 
 
 def client_node(args: argparse.Namespace, cookie: str, **options: Any) -> Node:

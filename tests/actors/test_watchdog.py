@@ -42,6 +42,14 @@ def read(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.name == "ember.actors.watchdog"]
 
 
+async def logged(caplog, text: str, count: int) -> None:
+    """Wait (real loop, generous bound) until the watchdog logged ``text`` ``count`` times."""
+    deadline = time.monotonic() + 30.0
+    # the log is written by the watchdog's thread: there is no event of this loop to await
+    while sum(text in line for line in read(caplog)) < count and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.01)
+
+
 def test_a_blocking_receive_is_logged_with_pid_class_and_message_type(caplog) -> None:
     caplog.set_level(logging.WARNING, logger="ember.actors.watchdog")
 
@@ -51,7 +59,7 @@ def test_a_blocking_receive_is_logged_with_pid_class_and_message_type(caplog) ->
             assert await node.call(pid, ("nap", 0.6)) == ("nap", 0.6)
             node.send(pid, ("nap", 0.6))
             assert await node.call(pid, "after") == "after"
-            await asyncio.sleep(THRESHOLD)  # let the watchdog's loop tick report the end
+            await logged(caplog, "ran again after being blocked", 2)
             return pid
 
     pid = ember.run(main, stall_threshold=THRESHOLD)
@@ -75,7 +83,7 @@ def test_a_blocking_started_hook_and_a_blocking_callback_are_named(caplog) -> No
         async with ember.Node("a") as node:
             await node.spawn(SleepyStart)
             block(0.5)  # outside any process
-            await asyncio.sleep(THRESHOLD)
+            await logged(caplog, "blocked for more than", 2)
 
     ember.run(main, stall_threshold=THRESHOLD)
     blocked = [line for line in read(caplog) if "blocked for more than" in line]

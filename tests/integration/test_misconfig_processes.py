@@ -1,6 +1,6 @@
 """Misconfigured node processes say what is wrong, promptly, in one line: an unreachable seed,
 a node name the cluster already has, a TCP port in use, ``ember members`` against a closed
-port. Every process is started with the CLI, as a user would."""
+port or another cluster. Every process is started with the CLI, as a user would."""
 
 from __future__ import annotations
 
@@ -172,3 +172,26 @@ async def test_members_against_a_closed_port_says_connection_refused_at_once(tmp
     assert err == [err[0]] and "connection refused" in err[0], err
     # not after the 30 s timeout: one attempt (the interpreter's start-up dominates)
     assert time.monotonic() - started < 15
+
+
+async def test_members_of_another_cluster_says_both_cluster_names_once(tmp_path) -> None:
+    async with asyncio.timeout(BOUND * 2):
+        cluster = LocalCluster(1, workdir=tmp_path, cluster="prod")
+        await cluster.start()
+        try:
+            proc = await ember(
+                "members",
+                "--node",
+                cluster.nodes["n1"].spec,
+                "--cookie-file",
+                str(cluster.cookie_file),
+                "--timeout",
+                "30",
+            )
+            code, out, err = await finish(proc)
+        finally:
+            assert (await cluster.stop()) == {"n1": 0}
+    assert code == 1 and out == ""
+    # said once, by the command: the transport's warning of the same refusal is not printed too
+    assert err == [err[0]], err
+    assert "in cluster 'ember'" in err[0] and "in cluster 'prod'" in err[0], err
