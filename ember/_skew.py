@@ -24,36 +24,33 @@ def skew_timers(loop: asyncio.AbstractEventLoop, rate: float) -> None:
             delattr(loop, name)
     if rate == 1:
         return
-    call_at, call_later, time = loop.call_at, loop.call_later, loop.time
+    time = loop.time
     inside = [False]  # one loop method delegates to the other (asyncio's call_later to
-    # call_at, uvloop's call_at to call_later): only the outer call scales the delay
+    # call_at, uvloop's call_at to call_later): only the outer call scales the time
 
-    def skewed_at(
-        when: float, callback: Callable[..., object], *args: Any, context: Any = None
-    ) -> asyncio.TimerHandle:
-        if inside[0]:
-            return call_at(when, callback, *args, context=context)
-        inside[0] = True
-        try:
-            now = time()
-            return call_at(now + (when - now) / rate, callback, *args, context=context)
-        finally:
-            inside[0] = False
+    def scaled(
+        method: Callable[..., asyncio.TimerHandle], scale: Callable[[float], float]
+    ) -> Callable[..., asyncio.TimerHandle]:
+        def skewed(
+            t: float, callback: Callable[..., object], *args: Any, context: Any = None
+        ) -> asyncio.TimerHandle:
+            if inside[0]:
+                return method(t, callback, *args, context=context)
+            inside[0] = True
+            try:
+                return method(scale(t), callback, *args, context=context)
+            finally:
+                inside[0] = False
 
-    def skewed_later(
-        delay: float, callback: Callable[..., object], *args: Any, context: Any = None
-    ) -> asyncio.TimerHandle:
-        if inside[0]:
-            return call_later(delay, callback, *args, context=context)
-        inside[0] = True
-        try:
-            return call_later(delay / rate, callback, *args, context=context)
-        finally:
-            inside[0] = False
+        return skewed
+
+    def when(at: float) -> float:
+        now = time()
+        return now + (at - now) / rate
 
     # Instance attributes shadow the class's methods, on asyncio's loops and uvloop's alike.
-    setattr(loop, "call_at", skewed_at)  # noqa: B010 - this loop only
-    setattr(loop, "call_later", skewed_later)  # noqa: B010
+    setattr(loop, "call_at", scaled(loop.call_at, when))  # noqa: B010 - this loop only
+    setattr(loop, "call_later", scaled(loop.call_later, lambda delay: delay / rate))  # noqa: B010
 
 
 def rate_follower(loop: asyncio.AbstractEventLoop, rate: Callable[[], float]) -> Callable[[], None]:

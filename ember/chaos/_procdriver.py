@@ -22,7 +22,7 @@ from ..testing._localcluster import LocalCluster
 from ._driver import Driver
 from ._nemesis import Link
 from ._procfs import rss_of
-from ._scenario import Scenario
+from ._scenario import FAULTS, Scenario
 
 __all__ = ["ProcessDriver"]
 
@@ -36,21 +36,7 @@ class ProcessDriver(Driver):
     """Nodes ``n1``... as OS processes and the client node ``client`` in this process."""
 
     kind: ClassVar[str] = "processes"
-    faults: ClassVar[frozenset[str]] = frozenset(
-        {
-            "kill",
-            "restart",
-            "pause",
-            "partition",
-            "delay",
-            "loss",
-            "add-node",
-            "remove-node",
-            "slow-disk",
-            "failing-disk",
-            "clock-skew",
-        }
-    )
+    faults: ClassVar[frozenset[str]] = frozenset(FAULTS)  # every one
 
     def __init__(self, scenario: Scenario, seed: int, workdir: Path) -> None:
         super().__init__(scenario, seed, workdir)

@@ -27,7 +27,7 @@ from ._clock import SkewedLoop
 from ._driver import Driver, DriverError
 from ._nemesis import Link
 from ._procfs import rss_of
-from ._scenario import Scenario
+from ._scenario import FAULTS, Scenario
 
 __all__ = ["ChaosNetwork", "SimDriver"]
 
@@ -80,21 +80,7 @@ class SimDriver(Driver):
     """Nodes ``n1``... and the client node ``client`` on one :class:`ChaosNetwork`."""
 
     kind: ClassVar[str] = "sim"
-    faults: ClassVar[frozenset[str]] = frozenset(
-        {
-            "kill",
-            "restart",
-            "pause",
-            "partition",
-            "delay",
-            "loss",
-            "slow-disk",
-            "clock-skew",
-            "add-node",
-            "remove-node",
-            "failing-disk",
-        }
-    )
+    faults: ClassVar[frozenset[str]] = frozenset(FAULTS)  # every one
 
     def __init__(self, scenario: Scenario, seed: int, workdir: Path) -> None:
         super().__init__(scenario, seed, workdir)

@@ -1,31 +1,11 @@
 """``ember chaos list`` and ``ember chaos run``: output, run directory, exit codes."""
 
 import json
-import textwrap
+
+from scenariokit import TINY
 
 from ember.chaos._netns import unavailable_reason
 from ember.cli._main import main
-
-TINY = textwrap.dedent(
-    """\
-    description = "a short run"
-    seed = 4
-    settle = 1
-    [cluster]
-    nodes = 3
-    [[workload]]
-    kind = "kv"
-    clients = 2
-    rate = 20
-    duration = 4
-    keys = 2
-    [[faults.timeline]]
-    at = 1
-    fault = "pause"
-    target = "leader"
-    duration = 2
-    """
-)
 
 
 def test_list_shows_every_bundled_scenario_with_its_description(capsys):
