@@ -125,3 +125,35 @@ class Watcher(ember.Actor):
             handle.reply(done.result())
 
         fut.add_done_callback(answer)
+
+
+class Registrant(ember.Actor):
+    """``("load", writers, duration, start_at, prefix)``: ``writers`` registrants on this node,
+    each with its own process, register new consistent names back to back for ``duration``
+    seconds from the wall-clock time ``start_at``; answers ``[latencies_s, start, end]``
+    (``time.time()``)."""
+
+    async def receive(self, msg: Any) -> Any:
+        match msg:
+            case ("load", writers, duration, start_at, prefix):
+                node = ember.current()
+                pids = [await node.spawn(Sleeper) for _ in range(writers)]
+                await asyncio.sleep(max(0.0, start_at - time.time()))
+                latencies: list[float] = []
+                perf = time.perf_counter
+                stop_at = perf() + duration
+
+                async def one(w: int) -> None:
+                    j = 0
+                    while perf() < stop_at:
+                        j += 1
+                        t = perf()
+                        await node.names.register(  # type: ignore[attr-defined]
+                            (prefix, node.name, w, j), pids[w], tier="consistent", timeout=30
+                        )
+                        latencies.append(perf() - t)
+
+                start = time.time()
+                await asyncio.gather(*(one(w) for w in range(writers)))
+                return [latencies, start, time.time()]
+        return None

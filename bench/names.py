@@ -18,6 +18,12 @@
   of the same three nodes (the ratio says what a registration costs over a plain Raft
   write). Beside the rates, the CPU each costs: user + system CPU microseconds per operation
   of the 3 node processes and this one (``/proc``), steadier than a rate on a shared host.
+  Registrations go by group commit (a node's requests made while its previous write is in
+  flight share the next entry): with all 64 registrants on this node every entry carries about
+  64 (``mean_batch``), the best case for batching; so each round also runs the **spread**
+  variant, 16 registrants on each of the 3 nodes and this one (a
+  :class:`bench._registry_agents.Registrant` on each, started together), where each node
+  batches only its own 16 and three of them register on a member (waiting for its own apply).
   ``python -m bench.names_consistent`` runs this section alone. The staleness of the member
   caches: after each of a series of registrations returns,
   how long until each of the 3 nodes' cached ``whereis`` sees it (max over nodes), against the
@@ -41,6 +47,7 @@ from bench._registry_agents import Sleeper, percentile, processes
 from bench._util import cli, goal, ratio, run_uvloop
 
 WATCHER = "bench._registry_agents:Watcher"
+REGISTRANT = "bench._registry_agents:Registrant"
 perf = time.perf_counter
 
 
@@ -147,12 +154,46 @@ async def consistent_load(
         name = (prefix, writer, made[writer])
         await client.names.register(name, pids[writer], tier="consistent", timeout=30)
 
+    stats = client.names.statistics()["consistent"]
     r = await load(register, writers, duration)
+    after = client.names.statistics()["consistent"]
+    # (.get: the bench also measures a build from before group commit, for comparison.)
+    entries = after.get("batch_writes", 0) - stats.get("batch_writes", 0)
     return {
         "registrations_per_s": round(r["writes_per_s"], 1),
         "p50_ms": round(r["p50_ms"], 3),
         "p99_ms": round(r["p99_ms"], 3),
         "registrations": int(r["writes"]),
+        # Group commit: Raft entries the registrations went in, and items per entry.
+        "entries": entries,
+        "mean_batch": round(
+            (after.get("batched", 0) - stats.get("batched", 0)) / max(entries, 1), 1
+        ),
+    }
+
+
+async def spread_load(
+    client: Any, agents: list[Any], writers: int, duration: float, prefix: str
+) -> dict[str, Any]:
+    """``writers`` registrants spread evenly over the nodes of ``agents`` (a
+    :class:`bench._registry_agents.Registrant` on each), all starting at once: each node's
+    group commit batches only its own registrations."""
+    per_node = writers // len(agents)
+    start_at = time.time() + 0.5
+    answers = await asyncio.gather(
+        *(
+            client.call(a, ("load", per_node, duration, start_at, prefix), timeout=duration + 60)
+            for a in agents
+        )
+    )
+    latencies = [x for lat, _, _ in answers for x in lat]
+    elapsed = max(end for _, _, end in answers) - min(start for _, start, _ in answers)
+    return {
+        "registrations_per_s": round(len(latencies) / elapsed, 1),
+        "p50_ms": round(percentile(latencies, 0.5) * 1e3, 3),
+        "p99_ms": round(percentile(latencies, 0.99) * 1e3, 3),
+        "registrations": len(latencies),
+        "per_node": per_node,
     }
 
 
@@ -293,7 +334,9 @@ async def consistent_section(quick: bool) -> dict[str, Any]:
         # costs, much steadier than a rate on a shared host.
         pids = [n.process.pid for n in procs.running()] + [os.getpid()]
         duration = 1.0 if quick else 3.0
-        runs, raft_runs, cpu, raft_cpu = [], [], [], []
+        agents = [await client.spawn(REGISTRANT, on=n) for n in nodes]
+        agents.append(await client.spawn(REGISTRANT))
+        runs, raft_runs, spread_runs, cpu, raft_cpu = [], [], [], [], []
         for r in range(1 if quick else 3):
             reg, reg_cpu = await _cpu_per_op(
                 pids,
@@ -301,6 +344,7 @@ async def consistent_section(quick: bool) -> dict[str, Any]:
                 "registrations",
             )
             kvr, kv_cpu = await _cpu_per_op(pids, lambda: load(kv_write, 64, duration), "writes")
+            spread_runs.append(await spread_load(client, agents, 64, duration, f"spread{r}"))
             runs.append(reg)
             raft_runs.append(kvr)
             if reg_cpu is not None and kv_cpu is not None:
@@ -318,6 +362,11 @@ async def consistent_section(quick: bool) -> dict[str, Any]:
             "p99_ms": round(raft["p99_ms"], 3),
             "samples_per_s": [round(r["writes_per_s"], 1) for r in raft_runs],
         }
+        spread = sorted(spread_runs, key=lambda r: r["registrations_per_s"])[len(spread_runs) // 2]
+        results["consistent_64_spread"] = {
+            **spread,
+            "samples_per_s": [r["registrations_per_s"] for r in spread_runs],
+        }
         if cpu:
             results["cpu_us_per_op"] = {
                 "processes": [*nodes, "client"],
@@ -327,6 +376,7 @@ async def consistent_section(quick: bool) -> dict[str, Any]:
                 "raft_write_by_process": raft_cpu,
             }
         _log(results["consistent_64"], results["raft_writes_64"], results.get("cpu_us_per_op"))
+        _log(results["consistent_64_spread"])
         results["staleness"] = await staleness(client, watchers, 20 if quick else 100)
         _log(results["staleness"])
         sample = ("load0", 0, 1)
@@ -344,6 +394,10 @@ def consistent_ratios(results: dict[str, Any]) -> dict[str, Any]:
         "whereis_consistent/dict_get": ratio(cw["whereis_consistent"], cw["dict_get"]),
         "registrations/raft_writes": ratio(
             results["consistent_64"]["registrations_per_s"],
+            results["raft_writes_64"]["writes_per_s"],
+        ),
+        "spread_registrations/raft_writes": ratio(
+            results["consistent_64_spread"]["registrations_per_s"],
             results["raft_writes_64"]["writes_per_s"],
         ),
     }

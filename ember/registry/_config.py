@@ -62,6 +62,21 @@ class RegistryConfig:
     request_timeout: float = 5.0
     """Default seconds a global ``register`` / ``unregister`` may take."""
 
+    batch_limit: int = 4096
+    """Group commit: at most this many registrations and unregistrations of one node go in
+    one Raft entry of the system group (at most 65,536: a fencing token numbers its item in
+    the entry with 16 bits). An entry is also kept to about half the group's
+    ``max_command_bytes``."""
+
+    batch_queue: int = 10_000
+    """Group commit: at most this many registrations and unregistrations wait on one node
+    while its previous entries are in flight; more are refused with
+    :class:`~ember.registry.TierUnavailable` (counted in ``queue_full``)."""
+
+    batches_in_flight: int = 1
+    """Group commit: entries of one node proposed at once (1: stop and wait, the next batch
+    forms while one is in flight)."""
+
     shards: int = 64
     """The eventual tier's map is cut into this many shards; anti-entropy compares a digest
     per shard and exchanges only the shards that differ. Every node must use the same value."""
@@ -91,6 +106,9 @@ class RegistryConfig:
     def __post_init__(self) -> None:
         check_int("expect", self.expect, 1, 99)
         check_int("shards", self.shards, 1, 4096)
+        check_int("batch_limit", self.batch_limit, 1, 1 << 16)
+        check_int("batch_queue", self.batch_queue, 1, 100_000_000)
+        check_int("batches_in_flight", self.batches_in_flight, 1, 64)
         check_int("push_batch", self.push_batch, 1, 1_000_000)
         check_int("anti_entropy_limit", self.anti_entropy_limit, 1, 10_000_000)
         check_int("gossip_limit", self.gossip_limit, 0, 1_000_000)

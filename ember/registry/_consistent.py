@@ -12,7 +12,9 @@ come later are added as learners by the leader's node (the voter-cap policy then
 them); a node that runs no member (``member=False``, a client) registers through the others
 and keeps its cache from a member's stream of changes.
 
-**Registrations** are Raft writes made on the pid's node; the token is the entry's index. Each
+**Registrations** are Raft writes made on the pid's node, by group commit (:mod:`._group_commit`:
+what is asked while this node's previous write is in flight goes in one ``batch`` entry);
+the token is ``index * 2**16 + position`` of the registration in its entry. Each
 member's applied state is its cache. Every node watches its own registered processes (as the
 applied state shows them) and releases the names of those that exit, retrying until the write
 commits (so a process that died while its node was cut off is released on reconnect). The
@@ -56,7 +58,18 @@ from ..transport._frame import Channel
 from ..transport._queue import NoRoute, QueueFull
 from ._config import SYSTEM_GROUP, RegistryConfig
 from ._errors import TierUnavailable
-from ._names_sm import Entry, NamesStateMachine, name_from_wire, pid_from_wire, pid_to_wire
+from ._group_commit import GroupCommit
+from ._names_sm import (
+    REGISTER,
+    UNREGISTER,
+    Entry,
+    NamesStateMachine,
+    index_of,
+    last_token,
+    name_from_wire,
+    pid_from_wire,
+    pid_to_wire,
+)
 
 if TYPE_CHECKING:
     from ..consensus._host import RaftHost
@@ -96,6 +109,13 @@ class ConsistentStatistics:
     learners_added: int = 0
     pushes_sent: int = 0
     resubscribes: int = 0
+    batch_writes: int = 0
+    """Entries of registrations and unregistrations this node proposed (group commit)."""
+    batched: int = 0
+    """Registrations and unregistrations those entries carried."""
+    largest_batch: int = 0
+    queue_full: int = 0
+    """Registrations and unregistrations refused: the group commit queue was full."""
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -133,7 +153,8 @@ class ConsistentTier:
         self.cache: dict[Any, Entry] = {}
         """Consistent names as this node knows them (the state machine's map on a member)."""
         self._apply_waiters: list[tuple[int, asyncio.Future[None]]] = []
-        """Registrations made here waiting for this node's member to apply them."""
+        """Registrations made here waiting for this node's member to apply their entry
+        (by its index)."""
         self.cluster: Cluster | None = None
         self._cluster_nodes: tuple[str, ...] = ()
         self._tasks = OwnedTasks(log, "consistent registry task")
@@ -162,6 +183,15 @@ class ConsistentTier:
         self._started = 0.0
         self._host: RaftHost | None = None
         self._member_key = (SYSTEM_GROUP, self.node.name)
+        self._commit = GroupCommit(
+            self._write,
+            self._tasks,
+            self.stats,
+            batch_limit=config.batch_limit,
+            batch_bytes=config.group.max_command_bytes // 2,
+            queue_limit=config.batch_queue,
+            in_flight=config.batches_in_flight,
+        )
 
     @property
     def host(self) -> RaftHost:
@@ -196,6 +226,7 @@ class ConsistentTier:
             remove()
         self._unsubscribe.clear()
         await self._tasks.cancel_all()
+        self._commit.fail_all(TierUnavailable("consistent", f"{self.node.name} is stopping"))
         self.registry.frame_handlers.pop(CONSISTENT, None)
         self.registry.fence_check = None
         if self.sm is not None:
@@ -210,23 +241,22 @@ class ConsistentTier:
     async def register(
         self, name: Any, pid: Pid, meta: Any, policy: Policy | None, within: float
     ) -> int | None:
-        if meta is not None:
-            try:
-                msgpack.packb(meta)
-            except (TypeError, ValueError) as exc:
-                raise UsageError(
-                    f"the meta of a consistent name must be plain data: {exc}"
-                ) from exc
+        item = [REGISTER, name, pid_to_wire(pid), meta]
+        try:
+            size = len(msgpack.packb(item))  # the name is checked already: the meta is not
+        except (TypeError, ValueError) as exc:
+            raise UsageError(f"the meta of a consistent name must be plain data: {exc}") from exc
         if pid not in self._watches and not self.node.kernel.is_alive(pid):
             from .._errors import NoProc
 
             raise NoProc(pid)
-        cmd = {"op": "register", "name": name, "pid": pid_to_wire(pid), "meta": meta}
-        status, value = await self._write(cmd, within)
-        if status == "taken":
-            raise NameTaken(name, pid_from_wire(value))
+        result = await self._commit.submit(item, size, within)
+        if result.__class__ is not int:
+            if result.__class__ is list:
+                raise NameTaken(name, pid_from_wire(result))
+            raise UsageError(f"the system group refused registering {name!r}: {result}")
         self.stats.registered += 1
-        token: int = value  # the process is watched once this node sees it hold the name
+        token: int = result  # the process is watched once this node sees it hold the name
         await self._see_own_write(name, (pid, meta, token), within)
         return token
 
@@ -242,10 +272,11 @@ class ConsistentTier:
                 self.cache[name] = entry
                 self._changed([(name, old, entry)])
             return
-        if member.applied >= token:
+        index = index_of(token)
+        if member.applied >= index:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._apply_waiters.append((token, fut))
+        self._apply_waiters.append((index, fut))
         try:
             async with asyncio.timeout(within):
                 await fut
@@ -256,8 +287,12 @@ class ConsistentTier:
                 fut.cancel()
 
     async def unregister(self, name: Any, within: float) -> None:
-        if not await self._write({"op": "unregister", "name": name}, within):
-            raise UnknownName(name)
+        item = [UNREGISTER, name]
+        result = await self._commit.submit(item, len(msgpack.packb(item)), within)
+        if result is not True:
+            if result is False:
+                raise UnknownName(name)
+            raise UsageError(f"the system group refused unregistering {name!r}: {result}")
         self.stats.unregistered += 1
 
     def lookup(self, name: Any) -> Registration | None:
@@ -408,13 +443,13 @@ class ConsistentTier:
             member = self._member()
             applied = member.applied if member is not None else 0
             waiting = []
-            for token, fut in self._apply_waiters:
+            for index, fut in self._apply_waiters:
                 if fut.done():
                     continue
-                if token <= applied:
+                if index <= applied:
                     fut.set_result(None)
                 else:
-                    waiting.append((token, fut))
+                    waiting.append((index, fut))
             self._apply_waiters = waiting
 
     def _changed(self, changes: list[tuple[Any, Entry | None, Entry | None]]) -> None:
@@ -692,7 +727,8 @@ class ConsistentTier:
             if self._released_nodes.get(gone, -1) >= upto:
                 continue
             await self._write(
-                {"op": "release_node", "node": gone, "upto": upto}, self.config.request_timeout
+                {"op": "release_node", "node": gone, "upto": last_token(upto)},
+                self.config.request_timeout,
             )
             self._released_nodes[gone] = upto
             self.stats.node_releases += 1
@@ -792,7 +828,9 @@ class ConsistentTier:
         for wire_name, pid, meta, token in rows:
             name = name_from_wire(wire_name)
             old = cache.get(name)
-            if old is not None and (old[2] > index or (pid is not None and old[2] == token)):
+            if old is not None and (
+                old[2] > last_token(index) or (pid is not None and old[2] == token)
+            ):
                 # A push from before our own registration of it (read your writes), or of
                 # the registration we hold already (our own, taken at once).
                 continue

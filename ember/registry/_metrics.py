@@ -20,6 +20,11 @@ _GLOBAL_COUNTERS = {
     "released": "Names released in the tier by this node.",
     "conflicts": "Claims of this node that lost their name to a concurrent claimant.",
 }
+_GROUP_COMMIT = {
+    "batch_writes": "Raft entries of registrations and unregistrations this node proposed.",
+    "batched": "Registrations and unregistrations those entries carried (group commit).",
+    "queue_full": "Registrations and unregistrations refused: the group commit queue was full.",
+}
 
 
 class NamesProbe:
@@ -62,6 +67,16 @@ class NamesProbe:
             "Registry frames that were malformed.",
             stats["malformed"],
         )
+        yield counter(
+            "ember_names_unhandled_frames",
+            "Registry frames of a kind this node takes no part in (a tier it does not run).",
+            labels=["kind"],
+            samples=(((k,), n) for k, n in stats["unhandled_frames"].items()),
+        )
+        consistent = stats.get("consistent")
+        if consistent is not None:
+            for key, doc in _GROUP_COMMIT.items():
+                yield counter(f"ember_names_consistent_{key}", doc, consistent[key])
 
     def ready(self) -> tuple[bool, str]:
         """The eventual tier has pulled its live peers' state (``EventualTier.synced``)."""

@@ -48,7 +48,8 @@ Policy = ConflictPolicy | Callable[[Any, Pid, Pid], None]
 @dataclass(frozen=True, slots=True)
 class Registration:
     """A name's current registration: ``token`` is the fencing token of a consistent one
-    (the Raft index that registered it), None for the other tiers."""
+    (``index * 2**16 + position`` of the registration in the Raft entry that made it: larger
+    for every later registration), None for the other tiers."""
 
     name: Any
     pid: Pid
@@ -108,8 +109,8 @@ class Names:
         self.rpc = Rpc(node, self.codec)
         self.rpc.handlers["register"] = self._serve_register
         self.tiers: dict[Tier, GlobalTier] = {}
-        from ._consistent import ConsistentTier
-        from ._eventual import EventualTier
+        from ._consistent import CONSISTENT, ConsistentTier
+        from ._eventual import EVENTUAL, EventualTier
 
         self._consistent = ConsistentTier(self, self.config)
         if self.config.replicate:
@@ -136,6 +137,17 @@ class Names:
         self.fenced_drops = 0
         """Fenced messages dropped: their token was not the name's current one here."""
         self.malformed = 0
+        """REGISTRY frames that did not decode or had no kind."""
+        self.unhandled_frames: dict[str, int] = {}
+        """Well-formed frames of a kind this node takes no part in (a tier it does not run,
+        as on a tool node), by kind."""
+        self._kind_names = {
+            REQ: "request",
+            REP: "reply",
+            FENCED: "fenced",
+            EVENTUAL: "eventual",
+            CONSISTENT: "consistent",
+        }
 
     # -- life cycle -------------------------------------------------------------------------
 
@@ -376,6 +388,7 @@ class Names:
             "local": len(self.node.kernel.registered()) + len(self._remote_local),
             "fenced_drops": self.fenced_drops,
             "malformed": self.malformed,
+            "unhandled_frames": dict(self.unhandled_frames),
         }
         for t, tier in self.tiers.items():
             out[t] = tier.statistics()
@@ -611,10 +624,20 @@ class Names:
     def _on_frame(self, peer: str, payload: bytes) -> None:
         try:
             frame = self.codec.decode(payload)
-            handler = self.frame_handlers[frame[0]]
+            kind = frame[0]
+            if kind.__class__ is not int:
+                raise TypeError(f"a frame kind is an int, not {kind!r}")
         except (EmberError, ValueError, TypeError, IndexError, KeyError):
             self.malformed += 1
             log.warning("registry: malformed frame from %s", peer)
+            return
+        handler = self.frame_handlers.get(kind)
+        if handler is None:
+            # Sent by a peer that runs a tier this node does not (a tool node gets the
+            # eventual tier's pushes): not an error of either side.
+            label = self._kind_names.get(kind) or f"kind {kind}"
+            self.unhandled_frames[label] = self.unhandled_frames.get(label, 0) + 1
+            log.debug("registry: %s frame from %s, a kind this node does not take", label, peer)
             return
         handler(peer, frame)
 

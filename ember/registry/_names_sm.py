@@ -5,17 +5,27 @@ map, and that map is the node's cache of consistent names.
 Commands (dicts, as :class:`~ember.consensus.StateMachine` takes them); a pid travels as
 ``[node, serial, creation]`` and a name as msgpack (tuples arrive as lists and are turned back):
 
-- ``register(name, pid, meta)``: ``("ok", token)`` (the token is this entry's Raft index; the
-  same pid registered again keeps its first token) or ``("taken", pid)``;
-- ``unregister(name)``: whether it was registered;
+- ``batch(items)``: the registrations and unregistrations a node queued while its previous
+  write was in flight (group commit), decided one by one in order. An item is
+  ``[REGISTER, name, pid, meta]`` or ``[UNREGISTER, name]``; the result is one value per item:
+  a registration's fencing token (an int; the same pid registered again keeps its first
+  token) or the holder's pid (a list: the name is taken); an unregistration's whether it was
+  registered (a bool); a refused item's reason (a str). The token of the item at
+  ``position`` of the entry at Raft ``index`` is ``index * 2**16 + position``
+  (:func:`token_at`): unique in the group's history, larger for every later registration of
+  any name, and the same on every member;
 - ``release(pids)``: drop every name of these pids (processes that exited): how many;
-- ``release_node(node, upto)``: drop every name registered by then (token ``<= upto``) of
-  ``node``'s processes: one entry for a failed node however many names it had;
+- ``release_node(node, upto)``: drop every name of ``node``'s processes whose token is at most
+  ``upto`` (:func:`last_token` of the index the leader had applied when it saw the node go):
+  one entry for a failed node however many names it had;
 - ``release_stale(node, creation)``: drop ``node``'s names of other incarnations than
-  ``creation`` (a node restarted faster than its failure was noticed).
+  ``creation`` (a node restarted faster than its failure was noticed);
+- ``register(name, pid, meta)`` / ``unregister(name)``: the single commands of logs written
+  before batches (their token is the bare Raft index, smaller than any batch token after it).
 
-``listener(changes)`` is told after each command of the names whose holder changed, as
-``(name, old, new)`` with ``(pid, meta, token)`` or None; ``listener(None)`` after a restore.
+``listener(changes)`` is told after each command of the names whose holder changed, in log
+order, as ``(name, old, new)`` with ``(pid, meta, token)`` or None; ``listener(None)`` after a
+restore.
 """
 
 from __future__ import annotations
@@ -25,10 +35,30 @@ from typing import Any
 
 import msgpack  # type: ignore[import-untyped]
 
+from .._errors import UsageError
 from ..actors import Pid
 from ..consensus._state_machine import StateMachine, apply
 
-__all__ = ["Entry", "NamesStateMachine", "name_from_wire", "pid_from_wire", "pid_to_wire"]
+__all__ = [
+    "REGISTER",
+    "TOKEN_SHIFT",
+    "UNREGISTER",
+    "Entry",
+    "NamesStateMachine",
+    "index_of",
+    "last_token",
+    "name_from_wire",
+    "pid_from_wire",
+    "pid_to_wire",
+    "token_at",
+]
+
+REGISTER = 0
+"""A batch item ``[REGISTER, name, pid, meta]``."""
+UNREGISTER = 1
+"""A batch item ``[UNREGISTER, name]``."""
+TOKEN_SHIFT = 16
+"""A token is ``index << TOKEN_SHIFT | position``: at most ``2**16`` items per entry."""
 
 Entry = tuple[Pid, Any, int]
 """A registration: ``(pid, meta, token)``."""
@@ -61,6 +91,21 @@ def pid_to_wire(pid: Pid) -> list[Any]:
     return [pid.node, pid.serial, pid.creation]
 
 
+def token_at(index: int, position: int) -> int:
+    """The fencing token of the item at ``position`` of the entry at Raft ``index``."""
+    return (index << TOKEN_SHIFT) | position
+
+
+def index_of(token: int) -> int:
+    """The Raft index of the entry that made ``token``."""
+    return token >> TOKEN_SHIFT
+
+
+def last_token(index: int) -> int:
+    """The largest token an entry at ``index`` or before can have made."""
+    return ((index + 1) << TOKEN_SHIFT) - 1
+
+
 PidKey = tuple[str, int, int]
 
 
@@ -86,38 +131,45 @@ class NamesStateMachine(StateMachine):
 
     # -- commands ---------------------------------------------------------------------------
 
+    @apply("batch")
+    def batch(self, cmd: dict[str, Any]) -> list[Any]:
+        items = cmd["items"]
+        if len(items) > 1 << TOKEN_SHIFT:
+            raise UsageError(f"a batch holds at most {1 << TOKEN_SHIFT} items, not {len(items)}")
+        index = self._entry_index()
+        base = index << TOKEN_SHIFT
+        changes: Changes = []
+        results: list[Any] = []
+        append = results.append
+        for position, item in enumerate(items):
+            try:
+                kind = item[0]
+                if kind == REGISTER:
+                    _, name, wire, meta = item
+                    append(self._register(name, wire, meta, base | position, changes))
+                elif kind == UNREGISTER:
+                    append(self._drop_into([name_from_wire(item[1])], changes) == 1)
+                else:
+                    append(f"unknown item kind {kind!r}")
+            except (ValueError, TypeError, IndexError) as exc:  # before any change it makes
+                append(f"{type(exc).__name__}: {exc}")
+        if changes and self.listener is not None:
+            self.listener(changes)
+        return results
+
     @apply("register")
     def register(self, cmd: dict[str, Any]) -> tuple[Any, ...]:
-        name = name_from_wire(cmd["name"])
-        wire = cmd["pid"]
-        key = (wire[0], wire[1], wire[2]) if len(wire) == 3 else None
-        holder = self.holders.get(key) if key is not None else None
-        pid = holder[0] if holder is not None else pid_from_wire(wire)
-        held = self.names.get(name)
-        if held is not None:
-            if held[0] == pid:
-                return ("ok", held[2])
-            return ("taken", pid_to_wire(held[0]))
-        token = self.index or self.applied_index + 1
-        entry = (pid, cmd.get("meta"), token)
-        self.names[name] = entry
-        if holder is None:
-            self.holders[_key(pid)] = (pid, {name})
-        else:
-            holder[1].add(name)
-        self.applied_index = max(self.applied_index, token)
-        if self.listener is not None:
-            self.listener([(name, None, entry)])
-        return ("ok", token)
+        changes: Changes = []
+        result = self._register(
+            cmd["name"], cmd["pid"], cmd.get("meta"), self._entry_index(), changes
+        )
+        if changes and self.listener is not None:
+            self.listener(changes)
+        return ("ok", result) if result.__class__ is int else ("taken", result)
 
     @apply("unregister")
     def unregister(self, cmd: dict[str, Any]) -> bool:
-        name = name_from_wire(cmd["name"])
-        held = self.names.get(name)
-        if held is None:
-            return False
-        self._drop([name])
-        return True
+        return self._drop([name_from_wire(cmd["name"])]) == 1
 
     @apply("release")
     def release(self, cmd: dict[str, Any]) -> int:
@@ -183,8 +235,43 @@ class NamesStateMachine(StateMachine):
 
     # -- helpers ----------------------------------------------------------------------------
 
+    def _entry_index(self) -> int:
+        index = self.index or self.applied_index + 1
+        self.applied_index = max(self.applied_index, index)
+        return index
+
+    def _register(self, wire_name: Any, wire: Any, meta: Any, token: int, changes: Changes) -> Any:
+        """Register ``wire`` (a pid) under ``wire_name`` with ``token``: the token (or the
+        first one, for the same pid again), or the holder's pid on the wire (taken). Raises
+        before changing anything if the name or the pid is malformed."""
+        name = name_from_wire(wire_name)
+        key = (wire[0], wire[1], wire[2]) if len(wire) == 3 else None
+        holder = self.holders.get(key) if key is not None else None
+        pid = holder[0] if holder is not None else pid_from_wire(wire)
+        held = self.names.get(name)
+        if held is not None:
+            if held[0] == pid:
+                return held[2]
+            return pid_to_wire(held[0])
+        entry = (pid, meta, token)
+        self.names[name] = entry
+        if holder is None:
+            self.holders[_key(pid)] = (pid, {name})
+        else:
+            holder[1].add(name)
+        changes.append((name, None, entry))
+        return token
+
     def _drop(self, names: list[Any]) -> int:
         changes: Changes = []
+        dropped = self._drop_into(names, changes)
+        if changes and self.listener is not None:
+            self.listener(changes)
+        return dropped
+
+    def _drop_into(self, names: list[Any], changes: Changes) -> int:
+        """Drop ``names`` (those registered), adding their changes to ``changes``: how many."""
+        dropped = 0
         for name in dict.fromkeys(names):
             old = self.names.pop(name, None)
             if old is None:
@@ -196,6 +283,5 @@ class NamesStateMachine(StateMachine):
                 if not holder[1]:
                     del self.holders[key]
             changes.append((name, old, None))
-        if changes and self.listener is not None:
-            self.listener(changes)
-        return len(changes)
+            dropped += 1
+        return dropped

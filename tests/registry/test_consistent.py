@@ -324,3 +324,69 @@ async def test_fenced_call_link_and_monitor_are_checked_at_the_owners_node() -> 
         assert first_box.pending() == [] and second_box.pending() == []
         assert o.names.statistics()["fenced_drops"] >= 3  # the owner's node dropped them
         assert a.names.statistics()["fenced_drops"] == 0
+
+
+async def test_concurrent_registrations_share_entries_and_each_gets_its_own_outcome() -> None:
+    """Group commit: while a write of this node is in flight, its further registrations queue
+    and go as one entry; each still gets its own verdict (NameTaken decided in log order) and
+    its own fencing token, which fences as any other."""
+    import asyncio
+
+    from ember.registry._names_sm import index_of
+
+    per_node = {"cl": {"registry": RegistryConfig.local(expect=3, member=False)}}
+    async with cluster(["a", "b", "c", "cl"], 37, per_node=per_node) as sim:
+        await formed(sim)
+        cl, a = sim.node("cl"), sim.node("a")
+        holder, box = await probe(cl)
+        pids = [holder, *[await cl.spawn(Sleeper) for _ in range(63)]]
+        rival = await cl.spawn(Sleeper)
+        results = await asyncio.gather(
+            *(cl.names.register(("g", i), p, tier="consistent") for i, p in enumerate(pids)),
+            cl.names.register(("g", 0), rival, tier="consistent"),
+            return_exceptions=True,
+        )
+        tokens, rivalry = results[:64], results[64]
+        assert all(isinstance(t, int) for t in tokens), tokens
+        assert len(set(tokens)) == 64
+        assert isinstance(rivalry, ember.NameTaken) and rivalry.owner == holder
+        stats = cl.names.statistics()["consistent"]
+        assert stats["batched"] == 65 and stats["registered"] == 64
+        assert stats["batch_writes"] <= 3  # one alone, then the rest together
+        assert len({index_of(t) for t in tokens}) == stats["batch_writes"]
+        await sim.wait_for(lambda: everywhere(sim, ("g", 63), pids[63]), what="replicated")
+        reg = a.names.lookup(("g", 0), "consistent")
+        assert reg is not None and reg.token == tokens[0]
+        a.send(Name(("g", 0), fence=tokens[0]), "fenced")
+        assert await box.get() == "fenced"
+        a.send(Name(("g", 0), fence=tokens[1]), "another name's token")
+        await sim.wait_for(lambda: cl.names.statistics()["fenced_drops"] == 1, what="dropped")
+        gone = await asyncio.gather(
+            *(cl.names.unregister(("g", i), tier="consistent") for i in range(64)),
+            cl.names.unregister("never", tier="consistent"),
+            return_exceptions=True,
+        )
+        assert gone[:64] == [None] * 64 and isinstance(gone[64], ember.UnknownName)
+        assert cl.names.statistics()["consistent"]["batch_writes"] <= stats["batch_writes"] + 3
+        await sim.wait_for(lambda: everywhere(sim, ("g", 5), None), what="unregistered")
+        again = await cl.names.register(("g", 1), rival, tier="consistent")
+        assert isinstance(again, int) and again > tokens[1]
+
+
+async def test_the_group_commit_queue_is_bounded_and_refusals_are_counted() -> None:
+    import asyncio
+
+    tight = RegistryConfig.local(expect=3, member=False, batch_queue=8)
+    async with cluster(["a", "b", "c", "cl"], 38, per_node={"cl": {"registry": tight}}) as sim:
+        await formed(sim)
+        cl = sim.node("cl")
+        pids = [await cl.spawn(Sleeper) for _ in range(20)]
+        results = await asyncio.gather(
+            *(cl.names.register(("q", i), p, tier="consistent") for i, p in enumerate(pids)),
+            return_exceptions=True,
+        )
+        refused = [r for r in results if isinstance(r, TierUnavailable)]
+        assert len(refused) == 12 and "queue" in str(refused[0])
+        assert [isinstance(r, int) for r in results] == [True] * 8 + [False] * 12
+        assert cl.names.statistics()["consistent"]["queue_full"] == 12
+        assert isinstance(await cl.names.register(("q", 9), pids[9], tier="consistent"), int)
