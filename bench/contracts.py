@@ -243,19 +243,28 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-class Adder(ember.Actor):
-    def receive(self, msg: int) -> int:
-        return msg + 1
+class Link(ember.Actor):
+    """The baseline of a remote step: what a step of ``Far`` runs (the same function), called
+    with the same argument (the previous step's name and value)."""
+
+    def __init__(self) -> None:
+        self.fn = _link(0)
+
+    def receive(self, msg: dict[str, int]) -> int:
+        return self.fn(**msg)
 
 
 async def _steps_against_calls(
-    far: type[Contract], here: ember.Node, adder: ember.Pid, steps: int, reps: int
+    far: type[Contract], here: ember.Node, link: ember.Pid, steps: int, reps: int
 ) -> tuple[list[float], list[float], list[float], list[float]]:
     """``reps`` runs of ``far`` (a chain of ``steps``) coordinated by ``here``, interleaved with
-    as many sequential calls to ``adder``: wall and CPU seconds per step, then per call."""
+    as many sequential calls to ``link`` (a :class:`Link`) with the arguments the steps get:
+    wall and CPU seconds per step (a whole run, its start and end included, over its steps),
+    then per call."""
+    keys = ["x", *(f"s{i}" for i in range(steps - 1))]  # what each step's argument is named
     await far.run({"x": 0}, node=here)  # warm up both paths (connections, step hosts, imports)
-    for _ in range(steps):
-        await here.call(adder, 0)
+    for key in keys:
+        await here.call(link, {key: 0})
     perf, cpu = time.perf_counter, time.process_time
     ours: list[float] = []
     base: list[float] = []
@@ -271,9 +280,10 @@ async def _steps_against_calls(
         gc.collect()
         t0, c0 = perf(), cpu()
         value = rep
-        for _ in range(steps):
-            value = await here.call(adder, value)
+        for key in keys:
+            value = await here.call(link, {key: value})
         base.append((perf() - t0) / steps)
+        assert value == rep + steps
         base_cpu.append((cpu() - c0) / steps)
     return ours, ours_cpu, base, base_cpu
 
@@ -295,8 +305,8 @@ async def _remote(steps: int, reps: int) -> dict[str, Any]:
             others.append(node)
             assert node.address is not None
             await here.connect_node(f"{name}@{node.address}")
-        adder = await others[0].spawn(Adder)
-        ours, ours_cpu, base, base_cpu = await _steps_against_calls(far, here, adder, steps, reps)
+        link = await others[0].spawn(Link)
+        ours, ours_cpu, base, base_cpu = await _steps_against_calls(far, here, link, steps, reps)
         nodes = {
             n.name: n.contracts.statistics().steps_remote if n.contracts else 0
             for n in [here, *others]
@@ -305,19 +315,31 @@ async def _remote(steps: int, reps: int) -> dict[str, Any]:
         for node in others:
             await node.stop()
         await here.stop()
-    step_us = statistics.median(ours) * 1e6
-    call_us = statistics.median(base) * 1e6
-    step_cpu = statistics.median(ours_cpu) * 1e6
-    call_cpu = statistics.median(base_cpu) * 1e6
     return {
-        "remote_step_us": step_us,
-        "remote_call_us": call_us,
-        "remote_step_per_call": step_us / call_us,
-        "remote_step_cpu_us": step_cpu,
-        "remote_call_cpu_us": call_cpu,
-        "remote_step_cpu_per_call": step_cpu / call_cpu,
-        "samples": {"remote_step": ours, "remote_call": base},
+        **_steps_figures("remote", ours, ours_cpu, base, base_cpu),
+        "remote_step_cpu_per_call": statistics.median(
+            o / b for o, b in zip(ours_cpu, base_cpu, strict=True)
+        ),
         "placed": nodes,
+    }
+
+
+def _steps_figures(
+    name: str,
+    ours: list[float],
+    ours_cpu: list[float],
+    base: list[float],
+    base_cpu: list[float],
+) -> dict[str, Any]:
+    """Medians of seconds per step and per call (wall and CPU, in µs), and the median of each
+    repetition's step over its call (the two ran back to back, under the same load)."""
+    return {
+        f"{name}_step_us": statistics.median(ours) * 1e6,
+        f"{name}_call_us": statistics.median(base) * 1e6,
+        f"{name}_step_per_call": statistics.median(o / b for o, b in zip(ours, base, strict=True)),
+        f"{name}_step_cpu_us": statistics.median(ours_cpu) * 1e6,
+        f"{name}_call_cpu_us": statistics.median(base_cpu) * 1e6,
+        "samples": {f"{name}_step": ours, f"{name}_call": base},
     }
 
 
@@ -325,7 +347,7 @@ async def _remote_procs(reps: int) -> dict[str, Any]:
     """The same chain across node processes, as a deployment runs it: this process's node
     (offering no capability) coordinates ``Far`` (:data:`FAR_STEPS` steps), which only two
     ``ember node start`` processes (``--meta capabilities=far``) may run, against as many
-    sequential calls to an ``Adder`` spawned on one of them. Wall-clock per step and per
+    sequential calls to a :class:`Link` spawned on one of them. Wall-clock per step and per
     call, and this process's CPU for each (the coordinator's side of a step, the caller's of
     a call)."""
     import tempfile
@@ -343,26 +365,18 @@ async def _remote_procs(reps: int) -> dict[str, Any]:
         )
         try:
             first = next(iter(procs.nodes))
-            adder = await here.spawn(Adder, on=first)
+            link = await here.spawn(Link, on=first)
             ours, ours_cpu, base, base_cpu = await _steps_against_calls(
-                far, here, adder, steps, reps
+                far, here, link, steps, reps
             )
         finally:
             await here.stop()
             await procs.stop()
-    step_us = statistics.median(ours) * 1e6
-    call_us = statistics.median(base) * 1e6
-    step_cpu = statistics.median(ours_cpu) * 1e6
-    call_cpu = statistics.median(base_cpu) * 1e6
-    return {
-        "procs_step_us": step_us,
-        "procs_call_us": call_us,
-        "procs_step_per_call": step_us / call_us,
-        "procs_step_cpu_us": step_cpu,
-        "procs_call_cpu_us": call_cpu,
-        "procs_coordinator_cpu_us": step_cpu - call_cpu,
-        "samples": {"procs_step": ours, "procs_call": base},
-    }
+    figures = _steps_figures("procs", ours, ours_cpu, base, base_cpu)
+    figures["procs_coordinator_cpu_us"] = (
+        figures["procs_step_cpu_us"] - figures["procs_call_cpu_us"]
+    )
+    return figures
 
 
 # --- durable runs: three voters with fsync ------------------------------------------------
@@ -616,13 +630,13 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
     local = run_uvloop(_local(n, reps))
     _log(f"wide {local['wide_steps_per_s']:.0f} steps/s, chain {local['chain_steps_per_s']:.0f}")
     load["remote"] = os.getloadavg()[0]
-    far = as_node(_remote(100 if quick else 1000, reps))
+    far = as_node(_remote(100 if quick else 1000, max(reps, 5)))  # cheap: more pairs
     _log(
         f"remote step {far['remote_step_us']:.0f} µs vs call {far['remote_call_us']:.0f} µs "
         f"({far['remote_step_per_call']:.2f}x)"
     )
     load["remote_procs"] = os.getloadavg()[0]
-    procs = as_node(_remote_procs(reps))
+    procs = as_node(_remote_procs(max(reps, 5)))
     _log(
         f"across node processes: step {procs['procs_step_us']:.0f} µs vs call "
         f"{procs['procs_call_us']:.0f} µs ({procs['procs_step_per_call']:.2f}x); coordinator "
@@ -677,8 +691,8 @@ def run(quick: bool, reps: int) -> dict[str, Any]:
             "wide/direct": ratio(local["wide_steps_per_s"], local["direct_steps_per_s"]),
             "chain/direct": ratio(local["chain_steps_per_s"], local["direct_steps_per_s"]),
             "lag_p99/idle": ratio(resp["lag_p99_ms"], resp["idle_lag_p99_ms"]),
-            "remote_step/remote_call": ratio(far["remote_step_us"], far["remote_call_us"]),
-            "procs_step/procs_call": ratio(procs["procs_step_us"], procs["procs_call_us"]),
+            "remote_step/remote_call": round(far["remote_step_per_call"], 3),
+            "procs_step/procs_call": round(procs["procs_step_per_call"], 3),
             "durable_3step/raft_write": ratio(
                 durable["durable_3step_p50_ms"], durable["raft_write_p50_ms"]
             ),

@@ -12,7 +12,7 @@ from typing import Any
 
 from .._errors import EmberError
 from ..actors import run
-from ..contracts import Contract, ContractsConfig, RunStatus, RunSummary
+from ..contracts import Contract, ContractError, ContractsConfig, RunStatus, RunSummary
 from ..contracts._stephost import HOST_NAME
 from ._client import add_client_arguments, client_node, connect_once, describe, read_cookie
 from ._table import format_rows
@@ -123,6 +123,9 @@ def _ask(args: argparse.Namespace, request: list[Any]) -> Any:
     cookie = read_cookie(args.cookie_file)
     try:
         return run(lambda: query(args, cookie, request))
+    except ContractError as exc:  # the node's typed answer (e.g. RunNotFound): named as such
+        print(f"ember: {args.node}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return None
     except (EmberError, TimeoutError, OSError) as exc:
         print(f"ember: {args.node}: {describe(exc)}", file=sys.stderr)
         return None

@@ -119,6 +119,8 @@ class RunCoordinator(Actor):
         self.host_refs: dict[Ref, str] = {}
         self.to_host: dict[str, list[tuple[Any, ...]]] = {}
         """Attempts waiting for their node's step host to be found."""
+        self.pending: dict[str, int] = {}
+        """Launches placed on each node by capability and not started yet (see ``choose``)."""
         if spec.started:
             spec.restarts += 1
             spec.record = None  # resume from what was persisted since
@@ -135,19 +137,15 @@ class RunCoordinator(Actor):
     def receive(self, msg: Any) -> Any:
         now = self.service.clock()
         core = self.core
+        if msg.__class__ is list and len(msg) == 5 and msg[0] == "done" and core is not None:
+            # A remote step's report (a list: it came as a call's reply): the per-step path,
+            # ahead of the match below (which takes the same report from a worker, a tuple).
+            self._done(core, msg[1], msg[2], msg[3], now)
+            self._turn(now)
+            return None
         match msg:
             case ("done", str(key), int(attempt), value, _) if core is not None:
-                if self._settle(key, attempt):
-                    self._observe(core, key, now)
-                if self.spec.durable and not _storable(value):
-                    failure = Failure(
-                        "TypeError",
-                        f"the result of {key} ({type(value).__name__}) cannot be stored: a "
-                        "durable run's step results must be msgpack data",
-                    )
-                    core.failed(key, attempt, failure, now)
-                else:
-                    core.succeeded(key, attempt, value, now)
+                self._done(core, key, attempt, value, now)
             case ("fail", str(key), int(attempt), list(failure), _) if core is not None:
                 if self._settle(key, attempt):
                     self._observe(core, key, now)
@@ -206,6 +204,19 @@ class RunCoordinator(Actor):
                 pass
         self._turn(now)
         return None
+
+    def _done(self, core: RunCore, key: str, attempt: int, value: Any, now: float) -> None:
+        if self._settle(key, attempt):
+            self._observe(core, key, now)
+        if self.spec.durable and not _storable(value):
+            failure = Failure(
+                "TypeError",
+                f"the result of {key} ({type(value).__name__}) cannot be stored: a "
+                "durable run's step results must be msgpack data",
+            )
+            core.failed(key, attempt, failure, now)
+        else:
+            core.succeeded(key, attempt, value, now)
 
     async def terminate(self, reason: Any) -> None:
         if self.span is not None:
@@ -408,7 +419,23 @@ class RunCoordinator(Actor):
                 else:
                     core.unplaced(launch.key, launch.attempt, why, now)
                 return
-            node = choose(names, here=self.kernel.name, load=service.load, turn=service.next_turn())
+            prefer = None
+            if len(names) > 1:  # where its input was made (a chain stays on its node)
+                tasks = core.tasks
+                for dep in step.deps:
+                    task = tasks.get(dep)
+                    if task is not None and task.node is not None:
+                        prefer = task.node
+                        break
+            node = choose(
+                names,
+                here=self.kernel.name,
+                load=service.load,
+                turn=service.next_turn(),
+                prefer=prefer,
+                pending=self.pending,
+            )
+            self.pending[node] = self.pending.get(node, 0) + 1
         core.placed(launch.key, launch.attempt, node, now)
         self.held.append((launch, node))
 
@@ -418,11 +445,19 @@ class RunCoordinator(Actor):
         service = self.service
         here = self.kernel.name
         ran = 0
+        pending = self.pending
+        inline = self.inline
         for launch, node in launches:
             key, attempt, call = launch.key, launch.attempt, launch.call
+            step = launch.step
+            if not inline[step.name]:  # placed by capability: now started (or dropped)
+                left = pending[node] - 1
+                if left:
+                    pending[node] = left
+                else:
+                    del pending[node]
             if not core.is_running(key, attempt):
                 continue
-            step = launch.step
             if node == here and runs_inline(step, call):
                 ran += 1
                 try:

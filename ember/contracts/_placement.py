@@ -83,18 +83,39 @@ def capable(
     return tuple(names), ""
 
 
-def choose(names: Sequence[str], *, here: str, load: Mapping[str, int], turn: int = 0) -> str:
-    """Among capable ``names`` (not empty), the one with the fewest steps placed on it,
-    ``here`` first on a tie, then the others in turns (``turn`` rotates them)."""
+def choose(
+    names: Sequence[str],
+    *,
+    here: str,
+    load: Mapping[str, int],
+    turn: int = 0,
+    prefer: str | None = None,
+    pending: Mapping[str, int] | None = None,
+) -> str:
+    """Among capable ``names`` (not empty), the one with the fewest steps on it (``load``,
+    plus ``pending``: those the caller placed there that have not started yet, so steps placed
+    together spread), ``here`` first on a tie, then ``prefer`` (the node the step's input came
+    from: a chain stays where it runs instead of waking another node for each step), then the
+    others in turns (``turn`` rotates them)."""
     n = len(names)
     if n == 1:
         return names[0]
-    # min() over (load, not here, turn distance), written out: it runs once per placed step.
+    # min() over (load, not here, not preferred, turn distance), written out: it runs once per
+    # placed step.
     best = names[0]
-    rank = (load.get(best, 0), best != here, -turn % n)
+    extra = pending or _NONE
+    rank = (load.get(best, 0) + extra.get(best, 0), best != here, best != prefer, -turn % n)
     for i in range(1, n):
         name = names[i]
-        mine = (load.get(name, 0), name != here, (i - turn) % n)
+        mine = (
+            load.get(name, 0) + extra.get(name, 0),
+            name != here,
+            name != prefer,
+            (i - turn) % n,
+        )
         if mine < rank:
             best, rank = name, mine
     return best
+
+
+_NONE: Mapping[str, int] = {}

@@ -42,18 +42,16 @@ class StepHost(Actor):
         it runs inline (graphs are immutable once loaded: resolved once per step)."""
 
     def receive(self, msg: Any) -> Any:
+        if msg.__class__ is list and len(msg) == 11 and msg[0] == "run":
+            # The per-step path, ahead of the match: [run, coordinator, <worker arguments>...]
+            coordinator = msg[1]
+            if coordinator.__class__ is Pid:
+                return self._run(coordinator, msg)
         match msg:
             case "pid":
                 return self.pid
-            case ("run", Pid() as coordinator, *args):
-                done = self._inline(args)
-                if done is not None:
-                    return done
-                key, attempt = args[2], args[5]
-                pid = self.node.spawn_nowait(StepWorker, coordinator, *args)
-                ref = self.node.monitor(pid)
-                self.workers[(coordinator, key, attempt)] = (pid, ref)
-                self.by_ref[ref] = (coordinator, key, attempt)
+            case ("run", Pid() as coordinator, *args) if len(args) == 9:  # a tuple of them
+                return self._run(coordinator, ["run", coordinator, *args])
             case ("wake", str(run_id)):
                 self.service.wake(run_id)
             case ("query", str(op), dict(kwargs)):
@@ -85,10 +83,22 @@ class StepHost(Actor):
             case _:
                 pass
 
-    def _inline(self, args: list[Any]) -> tuple[Any, ...] | list[Any] | None:
+    def _run(self, coordinator: Pid, msg: list[Any]) -> tuple[Any, ...] | list[Any] | None:
+        """Take an attempt: a plain function's report, or None when a worker runs it."""
+        done = self._inline(msg)
+        if done is not None:
+            return done
+        key, attempt = msg[4], msg[7]
+        pid = self.node.spawn_nowait(StepWorker, *msg[1:])
+        ref = self.node.monitor(pid)
+        self.workers[(coordinator, key, attempt)] = (pid, ref)
+        self.by_ref[ref] = (coordinator, key, attempt)
+        return None
+
+    def _inline(self, msg: list[Any]) -> tuple[Any, ...] | list[Any] | None:
         """The report of a plain-function attempt, run here at once as its coordinator would
         run it; None for one that needs a worker (async, ctx, blocking, a child contract)."""
-        run_id, contract, key, step_name, case, attempt, arguments = args[:7]
+        _, _, run_id, contract, key, step_name, case, attempt, arguments, _, _ = msg
         here = self.node.name
         service = self.service
         try:

@@ -215,15 +215,65 @@ async def test_errors_cross_nodes_with_their_type() -> None:
         }
 
 
-def test_choose_takes_the_least_loaded_then_here_then_in_turns() -> None:
+def test_choose_takes_the_least_loaded_then_here_then_the_preferred_then_in_turns() -> None:
     names = ("a", "b", "c", "d")
     for here in ("a", "c", "z"):
-        for turn in range(6):
-            for loads in ((0, 0, 0, 0), (1, 0, 0, 1), (2, 1, 1, 0), (0, 3, 0, 3)):
-                load = dict(zip(names, loads, strict=True))
-                n = len(names)
-                want = min(
-                    range(n), key=lambda i: (load[names[i]], names[i] != here, (i - turn) % n)
-                )
-                assert choose(names, here=here, load=load, turn=turn) == names[want]
+        for prefer in (None, "b", "d", "z"):
+            for turn in range(6):
+                for loads in ((0, 0, 0, 0), (1, 0, 0, 1), (2, 1, 1, 0), (0, 3, 0, 3)):
+                    for pending in ({}, {"b": 1}, {"c": 2, "a": 1}):
+                        load = dict(zip(names, loads, strict=True))
+                        n = len(names)
+                        want = min(
+                            range(n),
+                            key=lambda i: (
+                                load[names[i]] + pending.get(names[i], 0),
+                                names[i] != here,
+                                names[i] != prefer,
+                                (i - turn) % n,
+                            ),
+                        )
+                        got = choose(
+                            names, here=here, load=load, turn=turn, prefer=prefer, pending=pending
+                        )
+                        assert got == names[want]
     assert choose(("only",), here="a", load={"only": 9}) == "only"
+
+
+class Relay(Contract):
+    """A chain of four steps any ``gpu`` node may run, then its nodes mapped over in parallel."""
+
+    trail = Input(list)
+
+    @compute(capabilities="gpu")
+    async def r1(trail: list[str], ctx: StepContext) -> list[str]:
+        return [*trail, ctx.node]
+
+    @compute(capabilities="gpu")
+    async def r2(r1: list[str], ctx: StepContext) -> list[str]:
+        return [*r1, ctx.node]
+
+    @compute(capabilities="gpu")
+    async def r3(r2: list[str], ctx: StepContext) -> list[str]:
+        return [*r2, ctx.node]
+
+    @staticmethod
+    async def visit(item: str, ctx: StepContext) -> str:
+        await asyncio.sleep(1.0)
+        return ctx.node
+
+    fan = collection("r3", visit, capabilities="gpu")
+    outputs = ("r3", "fan")
+
+
+async def test_a_chain_stays_on_its_node_and_parallel_steps_still_spread() -> None:
+    async with cluster() as sim:
+        firsts = set()
+        for _ in range(2):  # two runs: the first step's node is chosen in turns
+            out = await Relay.run({"trail": ["x"]}, node=sim.node("a"))
+            chain = out["r3"][1:]
+            assert len(set(chain)) == 1 and chain[0] in ("b", "c")  # no hop on a tie
+            firsts.add(chain[0])
+            # the items are placed in one turn, all preferring r3's node: counted as placed
+            assert Counter(out["fan"]) == {"b": 2, "c": 2}
+        assert firsts == {"b", "c"}

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ember.testing._localcluster import LocalCluster
+from tests.integration.clikit import ember_cli
 
 pytestmark = pytest.mark.ember_realtime
 
@@ -20,18 +21,7 @@ BOUND = 60.0  # generous: the machine is shared and small
 
 
 async def _ember(*args: str, timeout: float = BOUND) -> tuple[int, str, str]:  # noqa: ASYNC109
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ember",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    async with asyncio.timeout(timeout):
-        out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+    return await ember_cli(*args, timeout=timeout)
 
 
 async def test_status_and_top_read_every_node(tmp_path: Path) -> None:
