@@ -3,6 +3,7 @@ on a simulated network, an endpoint of it)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import random
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import UsageError
 from ._services import Service
+from ._skew import rate_follower
 from .actors import Node as KernelNode
 from .actors import Pid, Statistics
 from .consensus._host import RaftHost
@@ -411,6 +413,10 @@ class Node(KernelNode):
         if isinstance(transport, Transport):
             # Fault requests from `ember fault` and other nodes (refused unless enabled).
             dist.add_channel_handler(Channel.ADMIN, transport.faults.channel.on_frame)
+            if transport.faults.enabled:  # a clock skew set through the hook skews this loop
+                faults = transport.faults
+                follow = rate_follower(asyncio.get_running_loop(), lambda: faults.clock_rate)
+                faults.add_listener(follow)
         if self._tracing.enabled:
             dist.tracing = self._tracing
         bound = await transport.start(self._listen)

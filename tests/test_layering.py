@@ -26,6 +26,7 @@ RANKS: dict[str, float] = {
     "ember._checks": 0,
     "ember._ratelog": 0,
     "ember._tasks": 0,
+    "ember._skew": 0,  # the node's timers at a rate (clock-skew through the fault hook)
     "ember.actors": 1,
     # "imported by layers, imports only actors"
     "ember.observability": 1.5,

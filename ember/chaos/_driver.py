@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -57,6 +57,22 @@ class Driver(abc.ABC):
         """The members of the contracts store (every node), when a workload runs contracts."""
         self.notes: list[str] = []
         """Things the report should say about how faults were injected here."""
+        self.unfinished: list[str] = []
+        """What the run could not finish within its bound (its verdict is then unknown)."""
+
+    async def bounded(self, what: str, step: Awaitable[Any], bound: float) -> bool:
+        """``await step`` for at most ``bound`` seconds (cancelled past it); False, with
+        ``what`` noted in :attr:`unfinished`, if it did not end in time."""
+        timeout = asyncio.timeout(bound)
+        try:
+            async with timeout:
+                await step
+        except TimeoutError:
+            if not timeout.expired():  # the step's own timeout: its error, not ours
+                raise
+            self.unfinished.append(f"{what} did not end within {bound:.0f} s")
+            return False
+        return True
 
     def check_supported(self) -> None:
         """Raise :class:`DriverError` if the scenario needs a fault this driver lacks."""
@@ -203,4 +219,7 @@ class Driver(abc.ABC):
 
     def describe(self) -> dict[str, Any]:
         """For ``result.json``: the driver and where its files are."""
-        return {"driver": self.kind, "nodes": self.names, "notes": self.notes}
+        out: dict[str, Any] = {"driver": self.kind, "nodes": self.names, "notes": self.notes}
+        if self.unfinished:
+            out["unfinished"] = self.unfinished
+        return out

@@ -7,6 +7,7 @@ Node processes spawn them by reference (``ember.chaos._probe:Holder``...).
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any, Final
 
 from .. import actors
@@ -45,7 +46,8 @@ class Holder(actors.Actor):
     """``("view", names, tier)``: the holder (as text) this node sees under each name.
     ``("pg", "join" | "leave", group)``: this process joins or leaves ``group`` once.
     ``("pg_view", groups, local)``: the members (as text, sorted) this node sees in each
-    group, or only its local ones. ``("echo", value)``: ``("echo", node, value)``."""
+    group, or only its local ones. ``("echo", value)``: ``("echo", node, value)``.
+    ``("sleep", seconds)``: ``"slept"`` once its node's timers say that much passed."""
 
     async def receive(self, msg: Any) -> Any:
         match msg:
@@ -59,6 +61,9 @@ class Holder(actors.Actor):
                 return _service("pg").leave(group, actors.self())
             case ("echo", value):
                 return ("echo", actors.current().name, value)
+            case ("sleep", seconds):  # on its node's timers (a skewed clock shows here)
+                await asyncio.sleep(seconds)
+                return "slept"
             case ("pg_view", groups, local):
                 pg = _service("pg")
                 get = pg.get_local_members if local else pg.get_members

@@ -2,7 +2,8 @@
 --chaos``, one per node, durable data directories), the client node in the runner's process
 joining their mesh; kill -9 and restart from the data directory, SIGSTOP and SIGCONT, and
 partitions, delay and loss through each node's transport fault hook (``ember.transport``'s
-fault channel: the client asks each node to cut, delay or lose its own traffic).
+fault channel: the client asks each node to cut, delay or lose its own traffic), and through
+the same hook a slow or failing disk under a node's Raft store and a skewed node clock.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..testing._localcluster import LocalCluster
 from ._driver import Driver
 from ._nemesis import Link
 from ._procfs import rss_of
-from ._scenario import Scenario
+from ._scenario import FAULTS, Scenario
 
 __all__ = ["ProcessDriver"]
 
@@ -35,9 +36,7 @@ class ProcessDriver(Driver):
     """Nodes ``n1``... as OS processes and the client node ``client`` in this process."""
 
     kind: ClassVar[str] = "processes"
-    faults: ClassVar[frozenset[str]] = frozenset(
-        {"kill", "restart", "pause", "partition", "delay", "loss", "add-node", "remove-node"}
-    )
+    faults: ClassVar[frozenset[str]] = frozenset(FAULTS)  # every one
 
     def __init__(self, scenario: Scenario, seed: int, workdir: Path) -> None:
         super().__init__(scenario, seed, workdir)
@@ -57,6 +56,7 @@ class ProcessDriver(Driver):
         self._client: Node | None = None
         self._cuts: set[Link] = set()
         self._net: dict[str, dict[str, Any]] = {}  # node -> its drop and delay now
+        self._node: dict[str, dict[str, Any]] = {}  # node -> its disk and clock faults now
         if not scenario.cluster.durable:
             self.notes.append("node processes always keep durable data directories")
 
@@ -73,12 +73,14 @@ class ProcessDriver(Driver):
         self._client = await self.procs.client("client", BOUND, **options)
 
     async def stop(self) -> None:
+        # The node processes are stopped whatever happens to the client node's stop (bounded:
+        # past it the run is unknown, never a hang with the cluster left running).
         try:
             if self._client is not None:
-                await self._client.stop()
+                await self.bounded("stopping the client node", self._client.stop(), BOUND)
         finally:
-            for name in self.names:
-                self.procs.kill(name, signal.SIGCONT)  # a paused node must hear the SIGTERM
+            for node in self.procs.running():  # (a start that failed started only some)
+                self.procs.kill(node.name, signal.SIGCONT)  # a paused node must hear SIGTERM
             await self.procs.stop()
 
     def live(self) -> list[str]:
@@ -112,7 +114,9 @@ class ProcessDriver(Driver):
 
     async def _stop_node(self, name: str) -> None:
         self.procs.kill(name, signal.SIGTERM)
-        await self.procs.wait(name)
+        if not await self.bounded(f"stopping {name} gracefully", self.procs.wait(name), BOUND):
+            self.procs.kill(name)
+            await self.procs.wait(name)
 
     async def pause(self, name: str) -> None:
         self.procs.kill(name, signal.SIGSTOP)
@@ -132,11 +136,29 @@ class ProcessDriver(Driver):
             self._net[name] = {"drop": loss or 0.0, "delay": list(delay or (0.0, 0.0))}
             await self._tell(name)
 
+    async def disk_faults(
+        self, targets: Iterable[str], latency: float | None, failures: float = 0.0
+    ) -> None:
+        for name in targets:
+            faults = self._node.setdefault(name, {})
+            faults.update(disk_latency=latency or 0.0, disk_failures=failures)
+            await self._tell(name)
+
+    async def clock_faults(self, targets: Iterable[str], rate: float | None) -> None:
+        for name in targets:
+            self._node.setdefault(name, {})["clock_rate"] = rate or 1.0
+            await self._tell(name)
+
     async def _tell(self, name: str) -> None:
         """Set node ``name``'s faults to what they should be now. Each node cuts its side of
         a link both ways, so a node that cannot be told (paused) is covered by its peers."""
         peers = sorted(p for p in self.names if frozenset((name, p)) in self._cuts)
-        request = {"op": "set", "partition": peers, **self._net.get(name, {})}
+        request = {
+            "op": "set",
+            "partition": peers,
+            **self._net.get(name, {}),
+            **self._node.get(name, {}),
+        }
         try:
             await self.client.transport.faults.channel.ask(name, request, timeout=FAULT_BOUND)  # type: ignore[union-attr]
         except (EmberError, TimeoutError) as exc:

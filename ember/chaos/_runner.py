@@ -49,6 +49,9 @@ from ._workloads import (
 __all__ = ["WORKLOADS_BY_KIND", "FaultRecord", "Progress", "RunResult", "Runner"]
 
 _SAMPLE_EVERY = 1.0  # seconds between memory samples
+MARGIN = 120.0
+"""Seconds a step of the run may take past its own bound (a restart, a convergence wait)
+before the run gives up on it: generous, for a loaded machine; a step past it is a hang."""
 
 WORKLOADS_BY_KIND: Final[Mapping[str, type[Workload]]] = MappingProxyType(
     {
@@ -189,29 +192,20 @@ class Runner:
                 tg.create_task(self._sample(done))
                 tg.create_task(self._report(done))
                 nemesis = tg.create_task(self._nemesis(steps))
-                async with asyncio.TaskGroup() as clients:
-                    for w in workloads:
-                        clients.create_task(w.run(until=w.spec.duration))
+                await self.driver.bounded(
+                    "the workload phase", self._workloads(workloads), s.duration + MARGIN
+                )
                 self.phases["workload_end"] = self.clock()
                 self._over.set()
-                await nemesis
-                await self._heal_all()
+                await self.driver.bounded("the nemesis's last fault", nemesis, MARGIN)
+                await self.driver.bounded(
+                    "the final heal", self._heal_all(), MARGIN * (1 + len(self._undo))
+                )
                 self.phases["healed"] = self.clock()
                 await asyncio.sleep(s.settle)
                 self.phases["settled"] = self.clock()
-                healed = self.phases["healed"]
                 for w in workloads:
-                    await w.final_reads(within=max(30.0, s.settle * 4))
-                    if isinstance(w, NamesWorkload):
-                        within = s.checks.names_within
-                        self.views[w.spec.tier] = await w.settle_views(within, healed)
-                    elif isinstance(w, PgWorkload):
-                        self.pg.append(await w.converge(s.checks.pg_within, healed))
-                    elif isinstance(w, SupervisorsWorkload):
-                        within = s.checks.supervisors_within
-                        self.trees.append(await w.final_strength(within, healed))
-                    elif isinstance(w, ContractsWorkload):
-                        await w.final_runs(s.checks.contracts_within)
+                    await self._final(w)
                 self.phases["end"] = self.clock()
                 done.set()
         finally:
@@ -222,9 +216,55 @@ class Runner:
             self._check(logs), self.phases, self.rss, logs,
         )  # fmt: skip
 
+    async def _workloads(self, workloads: list[Workload]) -> None:
+        async with asyncio.TaskGroup() as clients:
+            for w in workloads:
+                clients.create_task(w.run(until=w.spec.duration))
+
+    async def _final(self, w: Workload) -> None:
+        """Workload ``w``'s part of the final phase (its final reads, then what its checker
+        needs after the heal), each step bounded: one that cannot end makes the run unknown."""
+        s, d = self.scenario, self.driver
+        healed = self.phases["healed"]
+        within = max(30.0, s.settle * 4)
+        kind = w.spec.kind
+        await d.bounded(f"the {kind} final reads", w.final_reads(within=within), within + MARGIN)
+        if isinstance(w, NamesWorkload):
+            within = s.checks.names_within
+            views = w.settle_views(within, healed)
+            await d.bounded(
+                "the names' views", self._keep(views, self.views, w.spec.tier), within + MARGIN
+            )
+        elif isinstance(w, PgWorkload):
+            within = s.checks.pg_within
+            await d.bounded(
+                "the pg views", self._append(w.converge(within, healed), self.pg), within + MARGIN
+            )
+        elif isinstance(w, SupervisorsWorkload):
+            within = s.checks.supervisors_within
+            trees = w.final_strength(within, healed)
+            await d.bounded(
+                "the supervision trees", self._append(trees, self.trees), within + MARGIN
+            )
+        elif isinstance(w, ContractsWorkload):
+            within = s.checks.contracts_within
+            await d.bounded("the contract runs", w.final_runs(within), within + MARGIN)
+
+    @staticmethod
+    async def _keep(step: Awaitable[Any], into: dict[str, Any], key: str) -> None:
+        into[key] = await step
+
+    @staticmethod
+    async def _append(step: Awaitable[Any], into: list[Any]) -> None:
+        into.append(await step)
+
     def _check(self, logs: dict[str, list[str]]) -> list[CheckResult]:
         c = self.scenario.checks
         out: list[CheckResult] = []
+        if self.driver.unfinished:
+            summary = "; ".join(self.driver.unfinished)
+            figures = {"unfinished": list(self.driver.unfinished)}
+            out.append(CheckResult("completed", Validity.UNKNOWN, summary, figures))
         if c.linearizable:
             out.append(check_linearizable(self.history, budget=c.budget))
         if c.lost_writes:

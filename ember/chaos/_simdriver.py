@@ -12,13 +12,13 @@ import logging
 import random
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
 from .._node import Node
 from ..actors._node import current_node
-from ..consensus import StorageError
+from ..consensus._faultydisk import faulty_disk
 from ..contracts import ContractsConfig
 from ..testing import SimCluster
 from ..testing._vtime import _DOMAIN
@@ -27,12 +27,11 @@ from ._clock import SkewedLoop
 from ._driver import Driver, DriverError
 from ._nemesis import Link
 from ._procfs import rss_of
-from ._scenario import Scenario
+from ._scenario import FAULTS, Scenario
 
 __all__ = ["ChaosNetwork", "SimDriver"]
 
 CLIENT = "client"
-INJECTED_DISK_FAILURE = "injected disk failure (chaos failing-disk)"
 BASE_DELAY = (0.001, 0.001)
 """Every frame's delay on the simulated network without faults, in seconds: one LAN hop, the
 same for every frame so that frames sent together arrive together (one timer, not one each)."""
@@ -54,22 +53,6 @@ class ChaosNetwork(MemoryNetwork):
 
     def reachable(self, a: str, b: str) -> bool:
         return super().reachable(a, b) and (not self._cuts or frozenset((a, b)) not in self._cuts)
-
-
-def _faulty(
-    persist: Callable[[Any], Awaitable[None]],
-    latency: float,
-    failures: float,
-    rng: random.Random,
-) -> Callable[[Any], Awaitable[None]]:
-    async def save(rd: Any) -> None:
-        if latency:
-            await asyncio.sleep(latency)
-        if failures and rng.random() < failures:
-            raise StorageError(INJECTED_DISK_FAILURE)
-        await persist(rd)
-
-    return save
 
 
 class _NodeLogs(logging.Handler):
@@ -97,21 +80,7 @@ class SimDriver(Driver):
     """Nodes ``n1``... and the client node ``client`` on one :class:`ChaosNetwork`."""
 
     kind: ClassVar[str] = "sim"
-    faults: ClassVar[frozenset[str]] = frozenset(
-        {
-            "kill",
-            "restart",
-            "pause",
-            "partition",
-            "delay",
-            "loss",
-            "slow-disk",
-            "clock-skew",
-            "add-node",
-            "remove-node",
-            "failing-disk",
-        }
-    )
+    faults: ClassVar[frozenset[str]] = frozenset(FAULTS)  # every one
 
     def __init__(self, scenario: Scenario, seed: int, workdir: Path) -> None:
         super().__init__(scenario, seed, workdir)
@@ -207,11 +176,12 @@ class SimDriver(Driver):
             node = self.sim.nodes.get(name)
             host = node.service("raft") if node is not None else None
             for member in host.members.values() if host is not None else ():
-                if latency is None and not failures:
-                    member.__dict__.pop("_persist", None)
-                else:
-                    original = type(member)._persist.__get__(member)
-                    member._persist = _faulty(original, latency or 0.0, failures, self._disk_rng)
+                healthy = latency is None and not failures
+                member.save_gate = None if healthy else faulty_disk(self._disk(latency, failures))
+
+    def _disk(self, latency: float | None, failures: float) -> Callable[[], tuple[float, bool]]:
+        rng = self._disk_rng
+        return lambda: (latency or 0.0, bool(failures) and rng.random() < failures)
 
     async def clock_faults(self, targets: Iterable[str], rate: float | None) -> None:
         loop = asyncio.get_running_loop()

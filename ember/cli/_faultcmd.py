@@ -3,6 +3,8 @@
     ember fault --node n1@127.0.0.1:7001 --cookie-file F partition n2 n3
     ember fault --node n1@127.0.0.1:7001 --cookie-file F delay 10-50ms
     ember fault --node n1@127.0.0.1:7001 --cookie-file F drop 0.1
+    ember fault --node n1@127.0.0.1:7001 --cookie-file F disk 200ms [--fail 0.5]
+    ember fault --node n1@127.0.0.1:7001 --cookie-file F clock 2.0
     ember fault --node n1@127.0.0.1:7001 --cookie-file F heal [n2 ...]
     ember fault --node n1@127.0.0.1:7001 --cookie-file F clear | status
 
@@ -33,7 +35,7 @@ _DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s)?\s*$")
 def add_fault_command(sub: Any) -> None:
     fault = sub.add_parser(
         "fault",
-        help="inject faults (partition, delay, drop) into a node started with --chaos",
+        help="inject faults (partition, delay, drop, disk, clock) into a node started with --chaos",
         description="Change the faults a node started with --chaos injects at its transport. "
         "A partition is made by telling each side.",
     )
@@ -48,6 +50,13 @@ def add_fault_command(sub: Any) -> None:
     delay.add_argument("range", metavar="LOW[-HIGH]", help="a delay or a range: 20ms, 10-50ms, 0")
     drop = actions.add_parser("drop", help="lose what the node sends with this probability")
     drop.add_argument("probability", type=float, help="from 0 (none) to 1 (everything)")
+    disk = actions.add_parser("disk", help="slow (and fail) the node's Raft saves: 200ms, 0")
+    disk.add_argument("latency", help="what each save waits first: 200ms, 0.5s, 0")
+    disk.add_argument(
+        "--fail", type=float, default=0.0, metavar="P", help="and fails with probability P"
+    )
+    clock = actions.add_parser("clock", help="run the node's timers at a rate: 2, 0.5, 1")
+    clock.add_argument("rate", type=float, help="from 0.1 to 10 (1: the true rate)")
     actions.add_parser("clear", help="turn every fault off")
     actions.add_parser("status", help="print the faults and their counters")
     fault.set_defaults(run=cmd_fault)
@@ -80,6 +89,11 @@ def request_of(args: argparse.Namespace) -> dict[str, Any]:
         return {"op": "set", "delay": list(parse_delay(args.range))}
     if action == "drop":
         return {"op": "set", "drop": args.probability}
+    if action == "disk":
+        latency = parse_delay(args.latency)[0]
+        return {"op": "set", "disk_latency": latency, "disk_failures": args.fail}
+    if action == "clock":
+        return {"op": "set", "clock_rate": args.rate}
     if action == "clear":
         return {"op": "clear"}
     return {"op": "state"}
@@ -94,15 +108,27 @@ def format_state(state: FaultState) -> str:
         ("partitioned from", " ".join(sorted(state.partitioned)) or "-"),
         ("delay", f"{low * 1000:g}-{high * 1000:g} ms" if high else "-"),
         ("drop", f"{state.drop:g}" if state.drop else "-"),
+        ("disk", _disk(state)),
+        ("clock rate", f"{state.clock_rate:g}x" if state.clock_rate != 1 else "-"),
         (
             "counts",
             f"dropped {state.dropped}, delayed {state.delayed}, blocked frames "
             f"{state.blocked_frames}, blocked reads {state.blocked_reads}, blocked connections "
-            f"{state.blocked_connections}",
+            f"{state.blocked_connections}, disk delayed {state.disk_delayed}, disk failed "
+            f"{state.disk_failed}",
         ),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
+
+
+def _disk(state: FaultState) -> str:
+    parts = []
+    if state.disk_latency:
+        parts.append(f"+{state.disk_latency * 1000:g} ms a save")
+    if state.disk_failures:
+        parts.append(f"{state.disk_failures:g} of saves fail")
+    return ", ".join(parts) or "-"
 
 
 def cmd_fault(args: argparse.Namespace) -> int:

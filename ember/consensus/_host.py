@@ -22,7 +22,7 @@ import os
 import random
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,7 @@ from ._cluster_errors import (
     WriteTimeout,
 )
 from ._errors import RaftUsageError
+from ._faultydisk import faulty_disk
 from ._memory import MemoryStorage
 from ._messages import ConfChange, Message, Role, decode_message, encode_message
 from ._pack import pack
@@ -293,6 +294,14 @@ class RaftHost:
             )
             raise GroupExists(group, self.name, f"another configuration: {diff}")
 
+    def _disk_gate(self) -> Callable[[], Awaitable[None]] | None:
+        """On a node started for chaos, every save asks its fault hook for a slow or failing
+        disk first; elsewhere nothing does."""
+        faults = getattr(self.node.transport, "faults", None)
+        if faults is None or not faults.enabled:
+            return None
+        return faulty_disk(faults.disk)
+
     def _check_fits(self, group: str, config: ClusterConfig) -> None:
         """The largest append (a full message plus one command) must fit in a frame here."""
         limit = getattr(getattr(self.node.transport, "config", None), "max_frame_size", None)
@@ -339,6 +348,7 @@ class RaftHost:
             on_conf=self._on_conf,
             is_failed=self._is_failed,
         )
+        member.save_gate = self._disk_gate()
         member.path = path  # type: ignore[attr-defined]
         member.meta = meta  # type: ignore[attr-defined]
         self.members[(group, member_id)] = member

@@ -14,7 +14,7 @@ import itertools
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._errors import UsageError
@@ -103,6 +103,9 @@ class RaftMember:
         self.snapshot_bytes = 0
         """Size of the state in the latest snapshot taken here."""
         self._deferred: HardState | None = None
+        self.save_gate: Callable[[], Awaitable[None]] | None = None
+        """Awaited before each save when set (a node started for chaos: a slow or failing
+        disk, see ``RaftHost``); it may raise :class:`StorageError`."""
         self._pending: dict[int, tuple[int, asyncio.Future[Outcome]]] = {}
         self._reads: dict[bytes, asyncio.Future[int]] = {}
         self._applied_waiters: list[tuple[int, int, asyncio.Future[None]]] = []
@@ -284,6 +287,8 @@ class RaftMember:
             if hard is not None:
                 self._deferred = hard
             return
+        if self.save_gate is not None:
+            await self.save_gate()
         hard = hard or self._deferred
         self._deferred = None
         self.saves += 1

@@ -140,6 +140,9 @@ class SwimStatistics:
     """Full-state exchanges we answered."""
     reconnects: int = 0
     """Push-pulls sent to failed members."""
+    connect_syncs: int = 0
+    """Push-pulls started because a transport connection opened to a member held suspect or
+    failed (:meth:`Swim.connected`)."""
     rejoins: int = 0
     """Times a lonely member re-sent its join to the seeds."""
     gossip_packets: int = 0

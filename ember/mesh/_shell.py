@@ -237,6 +237,7 @@ class Membership:
         self._tasks = OwnedTasks(log, "membership task")
         self._left = asyncio.Event()
         self._closed = False
+        self._unlisten: Callable[[], None] | None = None
         self.stats = MeshStatistics()
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -266,6 +267,11 @@ class Membership:
             incarnation=self._incarnation,
         )
         self._router.add_channel_handler(Channel.MEMBERSHIP, self._on_frame)
+        # A router that reports transport connections (the distribution does): a connection
+        # to a member held failed starts a push-pull with it at once (``Swim.connected``).
+        add_node_listener = getattr(self._router, "add_node_listener", None)
+        if add_node_listener is not None:
+            self._unlisten = add_node_listener(self._on_node)
         for seed in self._static:
             self._learn(seed)
         for source in self._discovery:
@@ -306,6 +312,8 @@ class Membership:
             except Exception:
                 log.exception("discovery %r failed to stop", source)
         self._router.remove_channel_handler(Channel.MEMBERSHIP)
+        if self._unlisten is not None:
+            self._unlisten()
         if self._udp is not None:
             self._udp.close()
 
@@ -601,6 +609,12 @@ class Membership:
             self.stats.tcp_send_errors += 1
             log.debug("membership reply to %s not sent: %s", peer, exc)
         self._flush()
+
+    def _on_node(self, peer: str, up: bool) -> None:
+        """The transport opened (or lost) its connection to ``peer``."""
+        if up and not self._closed and self._swim is not None:
+            self._swim.connected(peer, now=self._now())
+            self._flush()
 
     def _on_found(self, seed: Seed) -> None:
         """A discovery source found a peer: introduce it unless it is already a live member."""

@@ -191,6 +191,14 @@ class Simulation:
         """Remove every partition."""
         self._groups = {}
 
+    def connect(self, a: str, b: str) -> None:
+        """A transport connection between ``a`` and ``b`` opened (as one does after a heal,
+        when either sends the other a frame): both cores are told."""
+        for one, other in ((a, b), (b, a)):
+            m = self.members[one]
+            m.swim.connected(other, now=self.now)
+            self._flush(m)
+
     def slow(self, name: str, delay: float) -> None:
         """Delay everything ``name`` receives by ``delay`` more seconds, as if it were starved
         of CPU and read its socket late (0 makes it healthy again)."""

@@ -2,8 +2,8 @@
 
 :class:`Swim` is sans-I/O: it never reads a clock, touches a socket or uses global randomness.
 The shell feeds it the time and what arrives (:meth:`Swim.tick`, :meth:`Swim.receive`,
-:meth:`Swim.join`, :meth:`Swim.leave`, :meth:`Swim.update_meta`), then drains
-:meth:`Swim.ready` for the packets to send and the member events to publish, and calls
+:meth:`Swim.join`, :meth:`Swim.leave`, :meth:`Swim.update_meta`, :meth:`Swim.connected`), then
+drains :meth:`Swim.ready` for the packets to send and the member events to publish, and calls
 :meth:`Swim.tick` again at :meth:`Swim.next_deadline`. All randomness comes from the
 ``random.Random`` it is given, so one seed replays one run exactly.
 
@@ -381,6 +381,20 @@ class Swim:
         if self._left or address == self.address:
             return
         self._push_pull(address, node, join=True)
+
+    def connected(self, node: str, *, now: float | None = None) -> None:
+        """The node's transport opened a connection to member ``node``: if this member holds
+        it suspect or failed, exchange full state with it now. After a partition heals the
+        connections come back long before a reconnect attempt would find the member (one
+        every ``reconnect_interval``, rarely from the majority's side); the exchange makes
+        the member refute what we think of it, and each side learn the other's view."""
+        if now is not None:
+            self._now = now
+        rec = self._members.get(node)
+        if self._left or rec is None or rec is self._self or rec.status not in (SUSPECT, FAILED):
+            return
+        self._stats.connect_syncs += 1
+        self._push_pull(rec.address, rec.name, join=False)
 
     def leave(self, *, now: float | None = None) -> None:
         """Leave gracefully: gossip our own departure, stop probing. Keep ticking and answering

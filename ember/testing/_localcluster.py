@@ -28,6 +28,7 @@ from typing import Any
 
 from .._errors import EmberError
 from .._node import Node
+from ..registry._config import RegistryConfig
 
 __all__ = ["LocalCluster", "NodeProcess"]
 
@@ -264,9 +265,12 @@ class LocalCluster:
     async def client(self, name: str, timeout: float = 60.0, **kwargs: Any) -> Node:  # noqa: ASYNC109
         """A started node in this process that joins the cluster's mesh through its first
         node, returned once it sees every running node alive (stop it yourself). ``kwargs``
-        go to :class:`ember.Node` (``mesh="local"`` unless given)."""
+        go to :class:`ember.Node` (``mesh="local"`` unless given). Unless ``registry`` says
+        otherwise the client hosts no member of the system group ``ember.names``: a visitor
+        that founds or votes in the cluster's registry group would leave it a voter short."""
         first = next(iter(self.nodes.values()))
         kwargs.setdefault("mesh", self.mesh_profile)
+        kwargs.setdefault("registry", RegistryConfig(member=False))
         node = Node(
             name,
             listen=f"{self.host}:0",
@@ -333,7 +337,7 @@ class LocalCluster:
 async def _drain(stream: asyncio.StreamReader | None, path: Path) -> None:
     if stream is None:
         return
-    with path.open("ab") as f:
-        while line := await stream.readline():
-            f.write(line)
+    with path.open("ab") as f:  # in chunks: a line may be longer than the stream's limit
+        while chunk := await stream.read(65536):
+            f.write(chunk)
             f.flush()

@@ -1,4 +1,6 @@
-"""Fault injection for real node processes: drop, delay and partition at one node's transport.
+"""Fault injection for real node processes: drop, delay and partition at one node's transport,
+and two faults of the node's other layers that travel the same way (a slow or failing disk
+under the Raft store, a skewed clock).
 
 Off unless the node was started for testing (``TransportConfig(fault_injection=True)``, or
 ``ember node start --chaos``). When off, nothing on the hot path changes: the transport builds
@@ -21,6 +23,12 @@ What a node's faults do (each node applies its own; a partition is made by telli
   it was asked to send, which is what the at-most-once promise allows.
 - ``delay``: everything this node writes waits a uniform draw from ``(low, high)`` seconds,
   never overtaking what was written before it (TCP's head-of-line order).
+- ``disk_latency`` and ``disk_failures``: each save of a Raft member on this node (its write
+  and fsync) waits ``disk_latency`` seconds first, then fails with probability
+  ``disk_failures`` (the member stops, as on an I/O error). The Raft host reads them through
+  :meth:`Faults.disk`; the transport does not.
+- ``clock_rate``: this node's timers run at that multiple of the true rate (2: twice as fast;
+  ``ember._skew``); readings of the clock stay true. The node applies it to its loop.
 
 Drivable from another process over the same authenticated path ``ember members`` uses: the
 ADMIN channel carries a request (a msgpack map, see :meth:`Faults.apply`) and its reply;
@@ -100,6 +108,16 @@ class FaultState:
     membership datagrams from it that were ignored."""
     blocked_connections: int = 0
     """Connections to or from a partitioned peer that were refused."""
+    disk_latency: float = 0.0
+    """Seconds each Raft save on this node waits first."""
+    disk_failures: float = 0.0
+    """Probability that a Raft save on this node fails."""
+    clock_rate: float = 1.0
+    """The rate this node's timers run at (1: true)."""
+    disk_delayed: int = 0
+    """Raft saves slowed by ``disk_latency``."""
+    disk_failed: int = 0
+    """Raft saves failed by ``disk_failures``."""
 
     def as_dict(self) -> dict[str, Any]:
         """The state as plain JSON-friendly values (``partitioned`` sorted)."""
@@ -114,6 +132,11 @@ class FaultState:
             "blocked_frames": self.blocked_frames,
             "blocked_reads": self.blocked_reads,
             "blocked_connections": self.blocked_connections,
+            "disk_latency": self.disk_latency,
+            "disk_failures": self.disk_failures,
+            "clock_rate": self.clock_rate,
+            "disk_delayed": self.disk_delayed,
+            "disk_failed": self.disk_failed,
         }
 
     @classmethod
@@ -139,12 +162,14 @@ class Faults:
         "_blocked",
         "_counts",
         "_delay",
+        "_disk",
         "_drop",
         "_listeners",
         "_node",
         "_rng",
         "active",
         "channel",
+        "clock_rate",
         "enabled",
     )
 
@@ -166,8 +191,20 @@ class Faults:
         self._drop = 0.0
         self._delay = (0.0, 0.0)
         self._blocked: frozenset[str] = frozenset()
+        self._disk = (0.0, 0.0)  # latency, failure probability
+        self.clock_rate = 1.0
+        """The rate this node's timers should run at (the node applies it to its loop)."""
         self._counts = dict.fromkeys(
-            ("dropped", "delayed", "blocked_frames", "blocked_reads", "blocked_connections"), 0
+            (
+                "dropped",
+                "delayed",
+                "blocked_frames",
+                "blocked_reads",
+                "blocked_connections",
+                "disk_delayed",
+                "disk_failed",
+            ),
+            0,
         )
         self._listeners: list[Callable[[], None]] = []
 
@@ -181,6 +218,9 @@ class Faults:
             self._drop,
             self._delay,
             self._blocked,
+            disk_latency=self._disk[0],
+            disk_failures=self._disk[1],
+            clock_rate=self.clock_rate,
             **self._counts,
         )
 
@@ -190,17 +230,28 @@ class Faults:
         drop: float | None = None,
         delay: float | tuple[float, float] | None = None,
         partition: Iterable[str] | None = None,
+        disk_latency: float | None = None,
+        disk_failures: float | None = None,
+        clock_rate: float | None = None,
     ) -> FaultState:
         """Set the faults given (the others keep their values): ``drop`` a probability in
         [0, 1]; ``delay`` seconds or a ``(low, high)`` range within [0, 60]; ``partition`` the
-        complete set of peers to cut off (it replaces the previous one). Raises
-        :class:`FaultInjectionDisabled`, or :class:`~ember.UsageError` for a bad value (then
-        nothing changes)."""
+        complete set of peers to cut off (it replaces the previous one); ``disk_latency``
+        seconds within [0, 60] and ``disk_failures`` a probability, for each Raft save;
+        ``clock_rate`` within [0.1, 10]. Raises :class:`FaultInjectionDisabled`, or
+        :class:`~ember.UsageError` for a bad value (then nothing changes)."""
         self._check_enabled()
         new_drop = self._drop if drop is None else _probability(drop)
         new_delay = self._delay if delay is None else _delay_range(delay)
         new_blocked = self._blocked if partition is None else self._peers(partition)
+        latency, failures = self._disk
+        if disk_latency is not None:
+            latency = _seconds(disk_latency, "disk_latency")
+        if disk_failures is not None:
+            failures = _probability(disk_failures, "disk_failures")
+        rate = self.clock_rate if clock_rate is None else _rate(clock_rate)
         self._drop, self._delay, self._blocked = new_drop, new_delay, new_blocked
+        self._disk, self.clock_rate = (latency, failures), rate
         return self._changed()
 
     def heal(self, *peers: str) -> FaultState:
@@ -213,12 +264,14 @@ class Faults:
         """Turn every fault off (the counters stay)."""
         self._check_enabled()
         self._drop, self._delay, self._blocked = 0.0, (0.0, 0.0), frozenset()
+        self._disk, self.clock_rate = (0.0, 0.0), 1.0
         return self._changed()
 
     def apply(self, request: Mapping[str, Any]) -> FaultState:
         """Carry out one request map, as the ADMIN channel and admin APIs receive it:
         ``{"op": "state"}``, ``{"op": "set", "drop": 0.1, "delay": [0.01, 0.05],
-        "partition": ["n2", "n3"]}`` (any of the three), ``{"op": "heal", "peers": [...]}``
+        "partition": ["n2", "n3"], "disk_latency": 0.2, "disk_failures": 0.5,
+        "clock_rate": 2.0}`` (any of them), ``{"op": "heal", "peers": [...]}``
         (all if absent or empty) or ``{"op": "clear"}``. Raises
         :class:`~ember.UsageError` for a malformed request."""
         op = request.get("op", "state")
@@ -239,7 +292,14 @@ class Faults:
         delay = request.get("delay")
         if isinstance(delay, list):
             delay = tuple(delay)
-        return self.set(drop=request.get("drop"), delay=delay, partition=request.get("partition"))
+        return self.set(
+            drop=request.get("drop"),
+            delay=delay,
+            partition=request.get("partition"),
+            disk_latency=request.get("disk_latency"),
+            disk_failures=request.get("disk_failures"),
+            clock_rate=request.get("clock_rate"),
+        )
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Call ``listener()`` after every change (the transport uses it to redial on heal)."""
@@ -265,6 +325,17 @@ class Faults:
             return 0.0
         self._counts["delayed"] += 1
         return self._rng.uniform(low, high)
+
+    def disk(self) -> tuple[float, bool]:
+        """Draw the next Raft save's fault: the seconds it waits first, and whether it then
+        fails (both counted)."""
+        latency, failures = self._disk
+        if latency:
+            self._counts["disk_delayed"] += 1
+        failed = bool(failures) and self._rng.random() < failures
+        if failed:
+            self._counts["disk_failed"] += 1
+        return latency, failed
 
     def count(self, what: str, n: int = 1) -> None:
         """Count ``n`` blocked frames, reads or connections (``"blocked_frames"``, ...)."""
@@ -296,15 +367,32 @@ class Faults:
 
 _ARGS: dict[str, tuple[str, ...]] = {
     "state": (),
-    "set": ("drop", "delay", "partition"),
+    "set": ("drop", "delay", "partition", "disk_latency", "disk_failures", "clock_rate"),
     "heal": ("peers",),
     "clear": (),
 }
 
 
-def _probability(value: object) -> float:
+def _probability(value: object, what: str = "drop") -> float:
     if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= 1:
-        raise UsageError(f"drop must be a probability in [0, 1], not {value!r}")
+        raise UsageError(f"{what} must be a probability in [0, 1], not {value!r}")
+    return float(value)
+
+
+MIN_RATE, MAX_RATE = 0.1, 10.0
+"""The clock rates that may be injected."""
+
+
+def _rate(value: object) -> float:
+    number = value if isinstance(value, int | float) and not isinstance(value, bool) else math.nan
+    if not MIN_RATE <= number <= MAX_RATE:
+        raise UsageError(f"clock_rate must be within [{MIN_RATE:g}, {MAX_RATE:g}], not {value!r}")
+    return float(number)
+
+
+def _seconds(value: object, what: str) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value <= MAX_DELAY:
+        raise UsageError(f"{what} must be within [0, {MAX_DELAY:g}] seconds, not {value!r}")
     return float(value)
 
 

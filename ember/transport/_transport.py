@@ -36,7 +36,7 @@ from .._ratelog import RateLimitedLog
 from ._admission import Admission, Admit, Refuse
 from ._backoff import Backoff
 from ._config import TransportConfig
-from ._connection import Connection, HandshakeTimeout, PeerRefused, Status
+from ._connection import Connection, ConnectionState, HandshakeTimeout, PeerRefused, Status
 from ._cookie import normalize_cookie
 from ._errors import ProtocolError
 from ._faults import Faults, FaultyConnection
@@ -259,7 +259,19 @@ class Transport(PeerTable[_Peer]):
             conn.close("closed")
         if self._connections:
             self._all_closed = loop.create_future()
-            await self._all_closed
+            # Each close() aborts after a handshake timeout; past that, a connection that never
+            # reported closed is a bug: say so, and do not hang the node's stop on it.
+            try:
+                async with asyncio.timeout(self.config.handshake_timeout + 1.0):
+                    await self._all_closed
+            except TimeoutError:
+                log.error(
+                    "%s: closing: %d connections never reported closed: %s",
+                    self._node_name,
+                    len(self._connections),
+                    sorted(map(repr, self._connections)),
+                )
+                self._connections.clear()
         error = UsageError(f"transport {self._node_name!r} is closed")
         for peer in self._peers.values():
             self._stats.dropped_on_close += peer.outbox.close(error)
@@ -630,7 +642,11 @@ class Transport(PeerTable[_Peer]):
                         self.config.handshake_timeout if self._ssl_client else None
                     ),
                 )
-            self._connections.add(conn)
+            # uvloop may have delivered connection_lost already (a peer that resets the
+            # connection at once): a closed connection tracked here would be waited for
+            # by close() forever.
+            if conn.state is not ConnectionState.CLOSED:
+                self._connections.add(conn)
             await conn.ready
         except BaseException:
             conn.abort("dial_failed")

@@ -16,8 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_processes_driver_runs_the_bundled_scenarios_it_has_the_faults_for():
     names = runnable("processes")
     assert {"leader-kill", "pause-the-leader", "partition-heal-names"} <= set(names)
-    assert "slow-disk" not in names and "clock-skew" not in names  # sim-only faults
-    assert set(names) < set(runnable("sim"))
+    assert {"slow-disk", "clock-skew", "failing-disk"} <= set(names)  # the node fault hook
+    assert set(names) == set(runnable("sim"))  # every bundled scenario
 
 
 def _check(name, validity, **figures):

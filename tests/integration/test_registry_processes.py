@@ -125,3 +125,32 @@ async def test_names_across_five_processes_and_a_kill_9_of_the_owner(tmp_path: P
         finally:
             await client.stop()
             await procs.stop()
+
+
+async def test_a_test_client_that_joins_first_never_founds_the_system_group(tmp_path: Path) -> None:
+    # The client joins before the group forms, and its name sorts first: were it a candidate,
+    # it would found ember.names as a voter and leave the group a voter short when it stops.
+    procs = LocalCluster(
+        3,
+        workdir=tmp_path,
+        discovery="seeds",
+        cluster=f"g{secrets.token_hex(4)}",
+        extra_args=("--registry-profile", "local"),
+        ready_timeout=BOUND,
+    )
+    async with asyncio.timeout(BOUND * 3):
+        await procs.start()
+        client = await procs.client("a-client", BOUND)
+        try:
+            await until(
+                lambda: len(client.names.statistics()["consistent"]["group_nodes"]) == 3,
+                "the system group formed",
+            )
+            stats = client.names.statistics()["consistent"]
+            assert sorted(stats["group_nodes"]) == ["n1", "n2", "n3"], stats
+            assert stats["member"] is None, stats  # hosts no member of the group
+            pid = await client.spawn(ember.Actor)
+            assert await register_retrying(client, "first", pid, "consistent") > 0
+        finally:
+            await client.stop()
+            await procs.stop()

@@ -297,3 +297,31 @@ def test_two_hundred_members_converge_and_detect_a_crash(seed: int) -> None:
         times = seen_by_all(sim, MemberFailed, "m77", crashed)
         detected = max(times) - crashed
         print(f"200 members: converged in {took:.1f} s, crash seen by all in {detected:.1f} s")
+
+
+@pytest.mark.parametrize("seed", seeds(51, 52))
+def test_a_transport_connection_to_a_failed_member_re_forms_the_view_at_once(seed: int) -> None:
+    # After a heal the nodes' TCP connections come up long before a reconnect attempt (every
+    # reconnect_interval, and from the majority's side rarely) would find the member the
+    # views hold failed; a connection opening to such a member starts a push-pull at once.
+    with seeded(seed):
+        config = SwimConfig.lan()
+        sim = started(12, seed, config)
+        names = list(sim.members)
+        alone, other = names[5], names[0]
+        sim.partition([alone])
+        split = sim.run_until_true(
+            lambda: (
+                sim.view(other)[alone].status is FAILED and sim.view(alone)[other].status is FAILED
+            ),
+            timeout=300,
+            step=1.0,
+        )
+        assert split is not None
+        sim.heal()
+        before = sim.members[other].swim.statistics().connect_syncs
+        sim.connect(alone, other)  # a frame between them opened a connection
+        took = sim.run_until_true(sim.converged, timeout=120, step=0.1)
+        print(f"seed {seed}: one view {took} s after the connection opened")
+        assert took is not None and took <= 2 * config.probe_interval
+        assert sim.members[other].swim.statistics().connect_syncs == before + 1

@@ -614,3 +614,24 @@ def test_any_input_sequence_keeps_the_invariants(
         for name in list(seen):
             if a.member(name) is None:
                 del seen[name]
+
+
+def test_a_connection_to_a_member_held_failed_or_suspect_syncs_with_it_at_once() -> None:
+    a = core("a")
+    introduce(a, "b", "c", "d")
+    a.connected("b", now=1.0)  # alive: nothing to repair
+    a.connected("nobody", now=1.0)
+    assert not sent(a.ready(), PushPull) and a.statistics().connect_syncs == 0
+    a.receive(1.0, addr("d"), Dead("b", 0, "d"))
+    a.receive(1.0, addr("d"), Suspect("c", 0, "d"))
+    a.ready()
+    for name in ("b", "c"):
+        a.connected(name, now=2.0)
+        ((out, push),) = sent(a.ready(), PushPull)
+        assert out.transport == "tcp" and out.node == name and out.address == addr(name)
+        assert isinstance(push, PushPull) and not push.join and not push.reply
+    assert a.statistics().connect_syncs == 2
+    a.leave(now=3.0)
+    a.ready()
+    a.connected("b", now=3.0)  # a member that left syncs with nobody
+    assert not sent(a.ready(), PushPull)

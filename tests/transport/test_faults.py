@@ -15,7 +15,7 @@ from transport_kit import CLUSTER, COOKIE, WAIT, Recorder
 
 import ember
 from ember import UsageError
-from ember.cli._faultcmd import parse_delay, request_of
+from ember.cli._faultcmd import format_state, parse_delay, request_of
 from ember.cli._main import build_parser
 from ember.transport import FaultInjectionDisabled, FaultState
 from ember.transport._config import TransportConfig
@@ -63,6 +63,12 @@ def test_set_heal_clear_and_state() -> None:
         {"partition": "b"},
         {"partition": ["a"]},
         {"partition": [""]},
+        {"disk_latency": -1},
+        {"disk_latency": 61.0},
+        {"disk_failures": 1.5},
+        {"clock_rate": 0.0},
+        {"clock_rate": 11},
+        {"clock_rate": "2x"},
     ],
 )
 def test_bad_values_are_usage_errors_and_change_nothing(change: dict[str, Any]) -> None:
@@ -105,9 +111,34 @@ def test_draws_replay_from_the_seed() -> None:
     assert 450 < lost < 750 and f.state().dropped == lost
 
 
+def test_the_node_faults_disk_and_clock() -> None:
+    f = controller()
+    s = f.apply({"op": "set", "disk_latency": 0.2, "disk_failures": 0.5, "clock_rate": 2.0})
+    assert (s.disk_latency, s.disk_failures, s.clock_rate) == (0.2, 0.5, 2.0)
+    assert not f.active  # the transport's own checks are not involved
+    draws = [f.disk() for _ in range(400)]
+    assert {latency for latency, _ in draws} == {0.2}
+    failed = sum(fails for _, fails in draws)
+    assert 140 < failed < 260
+    state = f.state()
+    assert state.disk_delayed == 400 and state.disk_failed == failed
+    assert f.set(drop=0.1).clock_rate == 2.0  # the others keep their values
+    s = f.clear()
+    assert (s.disk_latency, s.disk_failures, s.clock_rate) == (0.0, 0.0, 1.0)
+    assert f.disk() == (0.0, False)
+
+
+def test_the_cli_shows_the_node_faults() -> None:
+    f = controller()
+    text = format_state(f.set(disk_latency=0.2, disk_failures=0.5, clock_rate=2.0))
+    assert "+200 ms a save, 0.5 of saves fail" in text and "2x" in text
+    cleared = format_state(f.clear())
+    assert "disk delayed 0, disk failed 0" in cleared and "2x" not in cleared
+
+
 def test_state_round_trips_through_a_dict() -> None:
     f = controller()
-    state = f.set(partition=["b"], delay=(0.0, 0.5), drop=0.1)
+    state = f.set(partition=["b"], delay=(0.0, 0.5), drop=0.1, disk_latency=0.3, clock_rate=0.5)
     assert FaultState.from_dict(state.as_dict()) == state
 
 
@@ -126,6 +157,9 @@ def test_the_cli_reads_delays_and_actions() -> None:
         ("heal",): {"op": "heal", "peers": []},
         ("delay", "10-50ms"): {"op": "set", "delay": [0.01, 0.05]},
         ("drop", "0.1"): {"op": "set", "drop": 0.1},
+        ("disk", "200ms"): {"op": "set", "disk_latency": 0.2, "disk_failures": 0.0},
+        ("disk", "0", "--fail", "0.5"): {"op": "set", "disk_latency": 0.0, "disk_failures": 0.5},
+        ("clock", "2"): {"op": "set", "clock_rate": 2.0},
         ("clear",): {"op": "clear"},
         ("status",): {"op": "state"},
     }

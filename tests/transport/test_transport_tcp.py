@@ -635,3 +635,76 @@ async def test_a_certificate_for_another_node_is_refused(tmp_path: Path) -> None
             async with asyncio.timeout(2):
                 await c.connect("b", *b.address)
         assert rb.ups == [] and rc.ups == []
+
+
+async def test_a_dial_lost_before_its_connect_returns_leaves_nothing_to_wait_for() -> None:
+    # uvloop can deliver connection_lost before create_connection returns (a peer killed as
+    # we dial it resets the connection at once). Such a connection must not stay tracked, or
+    # close() waits for it forever (the chaos runner's client node hung so, mdns-restart 110).
+    async with node("b") as (b, _):
+        a = Transport("a", CLUSTER, COOKIE, 1, FAST, **Recorder().callbacks())
+        await a.start(None)
+        loop = asyncio.get_running_loop()
+        real = loop.create_connection
+        lost = []
+
+        async def lost_before_return(*args: Any, **kwargs: Any) -> Any:
+            transport, protocol = await real(*args, **kwargs)
+            gone = asyncio.Event()
+            deliver = protocol.connection_lost
+
+            def connection_lost(exc: Exception | None) -> None:
+                deliver(exc)
+                gone.set()
+
+            protocol.connection_lost = connection_lost
+            transport.abort()
+            await gone.wait()  # connection_lost delivered before create_connection returns
+            lost.append(protocol)
+            return transport, protocol
+
+        loop.create_connection = lost_before_return  # type: ignore[method-assign]
+        try:
+            assert b.address is not None
+            async with asyncio.timeout(WAIT):
+                with pytest.raises(ConnectionResetError):
+                    await a.connect("b", *b.address, retry=False)
+        finally:
+            del loop.create_connection  # type: ignore[method-assign]
+        assert lost, "the interleaving under test did not happen"
+        async with asyncio.timeout(WAIT):
+            await a.close()
+
+
+async def test_close_is_bounded_even_by_a_connection_that_never_reports_closed() -> None:
+    async with node("b") as (b, _):
+        a = Transport("a", CLUSTER, COOKIE, 1, FAST, **Recorder().callbacks())
+        await a.start(None)
+        await connect(a, b)
+        # A connection whose socket never came (so it never reports closed), planted as a bug
+        # would leave it: close() still ends, and says why.
+        a._connections.add(a._connection(a._handshake("initiator", "c")))
+        async with LogWaiter("ember.transport") as logs:
+            async with asyncio.timeout(WAIT + FAST.handshake_timeout):
+                await a.close()
+            await logs.wait("never reported closed")
+
+
+async def test_frames_for_a_departed_peer_are_dropped_and_counted_not_kept() -> None:
+    # A peer that closed for good (the chaos runner's client node, left): what is sent to
+    # it afterwards queues only until unreachable_timeout, then is dropped and counted; the
+    # queue never holds more than that window.
+    config = FAST.replace(unreachable_timeout=0.5, connect_backoff_max=0.1)
+    async with node("a", config=config) as (a, ra):
+        async with node("b") as (b, _):
+            await connect(a, b)
+        await ra.wait(lambda: [peer for peer, _ in ra.downs] == ["b"])
+        sent = 0
+        async with asyncio.timeout(WAIT):
+            while a.statistics().dropped_unreachable == 0:
+                a.send("b", Channel.USER, b"late")
+                sent += 1
+                await asyncio.sleep(0.01)  # a steady trickle, as Raft heartbeats are
+        stats = a.statistics()
+        assert 0 < stats.dropped_unreachable <= sent
+        assert a._peers["b"].outbox.pending < sent  # what was dropped is not still held
