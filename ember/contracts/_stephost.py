@@ -103,8 +103,7 @@ class StepHost(Actor):
     def _pair(self, coordinator: Pid, msg: list[Any]) -> list[Any]:
         """Take an attempt and the one held after it: the second starts here as soon as the
         first succeeds, with its result as the argument named for it; otherwise it does not
-        start. The reply carries both reports (None for one a worker
-        sends later)."""
+        start. The reply carries both reports (None for one a worker sends later)."""
         first = msg[:11]
         done = self._run(coordinator, first)
         key, name, case, attempt, arguments = msg[11]
