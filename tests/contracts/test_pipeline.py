@@ -15,6 +15,7 @@ from ember.contracts import (
     Input,
     Retry,
     RunCancelled,
+    RunHandle,
     StepOutcomeUnknown,
     compute,
 )
@@ -33,6 +34,18 @@ async def warm(sim: SimCluster, *far: str) -> None:
     is the frame of steps on the wire (not the host's lookup, which sends nothing)."""
     for node in far:
         await sim.node("a").contracts.host_of(node)
+
+
+async def held(sim: SimCluster, contract: type[Contract], *far: str, **start: Any) -> RunHandle:
+    """Start ``contract`` on node a with ``far`` paused (their hosts found first), and wait
+    until its first two steps are sent together (held on the wire)."""
+    a = sim.node("a")
+    await warm(sim, *far)
+    for node in far:
+        sim.pause(node)
+    handle = await contract.start({"x": 0}, node=a, **start)
+    await sim.wait_for(lambda: a.contracts.statistics().steps_pipelined == 1, what="s0 and s1 sent")
+    return handle
 
 
 def cluster(**per_node: dict[str, Any]) -> SimCluster:
@@ -163,13 +176,7 @@ async def test_a_step_after_a_failed_one_never_runs_and_is_launched_after_its_re
 async def test_cancel_while_a_step_is_held_cancels_both() -> None:
     CALLS.clear()
     async with cluster() as sim:
-        a = sim.node("a")
-        await warm(sim, "c")
-        sim.pause("c")  # the frame with s0 and s1 waits on the wire
-        handle = await Three.start({"x": 0}, node=a, run_id="held")
-        await sim.wait_for(
-            lambda: a.contracts.statistics().steps_pipelined == 1, what="s0 and s1 sent"
-        )
+        handle = await held(sim, Three, "c", run_id="held")
         assert await handle.cancel("stop")
         with pytest.raises(RunCancelled):
             await handle.result(timeout=10)
@@ -185,13 +192,7 @@ async def test_cancel_while_a_step_is_held_cancels_both() -> None:
 async def test_a_held_step_times_out_from_its_start_not_its_dispatch() -> None:
     CALLS.clear()
     async with cluster() as sim:
-        a = sim.node("a")
-        await warm(sim, "c")
-        sim.pause("c")
-        handle = await TimedOut.start({"x": 0}, node=a)
-        await sim.wait_for(
-            lambda: a.contracts.statistics().steps_pipelined == 1, what="s0 and s1 sent"
-        )
+        handle = await held(sim, TimedOut, "c")
         await asyncio.sleep(1.0)  # longer than s1's timeout since its launch
         sim.resume("c")
         assert await handle.result(timeout=30) == {"s1": 2}
@@ -205,13 +206,7 @@ async def test_a_node_lost_while_a_step_is_held_there() -> None:
     CALLS.clear()
     # s0 idempotent (run again elsewhere), s1 not: held on the lost node, it may have run
     async with cluster() as sim:
-        a = sim.node("a")
-        await warm(sim, "c")
-        sim.pause("c")
-        handle = await HalfIdempotent.start({"x": 0}, node=a)
-        await sim.wait_for(
-            lambda: a.contracts.statistics().steps_pipelined == 1, what="s0 and s1 sent"
-        )
+        handle = await held(sim, HalfIdempotent, "c")
         await sim.kill("c")
         with pytest.raises(StepOutcomeUnknown) as err:
             await handle.result(timeout=60)
@@ -220,14 +215,7 @@ async def test_a_node_lost_while_a_step_is_held_there() -> None:
     # both idempotent: both run again on another node, once each
     CALLS.clear()
     async with cluster(b=caps("far")) as sim:
-        a = sim.node("a")
-        await warm(sim, "b", "c")
-        sim.pause("b")
-        sim.pause("c")
-        handle = await Idempotent.start({"x": 0}, node=a)
-        await sim.wait_for(
-            lambda: a.contracts.statistics().steps_pipelined == 1, what="s0 and s1 sent"
-        )
+        handle = await held(sim, Idempotent, "b", "c")
         first = (await handle.status()).steps["s0"].node
         assert first in ("b", "c")
         sim.resume("c" if first == "b" else "b")
