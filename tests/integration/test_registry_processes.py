@@ -50,6 +50,18 @@ async def register_retrying(client: ember.Node, name: str, pid: ember.Pid, tier:
             await asyncio.sleep(0.1)
 
 
+def cluster(n: int, workdir: Path) -> LocalCluster:
+    """``n`` node processes joined by seeds, with the registry's local profile."""
+    return LocalCluster(
+        n,
+        workdir=workdir,
+        discovery="seeds",
+        cluster=f"g{secrets.token_hex(4)}",
+        extra_args=("--registry-profile", "local"),
+        ready_timeout=BOUND,
+    )
+
+
 def cli(procs: LocalCluster, *argv: str) -> Any:
     node = procs.nodes["n2"]
     out = subprocess.run(
@@ -66,14 +78,7 @@ def cli(procs: LocalCluster, *argv: str) -> Any:
 
 
 async def test_names_across_five_processes_and_a_kill_9_of_the_owner(tmp_path: Path) -> None:
-    procs = LocalCluster(
-        5,
-        workdir=tmp_path,
-        discovery="seeds",
-        cluster=f"g{secrets.token_hex(4)}",
-        extra_args=("--registry-profile", "local"),
-        ready_timeout=BOUND,
-    )
+    procs = cluster(5, tmp_path)
     async with asyncio.timeout(BOUND * 5):
         await procs.start()
         client = await procs.client("client", BOUND, registry=RegistryConfig.local(member=False))
@@ -130,14 +135,7 @@ async def test_names_across_five_processes_and_a_kill_9_of_the_owner(tmp_path: P
 async def test_a_test_client_that_joins_first_never_founds_the_system_group(tmp_path: Path) -> None:
     # The client joins before the group forms, and its name sorts first: were it a candidate,
     # it would found ember.names as a voter and leave the group a voter short when it stops.
-    procs = LocalCluster(
-        3,
-        workdir=tmp_path,
-        discovery="seeds",
-        cluster=f"g{secrets.token_hex(4)}",
-        extra_args=("--registry-profile", "local"),
-        ready_timeout=BOUND,
-    )
+    procs = cluster(3, tmp_path)
     async with asyncio.timeout(BOUND * 3):
         await procs.start()
         client = await procs.client("a-client", BOUND)
