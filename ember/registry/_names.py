@@ -625,9 +625,9 @@ class Names:
         try:
             frame = self.codec.decode(payload)
             kind = frame[0]
-            if kind.__class__ is not int:
-                raise TypeError(f"a frame kind is an int, not {kind!r}")
         except (EmberError, ValueError, TypeError, IndexError, KeyError):
+            kind = None
+        if kind.__class__ is not int:  # undecodable, empty, or a kind that is not an int
             self.malformed += 1
             log.warning("registry: malformed frame from %s", peer)
             return

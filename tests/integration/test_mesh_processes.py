@@ -18,6 +18,8 @@ import pytest
 from ember.mesh import SwimConfig
 from ember.testing._localcluster import LocalCluster
 
+from .clikit import ember_cli
+
 pytestmark = pytest.mark.ember_realtime
 
 BOUND = 60.0
@@ -193,21 +195,10 @@ async def test_members_of_an_unreachable_node_fail_within_the_timeout(tmp_path: 
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ember",
-        "members",
-        "--node",
-        f"ghost@127.0.0.1:{port}",
-        "--cookie-file",
-        str(cookie),
-        "--timeout",
-        "1",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    code, _, err = await ember_cli(
+        *("members", "--node", f"ghost@127.0.0.1:{port}"),
+        *("--cookie-file", str(cookie), "--timeout", "1"),
+        timeout=BOUND,
     )
-    async with asyncio.timeout(BOUND):
-        _, err = await proc.communicate()
-    assert proc.returncode == 1
-    assert b"cannot get the members of ghost" in err and b"connection refused" in err
+    assert code == 1
+    assert "cannot get the members of ghost" in err and "connection refused" in err
